@@ -1,0 +1,20 @@
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+from django.db import transaction
+
+
+@transaction.atomic
+def user_promote_if_first(*, user: AbstractUser) -> AbstractUser:
+    """Make `user` staff and superuser when it is the only account of the site.
+
+    A fresh site thus needs no `createsuperuser` step; every later sign-up
+    stays an ordinary user. Returns the user, promoted or not.
+    """
+    User = get_user_model()
+    # Lock the user table's rows so two simultaneous first sign-ups cannot both win.
+    others = User.objects.select_for_update().exclude(pk=user.pk)
+    if not others.exists():
+        user.is_staff = True
+        user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+    return user

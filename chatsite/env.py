@@ -1,0 +1,83 @@
+"""Typed readers for settings that come from the environment.
+
+Each helper names the variable in the `ImproperlyConfigured` it raises, so a
+bad deployment value is reported at start-up rather than at first use.
+"""
+
+import os
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str = "") -> str:
+    """Return the variable `name` as a stripped string, or `default` when unset."""
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """Return the variable `name` as a bool (1/true/yes/on, 0/false/no/off).
+
+    Raises:
+        ImproperlyConfigured: the value is none of those words.
+    """
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), not {raw!r}.")
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    """Return the variable `name` as an int, at least `minimum` when given.
+
+    Raises:
+        ImproperlyConfigured: the value is not an integer or is below `minimum`.
+    """
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, not {raw!r}.") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """Return the comma-separated variable `name` as a list of non-empty items."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return list(default)
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_database(name: str, default: dict) -> dict:
+    """Return a Django DATABASES entry from the URL in `name` (dj-database-url).
+
+    Raises:
+        ImproperlyConfigured: the URL cannot be parsed or names an unsupported engine.
+    """
+    import dj_database_url
+
+    raw = env_str(name)
+    if not raw:
+        return default
+    try:
+        config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
+    if config.get("ENGINE") not in {
+        "django.db.backends.postgresql",
+        "django.db.backends.sqlite3",
+    }:
+        raise ImproperlyConfigured(f"{name} must be a postgres:// or sqlite:// URL.")
+    return config

@@ -1,0 +1,164 @@
+"""The websocket of one conversation page: frames in, HTML fragments out (protocol in events.py)."""
+
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
+from django.utils.html import escape
+from django.utils.translation import gettext as _
+
+from conversations import events, selectors, services, streaming
+from conversations.models import Conversation
+
+logger = logging.getLogger(__name__)
+
+CLOSE_ANONYMOUS = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_BAD_FRAME = 4400
+
+
+class ConversationConsumer(AsyncJsonWebsocketConsumer):
+    """Relay a conversation's events to one tab and take its send and stop frames.
+
+    Close codes (STYLE.md): 4401 anonymous, 4403 unknown or another user's
+    conversation (the two are indistinguishable on purpose), 4400 bad frame.
+    """
+
+    async def connect(self) -> None:
+        # Accept first: a close before accept is an HTTP 403 and loses the code.
+        await self.accept()
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_ANONYMOUS)
+            return
+        try:
+            self.conversation, streaming_ids = await _load(user, self.scope["url_route"]["kwargs"]["public_id"])
+        except Conversation.DoesNotExist:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.group = events.conversation_group(self.conversation.public_id)
+        # message id -> last delta seq shown; None while waiting for a snapshot.
+        self.shown_seq: dict[str, int | None] = {str(message_id): None for message_id in streaming_ids}
+        self.early_deltas: dict[str, list[events.ReplyDelta]] = {}
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        if streaming_ids:
+            sync: events.ReplySync = {"type": "reply.sync", "reply_channel": self.channel_name}
+            await self.channel_layer.group_send(events.control_group(self.conversation.public_id), sync)
+
+    async def disconnect(self, code: int) -> None:
+        # The reply keeps going: it belongs to the conversation, not to this socket.
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
+        if not hasattr(self, "group"):
+            return
+        if text_data is not None and len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES:
+            await self._refuse(_("The frame is too large."))
+            return
+        try:
+            await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
+        except ValueError:  # Not JSON, or a binary frame.
+            await self._refuse(_("The frame is not valid JSON text."))
+
+    async def receive_json(self, content: object, **kwargs) -> None:
+        if not isinstance(content, dict) or content.get("action") not in {"send", "stop"}:
+            await self._refuse(_("The frame needs an action: send or stop."))
+            return
+        if content["action"] == "stop":
+            stop: events.ReplyStop = {"type": "reply.stop"}
+            await self.channel_layer.group_send(events.control_group(self.conversation.public_id), stop)
+            return
+        key = content.get("idempotency_key", "")
+        await self._send_message(content.get("message"), key if isinstance(key, str) else "")
+
+    async def _refuse(self, reason: str) -> None:
+        await self.send_alert(reason)
+        await self.close(code=CLOSE_BAD_FRAME, reason=reason[:120])
+
+    async def _send_message(self, text: object, idempotency_key: str) -> None:
+        try:
+            job, html = await _save_message(self.conversation, text, idempotency_key)
+        except ValidationError as exc:
+            await self.send_alert(" ".join(exc.messages))
+            return
+        except services.DuplicateSend:
+            return  # A double Enter or a resend: the first one is already under way.
+        await self.send_alert("")
+        added: events.MessagesAdded = {"type": "messages.added", "html": html}
+        await self.channel_layer.group_send(self.group, added)
+        streaming.start_reply(job)
+
+    async def send_alert(self, text: str) -> None:
+        """Show `text` (escaped) under the composer of this tab only; "" clears it."""
+        await self.send(
+            text_data=f'<div id="composer-alert" class="composer-alert" role="alert" hx-swap-oob="true">'
+            f"{escape(text)}</div>"
+        )
+
+    # Channel layer event handlers (see events.py)
+
+    async def messages_added(self, event: events.MessagesAdded) -> None:
+        await self.send(text_data=event["html"])
+
+    async def reply_delta(self, event: events.ReplyDelta) -> None:
+        message_id = event["message_id"]
+        if message_id not in self.shown_seq:
+            self.shown_seq[message_id] = 0  # A reply that started after this tab connected.
+        shown = self.shown_seq[message_id]
+        if shown is None:  # Waiting for the snapshot: keep it for later.
+            self.early_deltas.setdefault(message_id, []).append(event)
+            return
+        if event["seq"] <= shown:
+            return
+        self.shown_seq[message_id] = event["seq"]
+        await self.send(text_data=_append_fragment(message_id, event["text"]))
+
+    async def reply_snapshot(self, event: events.ReplySnapshot) -> None:
+        message_id = event["message_id"]
+        if self.shown_seq.get(message_id, 0) is not None:
+            return  # Not asked for, or already synced.
+        self.shown_seq[message_id] = event["seq"]
+        await self.send(
+            text_data=f'<div id="message-{message_id}-body" hx-swap-oob="innerHTML">{escape(event["text"])}</div>'
+        )
+        for delta in self.early_deltas.pop(message_id, []):
+            await self.reply_delta(delta)
+
+    async def reply_final(self, event: events.ReplyFinal) -> None:
+        self.shown_seq.pop(event["message_id"], None)
+        self.early_deltas.pop(event["message_id"], None)
+        await self.send(text_data=event["html"])
+
+
+def _append_fragment(message_id: str, text: str) -> str:
+    """Return the fragment appending escaped `text` to a streaming bubble: O(len(text))."""
+    return f'<div id="message-{message_id}-body" hx-swap-oob="beforeend">{escape(text)}</div>'
+
+
+@database_sync_to_async
+def _load(user, public_id) -> tuple[Conversation, list]:
+    conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
+    return conversation, selectors.message_streaming_ids(conversation=conversation)
+
+
+@database_sync_to_async
+def _save_message(conversation: Conversation, text: object, idempotency_key: str) -> tuple[streaming.ReplyJob, str]:
+    """Validate and save a send; return the reply job and the HTML of the two new bubbles.
+
+    Raises:
+        ValidationError: the text or the conversation's persona cannot be used; nothing saved.
+        services.DuplicateSend: the idempotency key was seen before; nothing saved.
+    """
+    clean = services.message_text_clean(text=text)
+    streaming.upstream_check(conversation=conversation)
+    sent = services.message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
+    job = streaming.reply_job_build(conversation=conversation, message=sent.assistant_message)
+    html = render_to_string(
+        "conversations/partials/messages_added.html",
+        {"messages": [sent.user_message, sent.assistant_message], "conversation": conversation},
+    )
+    return job, html

@@ -1,0 +1,356 @@
+"""The one module that talks to OpenAI-compatible APIs (the only importer of `openai`).
+
+It streams chat completions with the official SDK (`AsyncOpenAI`) and turns
+every failure into an `LLMError` whose `kind` the rest of the site can rely
+on and whose `message` a person can act on. Provider quirks handled here come
+from real captures (shared/fixtures/upstream/SOURCES.md): a chunk without
+`delta` (Azure), `content` as an array of parts (Mistral Magistral), usage only
+under `x_groq` (Groq) or repeated on several chunks (Groq, OpenRouter),
+trailing `choices: []` chunks after the usage chunk (OpenAI moderation),
+`refusal` deltas instead of content (OpenAI), and several choices (`n` > 1).
+
+Protocol source: OpenAI API reference, "Chat Completions: create" and
+"The chat completion chunk object"; "Error codes" for the status mapping.
+"""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import httpx2
+import openai
+from django.utils.translation import gettext as _
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorKind(StrEnum):
+    """What went wrong upstream, in terms a caller can branch on."""
+
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    QUOTA = "quota"
+    CONTEXT_TOO_LONG = "context_too_long"
+    BAD_REQUEST = "bad_request"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    CONNECTION_DROPPED = "connection_dropped"
+    STREAM_ERROR = "stream_error"
+    INCOMPLETE = "incomplete"
+    BAD_RESPONSE = "bad_response"
+
+
+class LLMError(Exception):
+    """An upstream failure.
+
+    Attributes:
+        kind: the `ErrorKind`.
+        message: a translated sentence for the person chatting, never holding the API key.
+        status: the HTTP status when the upstream answered with one, else None.
+        retry_after_s: the upstream's Retry-After in seconds, when given.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """Where and how to call one provider; timeouts in seconds."""
+
+    base_url: str
+    api_key: str
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    total_timeout_s: float = 600.0
+
+    def __repr__(self) -> str:  # Keep the key out of logs and tracebacks.
+        return f"UpstreamConfig(base_url={self.base_url!r}, api_key='***')"
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """One chat completion request: `messages` as the API takes them ({"role", "content"})."""
+
+    model: str
+    messages: list[dict[str, str]]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of reply text, in arrival order."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The end of a stream: why it stopped and the usage the upstream reported."""
+
+    finish_reason: str
+    model: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+def _client(config: UpstreamConfig) -> openai.AsyncOpenAI:
+    timeout = openai.Timeout(
+        config.total_timeout_s, connect=config.connect_timeout_s, read=config.read_timeout_s
+    )
+    # Retries are the caller's policy, not the SDK's: a retry after text has
+    # been shown would duplicate it.
+    return openai.AsyncOpenAI(
+        api_key=config.api_key or "none", base_url=config.base_url, timeout=timeout, max_retries=0
+    )
+
+
+async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIterator[Delta | Finish]:
+    """Stream one chat completion: yield `Delta`s, then exactly one `Finish`.
+
+    Sends `stream=True` with `stream_options.include_usage` so the usage chunk
+    arrives at the end. Only choice index 0 is read.
+
+    Raises:
+        LLMError: for every upstream failure, before or during the stream; a
+            stream that ends without a finish reason raises kind INCOMPLETE.
+    """
+    params: dict[str, Any] = {}
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.top_p is not None:
+        params["top_p"] = request.top_p
+    if request.max_tokens is not None:
+        params["max_tokens"] = request.max_tokens
+    finish_reason = ""
+    model = request.model
+    usage: Mapping[str, Any] | None = None
+    started = False
+    loop = asyncio.get_running_loop()
+    # The read timeout bounds each wait for a chunk; the total bound is checked per chunk.
+    deadline = loop.time() + config.total_timeout_s
+    try:
+        async with _client(config) as client:
+            stream = await client.chat.completions.create(
+                model=request.model,
+                messages=request.messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **params,
+            )
+            async for chunk in stream:
+                if loop.time() > deadline:
+                    await stream.close()
+                    raise TimeoutError
+                usage = _chunk_usage(chunk) or usage
+                model = chunk.model or model
+                for choice in chunk.choices or ():
+                    if choice.index != 0:
+                        continue
+                    text = _delta_text(choice.delta)
+                    if text:
+                        started = True
+                        yield Delta(text)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+    except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
+        raise _map_error(exc, config=config, model=request.model, started=started) from exc
+    if not finish_reason:
+        raise LLMError(
+            ErrorKind.INCOMPLETE,
+            _("The reply is incomplete: the provider ended the stream before the model finished."),
+        )
+    yield Finish(
+        finish_reason=finish_reason,
+        model=model,
+        prompt_tokens=_int_or_none(usage, "prompt_tokens"),
+        completion_tokens=_int_or_none(usage, "completion_tokens"),
+    )
+
+
+async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
+    """Return the text of one non-streaming completion (e.g. a one-token connection test).
+
+    Raises:
+        LLMError: as `stream_chat`.
+    """
+    try:
+        async with _client(config) as client:
+            completion = await client.chat.completions.create(
+                model=request.model,
+                messages=request.messages,
+                max_tokens=request.max_tokens,
+            )
+    except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
+        raise _map_error(exc, config=config, model=request.model, started=False) from exc
+    if not completion.choices:
+        raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider's answer had no choices."))
+    return _delta_text(completion.choices[0].message)
+
+
+async def list_models(config: UpstreamConfig) -> list[str]:
+    """Return the model ids of GET {base_url}/models, in the provider's order.
+
+    Raises:
+        LLMError: as `stream_chat`.
+    """
+    try:
+        async with _client(config) as client:
+            return [model.id async for model in client.models.list()]
+    except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
+        raise _map_error(exc, config=config, model="", started=False) from exc
+
+
+def _delta_text(delta: Any) -> str:
+    """Return the visible text of a delta or message: content (a string or text parts) and refusal."""
+    if delta is None:
+        return ""
+    content = getattr(delta, "content", None)
+    if isinstance(content, list):
+        # Mistral's Magistral sends [{"type": "thinking", ...}, {"type": "text", "text": ...}].
+        content = "".join(
+            part.get("text", "") for part in content if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    refusal = getattr(delta, "refusal", None)
+    return (content if isinstance(content, str) else "") + (refusal if isinstance(refusal, str) else "")
+
+
+def _chunk_usage(chunk: Any) -> Mapping[str, Any] | None:
+    """Return the usage a chunk carries, as a mapping; later usages replace earlier ones (never summed)."""
+    if chunk.usage is not None:
+        return chunk.usage.model_dump()
+    x_groq = (chunk.model_extra or {}).get("x_groq")
+    if isinstance(x_groq, Mapping) and isinstance(x_groq.get("usage"), Mapping):
+        return x_groq["usage"]
+    return None
+
+
+def _int_or_none(usage: Mapping[str, Any] | None, key: str) -> int | None:
+    value = (usage or {}).get(key)
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _map_error(exc: BaseException, *, config: UpstreamConfig, model: str, started: bool) -> LLMError:
+    """Translate an SDK, transport or timeout exception into an `LLMError` with an actionable message."""
+    detail = _scrub(_upstream_message(exc), config.api_key)
+    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException, TimeoutError)):
+        return LLMError(
+            ErrorKind.TIMEOUT,
+            _("The provider took too long to answer. Try again; an admin can raise the provider's timeouts."),
+        )
+    if isinstance(exc, openai.APIStatusError):
+        return _map_status_error(exc, detail=detail, model=model)
+    if isinstance(exc, openai.APIConnectionError) or isinstance(exc, httpx2.TransportError):
+        if started:
+            return LLMError(
+                ErrorKind.CONNECTION_DROPPED,
+                _("The connection to the provider dropped in the middle of the reply. Send again to retry."),
+            )
+        return LLMError(
+            ErrorKind.UNAVAILABLE,
+            _("Could not connect to the provider. Check that it is running and that its base URL is right."),
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+    if isinstance(exc, openai.APIError):
+        # Raised by the SDK for an error event inside a 200 stream.
+        return LLMError(
+            ErrorKind.STREAM_ERROR,
+            _("The provider reported an error in the middle of the reply: %(detail)s") % {"detail": detail},
+        )
+    logger.warning("Unexpected transport error from provider %s: %s", config.base_url, type(exc).__name__)
+    return LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+
+
+def _map_status_error(exc: openai.APIStatusError, *, detail: str, model: str) -> LLMError:
+    status = exc.status_code
+    code = str(exc.code or "")
+    if status in (401, 403):
+        return LLMError(
+            ErrorKind.AUTH,
+            _("The provider refused the API key (%(status)s). An admin should check the provider's key.")
+            % {"status": status},
+            status=status,
+        )
+    if status == 404:
+        return LLMError(
+            ErrorKind.NOT_FOUND,
+            _("The provider does not know the model “%(model)s” (404). An admin should check the model id.")
+            % {"model": model},
+            status=status,
+        )
+    if status == 429:
+        if code == "insufficient_quota" or exc.type == "insufficient_quota":
+            return LLMError(
+                ErrorKind.QUOTA,
+                _("The provider account is out of quota. An admin needs to add credit or switch providers."),
+                status=status,
+            )
+        retry_after_s = _retry_after_s(exc.response)
+        message = _("The provider is rate limiting requests. Wait a moment and send again.")
+        if retry_after_s is not None:
+            message = _("The provider is rate limiting requests. Try again in %(seconds)d s.") % {
+                "seconds": round(retry_after_s)
+            }
+        return LLMError(ErrorKind.RATE_LIMITED, message, status=status, retry_after_s=retry_after_s)
+    if status == 400 and (code == "context_length_exceeded" or "context length" in detail.lower()):
+        return LLMError(
+            ErrorKind.CONTEXT_TOO_LONG,
+            _("The conversation is too long for the model's context window. Start a new chat to continue."),
+            status=status,
+        )
+    if status >= 500:
+        return LLMError(
+            ErrorKind.UNAVAILABLE,
+            _("The provider is unavailable right now (%(status)s). Try again in a moment.") % {"status": status},
+            status=status,
+        )
+    return LLMError(
+        ErrorKind.BAD_REQUEST,
+        _("The provider refused the request (%(status)s): %(detail)s") % {"status": status, "detail": detail},
+        status=status,
+    )
+
+
+def _upstream_message(exc: BaseException) -> str:
+    """Return the upstream's own error message (OpenAI error body `error.message`), or a short fallback."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        error = body.get("error", body)
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            return error["message"][:500]
+    message = getattr(exc, "message", None) or str(exc)
+    return str(message)[:500]
+
+
+def _scrub(text: str, api_key: str) -> str:
+    """Remove the API key from `text`, should an upstream echo it back."""
+    return text.replace(api_key, "***") if api_key and len(api_key) >= 4 else text
+
+
+def _retry_after_s(response: httpx2.Response) -> float | None:
+    """Return Retry-After in seconds (RFC 9110 §10.2.3, delta-seconds form; `retry-after-ms` first)."""
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) * scale
+        except (KeyError, ValueError):
+            continue
+    return None

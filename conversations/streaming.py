@@ -1,0 +1,247 @@
+"""Generate a reply: stream it from the upstream to every open tab, then store it once.
+
+The generation belongs to the conversation, not to a socket: `start_reply`
+runs it as its own asyncio task, so closing the tab that sent the message does
+not cancel it. Deltas go to the conversation's channel layer group; the first
+at once, later ones coalesced over `settings.CHAT_COALESCE_MS`. The database is
+written once, when the reply ends (`services.reply_finish`); the final event
+carries the whole rendered bubble, so a tab that missed deltas still ends right.
+
+A running generator listens on the conversation's control group for
+`reply.stop` (from any tab, on any worker) and `reply.sync` (a tab that joined
+mid-reply asks for the text so far). See `events.py` for the protocol.
+"""
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from uuid import UUID
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
+
+from conversations import events, llm, selectors, services
+from conversations.models import Conversation, Message
+from personas.crypto import DecryptionError
+
+logger = logging.getLogger(__name__)
+
+# Strong references to running generations: the event loop keeps only weak
+# ones. Process-local bookkeeping, not shared state: stop and sync go through
+# the channel layer, so any worker can reach any generation.
+_running: set[asyncio.Task] = set()
+
+
+@dataclass(frozen=True)
+class ReplyJob:
+    """Everything a generation needs, loaded before it starts (no ORM reads while streaming)."""
+
+    conversation_id: UUID
+    message: Message
+    config: llm.UpstreamConfig
+    request: llm.ChatRequest
+
+
+def upstream_check(*, conversation: Conversation) -> None:
+    """Check that `conversation` can get a reply now, before anything is saved.
+
+    Raises:
+        ValidationError: its persona was deleted or deactivated, its model was
+            disabled, or its provider's key cannot be decrypted, with a message
+            for the person chatting.
+    """
+    persona = conversation.persona
+    if persona is None or not persona.is_active:
+        raise ValidationError(_("This chat's persona is no longer available. Start a new chat."))
+    if not persona.model.enabled:
+        raise ValidationError(_("This chat's model has been disabled by an admin. Start a new chat."))
+    try:
+        persona.model.provider.api_key
+    except DecryptionError:
+        raise ValidationError(
+            _("The provider's API key cannot be read with the current secret key. An admin must enter it again.")
+        ) from None
+
+
+def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob:
+    """Assemble the upstream request for `message`, the empty reply `message_send` created.
+
+    The request is the persona's system prompt, then the greeting and the
+    latest `persona.history_limit` messages (which end with the new user
+    message), with the persona's temperature, top_p and max_tokens. Call
+    `upstream_check` first.
+    """
+    persona = conversation.persona
+    model = persona.model
+    provider = model.provider
+    history = selectors.message_history_for_upstream(
+        conversation=conversation, limit=max(persona.history_limit, 1)
+    )
+    messages = [{"role": "system", "content": persona.system_prompt}] if persona.system_prompt.strip() else []
+    messages += [{"role": m.role, "content": m.content} for m in history]
+    max_tokens = persona.max_tokens or model.max_output_tokens
+    return ReplyJob(
+        conversation_id=conversation.public_id,
+        message=message,
+        config=llm.UpstreamConfig(
+            base_url=provider.base_url,
+            api_key=provider.api_key,
+            connect_timeout_s=provider.connect_timeout_s,
+            read_timeout_s=provider.read_timeout_s,
+            total_timeout_s=provider.total_timeout_s,
+        ),
+        request=llm.ChatRequest(
+            model=model.model_id,
+            messages=messages,
+            temperature=persona.temperature,
+            top_p=persona.top_p,
+            max_tokens=max_tokens,
+        ),
+    )
+
+
+def start_reply(job: ReplyJob) -> asyncio.Task:
+    """Start generating `job` in its own task on the running loop; return the task."""
+    task = asyncio.get_running_loop().create_task(ReplyGenerator(job).run())
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return task
+
+
+class ReplyGenerator:
+    """One reply's generation: upstream stream in, coalesced deltas out, one final write."""
+
+    def __init__(self, job: ReplyJob) -> None:
+        self.job = job
+        self.layer = get_channel_layer()
+        self.group = events.conversation_group(job.conversation_id)
+        self.message_id = str(job.message.public_id)
+        self.window_s = settings.CHAT_COALESCE_MS / 1000
+        self.sent: list[str] = []  # text of deltas 1..seq, already sent
+        self.pending: list[str] = []  # text received, not yet sent
+        self.seq = 0
+        self.send_lock = asyncio.Lock()
+        self.flush_task: asyncio.Task | None = None
+        self.stopped = False
+        self.started = 0.0
+        self.ttft_ms: int | None = None
+
+    async def run(self) -> None:
+        """Generate, then store and broadcast the result; never raises (errors become the reply)."""
+        control_channel = await self.layer.new_channel()
+        control_group = events.control_group(self.job.conversation_id)
+        await self.layer.group_add(control_group, control_channel)
+        consume = asyncio.create_task(self._consume())
+        listener = asyncio.create_task(self._listen(control_channel, consume))
+        try:
+            result = await consume
+        except asyncio.CancelledError:
+            if not self.stopped:
+                raise
+            result = _Outcome(status=Message.Status.STOPPED, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms())
+        finally:
+            listener.cancel()
+            await self.layer.group_discard(control_group, control_channel)
+        await self._flush_now()
+        await self._finish(result)
+
+    def _elapsed_ms(self) -> int:
+        return round((asyncio.get_running_loop().time() - self.started) * 1000)
+
+    async def _consume(self) -> "_Outcome":
+        self.started = asyncio.get_running_loop().time()
+        try:
+            async for event in llm.stream_chat(self.job.config, self.job.request):
+                if isinstance(event, llm.Finish):
+                    return _Outcome(
+                        status=Message.Status.COMPLETE,
+                        finish=event,
+                        ttft_ms=self.ttft_ms,
+                        duration_ms=self._elapsed_ms(),
+                    )
+                if self.ttft_ms is None:
+                    self.ttft_ms = self._elapsed_ms()
+                await self._on_delta(event.text)
+        except llm.LLMError as exc:
+            return _Outcome(
+                status=Message.Status.ERROR, error=exc, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms()
+            )
+        raise AssertionError("stream_chat ended without Finish or LLMError")  # pragma: no cover
+
+    async def _on_delta(self, text: str) -> None:
+        self.pending.append(text)
+        if self.seq == 0:
+            await self._flush_now()  # The first delta goes out at once.
+        elif self.flush_task is None:
+            self.flush_task = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.window_s)
+        self.flush_task = None
+        await self._flush_now()
+
+    async def _flush_now(self) -> None:
+        if not self.pending:
+            return
+        text = "".join(self.pending)
+        self.pending.clear()
+        # seq and sent change together, before any await, so a snapshot is consistent.
+        self.seq += 1
+        self.sent.append(text)
+        event: events.ReplyDelta = {"type": "reply.delta", "message_id": self.message_id, "seq": self.seq, "text": text}
+        async with self.send_lock:  # Keep deltas in seq order on the wire.
+            await self.layer.group_send(self.group, event)
+
+    async def _listen(self, channel: str, consume: asyncio.Task) -> None:
+        while True:
+            event = await self.layer.receive(channel)
+            if event.get("type") == "reply.stop":
+                self.stopped = True
+                consume.cancel()  # Closes the upstream HTTP response.
+            elif event.get("type") == "reply.sync" and isinstance(event.get("reply_channel"), str):
+                snapshot: events.ReplySnapshot = {
+                    "type": "reply.snapshot",
+                    "message_id": self.message_id,
+                    "seq": self.seq,
+                    "text": "".join(self.sent),
+                }
+                await self.layer.send(event["reply_channel"], snapshot)
+
+    async def _finish(self, outcome: "_Outcome") -> None:
+        if self.flush_task is not None:
+            self.flush_task.cancel()
+        content = "".join(self.sent) + "".join(self.pending)
+        finish = outcome.finish
+        try:
+            message = await database_sync_to_async(services.reply_finish)(
+                message=self.job.message,
+                content=content,
+                status=outcome.status,
+                finish_reason=finish.finish_reason if finish else "",
+                error_text=outcome.error.message if outcome.error else "",
+                model_id=finish.model if finish else "",
+                prompt_tokens=finish.prompt_tokens if finish else None,
+                completion_tokens=finish.completion_tokens if finish else None,
+                ttft_ms=outcome.ttft_ms,
+                duration_ms=outcome.duration_ms,
+            )
+            html = render_to_string("conversations/partials/message.html", {"message": message, "oob": True})
+        except Exception:
+            # The generation task has no caller to raise to; log it and leave the bubble as it is.
+            logger.exception("Could not store reply %s", self.message_id)
+            return
+        final: events.ReplyFinal = {"type": "reply.final", "message_id": self.message_id, "html": html}
+        await self.layer.group_send(self.group, final)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str
+    finish: llm.Finish | None = None
+    error: llm.LLMError | None = None
+    ttft_ms: int | None = None
+    duration_ms: int | None = None

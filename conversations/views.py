@@ -1,0 +1,56 @@
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from conversations import selectors, services
+from conversations.forms import ConversationCreateForm
+from conversations.models import Conversation
+from personas.selectors import persona_list_active
+
+
+def _page(request: HttpRequest, template: str, partial: str, context: dict, status: int = 200) -> HttpResponse:
+    """Render the whole page, or only its main panel for an htmx request (one view, two renderings)."""
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, partial, context, status=status)
+    context["sidebar_conversations"] = selectors.conversation_list_for_user(user=request.user)
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_GET
+def conversation_new(request: HttpRequest) -> HttpResponse:
+    """Show the persona picker that starts a new chat."""
+    context = {"personas": list(persona_list_active()), "form": ConversationCreateForm()}
+    return _page(request, "conversations/new.html", "conversations/partials/persona_picker.html", context)
+
+
+@login_required
+@require_POST
+def conversation_create(request: HttpRequest) -> HttpResponse:
+    """Start a chat with the posted persona and go to it."""
+    form = ConversationCreateForm(request.POST)
+    if not form.is_valid():
+        context = {"personas": list(persona_list_active()), "form": form}
+        return _page(
+            request, "conversations/new.html", "conversations/partials/persona_picker.html", context, status=400
+        )
+    conversation = services.conversation_create(owner=request.user, persona=form.cleaned_data["persona"])
+    url = conversation.get_absolute_url()
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@login_required
+@require_GET
+def conversation_detail(request: HttpRequest, public_id) -> HttpResponse:
+    """Show one of the user's conversations with its messages and the composer."""
+    try:
+        conversation = selectors.conversation_get_for_user(user=request.user, public_id=public_id)
+    except Conversation.DoesNotExist:
+        raise Http404 from None
+    context = {
+        "conversation": conversation,
+        "messages": list(selectors.message_list_for_conversation(conversation=conversation)),
+    }
+    return _page(request, "conversations/detail.html", "conversations/partials/conversation.html", context)

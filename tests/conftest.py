@@ -1,0 +1,81 @@
+"""Shared fixtures: the cast (alice, bob, admin), the fake upstream and personas on it."""
+
+import pytest
+from channels.layers import channel_layers
+
+from personas import crypto
+from personas.models import ChatModel, Persona, Provider
+from tests.fakes.openai_server import FakeOpenAIServer
+
+
+@pytest.fixture(scope="session")
+def fake_upstream():
+    """The project's fake OpenAI-compatible server on loopback, for the whole run."""
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(fake_upstream):
+    """The fake upstream with its request log cleared."""
+    fake_upstream.clear()
+    fake_upstream.api_key = None
+    return fake_upstream
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layers():
+    # Each async test has its own event loop; in-memory layer queues must not leak between them.
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", "alice@example.com", "alice-password-1")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", "bob@example.com", "bob-password-1")
+
+
+@pytest.fixture
+def provider(upstream):
+    return Provider.objects.create(
+        name="Fake upstream",
+        base_url=upstream.base_url,
+        api_key_encrypted=crypto.encrypt("sk-test-secret-key-1234"),
+        read_timeout_s=5,
+        total_timeout_s=30,
+    )
+
+
+@pytest.fixture
+def make_persona(provider):
+    """Return a factory of personas on the fake upstream; `model_id` picks its behaviour."""
+
+    def make(model_id: str = "fake-echo", **fields) -> Persona:
+        model, _ = ChatModel.objects.get_or_create(
+            provider=provider, model_id=model_id, defaults={"enabled": True, "display_name": model_id}
+        )
+        slug = fields.pop("slug", None) or f"p-{Persona.objects.count() + 1}"
+        defaults = {"name": "Assistant", "greeting": "Hello! How can I help?", "system_prompt": "Be brief."}
+        return Persona.objects.create(model=model, slug=slug, **{**defaults, **fields})
+
+    return make
+
+
+@pytest.fixture
+def persona(make_persona):
+    return make_persona()
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    # The manifest storage needs `collectstatic`; tests render pages without it.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -1,0 +1,330 @@
+"""The conversation websocket through the real ASGI application, against the fake upstream."""
+
+import asyncio
+import json
+import re
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversations import services
+from conversations.models import Conversation, Message
+from tests.conversations.conftest import wait_for_reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DELTA = re.compile(r'<div id="message-([0-9a-f-]+)-body" hx-swap-oob="beforeend">(.*?)</div>', re.S)
+
+
+def delta_texts(frames: list[str]) -> list[str]:
+    return [match.group(2) for frame in frames for match in DELTA.finditer(frame)]
+
+
+async def start_chat(owner, make_persona, model_id="fake-echo", **persona_fields) -> Conversation:
+    persona = await sync_to_async(make_persona)(model_id, **persona_fields)
+    return await sync_to_async(services.conversation_create)(owner=owner, persona=persona)
+
+
+async def message_count() -> int:
+    return await Message.objects.acount()
+
+
+# Who may connect
+
+
+async def test_anonymous_socket_is_closed_with_4401(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona)
+    socket = await open_socket(None, conversation.public_id)
+    closed = await socket.communicator.receive_output(2)
+    assert closed["type"] == "websocket.close" and closed["code"] == 4401
+
+
+async def test_other_users_conversation_is_closed_with_4403(alice, bob, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona)
+    socket = await open_socket(bob, conversation.public_id)
+    closed = await socket.communicator.receive_output(2)
+    assert closed["type"] == "websocket.close" and closed["code"] == 4403
+
+
+async def test_unknown_conversation_is_closed_with_4403(alice, open_socket):
+    socket = await open_socket(alice, uuid.uuid4())
+    closed = await socket.communicator.receive_output(2)
+    assert closed["type"] == "websocket.close" and closed["code"] == 4403
+
+
+async def test_foreign_origin_is_rejected(alice, make_persona):
+    from channels.testing import WebsocketCommunicator
+
+    from chatsite.asgi import application
+
+    conversation = await start_chat(alice, make_persona)
+    communicator = WebsocketCommunicator(
+        application, f"/ws/conversations/{conversation.public_id}/", headers=[(b"origin", b"https://evil.example")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+# Bad frames
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1, 2]",
+        json.dumps({"action": "delete"}),
+        json.dumps({"message": "no action"}),
+    ],
+    ids=["not-json", "not-an-object", "unknown-action", "no-action"],
+)
+async def test_malformed_frame_closes_with_4400_and_saves_nothing(alice, make_persona, open_socket, frame):
+    conversation = await start_chat(alice, make_persona)
+    before = await message_count()
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.communicator.send_to(text_data=frame)
+    alert = await socket.receive()
+    assert 'id="composer-alert"' in alert
+    closed = await socket.communicator.receive_output(2)
+    assert closed["type"] == "websocket.close" and closed["code"] == 4400
+    assert await message_count() == before
+
+
+async def test_binary_frame_closes_with_4400(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona)
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.communicator.send_to(bytes_data=b"\x00\x01")
+    await socket.receive()
+    closed = await socket.communicator.receive_output(2)
+    assert closed["code"] == 4400
+
+
+async def test_oversized_frame_closes_with_4400(alice, make_persona, open_socket, settings):
+    settings.CHAT_MAX_FRAME_BYTES = 2048
+    conversation = await start_chat(alice, make_persona)
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("x" * 4000)
+    assert "too large" in await socket.receive()
+    closed = await socket.communicator.receive_output(2)
+    assert closed["code"] == 4400
+    assert not await Message.objects.filter(role="user").aexists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("", "Type a message"), ("   \n ", "Type a message"), ("x" * 32_001, "the limit is 32000"), (42, "must be text")],
+    ids=["empty", "blank", "too-long", "not-text"],
+)
+async def test_bad_message_is_refused_with_a_message_and_nothing_saved(
+    alice, make_persona, open_socket, text, expected
+):
+    conversation = await start_chat(alice, make_persona)
+    before = await message_count()
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send(text)
+    alert = await socket.receive()
+    assert 'id="composer-alert"' in alert and expected in alert
+    assert await message_count() == before
+    # The socket stays usable: the next, valid message goes through.
+    await socket.send("hello")
+    await socket.receive_final("complete")
+    assert await Message.objects.filter(role="user").acount() == 1
+
+
+async def test_message_of_exactly_the_limit_is_accepted(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona, "long:2")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("y" * 32_000)
+    await socket.receive_final("complete")
+    assert await Message.objects.filter(role="user", content="y" * 32_000).aexists()
+
+
+# Streaming a reply
+
+
+async def test_send_streams_deltas_in_order_then_the_rendered_reply(alice, make_persona, open_socket, upstream):
+    conversation = await start_chat(alice, make_persona, "long:40")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("Count for me")
+    frames = await socket.receive_final("complete")
+
+    added = frames[1]  # frames[0] clears the alert
+    assert 'data-role="user"' in added and "Count for me" in added
+    assert 'data-role="assistant" data-status="streaming"' in added
+    texts = delta_texts(frames)
+    assert "".join(texts) == "".join(f"w{i} " for i in range(40))
+    assert texts[0] == "w0 "  # the first delta goes out alone, at once
+    final = frames[-1]
+    assert 'hx-swap-oob="true"' in final and "<p>w0 w1" in final
+
+    reply = await wait_for_reply()
+    assert reply.status == Message.Status.COMPLETE
+    assert reply.content == "".join(f"w{i} " for i in range(40))
+    assert reply.content_html.startswith("<p>w0 w1")
+    assert reply.finish_reason == "stop"
+    assert reply.model_id == "long:40"
+    assert reply.completion_tokens == 40
+    assert reply.prompt_tokens is not None and reply.prompt_tokens > 0
+    assert reply.ttft_ms is not None and reply.duration_ms >= reply.ttft_ms
+    saved = await sync_to_async(list)(Message.objects.filter(conversation=conversation).values_list("role", "status"))
+    assert saved == [("assistant", "complete"), ("user", "complete"), ("assistant", "complete")]
+
+
+async def test_deltas_are_coalesced_when_the_upstream_is_fast(alice, make_persona, open_socket, settings):
+    settings.CHAT_COALESCE_MS = 50
+    conversation = await start_chat(alice, make_persona, "long:400+delay:1")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("go")
+    frames = await socket.receive_final("complete", timeout=20)
+    texts = delta_texts(frames)
+    assert "".join(texts) == "".join(f"w{i} " for i in range(400))
+    assert len(texts) < 100  # 400 upstream deltas, far fewer frames
+
+
+async def test_upstream_request_carries_persona_prompt_greeting_history_and_params(
+    alice, make_persona, open_socket, upstream
+):
+    conversation = await start_chat(
+        alice,
+        make_persona,
+        "long:1",
+        system_prompt="You are terse.",
+        greeting="Hi, I am Terse.",
+        temperature=0.3,
+        top_p=0.9,
+        max_tokens=77,
+        history_limit=2,
+    )
+    socket = await open_socket(alice, conversation.public_id)
+    for text in ["one", "two", "three"]:
+        await socket.send(text)
+        await socket.receive_final("complete")
+
+    body = upstream.requests[-1].body
+    assert body["model"] == "long:1"
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["temperature"] == 0.3 and body["top_p"] == 0.9 and body["max_tokens"] == 77
+    assert body["messages"] == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "assistant", "content": "Hi, I am Terse."},
+        {"role": "assistant", "content": "w0 "},  # the reply to "two"; "one" fell out of the last 2
+        {"role": "user", "content": "three"},
+    ]
+    assert upstream.requests[-1].headers["authorization"] == "Bearer sk-test-secret-key-1234"
+
+
+async def test_title_is_the_first_user_message_cut_to_one_line(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona, "long:1")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("\n  Plan a trip to Kyoto\nwith kids in spring")
+    frames = await socket.receive_final("complete")
+    assert any(f'id="conversation-{conversation.public_id}-title" hx-swap-oob="true">Plan a trip to Kyoto<' in f for f in frames)
+    await conversation.arefresh_from_db()
+    assert conversation.title == "Plan a trip to Kyoto"
+
+
+async def test_user_and_model_text_reach_the_socket_escaped(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona)  # the echo reply quotes the user message
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("<img src=x onerror=alert(1)>")
+    frames = await socket.receive_final("complete")
+    joined = "".join(frames)
+    assert "<img src=x" not in joined
+    assert "&lt;img src=x onerror=alert(1)&gt;" in joined
+
+
+async def test_idempotency_key_makes_a_double_send_one_message(alice, make_persona, open_socket, upstream):
+    conversation = await start_chat(alice, make_persona, "long:3")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("once", idempotency_key="k-1")
+    await socket.send("once", idempotency_key="k-1")
+    await socket.receive_final("complete")
+    await asyncio.sleep(0.2)
+    assert await Message.objects.filter(role="user").acount() == 1
+    assert len([r for r in upstream.requests if r.path.endswith("/chat/completions")]) == 1
+
+
+# The reply belongs to the conversation, not the socket
+
+
+async def test_closing_the_tab_mid_reply_still_saves_the_whole_reply(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona, "long:60+delay:10")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("long one")
+    await socket.receive_until("beforeend")
+    await socket.close()
+    reply = await wait_for_reply(timeout=15)
+    assert reply.status == Message.Status.COMPLETE
+    assert reply.content == "".join(f"w{i} " for i in range(60))
+
+
+async def test_a_second_tab_sees_the_reply_live(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona, "long:20+delay:5")
+    first = await open_socket(alice, conversation.public_id)
+    second = await open_socket(alice, conversation.public_id)
+    await first.send("both tabs")
+    frames = await second.receive_final("complete")
+    assert "both tabs" in frames[0]
+    assert "".join(delta_texts(frames)) == "".join(f"w{i} " for i in range(20))
+
+
+async def test_a_tab_opened_mid_reply_gets_the_text_so_far_then_the_rest(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona, "long:80+delay:10")
+    first = await open_socket(alice, conversation.public_id)
+    await first.send("join me")
+    await first.receive_until("w5 ")
+    late = await open_socket(alice, conversation.public_id)
+    frames = await late.receive_final("complete", timeout=15)
+    snapshot = re.search(r'hx-swap-oob="innerHTML">(.*?)</div>', frames[0], re.S)
+    assert snapshot, frames[0]
+    seen = snapshot.group(1) + "".join(delta_texts(frames[1:]))
+    assert seen == "".join(f"w{i} " for i in range(80))  # nothing missing, nothing twice
+
+
+async def test_stop_ends_the_reply_and_keeps_the_partial_text(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona, "long:500+delay:20")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("go on forever")
+    await socket.receive_until("w2 ")
+    await socket.stop()
+    frames = await socket.receive_final("stopped")
+    assert "Stopped." in frames[-1]
+    reply = await wait_for_reply()
+    assert reply.status == Message.Status.STOPPED
+    assert reply.content.startswith("w0 w1 w2 ")
+    assert len(reply.content.split()) < 500
+
+
+async def test_stop_from_another_tab_stops_the_reply(alice, make_persona, open_socket):
+    conversation = await start_chat(alice, make_persona, "long:500+delay:20")
+    sender = await open_socket(alice, conversation.public_id)
+    other = await open_socket(alice, conversation.public_id)
+    await sender.send("go")
+    await other.receive_until("w1 ")
+    await other.stop()
+    await sender.receive_final("stopped")
+    assert (await wait_for_reply()).status == Message.Status.STOPPED
+
+
+# Database writes
+
+
+async def test_database_writes_per_reply_stay_at_three_whatever_its_length(
+    alice, make_persona, open_socket, write_counter
+):
+    for n in (5, 1500):
+        conversation = await start_chat(alice, make_persona, f"long:{n}")
+        socket = await open_socket(alice, conversation.public_id)
+        write_counter.clear()
+        await socket.send("count writes")
+        await socket.receive_final("complete", timeout=30)
+        reply = await wait_for_reply({"conversation": conversation})
+        assert len(reply.content.split()) == n
+        user_message_writes = [
+            (sql, params) for sql, params in write_counter if sql.startswith("INSERT") and "user" in params
+        ]
+        reply_writes = [write for write in write_counter if write not in user_message_writes]
+        assert len(user_message_writes) == 1, write_counter
+        # The empty reply, the conversation's title and time, the finished reply.
+        assert len(reply_writes) <= 3, reply_writes
