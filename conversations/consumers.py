@@ -81,7 +81,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
     async def _send_message(self, text: object, idempotency_key: str) -> None:
         try:
-            job, html = await _save_message(self.conversation, text, idempotency_key)
+            job, html = await _save_message(self.scope["user"], self.conversation.public_id, text, idempotency_key)
+        except Conversation.DoesNotExist:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
         except ValidationError as exc:
             await self.send_alert(" ".join(exc.messages))
             return
@@ -146,14 +149,17 @@ def _load(user, public_id) -> tuple[Conversation, list]:
 
 
 @database_sync_to_async
-def _save_message(conversation: Conversation, text: object, idempotency_key: str) -> tuple[streaming.ReplyJob, str]:
+def _save_message(user, public_id, text: object, idempotency_key: str) -> tuple[streaming.ReplyJob, str]:
     """Validate and save a send; return the reply job and the HTML of the two new bubbles.
 
     Raises:
         ValidationError: the text or the conversation's persona cannot be used; nothing saved.
+        Conversation.DoesNotExist: the conversation was deleted meanwhile.
         services.DuplicateSend: the idempotency key was seen before; nothing saved.
     """
     clean = services.message_text_clean(text=text)
+    # Reload: an admin may have changed the persona, model or provider since the socket opened.
+    conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
     streaming.upstream_check(conversation=conversation)
     sent = services.message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
     job = streaming.reply_job_build(conversation=conversation, message=sent.assistant_message)

@@ -15,6 +15,7 @@ Protocol source: OpenAI API reference, "Chat Completions: create" and
 
 import asyncio
 import logging
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -111,14 +112,36 @@ class Finish:
     completion_tokens: int | None
 
 
-def _client(config: UpstreamConfig) -> openai.AsyncOpenAI:
+# One HTTP client per event loop, shared by every reply streamed on it:
+# creating one costs ~50 ms (its TLS context), which would land on every time
+# to first token, and sharing keeps its connection pool warm. Weak keys: a
+# client goes away with its loop. Process-local, so safe with many workers.
+_http_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_http_client() -> httpx2.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _http_clients.get(loop)
+    if client is None or client.is_closed:
+        client = _http_clients[loop] = openai.DefaultAsyncHttpxClient()
+    return client
+
+
+def _client(config: UpstreamConfig, http_client: httpx2.AsyncClient | None = None) -> openai.AsyncOpenAI:
+    """Return an SDK client for `config`; closing it closes `http_client` too, so never close a shared one."""
     timeout = openai.Timeout(
         config.total_timeout_s, connect=config.connect_timeout_s, read=config.read_timeout_s
     )
     # Retries are the caller's policy, not the SDK's: a retry after text has
     # been shown would duplicate it.
     return openai.AsyncOpenAI(
-        api_key=config.api_key or "none", base_url=config.base_url, timeout=timeout, max_retries=0
+        api_key=config.api_key or "none",
+        base_url=config.base_url,
+        timeout=timeout,
+        max_retries=0,
+        http_client=http_client,
     )
 
 
@@ -146,18 +169,18 @@ async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIter
     loop = asyncio.get_running_loop()
     # The read timeout bounds each wait for a chunk; the total bound is checked per chunk.
     deadline = loop.time() + config.total_timeout_s
+    client = _client(config, _shared_http_client())
     try:
-        async with _client(config) as client:
-            stream = await client.chat.completions.create(
-                model=request.model,
-                messages=request.messages,
-                stream=True,
-                stream_options={"include_usage": True},
-                **params,
-            )
+        stream = await client.chat.completions.create(
+            model=request.model,
+            messages=request.messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            **params,
+        )
+        async with stream:  # Closes the HTTP response on stop (cancellation) or error.
             async for chunk in stream:
                 if loop.time() > deadline:
-                    await stream.close()
                     raise TimeoutError
                 usage = _chunk_usage(chunk) or usage
                 model = chunk.model or model
