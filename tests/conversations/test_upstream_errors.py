@@ -1,0 +1,101 @@
+"""Every kind of upstream failure becomes an error bubble a person can act on; partial text is kept."""
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from conversations import services
+from conversations.models import Message
+from personas.models import Provider
+from tests.conversations.conftest import wait_for_reply
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def chat(alice, make_persona, model_id):
+    persona = await sync_to_async(make_persona)(model_id)
+    return await sync_to_async(services.conversation_create)(owner=alice, persona=persona)
+
+
+@pytest.mark.parametrize(
+    ("model_id", "status", "message", "partial"),
+    [
+        ("status:401", "error", "refused the API key (401)", ""),
+        ("status:404", "error", "does not know the model “status:404”", ""),
+        ("status:429", "error", "rate limiting requests. Try again in 20 s", ""),
+        ("quota", "error", "out of quota", ""),
+        ("status:400", "error", "too long for the model", ""),
+        ("status:500", "error", "unavailable right now (500)", ""),
+        ("status:503", "error", "unavailable right now (503)", ""),
+        ("long:10+cut:4", "error", "connection to the provider dropped", "w0 w1 w2 w3 "),
+        ("long:10+error:3", "error", "reported an error in the middle of the reply", "w0 w1 w2 "),
+        ("long:10+nofinish:5", "error", "The reply is incomplete", "w0 w1 w2 w3 w4 "),
+    ],
+    ids=["401", "404", "429", "quota", "context", "500", "503", "dropped", "midstream-error", "no-finish"],
+)
+async def test_upstream_failure_becomes_an_error_bubble(alice, make_persona, open_socket, model_id, status, message, partial):
+    conversation = await chat(alice, make_persona, model_id)
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    frames = await socket.receive_final(status)
+    assert message in frames[-1]
+    reply = await wait_for_reply()
+    assert reply.status == status
+    assert message in reply.error_text
+    assert reply.content == partial
+
+
+async def test_idle_timeout_between_chunks_is_an_error_with_its_own_message(alice, make_persona, open_socket):
+    await Provider.objects.aupdate(read_timeout_s=0.3)
+    conversation = await chat(alice, make_persona, "long:5+stall:3")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    frames = await socket.receive_final("error")
+    assert "took too long to answer" in frames[-1]
+    assert (await wait_for_reply()).content == "w0 "
+
+
+async def test_unreachable_provider_says_so(alice, make_persona, open_socket):
+    await Provider.objects.aupdate(base_url="http://127.0.0.1:9/v1", connect_timeout_s=1)
+    conversation = await chat(alice, make_persona, "fake-echo")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    frames = await socket.receive_final("error")
+    assert "Could not connect to the provider" in frames[-1]
+
+
+@pytest.mark.parametrize(
+    ("finish", "note"),
+    [("length", "reached its length limit"), ("content_filter", "content filter stopped this reply")],
+)
+async def test_finish_reasons_length_and_content_filter_are_shown(alice, make_persona, open_socket, finish, note):
+    conversation = await chat(alice, make_persona, f"long:3+finish:{finish}")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    frames = await socket.receive_final("complete")
+    assert note in frames[-1]
+    reply = await wait_for_reply()
+    assert reply.finish_reason == finish and reply.content == "w0 w1 w2 "
+
+
+async def test_the_next_send_works_after_an_error(alice, make_persona, open_socket):
+    conversation = await chat(alice, make_persona, "status:503")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("first")
+    await socket.receive_final("error")
+    await sync_to_async(type(conversation.persona.model).objects.update)(model_id="long:2")
+    await socket.send("second")
+    await socket.receive_final("complete")
+    statuses = [m.status async for m in Message.objects.filter(role="assistant").order_by("created_at")]
+    assert statuses == ["complete", "error", "complete"]  # greeting, failed reply, good reply
+
+
+async def test_error_bubbles_never_become_model_input(alice, make_persona, open_socket, upstream):
+    conversation = await chat(alice, make_persona, "long:3+cut:2")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("first")
+    await socket.receive_final("error")
+    await sync_to_async(type(conversation.persona.model).objects.update)(model_id="long:1")
+    await socket.send("second")
+    await socket.receive_final("complete")
+    sent = [m["content"] for m in upstream.requests[-1].body["messages"]]
+    assert "w0 w1 " not in sent and sent[-2:] == ["first", "second"]
