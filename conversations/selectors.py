@@ -3,6 +3,7 @@
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from conversations.models import Conversation, Message
@@ -31,7 +32,7 @@ def conversation_get_for_user(*, user: AbstractBaseUser, public_id: UUID | str) 
         return Conversation.objects.select_related("persona__model__provider").get(
             owner=user, public_id=public_id
         )
-    except (ValueError, TypeError):  # Not a UUID.
+    except (ValueError, TypeError, ValidationError):  # Not a UUID.
         raise Conversation.DoesNotExist from None
 
 

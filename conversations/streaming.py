@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from conversations import events, llm, selectors, services
 from conversations.models import Conversation, Message
 from personas.crypto import DecryptionError
+from personas.selectors import provider_upstream_config
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +78,6 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
     """
     persona = conversation.persona
     model = persona.model
-    provider = model.provider
     history = selectors.message_history_for_upstream(
         conversation=conversation, limit=max(persona.history_limit, 1)
     )
@@ -87,13 +87,7 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
     return ReplyJob(
         conversation_id=conversation.public_id,
         message=message,
-        config=llm.UpstreamConfig(
-            base_url=provider.base_url,
-            api_key=provider.api_key,
-            connect_timeout_s=provider.connect_timeout_s,
-            read_timeout_s=provider.read_timeout_s,
-            total_timeout_s=provider.total_timeout_s,
-        ),
+        config=provider_upstream_config(provider=model.provider),
         request=llm.ChatRequest(
             model=model.model_id,
             messages=messages,

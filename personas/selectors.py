@@ -2,7 +2,8 @@
 
 from django.db.models import QuerySet
 
-from personas.models import Persona
+from conversations import llm
+from personas.models import Persona, Provider
 
 
 def persona_list_active() -> QuerySet[Persona]:
@@ -11,4 +12,19 @@ def persona_list_active() -> QuerySet[Persona]:
         Persona.objects.filter(is_active=True, model__enabled=True)
         .select_related("model")
         .order_by("name")
+    )
+
+
+def provider_upstream_config(*, provider: Provider) -> llm.UpstreamConfig:
+    """Return how to call `provider`: its base URL, decrypted key and timeouts.
+
+    Raises:
+        personas.crypto.DecryptionError: the stored key cannot be decrypted.
+    """
+    return llm.UpstreamConfig(
+        base_url=provider.base_url,
+        api_key=provider.api_key,
+        connect_timeout_s=provider.connect_timeout_s,
+        read_timeout_s=provider.read_timeout_s,
+        total_timeout_s=provider.total_timeout_s,
     )

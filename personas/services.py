@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from conversations import llm
 from personas import crypto
 from personas.models import ChatModel, Persona, Provider
+from personas.selectors import provider_upstream_config
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL_ID = "gpt-4o-mini"
@@ -56,7 +57,7 @@ def provider_fetch_models(*, provider: Provider) -> list[ChatModel]:
         llm.LLMError: the provider could not be reached or refused the call.
         crypto.DecryptionError: the stored API key cannot be decrypted.
     """
-    model_ids = async_to_sync(llm.list_models)(_upstream_config(provider))
+    model_ids = async_to_sync(llm.list_models)(provider_upstream_config(provider=provider))
     with transaction.atomic():
         known = set(provider.models.values_list("model_id", flat=True))
         new_ids = [m for m in dict.fromkeys(model_ids) if m and m not in known]
@@ -76,7 +77,7 @@ def provider_test(*, provider: Provider, model_id: str | None = None) -> str:
         llm.LLMError: the provider's failure, with its message unchanged.
         crypto.DecryptionError: the stored API key cannot be decrypted.
     """
-    config = _upstream_config(provider)
+    config = provider_upstream_config(provider=provider)
     if model_id is None:
         model = provider.models.order_by("-enabled", "model_id").first()
         model_id = model.model_id if model else None
@@ -144,17 +145,6 @@ def defaults_seed_from_env(*, environ: Mapping[str, str] = os.environ) -> SeedRe
         chat_model_created=chat_model_created,
         persona_created=persona_created,
         key_updated=key_updated,
-    )
-
-
-def _upstream_config(provider: Provider) -> llm.UpstreamConfig:
-    """Return how to call `provider`. Raises: crypto.DecryptionError."""
-    return llm.UpstreamConfig(
-        base_url=provider.base_url,
-        api_key=provider.api_key,
-        connect_timeout_s=provider.connect_timeout_s,
-        read_timeout_s=provider.read_timeout_s,
-        total_timeout_s=provider.total_timeout_s,
     )
 
 

@@ -1,0 +1,72 @@
+import uuid
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+
+from conversations import selectors, services
+from conversations.models import Conversation, Message
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def conversation(alice, persona):
+    return services.conversation_create(owner=alice, persona=persona)
+
+
+def test_conversation_get_for_user_returns_the_owners_conversation(alice, conversation):
+    found = selectors.conversation_get_for_user(user=alice, public_id=conversation.public_id)
+    assert found == conversation and found.persona.model.provider.name == "Fake upstream"
+
+
+@pytest.mark.parametrize("who", ["bob", "anonymous"])
+def test_conversation_get_for_user_hides_it_from_others(who, bob, conversation):
+    user = bob if who == "bob" else AnonymousUser()
+    with pytest.raises(Conversation.DoesNotExist):
+        selectors.conversation_get_for_user(user=user, public_id=conversation.public_id)
+
+
+@pytest.mark.parametrize("public_id", ["not-a-uuid", uuid.uuid4(), str(uuid.uuid4())])
+def test_conversation_get_for_user_raises_for_unknown_ids(alice, public_id):
+    with pytest.raises(Conversation.DoesNotExist):
+        selectors.conversation_get_for_user(user=alice, public_id=public_id)
+
+
+def test_conversation_list_is_the_users_own_unarchived_newest_first(alice, bob, persona):
+    first = services.conversation_create(owner=alice, persona=persona)
+    second = services.conversation_create(owner=alice, persona=persona)
+    services.message_send(conversation=first, text="bump")  # most recent activity now
+    archived = services.conversation_create(owner=alice, persona=persona)
+    Conversation.objects.filter(pk=archived.pk).update(archived=True)
+    services.conversation_create(owner=bob, persona=persona)
+    assert list(selectors.conversation_list_for_user(user=alice)) == [first, second]
+    assert len(selectors.conversation_list_for_user(user=alice, limit=1)) == 1
+
+
+def test_history_for_upstream_is_greeting_plus_latest_finished_messages(conversation):
+    def add(role, content, status="complete"):
+        return Message.objects.create(conversation=conversation, role=role, content=content, status=status)
+
+    add("user", "u1")
+    add("assistant", "a1")
+    add("user", "u2")
+    add("assistant", "partial", status="error")
+    add("assistant", "", status="complete")
+    add("user", "u3")
+    add("assistant", "stopped part", status="stopped")
+    add("user", "u4")
+    add("assistant", "", status="streaming")
+    history = selectors.message_history_for_upstream(conversation=conversation, limit=4)
+    # Error, empty and streaming replies are skipped; "u1" and "a1" fall out of the last 4.
+    assert [m.content for m in history] == ["Hello! How can I help?", "u2", "u3", "stopped part", "u4"]
+
+
+def test_history_without_greeting_is_only_messages(alice, make_persona):
+    conversation = services.conversation_create(owner=alice, persona=make_persona(greeting=""))
+    Message.objects.create(conversation=conversation, role="user", content="only")
+    assert [m.content for m in selectors.message_history_for_upstream(conversation=conversation, limit=10)] == ["only"]
+
+
+def test_streaming_ids(conversation):
+    sent = services.message_send(conversation=conversation, text="hi")
+    assert selectors.message_streaming_ids(conversation=conversation) == [sent.assistant_message.public_id]

@@ -1,0 +1,95 @@
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from conversations import services
+from conversations.models import Message
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def conversation(alice, persona):
+    return services.conversation_create(owner=alice, persona=persona)
+
+
+def test_conversation_create_without_greeting_has_no_messages(alice, make_persona):
+    conversation = services.conversation_create(owner=alice, persona=make_persona(greeting="  "))
+    assert conversation.messages.count() == 0 and conversation.title == ""
+
+
+def test_conversation_greeting_is_rendered_markdown(alice, make_persona):
+    conversation = services.conversation_create(owner=alice, persona=make_persona(greeting="Hi **there** <b>x</b>"))
+    assert conversation.messages.get().content_html == "<p>Hi <strong>there</strong> &lt;b&gt;x&lt;/b&gt;</p>\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [(None, "invalid"), (5, "invalid"), ("", "empty"), (" \n\t ", "empty"), ("a" * 32_001, "too_long")],
+)
+def test_message_text_clean_refuses_bad_text(text, code):
+    with pytest.raises(ValidationError) as excinfo:
+        services.message_text_clean(text=text)
+    assert excinfo.value.code == code
+
+
+def test_message_text_clean_strips_and_respects_the_setting(settings):
+    assert services.message_text_clean(text="  hi \n") == "hi"
+    settings.CHAT_MAX_MESSAGE_CHARS = 3
+    with pytest.raises(ValidationError):
+        services.message_text_clean(text="abcd")
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("Hello", "Hello"),
+        ("\n\n  First line  \nsecond", "First line"),
+        ("x" * 100, "x" * 79 + "…"),
+        ("你好，帮我写一首关于秋天的诗", "你好，帮我写一首关于秋天的诗"),
+    ],
+)
+def test_title_from_text(text, title):
+    assert services.title_from_text(text) == title
+
+
+def test_message_send_saves_user_message_empty_reply_and_title(conversation):
+    sent = services.message_send(conversation=conversation, text="What is 2+2?", idempotency_key="k1")
+    assert (sent.user_message.role, sent.user_message.content, sent.user_message.status) == ("user", "What is 2+2?", "complete")
+    assert (sent.assistant_message.status, sent.assistant_message.content) == ("streaming", "")
+    assert sent.assistant_message.model_id == "fake-echo"
+    conversation.refresh_from_db()
+    assert conversation.title == "What is 2+2?"
+    services.message_send(conversation=conversation, text="Another question")
+    conversation.refresh_from_db()
+    assert conversation.title == "What is 2+2?"  # the first message names the chat
+
+
+def test_message_send_with_a_used_idempotency_key_saves_nothing(conversation):
+    services.message_send(conversation=conversation, text="once", idempotency_key="same")
+    count = Message.objects.count()
+    with pytest.raises(services.DuplicateSend):
+        services.message_send(conversation=conversation, text="once", idempotency_key="same")
+    assert Message.objects.count() == count
+
+
+def test_reply_finish_stores_rendered_reply_and_metadata_in_one_write(conversation):
+    reply = services.message_send(conversation=conversation, text="hi").assistant_message
+    with CaptureQueriesContext(connection) as queries:
+        services.reply_finish(
+            message=reply,
+            content="**done**",
+            status="complete",
+            finish_reason="stop",
+            model_id="gpt-x",
+            prompt_tokens=3,
+            completion_tokens=2,
+            ttft_ms=12,
+            duration_ms=40,
+        )
+    assert len(queries) == 1
+    reply.refresh_from_db()
+    assert reply.content_html == "<p><strong>done</strong></p>\n"
+    assert (reply.status, reply.finish_reason, reply.model_id) == ("complete", "stop", "gpt-x")
+    assert (reply.prompt_tokens, reply.completion_tokens, reply.ttft_ms, reply.duration_ms) == (3, 2, 12, 40)
