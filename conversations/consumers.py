@@ -165,6 +165,6 @@ def _save_message(user, public_id, text: object, idempotency_key: str) -> tuple[
     job = streaming.reply_job_build(conversation=conversation, message=sent.assistant_message)
     html = render_to_string(
         "conversations/partials/messages_added.html",
-        {"messages": [sent.user_message, sent.assistant_message], "conversation": conversation},
+        {"message_list": [sent.user_message, sent.assistant_message], "conversation": conversation},
     )
     return job, html

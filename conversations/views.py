@@ -51,6 +51,6 @@ def conversation_detail(request: HttpRequest, public_id) -> HttpResponse:
         raise Http404 from None
     context = {
         "conversation": conversation,
-        "messages": list(selectors.message_list_for_conversation(conversation=conversation)),
+        "message_list": list(selectors.message_list_for_conversation(conversation=conversation)),
     }
     return _page(request, "conversations/detail.html", "conversations/partials/conversation.html", context)

@@ -106,6 +106,7 @@ def test_owner_sees_the_conversation_with_page_hooks(client, alice, conversation
         assert hook in page, hook
     assert 'class="message message-assistant" data-role="assistant" data-status="complete"' in page
     assert "message-body" in page
+    assert 'class="flash"' not in page  # messages are bubbles, never flash messages
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert f'ws-connect="/ws/conversations/{conversation.public_id}/"' in page
 
