@@ -1,0 +1,326 @@
+"""Turn chat text into HTML that is safe to put in a page.
+
+Two entry points, both returning ``SafeString``:
+
+- ``render_markdown``: an assistant reply (or any Markdown) to sanitized HTML,
+  fenced code highlighted by Pygments. Run once when a reply finishes; the
+  result is stored with the message.
+- ``render_plain_text``: escape text for user messages and for deltas while a
+  reply streams. Line breaks are kept by CSS (``white-space: pre-wrap``).
+
+Safety comes in two layers:
+
+1. markdown-it-py with raw HTML off (CommonMark spec, section 6.6 "Raw HTML"
+   becomes text), and a link validator that accepts only ``http``, ``https``
+   and ``mailto`` destinations;
+2. nh3 (the Python binding of the Rust crate ammonia) re-parses the HTML with
+   html5ever and keeps only an explicit allow-list of elements, attributes,
+   classes and URL schemes. htmx's security docs ask that third-party HTML be
+   scrubbed "including removing attributes starting with hx- and data-hx"; the
+   allow-list keeps no ``hx-*``, ``data-*``, ``ws-*``, ``on*``, ``style``,
+   ``id``, ``name`` or ``target`` attribute at all.
+
+This is the only module of the project allowed to call ``mark_safe``.
+
+Sources: CommonMark spec 0.31.2 (https://spec.commonmark.org/0.31.2/);
+GFM spec for tables and strikethrough (https://github.github.com/gfm/);
+nh3 docs (https://nh3.readthedocs.io/) and ammonia's ``Builder`` docs
+(https://docs.rs/ammonia/); htmx docs, "Security"
+(https://htmx.org/docs/#security); OWASP HTML5 Security Cheat Sheet,
+"Tabnabbing" (``rel="noopener noreferrer"``); OWASP DOM Clobbering
+Prevention Cheat Sheet (no ``id``/``name``).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+
+import nh3
+from django.conf import settings
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from markdown_it import MarkdownIt
+from markdown_it.common.utils import escapeHtml, unescapeAll
+from markdown_it.renderer import RendererHTML
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+from markdown_it.utils import EnvType, OptionsDict
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
+from pygments.lexers import find_lexer_class_by_name
+from pygments.token import STANDARD_TYPES
+from pygments.util import ClassNotFound
+
+__all__ = ["render_markdown", "render_plain_text", "sanitize_html"]
+
+# Schemes a link may use. Relative URLs are refused too: a relative link in a
+# reply would point into this site (e.g. a logout or delete URL).
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+IMAGE_SCHEMES = frozenset({"http", "https"})
+
+ALLOWED_TAGS = frozenset(
+    {
+        "p", "br", "hr",
+        "h1", "h2", "h3", "h4", "h5", "h6",
+        "strong", "em", "del", "s", "code", "pre", "blockquote",
+        "ul", "ol", "li",
+        "table", "thead", "tbody", "tr", "th", "td",
+        "a", "span",
+    }
+)  # fmt: skip
+# `rel` is not listed: nh3 sets it itself on every <a> (link_rel).
+ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
+    "*": frozenset(),  # no generic attributes (ammonia's default is lang, title)
+    "a": frozenset({"href", "title"}),
+    "ol": frozenset({"start"}),
+    # Only the fence renderer below emits this, from a checked language token.
+    "code": frozenset({"class"}),
+}
+IMAGE_ATTRIBUTES = frozenset({"src", "alt", "title"})
+LINK_REL = "noopener noreferrer nofollow"
+
+# A fence info string's first word becomes `class="language-<word>"` only if it
+# looks like a language name (`c++`, `objective-c`, `f#`, `python3`).
+_SAFE_LANGUAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#.-]{0,39}")
+# Beyond this, a block is shown plain: Pygments is pure Python regex work and
+# its cost grows with the input; no chat reply needs colour on 100 KB of code.
+MAX_HIGHLIGHT_CHARS = 100_000
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def render_markdown(text: str) -> SafeString:
+    """Render Markdown to sanitized HTML.
+
+    Args:
+        text: Markdown source (CommonMark plus GFM tables and strikethrough,
+            bare URLs linkified). Raw HTML in it comes out as text.
+
+    Returns:
+        HTML fragment of block elements (``<p>``, ``<pre>``, ``<table>``...).
+        Fenced code with a known language is
+        ``<pre class="highlight"><code class="language-xx">`` with Pygments
+        token classes on ``<span>``s (style them with
+        ``HtmlFormatter().get_style_defs(".highlight")``). Images become links
+        to their URL unless ``settings.CHAT_ALLOW_REMOTE_IMAGES`` is true,
+        in which case ``<img>`` is kept for http(s) sources. Every ``<a>``
+        carries ``rel="noopener noreferrer nofollow"``.
+    """
+    allow_images = _remote_images_allowed()
+    html = _markdown(allow_images).render(text)
+    return mark_safe(_cleaner(allow_images).clean(html))
+
+
+def render_plain_text(text: str) -> SafeString:
+    """Escape text for HTML: ``&``, ``<``, ``>``, ``"`` and ``'``.
+
+    Args:
+        text: a user message or a streamed delta.
+
+    Returns:
+        The escaped text; newlines are left as they are, for CSS
+        (``white-space: pre-wrap``) to show.
+    """
+    return escape(text)
+
+
+def sanitize_html(html: str) -> SafeString:
+    """Clean an HTML fragment with the same allow-list as ``render_markdown``.
+
+    For HTML this module produced earlier and has stored; running it again is
+    a no-op on current output (the test-suite checks this for mXSS).
+
+    Args:
+        html: an HTML fragment.
+
+    Returns:
+        The fragment re-serialized by html5ever with only allowed elements,
+        attributes, classes and URL schemes left.
+    """
+    return mark_safe(_cleaner(_remote_images_allowed()).clean(html))
+
+
+def _remote_images_allowed() -> bool:
+    # Read at call time so settings overrides (and tests) take effect.
+    return bool(getattr(settings, "CHAT_ALLOW_REMOTE_IMAGES", False))
+
+
+# The Markdown parser and the sanitizer are configured once per process and
+# never mutated afterwards: parsing keeps its state in per-call objects.
+@functools.cache
+def _markdown(allow_images: bool) -> MarkdownIt:
+    md = MarkdownIt(
+        "commonmark",
+        {"html": False, "linkify": True, "typographer": False},
+    ).enable(["table", "strikethrough", "linkify"])
+    md.validateLink = _link_allowed  # type: ignore[method-assign]
+    md.core.ruler.push("chat_mark_images_in_links", _mark_images_in_links)
+    md.add_render_rule("fence", _render_fence)
+    md.add_render_rule("th_open", _render_cell_open)
+    md.add_render_rule("td_open", _render_cell_open)
+    md.add_render_rule("image", _render_image if allow_images else _render_image_as_link)
+    return md
+
+
+@functools.cache
+def _cleaner(allow_images: bool) -> nh3.Cleaner:
+    tags = set(ALLOWED_TAGS)
+    attributes = {tag: set(names) for tag, names in ALLOWED_ATTRIBUTES.items()}
+    if allow_images:
+        tags.add("img")
+        attributes["img"] = set(IMAGE_ATTRIBUTES)
+    return nh3.Cleaner(
+        tags=tags,
+        clean_content_tags={"script", "style"},
+        attributes=attributes,
+        strip_comments=True,
+        link_rel=LINK_REL,
+        generic_attribute_prefixes=set(),
+        url_schemes=set(LINK_SCHEMES),
+        url_relative="deny",
+        allowed_classes={
+            "pre": {"highlight"},
+            "span": {name for name in STANDARD_TYPES.values() if name},
+        },
+    )
+
+
+def _link_allowed(url: str) -> bool:
+    """Accept a normalized link destination only with an allowed scheme.
+
+    markdown-it calls this after decoding entities and percent-encoding
+    (``normalizeLink``), so whitespace or control characters inside a scheme
+    are already ``%xx`` and cannot sneak ``java\\tscript:`` past the check.
+    Replaces markdown-it's default, which allows relative URLs and
+    ``data:image/*``.
+    """
+    match = _SCHEME.match(url)
+    return match is not None and match.group(1).lower() in LINK_SCHEMES
+
+
+def _image_src_allowed(src: str) -> bool:
+    match = _SCHEME.match(src)
+    return match is not None and match.group(1).lower() in IMAGE_SCHEMES
+
+
+def _mark_images_in_links(state: StateCore) -> None:
+    """Flag images that sit inside link text, in one pass over the tokens."""
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        depth = 0
+        for token in block.children:
+            if token.type == "link_open":
+                depth += 1
+            elif token.type == "link_close":
+                depth -= 1
+            elif token.type == "image" and depth > 0:
+                token.meta["in_link"] = True
+
+
+def _render_fence(
+    self: RendererHTML,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    """Render a fenced code block, highlighted when its language is known.
+
+    The info string is entity-decoded first (CommonMark spec, 4.5 "Fenced
+    code blocks"), so ``js&#32;onmouseover=...`` is checked as decoded text.
+    """
+    token = tokens[idx]
+    info = unescapeAll(token.info).strip() if token.info else ""
+    language = info.split(maxsplit=1)[0] if info else ""
+    if not _SAFE_LANGUAGE.fullmatch(language):
+        return f"<pre><code>{escapeHtml(token.content)}</code></pre>\n"
+    language = language.lower()
+    lexer_class = _lexer_class(language)
+    if lexer_class is None or len(token.content) > MAX_HIGHLIGHT_CHARS:
+        return (
+            f'<pre><code class="language-{language}">'
+            f"{escapeHtml(token.content)}</code></pre>\n"
+        )
+    lexer = lexer_class(stripnl=False, ensurenl=False)
+    code = highlight(token.content, lexer, _formatter())
+    return f'<pre class="highlight"><code class="language-{language}">{code}</code></pre>\n'
+
+
+@functools.lru_cache(maxsize=512)
+def _lexer_class(language: str) -> type[Lexer] | None:
+    # Cached because a miss makes Pygments scan plugin entry points; bounded
+    # because the name comes from the reply.
+    try:
+        return find_lexer_class_by_name(language)
+    except ClassNotFound:
+        return None
+
+
+@functools.cache
+def _formatter() -> HtmlFormatter:
+    # nowrap: only the token <span>s; the fence renderer adds <pre><code>.
+    # CSS classes, never inline styles (noclasses stays False).
+    return HtmlFormatter(nowrap=True)
+
+
+def _render_cell_open(
+    self: RendererHTML,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    # markdown-it puts column alignment in a style attribute; no style is
+    # allowed, so the alignment is dropped.
+    tokens[idx].attrs.pop("style", None)
+    return self.renderToken(tokens, idx, options, env)
+
+
+def _render_image(
+    self: RendererHTML,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    """Render an image as ``<img>`` when its source is http(s), else a link."""
+    token = tokens[idx]
+    if not _image_src_allowed(token.attrGet("src") or ""):
+        return _render_image_as_link(self, tokens, idx, options, env)
+    return self.image(tokens, idx, options, env)
+
+
+def _render_image_as_link(
+    self: RendererHTML,
+    tokens: Sequence[Token],
+    idx: int,
+    options: OptionsDict,
+    env: EnvType,
+) -> str:
+    """Render an image as a link to its URL, its alt text (or URL) as text.
+
+    A remote image loads as soon as the page shows it, which lets a prompt-
+    injected reply send data to any server in its URL; a link needs a click.
+    Inside link text (``[![alt](img)](url)``) only the alt text is kept, as
+    links cannot nest.
+    """
+    token = tokens[idx]
+    src = str(token.attrGet("src") or "")
+    alt = self.renderInlineAsText(token.children or [], options, env)
+    if token.meta.get("in_link"):
+        return escapeHtml(alt or src)
+    title = token.attrGet("title")
+    title_attr = f' title="{escapeHtml(str(title))}"' if title else ""
+    return f'<a href="{escapeHtml(src)}"{title_attr}>{escapeHtml(alt or src)}</a>'
+
+
+def stored_html(html: str) -> SafeString:
+    """Mark HTML that `render_markdown` produced and the database stored as safe to output.
+
+    Pages never render history again (DESIGN.md): a message's `content_html`
+    was sanitized once, when the reply finished, and is output as it is.
+    """
+    return mark_safe(html)  # noqa: S308 - produced by render_markdown, sanitized by nh3

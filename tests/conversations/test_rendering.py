@@ -1,0 +1,390 @@
+"""Tests for conversations.rendering: Markdown and plain text to safe HTML.
+
+The XSS corpus and its oracle are described in
+shared/fixtures/xss/SOURCES.md; the output is parsed with the standard
+library's html.parser and checked structurally, not by string matching.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import os
+import time
+import unicodedata
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from conversations.rendering import render_markdown, render_plain_text, sanitize_html
+
+# The contract, written out here so that widening the module's allow-list is a
+# visible change to this file too.
+ALLOWED_ATTRIBUTES = {
+    "p": set(),
+    "br": set(),
+    "hr": set(),
+    "h1": set(),
+    "h2": set(),
+    "h3": set(),
+    "h4": set(),
+    "h5": set(),
+    "h6": set(),
+    "strong": set(),
+    "em": set(),
+    "del": set(),
+    "s": set(),
+    "code": {"class"},
+    "pre": {"class"},
+    "blockquote": set(),
+    "ul": set(),
+    "ol": {"start"},
+    "li": set(),
+    "table": set(),
+    "thead": set(),
+    "tbody": set(),
+    "tr": set(),
+    "th": set(),
+    "td": set(),
+    "a": {"href", "title", "rel"},
+    "span": {"class"},
+}
+IMG_ATTRIBUTES = {"src", "alt", "title"}
+FORBIDDEN_ELEMENTS = {
+    "script", "iframe", "object", "embed", "base", "meta", "link", "form",
+    "style", "svg", "math", "noscript", "template", "input", "button",
+}  # fmt: skip
+URL_ATTRIBUTES = {
+    "href", "src", "action", "formaction", "poster", "background", "xlink:href",
+}  # fmt: skip
+DANGEROUS_SCHEMES = ("javascript:", "vbscript:", "data:", "file:")
+EXECUTION_BUDGET_S = 1.0  # "does not hang", not a benchmark: see bench/
+
+
+def _corpus_path() -> Path:
+    fixtures = os.environ.get("CHAT_FIXTURES_DIR")
+    if fixtures:
+        return Path(fixtures) / "xss" / "payloads.txt"
+    repo = Path(__file__).resolve().parents[2]
+    return repo.parent / "shared" / "fixtures" / "xss" / "payloads.txt"
+
+
+def _corpus() -> list:
+    path = _corpus_path()
+    if not path.is_file():
+        # Fail loudly rather than collect zero cases.
+        return [pytest.param(None, id="corpus-missing")]
+    with path.open(encoding="ascii") as lines:
+        return [
+            pytest.param(codecs.decode(line.rstrip("\n"), "unicode_escape"), id=f"L{number:03d}")
+            for number, line in enumerate(lines, start=1)
+        ]
+
+
+CORPUS = _corpus()
+
+
+class _Element:
+    def __init__(self, tag: str, attrs: list[tuple[str, str | None]]):
+        self.tag = tag
+        self.attrs = attrs
+
+    def get(self, name: str) -> str | None:
+        return next((value for key, value in self.attrs if key == name), None)
+
+
+class _Collector(HTMLParser):
+    """Record start tags (with entity-decoded attributes), text and comments."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.elements: list[_Element] = []
+        self.events: list[tuple] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append(_Element(tag, attrs))
+        self.events.append(("start", tag, tuple(attrs)))
+
+    def handle_endtag(self, tag):
+        self.events.append(("end", tag))
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self.events and self.events[-1][0] == "text":
+            self.events[-1] = ("text", self.events[-1][1] + data)
+        else:
+            self.events.append(("text", data))
+
+    def handle_comment(self, data):
+        self.events.append(("comment", data))
+
+    def handle_decl(self, decl):
+        self.events.append(("decl", decl))
+
+    def handle_pi(self, data):
+        self.events.append(("pi", data))
+
+    def unknown_decl(self, data):
+        self.events.append(("unknown_decl", data))
+
+
+def _parse(markup: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(markup)
+    collector.close()
+    return collector
+
+
+def _serialize(events: list[tuple]) -> str:
+    out = []
+    for event in events:
+        if event[0] == "start":
+            attrs = "".join(
+                f' {name}="{html.escape(value or "", quote=True)}"' for name, value in event[2]
+            )
+            out.append(f"<{event[1]}{attrs}>")
+        elif event[0] == "end":
+            out.append(f"</{event[1]}>")
+        elif event[0] == "text":
+            out.append(html.escape(event[1], quote=False))
+        else:
+            out.append(f"<!--{event[1]}-->")
+    return "".join(out)
+
+
+def _url_for_scheme_check(value: str) -> str:
+    # Browsers drop tabs and newlines anywhere in a URL and strip leading
+    # control characters and spaces; removing every such character anywhere is
+    # stricter than either.
+    return "".join(
+        ch for ch in value if not (ch.isspace() or unicodedata.category(ch) in {"Cc", "Cf", "Zl", "Zp"})
+    ).lower()
+
+
+def _assert_safe(markup: str, *, images_allowed: bool) -> _Collector:
+    parsed = _parse(markup)
+    for element in parsed.elements:
+        assert element.tag not in FORBIDDEN_ELEMENTS, markup
+        allowed = IMG_ATTRIBUTES if element.tag == "img" and images_allowed else None
+        if allowed is None:
+            assert element.tag in ALLOWED_ATTRIBUTES, f"<{element.tag}> in {markup!r}"
+            allowed = ALLOWED_ATTRIBUTES[element.tag]
+        for name, value in element.attrs:
+            assert not name.startswith("on"), markup
+            assert not name.startswith(("hx-", "data-", "ws-")), markup
+            assert name not in {"style", "id", "name", "target"}, markup
+            assert name in allowed, f"{name} on <{element.tag}> in {markup!r}"
+            if name in URL_ATTRIBUTES:
+                assert not _url_for_scheme_check(value or "").startswith(DANGEROUS_SCHEMES), markup
+        if element.tag == "a":
+            href = element.get("href")
+            if href is not None:
+                assert href.lower().startswith(("http:", "https:", "mailto:")), markup
+            rel = (element.get("rel") or "").split()
+            assert "noopener" in rel and "noreferrer" in rel, markup
+        if element.tag == "img":
+            assert (element.get("src") or "").lower().startswith(("http:", "https:")), markup
+    return parsed
+
+
+def _assert_stable(markup: str) -> None:
+    # mXSS: one more sanitize pass, and one more parse/serialize round trip,
+    # must change nothing.
+    assert str(sanitize_html(markup)) == markup
+    events = _parse(markup).events
+    assert _parse(_serialize(events)).events == events
+
+
+def _timed(render, text: str) -> str:
+    started = time.perf_counter()
+    markup = str(render(text))
+    assert time.perf_counter() - started < EXECUTION_BUDGET_S
+    return markup
+
+
+@pytest.fixture
+def remote_images_off(settings):
+    settings.CHAT_ALLOW_REMOTE_IMAGES = False
+
+
+@pytest.fixture
+def remote_images_on(settings):
+    settings.CHAT_ALLOW_REMOTE_IMAGES = True
+
+
+# --- the XSS corpus --------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", CORPUS)
+def test_markdown_of_payload_is_inert_with_remote_images_off(payload, remote_images_off):
+    assert payload is not None, f"XSS corpus not found at {_corpus_path()}; set CHAT_FIXTURES_DIR"
+    markup = _timed(render_markdown, payload)
+    parsed = _assert_safe(markup, images_allowed=False)
+    assert not any(element.tag == "img" for element in parsed.elements)
+    _assert_stable(markup)
+
+
+@pytest.mark.parametrize("payload", CORPUS)
+def test_markdown_of_payload_is_inert_with_remote_images_on(payload, remote_images_on):
+    assert payload is not None, f"XSS corpus not found at {_corpus_path()}; set CHAT_FIXTURES_DIR"
+    markup = _timed(render_markdown, payload)
+    _assert_safe(markup, images_allowed=True)
+    _assert_stable(markup)
+
+
+@pytest.mark.parametrize("payload", CORPUS)
+def test_plain_text_of_payload_is_text_only(payload):
+    assert payload is not None, f"XSS corpus not found at {_corpus_path()}; set CHAT_FIXTURES_DIR"
+    markup = _timed(render_plain_text, payload)
+    parsed = _parse(markup)
+    assert parsed.elements == []
+    assert [event[0] for event in parsed.events if event[0] != "text"] == []
+    assert html.unescape(markup) == payload
+
+
+# --- benign Markdown still renders ----------------------------------------
+
+
+def test_bold_and_link_render_with_rel(remote_images_off):
+    parsed = _parse(str(render_markdown("**bold** [ok](https://example.com)")))
+
+    tags = [element.tag for element in parsed.elements]
+    assert "strong" in tags
+    (link,) = [element for element in parsed.elements if element.tag == "a"]
+    assert link.get("href") == "https://example.com"
+    assert set((link.get("rel") or "").split()) >= {"noopener", "noreferrer", "nofollow"}
+
+
+def test_image_renders_as_link_when_remote_images_are_off(remote_images_off):
+    parsed = _parse(str(render_markdown("![ok](https://example.com/a.png)")))
+
+    assert [element.tag for element in parsed.elements] == ["p", "a"]
+    assert parsed.elements[1].get("href") == "https://example.com/a.png"
+    assert "".join(parsed.text).strip() == "ok"
+
+
+def test_image_without_alt_text_links_with_its_url_as_text(remote_images_off):
+    parsed = _parse(str(render_markdown("![](https://example.com/a.png)")))
+
+    assert "".join(parsed.text).strip() == "https://example.com/a.png"
+
+
+def test_image_renders_as_img_when_remote_images_are_on(remote_images_on):
+    parsed = _parse(str(render_markdown("![ok](https://example.com/a.png)")))
+
+    (image,) = [element for element in parsed.elements if element.tag == "img"]
+    assert image.get("src") == "https://example.com/a.png"
+    assert image.get("alt") == "ok"
+
+
+def test_setting_is_read_at_call_time(settings):
+    settings.CHAT_ALLOW_REMOTE_IMAGES = False
+    assert "<img" not in render_markdown("![ok](https://example.com/a.png)")
+    settings.CHAT_ALLOW_REMOTE_IMAGES = True
+    assert "<img" in render_markdown("![ok](https://example.com/a.png)")
+
+
+def test_data_image_is_not_rendered_even_when_remote_images_are_on(remote_images_on):
+    markup = str(render_markdown("![x](data:image/png;base64,iVBORw0KGgo=)"))
+
+    assert "<img" not in markup
+    assert "<a" not in markup
+
+
+def test_fenced_python_block_is_highlighted_and_escaped(remote_images_off):
+    markup = str(render_markdown("```python\nprint('<b>hi</b>')\n```"))
+    parsed = _parse(markup)
+
+    assert "<b>hi</b>" in "".join(parsed.text)
+    assert "b" not in {element.tag for element in parsed.elements}
+    (code,) = [element for element in parsed.elements if element.tag == "code"]
+    assert code.get("class") == "language-python"
+    span_classes = {element.get("class") for element in parsed.elements if element.tag == "span"}
+    assert {"nb", "s1"} <= span_classes
+
+
+def test_fence_with_unknown_safe_language_is_plain_code_with_class(remote_images_off):
+    parsed = _parse(str(render_markdown("```mermaid\ngraph TD; A-->B\n```")))
+
+    (code,) = [element for element in parsed.elements if element.tag == "code"]
+    assert code.get("class") == "language-mermaid"
+    assert not any(element.tag == "span" for element in parsed.elements)
+    assert "graph TD; A-->B" in "".join(parsed.text)
+
+
+def test_fence_with_unsafe_info_string_gets_no_class(remote_images_off):
+    parsed = _parse(str(render_markdown('```" onmouseover="alert(1)\nx\n```')))
+
+    (code,) = [element for element in parsed.elements if element.tag == "code"]
+    assert code.attrs == []
+
+
+def test_code_cannot_close_its_own_pre(remote_images_off):
+    parsed = _parse(str(render_markdown("```\n</code></pre><img src=x onerror=alert(1)>\n```")))
+
+    assert [element.tag for element in parsed.elements] == ["pre", "code"]
+    assert "</code></pre><img src=x onerror=alert(1)>" in "".join(parsed.text)
+
+
+def test_gfm_table_renders_without_style(remote_images_off):
+    markup = str(render_markdown("| a | b |\n|:--|--:|\n| 1 | 2 |"))
+    parsed = _parse(markup)
+
+    tags = {element.tag for element in parsed.elements}
+    assert {"table", "thead", "tbody", "th", "td"} <= tags
+    assert all(element.attrs == [] for element in parsed.elements)
+
+
+def test_strikethrough_and_ordered_list_start_render(remote_images_off):
+    parsed = _parse(str(render_markdown("~~gone~~\n\n3. three\n4. four")))
+
+    assert "s" in {element.tag for element in parsed.elements}
+    (ordered,) = [element for element in parsed.elements if element.tag == "ol"]
+    assert ordered.get("start") == "3"
+
+
+def test_inline_code_keeps_script_tag_as_text(remote_images_off):
+    parsed = _parse(str(render_markdown("`<script>alert(1)</script>`")))
+
+    assert [element.tag for element in parsed.elements] == ["p", "code"]
+    assert "".join(parsed.text).strip() == "<script>alert(1)</script>"
+
+
+def test_raw_html_in_source_is_text(remote_images_off):
+    parsed = _parse(str(render_markdown("<b>x</b>")))
+
+    assert [element.tag for element in parsed.elements] == ["p"]
+    assert "".join(parsed.text).strip() == "<b>x</b>"
+
+
+def test_bare_url_is_linkified(remote_images_off):
+    parsed = _parse(str(render_markdown("see https://example.com/docs today")))
+
+    (link,) = [element for element in parsed.elements if element.tag == "a"]
+    assert link.get("href") == "https://example.com/docs"
+
+
+def test_relative_and_protocol_relative_links_are_not_links(remote_images_off):
+    parsed = _parse(str(render_markdown("[a](/account/delete) [b](//attacker.example/x)")))
+
+    assert not any(element.tag == "a" for element in parsed.elements)
+
+
+def test_result_is_safe_string(remote_images_off):
+    assert hasattr(render_markdown("x"), "__html__")
+    assert hasattr(render_plain_text("x"), "__html__")
+
+
+# --- plain text ------------------------------------------------------------
+
+
+def test_plain_text_escapes_html_special_characters():
+    assert render_plain_text("a & b < c > d \" e ' f") == (
+        "a &amp; b &lt; c &gt; d &quot; e &#x27; f"
+    )
+
+
+def test_plain_text_keeps_newlines_without_br():
+    assert render_plain_text("one\ntwo") == "one\ntwo"
