@@ -175,6 +175,11 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# UPLOADS
+
+MEDIA_ROOT = VAR_DIR / "media"
+MEDIA_URL = "media/"  # Never served: uploads are read by the site, not downloaded.
+
 # LOGGING
 
 LOGGING = {
@@ -196,3 +201,5 @@ CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
 CHAT_COALESCE_MS = env_int("CHAT_COALESCE_MS", 40, minimum=0)
 # Markdown images load remote URLs only when this is on.
 CHAT_ALLOW_REMOTE_IMAGES = env_bool("CHAT_ALLOW_REMOTE_IMAGES", False)
+# Uploaded conversation exports larger than this (bytes) are refused.
+CHAT_IMPORT_MAX_BYTES = env_int("CHAT_IMPORT_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)

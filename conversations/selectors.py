@@ -37,8 +37,11 @@ def conversation_get_for_user(*, user: AbstractBaseUser, public_id: UUID | str) 
 
 
 def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Message]:
-    """Return the messages of `conversation` (already scoped by its selector), oldest first."""
-    return Message.objects.filter(conversation=conversation).order_by("created_at", "id")
+    """Return the shown messages of `conversation` (already scoped by its selector), oldest first.
+
+    Earlier versions of regenerated or edited messages are left out.
+    """
+    return Message.objects.filter(conversation=conversation, is_current=True).order_by("created_at", "id")
 
 
 def message_streaming_ids(*, conversation: Conversation) -> list[UUID]:

@@ -76,7 +76,8 @@ def title_from_text(text: str) -> str:
 def message_send(*, conversation: Conversation, text: str, idempotency_key: str = "") -> SentMessage:
     """Save a user message and the assistant message its reply will fill, in one transaction.
 
-    `text` must come from `message_text_clean`. Three writes: the two
+    `text` must come from `message_text_clean`. The user message follows
+    the last message shown; the reply answers it. Three writes: the two
     messages and the conversation's title and activity time.
 
     Raises:
@@ -86,8 +87,12 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
     now = timezone.now()
     try:
         with transaction.atomic():
+            previous = (
+                Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
+            )
             user_message = Message.objects.create(
                 conversation=conversation,
+                parent=previous,
                 role=Message.Role.USER,
                 content=text,
                 status=Message.Status.COMPLETE,
@@ -95,6 +100,7 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
             )
             assistant_message = Message.objects.create(
                 conversation=conversation,
+                parent=user_message,
                 role=Message.Role.ASSISTANT,
                 status=Message.Status.STREAMING,
                 model_id=model_id,

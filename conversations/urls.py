@@ -1,11 +1,11 @@
 from django.urls import path
 
-from conversations import views
+from conversations.views import chat
 
 app_name = "conversations"
 
 urlpatterns = [
-    path("", views.conversation_new, name="conversation-new"),
-    path("c/", views.conversation_create, name="conversation-create"),
-    path("c/<uuid:public_id>/", views.conversation_detail, name="conversation-detail"),
+    path("", chat.conversation_new, name="conversation-new"),
+    path("c/", chat.conversation_create, name="conversation-create"),
+    path("c/<uuid:public_id>/", chat.conversation_detail, name="conversation-detail"),
 ]
