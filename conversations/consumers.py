@@ -107,6 +107,9 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     async def messages_added(self, event: events.MessagesAdded) -> None:
         await self.send(text_data=event["html"])
 
+    async def title_changed(self, event: events.TitleChanged) -> None:
+        await self.send(text_data=event["html"])
+
     async def reply_delta(self, event: events.ReplyDelta) -> None:
         message_id = event["message_id"]
         if message_id not in self.shown_seq:

@@ -70,3 +70,11 @@ def message_history_for_upstream(*, conversation: Conversation, limit: int) -> l
         .order_by("-created_at", "-id")[:limit]
     )
     return greeting + list(reversed(recent))
+
+
+
+def message_is_only_question(*, message: Message) -> bool:
+    """Return whether `message` is the only user message of its conversation, counting earlier versions."""
+    return not Message.objects.filter(conversation_id=message.conversation_id, role=Message.Role.USER).exclude(
+        pk=message.pk
+    ).exists()

@@ -162,3 +162,11 @@ def reply_finish(
         ]
     )
     return message
+
+
+def conversation_title_generated_set(*, public_id, title: str) -> bool:
+    """Store a model-generated title unless the title came from the user; return whether it was stored."""
+    updated = Conversation.objects.filter(
+        public_id=public_id, title_source=Conversation.TitleSource.FIRST_MESSAGE
+    ).update(title=title[:200], title_source=Conversation.TitleSource.GENERATED)
+    return updated == 1

@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
-from conversations import events, llm, selectors, services
+from conversations import events, llm, selectors, services, titles
 from conversations.models import Conversation, Message
 from personas.crypto import DecryptionError
 from personas.selectors import provider_upstream_config
@@ -45,6 +45,8 @@ class ReplyJob:
     message: Message
     config: llm.UpstreamConfig
     request: llm.ChatRequest
+    # The first user message, when a title should be generated after this reply.
+    title_from: str = ""
 
 
 def upstream_check(*, conversation: Conversation) -> None:
@@ -84,9 +86,14 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
     messages = [{"role": "system", "content": persona.system_prompt}] if persona.system_prompt.strip() else []
     messages += [{"role": m.role, "content": m.content} for m in history]
     max_tokens = persona.max_tokens or model.max_output_tokens
+    question = history[-1]
+    wants_title = conversation.title_source == Conversation.TitleSource.FIRST_MESSAGE and (
+        selectors.message_is_only_question(message=question)
+    )
     return ReplyJob(
         conversation_id=conversation.public_id,
         message=message,
+        title_from=question.content if wants_title else "",
         config=provider_upstream_config(provider=model.provider),
         request=llm.ChatRequest(
             model=model.model_id,
@@ -141,7 +148,15 @@ class ReplyGenerator:
             listener.cancel()
             await self.layer.group_discard(control_group, control_channel)
         await self._flush_now()
-        await self._finish(result)
+        content = await self._finish(result)
+        if self.job.title_from and result.status == Message.Status.COMPLETE and content:
+            await titles.title_generate(
+                config=self.job.config,
+                conversation_id=self.job.conversation_id,
+                model_id=self.job.request.model,
+                user_text=self.job.title_from,
+                reply_text=content,
+            )
 
     def _elapsed_ms(self) -> int:
         return round((asyncio.get_running_loop().time() - self.started) * 1000)
@@ -205,7 +220,8 @@ class ReplyGenerator:
                 }
                 await self.layer.send(event["reply_channel"], snapshot)
 
-    async def _finish(self, outcome: "_Outcome") -> None:
+    async def _finish(self, outcome: "_Outcome") -> str:
+        """Store the reply once and send its final bubble to every tab; return its text."""
         if self.flush_task is not None:
             self.flush_task.cancel()
         content = "".join(self.sent) + "".join(self.pending)
@@ -227,9 +243,10 @@ class ReplyGenerator:
         except Exception:
             # The generation task has no caller to raise to; log it and leave the bubble as it is.
             logger.exception("Could not store reply %s", self.message_id)
-            return
+            return ""
         final: events.ReplyFinal = {"type": "reply.final", "message_id": self.message_id, "html": html}
         await self.layer.group_send(self.group, final)
+        return content
 
 
 @dataclass(frozen=True)

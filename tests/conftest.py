@@ -23,6 +23,11 @@ def upstream(fake_upstream):
     return fake_upstream
 
 
+def streamed_requests(server: FakeOpenAIServer) -> list:
+    """Return the streaming chat completion requests `server` received (replies, not titles or tests)."""
+    return [r for r in server.requests if r.path.endswith("/chat/completions") and (r.body or {}).get("stream")]
+
+
 @pytest.fixture(autouse=True)
 def _fresh_channel_layers():
     # Each async test has its own event loop; in-memory layer queues must not leak between them.

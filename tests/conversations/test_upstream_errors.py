@@ -6,6 +6,7 @@ from asgiref.sync import sync_to_async
 from conversations import services
 from conversations.models import Message
 from personas.models import Provider
+from tests.conftest import streamed_requests
 from tests.conversations.conftest import wait_for_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -97,5 +98,5 @@ async def test_error_bubbles_never_become_model_input(alice, make_persona, open_
     await sync_to_async(type(conversation.persona.model).objects.update)(model_id="long:1")
     await socket.send("second")
     await socket.receive_final("complete")
-    sent = [m["content"] for m in upstream.requests[-1].body["messages"]]
+    sent = [m["content"] for m in streamed_requests(upstream)[-1].body["messages"]]
     assert "w0 w1 " not in sent and sent[-2:] == ["first", "second"]
