@@ -34,7 +34,10 @@ Prevention Cheat Sheet (no ``id``/``name``).
 from __future__ import annotations
 
 import functools
+import io
+import math
 import re
+import time
 from collections.abc import Sequence
 
 import nh3
@@ -47,14 +50,13 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
-from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import find_lexer_class_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
-__all__ = ["render_markdown", "render_plain_text", "sanitize_html"]
+__all__ = ["render_markdown", "render_plain_text", "sanitize_html", "stored_html"]
 
 # Schemes a link may use. Relative URLs are refused too: a relative link in a
 # reply would point into this site (e.g. a logout or delete URL).
@@ -85,9 +87,15 @@ LINK_REL = "noopener noreferrer nofollow"
 # A fence info string's first word becomes `class="language-<word>"` only if it
 # looks like a language name (`c++`, `objective-c`, `f#`, `python3`).
 _SAFE_LANGUAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#.-]{0,39}")
-# Beyond this, a block is shown plain: Pygments is pure Python regex work and
-# its cost grows with the input; no chat reply needs colour on 100 KB of code.
-MAX_HIGHLIGHT_CHARS = 100_000
+# Highlighting is best effort, within limits. Pygments lexers are regular
+# expressions run by Python, and some are quadratic on hostile input (measured
+# with Pygments 2.21: `make` and `cfengine3` spend ~1 s on 7 KB of "{", and
+# `c-objdump` ~3 s inside a single match on one 20 KB line). A block over a
+# limit, or past the time budget of the render call, is shown as plain code.
+MAX_HIGHLIGHT_CHARS = 10_000  # per block
+MAX_HIGHLIGHT_LINE_CHARS = 1_000  # longer lines: minified or hostile
+HIGHLIGHT_BUDGET_S = 0.1  # Pygments time per render_markdown call
+_DEADLINE_KEY = "chat_highlight_deadline"  # in markdown-it's per-call env
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 
 
@@ -107,9 +115,16 @@ def render_markdown(text: str) -> SafeString:
         to their URL unless ``settings.CHAT_ALLOW_REMOTE_IMAGES`` is true,
         in which case ``<img>`` is kept for http(s) sources. Every ``<a>``
         carries ``rel="noopener noreferrer nofollow"``.
+
+    Cost is linear in the input: about 2 ms per KB of prose (markdown-it-py is
+    pure Python). Pygments gets ``HIGHLIGHT_BUDGET_S`` per call, checked
+    between tokens, plus at worst one block's run (~0.3 s measured for a
+    hostile 10 KB block); code past the limits above is left plain. CPU-bound:
+    from async code, call it through ``sync_to_async`` for long replies.
     """
     allow_images = _remote_images_allowed()
-    html = _markdown(allow_images).render(text)
+    env = {_DEADLINE_KEY: time.monotonic() + HIGHLIGHT_BUDGET_S}
+    html = _markdown(allow_images).render(text, env)
     return mark_safe(_cleaner(allow_images).clean(html))
 
 
@@ -148,7 +163,9 @@ def _remote_images_allowed() -> bool:
 
 
 # The Markdown parser and the sanitizer are configured once per process and
-# never mutated afterwards: parsing keeps its state in per-call objects.
+# never mutated afterwards, so threads can share them: markdown-it-py keeps
+# parse state in per-call objects, and linkify-it-py 2.x's test()/match() keep
+# none on the instance (checked in 2.2.0; the JS original caches matches).
 @functools.cache
 def _markdown(allow_images: bool) -> MarkdownIt:
     md = MarkdownIt(
@@ -239,14 +256,36 @@ def _render_fence(
         return f"<pre><code>{escapeHtml(token.content)}</code></pre>\n"
     language = language.lower()
     lexer_class = _lexer_class(language)
-    if lexer_class is None or len(token.content) > MAX_HIGHLIGHT_CHARS:
-        return (
-            f'<pre><code class="language-{language}">'
-            f"{escapeHtml(token.content)}</code></pre>\n"
-        )
-    lexer = lexer_class(stripnl=False, ensurenl=False)
-    code = highlight(token.content, lexer, _formatter())
+    code = None
+    if lexer_class is not None and _highlightable(token.content):
+        code = _highlight(token.content, lexer_class, env.get(_DEADLINE_KEY, math.inf))
+    if code is None:
+        return f'<pre><code class="language-{language}">{escapeHtml(token.content)}</code></pre>\n'
     return f'<pre class="highlight"><code class="language-{language}">{code}</code></pre>\n'
+
+
+def _highlightable(code: str) -> bool:
+    return len(code) <= MAX_HIGHLIGHT_CHARS and all(len(line) <= MAX_HIGHLIGHT_LINE_CHARS for line in code.splitlines())
+
+
+def _highlight(code: str, lexer_class: type[Lexer], deadline: float) -> str | None:
+    """Return Pygments ``<span>`` markup for ``code``, or None past ``deadline``.
+
+    The clock is checked between tokens, which bounds lexers that are slow
+    because they make many O(n) matches; the length limits bound the cost of
+    any single match.
+    """
+    if time.monotonic() > deadline:
+        return None
+    tokens = []
+    lexer = lexer_class(stripnl=False, ensurenl=False)
+    for count, item in enumerate(lexer.get_tokens(code)):
+        tokens.append(item)
+        if count % 16 == 0 and time.monotonic() > deadline:
+            return None
+    out = io.StringIO()
+    _formatter().format(iter(tokens), out)
+    return out.getvalue()
 
 
 @functools.lru_cache(maxsize=512)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from conversations import rendering
 from conversations.rendering import render_markdown, render_plain_text, sanitize_html
 
 # The contract, written out here so that widening the module's allow-list is a
@@ -141,9 +142,7 @@ def _serialize(events: list[tuple]) -> str:
     out = []
     for event in events:
         if event[0] == "start":
-            attrs = "".join(
-                f' {name}="{html.escape(value or "", quote=True)}"' for name, value in event[2]
-            )
+            attrs = "".join(f' {name}="{html.escape(value or "", quote=True)}"' for name, value in event[2])
             out.append(f"<{event[1]}{attrs}>")
         elif event[0] == "end":
             out.append(f"</{event[1]}>")
@@ -328,6 +327,49 @@ def test_code_cannot_close_its_own_pre(remote_images_off):
     assert "</code></pre><img src=x onerror=alert(1)>" in "".join(parsed.text)
 
 
+def _code_spans(markup: str) -> list[_Element]:
+    return [element for element in _parse(markup).elements if element.tag == "span"]
+
+
+def test_code_block_over_the_size_limit_is_plain(remote_images_off):
+    body = "x = 1\n" * (rendering.MAX_HIGHLIGHT_CHARS // 6 + 1)
+    markup = str(render_markdown(f"```python\n{body}```"))
+
+    assert '<code class="language-python">' in markup
+    assert _code_spans(markup) == []
+
+
+def test_code_block_with_a_very_long_line_is_plain(remote_images_off):
+    body = "x = '" + "a" * rendering.MAX_HIGHLIGHT_LINE_CHARS + "'\n"
+    markup = str(render_markdown(f"```python\n{body}```"))
+
+    assert _code_spans(markup) == []
+
+
+def test_highlighting_past_the_time_budget_is_plain(remote_images_off, monkeypatch):
+    monkeypatch.setattr(rendering, "HIGHLIGHT_BUDGET_S", -1.0)
+    markup = str(render_markdown("```python\nprint(1)\n```"))
+
+    assert '<code class="language-python">' in markup
+    assert _code_spans(markup) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        # Quadratic Pygments lexers (Pygments 2.21): seconds if highlighted.
+        "```c-objdump\n" + "(" * 20_000 + "\n```",
+        "```make\n" + ("{" * 999 + "\n") * 20 + "```",
+        "```html+ng2\n" + ("(" * 999 + "\n") * 10 + "```",
+    ],
+    ids=["c-objdump-one-line", "make-braces", "html+ng2-parens"],
+)
+def test_hostile_code_block_does_not_hang(source, remote_images_off):
+    markup = _timed(render_markdown, source)
+
+    assert "<pre" in markup
+
+
 def test_gfm_table_renders_without_style(remote_images_off):
     markup = str(render_markdown("| a | b |\n|:--|--:|\n| 1 | 2 |"))
     parsed = _parse(markup)
@@ -381,9 +423,7 @@ def test_result_is_safe_string(remote_images_off):
 
 
 def test_plain_text_escapes_html_special_characters():
-    assert render_plain_text("a & b < c > d \" e ' f") == (
-        "a &amp; b &lt; c &gt; d &quot; e &#x27; f"
-    )
+    assert render_plain_text("a & b < c > d \" e ' f") == ("a &amp; b &lt; c &gt; d &quot; e &#x27; f")
 
 
 def test_plain_text_keeps_newlines_without_br():
