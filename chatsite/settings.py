@@ -199,6 +199,10 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32_000, minimum=1)
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
 # Deltas after the first are coalesced over this window before going out.
 CHAT_COALESCE_MS = env_int("CHAT_COALESCE_MS", 40, minimum=0)
+# A 429 or 5xx before the first token is retried this many times, waiting the
+# upstream's Retry-After (if at most CHAT_UPSTREAM_RETRY_MAX_WAIT_S) or 0.5 s, 1 s, ...
+CHAT_UPSTREAM_RETRIES = env_int("CHAT_UPSTREAM_RETRIES", 2, minimum=0)
+CHAT_UPSTREAM_RETRY_MAX_WAIT_S = env_int("CHAT_UPSTREAM_RETRY_MAX_WAIT_S", 10, minimum=0)
 # Markdown images load remote URLs only when this is on.
 CHAT_ALLOW_REMOTE_IMAGES = env_bool("CHAT_ALLOW_REMOTE_IMAGES", False)
 # Uploaded conversation exports larger than this (bytes) are refused.

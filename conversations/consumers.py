@@ -6,11 +6,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
-from conversations import events, selectors, services, streaming
+from conversations import bubbles, events, selectors, services, streaming
 from conversations.models import Conversation
 
 logger = logging.getLogger(__name__)
@@ -65,23 +66,25 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse(_("The frame is not valid JSON text."))
 
     async def receive_json(self, content: object, **kwargs) -> None:
-        if not isinstance(content, dict) or content.get("action") not in {"send", "stop"}:
-            await self._refuse(_("The frame needs an action: send or stop."))
+        if not isinstance(content, dict) or content.get("action") not in {"send", "stop", "edit", "regenerate"}:
+            await self._refuse(_("The frame needs an action: send, stop, edit or regenerate."))
             return
         if content["action"] == "stop":
             stop: events.ReplyStop = {"type": "reply.stop"}
             await self.channel_layer.group_send(events.control_group(self.conversation.public_id), stop)
             return
         key = content.get("idempotency_key", "")
-        await self._send_message(content.get("message"), key if isinstance(key, str) else "")
+        await self._start_reply(content["action"], content.get("message"), key if isinstance(key, str) else "")
 
     async def _refuse(self, reason: str) -> None:
         await self.send_alert(reason)
         await self.close(code=CLOSE_BAD_FRAME, reason=reason[:120])
 
-    async def _send_message(self, text: object, idempotency_key: str) -> None:
+    async def _start_reply(self, action: str, text: object, idempotency_key: str) -> None:
         try:
-            job, html = await _save_message(self.scope["user"], self.conversation.public_id, text, idempotency_key)
+            job, html = await _prepare_reply(
+                self.scope["user"], self.conversation.public_id, action, text, idempotency_key
+            )
         except Conversation.DoesNotExist:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -91,8 +94,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         except services.DuplicateSend:
             return  # A double Enter or a resend: the first one is already under way.
         await self.send_alert("")
-        added: events.MessagesAdded = {"type": "messages.added", "html": html}
-        await self.channel_layer.group_send(self.group, added)
+        changed: events.MessagesChanged = {"type": "messages.changed", "html": html}
+        await self.channel_layer.group_send(self.group, changed)
         streaming.start_reply(job)
 
     async def send_alert(self, text: str) -> None:
@@ -104,7 +107,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
     # Channel layer event handlers (see events.py)
 
-    async def messages_added(self, event: events.MessagesAdded) -> None:
+    async def messages_changed(self, event: events.MessagesChanged) -> None:
         await self.send(text_data=event["html"])
 
     async def title_changed(self, event: events.TitleChanged) -> None:
@@ -152,22 +155,38 @@ def _load(user, public_id) -> tuple[Conversation, list]:
 
 
 @database_sync_to_async
-def _save_message(user, public_id, text: object, idempotency_key: str) -> tuple[streaming.ReplyJob, str]:
-    """Validate and save a send; return the reply job and the HTML of the two new bubbles.
+def _prepare_reply(
+    user, public_id, action: str, text: object, idempotency_key: str
+) -> tuple[streaming.ReplyJob, str]:
+    """Save what `action` (send, edit, regenerate) writes; return the reply job and the bubbles' HTML.
 
     Raises:
-        ValidationError: the text or the conversation's persona cannot be used; nothing saved.
+        ValidationError: the text, the persona or the conversation's state does not allow it; nothing saved.
         Conversation.DoesNotExist: the conversation was deleted meanwhile.
         services.DuplicateSend: the idempotency key was seen before; nothing saved.
     """
-    clean = services.message_text_clean(text=text)
+    with transaction.atomic():  # Nothing stays saved if the context check refuses the question.
+        return _prepare_reply_atomic(user, public_id, action, text, idempotency_key)
+
+
+def _prepare_reply_atomic(
+    user, public_id, action: str, text: object, idempotency_key: str
+) -> tuple[streaming.ReplyJob, str]:
     # Reload: an admin may have changed the persona, model or provider since the socket opened.
     conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
+    clean = services.message_text_clean(text=text) if action != "regenerate" else ""
     streaming.upstream_check(conversation=conversation)
-    sent = services.message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
-    job = streaming.reply_job_build(conversation=conversation, message=sent.assistant_message)
-    html = render_to_string(
-        "conversations/partials/messages_added.html",
-        {"message_list": [sent.user_message, sent.assistant_message], "conversation": conversation},
-    )
-    return job, html
+    if action == "send":
+        sent = services.message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
+        reply = sent.assistant_message
+        html = render_to_string(
+            "conversations/partials/messages_added.html",
+            {"message_list": [sent.user_message, reply], "conversation": conversation},
+        )
+    else:
+        if action == "edit":
+            reply = services.message_edit(conversation=conversation, text=clean).assistant_message
+        else:
+            reply = services.reply_regenerate(conversation=conversation)
+        html = bubbles.message_list_html(conversation=conversation)
+    return streaming.reply_job_build(conversation=conversation, message=reply), html

@@ -38,6 +38,19 @@ class SendFrame(TypedDict):
     idempotency_key: NotRequired[str]
 
 
+class EditFrame(TypedDict):
+    """Replace the last user message with `message` and get a new reply; the old ones stay as versions."""
+
+    action: Literal["edit"]
+    message: str
+
+
+class RegenerateFrame(TypedDict):
+    """Get a new version of the last reply."""
+
+    action: Literal["regenerate"]
+
+
 class StopFrame(TypedDict):
     """Stop every reply streaming in this conversation."""
 
@@ -47,10 +60,10 @@ class StopFrame(TypedDict):
 # Channel layer events (the `type` selects the handler method: "reply.delta" → reply_delta)
 
 
-class MessagesAdded(TypedDict):
-    """New bubbles (the user message and the empty assistant bubble), as rendered HTML."""
+class MessagesChanged(TypedDict):
+    """Bubbles added (a question and its empty reply) or replaced (a new version shown), as rendered HTML."""
 
-    type: Literal["messages.added"]
+    type: Literal["messages.changed"]
     html: str
 
 

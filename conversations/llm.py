@@ -274,10 +274,7 @@ def _map_error(exc: BaseException, *, config: UpstreamConfig, model: str, starte
     """Translate an SDK, transport or timeout exception into an `LLMError` with an actionable message."""
     detail = _scrub(_upstream_message(exc), config.api_key)
     if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException, TimeoutError)):
-        return LLMError(
-            ErrorKind.TIMEOUT,
-            _("The provider took too long to answer. Try again; an admin can raise the provider's timeouts."),
-        )
+        return _timeout_error(exc, config)
     if isinstance(exc, openai.APIStatusError):
         return _map_status_error(exc, detail=detail, model=model)
     if isinstance(exc, openai.APIConnectionError) or isinstance(exc, httpx2.TransportError):
@@ -300,6 +297,21 @@ def _map_error(exc: BaseException, *, config: UpstreamConfig, model: str, starte
         )
     logger.warning("Unexpected transport error from provider %s: %s", config.base_url, type(exc).__name__)
     return LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+
+
+def _timeout_error(exc: BaseException, config: UpstreamConfig) -> LLMError:
+    """Name the time limit that ran out: connecting, waiting between chunks, or the whole reply."""
+    cause = exc.__cause__ if isinstance(exc, openai.APITimeoutError) else exc
+    if isinstance(cause, (httpx2.ConnectTimeout, httpx2.PoolTimeout)):
+        message = _("Could not connect to the provider within %(seconds)g s. Check that it is up; an admin can raise the connect timeout.")
+        seconds = config.connect_timeout_s
+    elif isinstance(cause, httpx2.TimeoutException):
+        message = _("The provider stopped sending for %(seconds)g s. Try again; an admin can raise the idle timeout.")
+        seconds = config.read_timeout_s
+    else:
+        message = _("The reply took longer than %(seconds)g s in all. Ask for something shorter; an admin can raise the total timeout.")
+        seconds = config.total_timeout_s
+    return LLMError(ErrorKind.TIMEOUT, message % {"seconds": seconds})
 
 
 def _map_status_error(exc: openai.APIStatusError, *, detail: str, model: str) -> LLMError:

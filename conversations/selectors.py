@@ -1,23 +1,44 @@
 """Reads of conversations and messages, each scoped to the user who asks."""
 
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import groupby, islice
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, ImportJob, Message
 
 SIDEBAR_PAGE_SIZE = 50
 
 
-def conversation_list_for_user(*, user: AbstractBaseUser, limit: int = SIDEBAR_PAGE_SIZE) -> QuerySet[Conversation]:
-    """Return `user`'s unarchived conversations, newest activity first, at most `limit`."""
-    return (
-        Conversation.objects.filter(owner=user, archived=False)
-        .only("public_id", "title", "updated_at")
-        .order_by("-updated_at", "-id")[:limit]
-    )
+def conversation_list_for_user(
+    *,
+    user: AbstractBaseUser,
+    limit: int = SIDEBAR_PAGE_SIZE,
+    before: tuple[datetime, UUID] | None = None,
+    archived: bool = False,
+) -> QuerySet[Conversation]:
+    """Return `user`'s unarchived (or only archived) conversations, newest activity first, at most `limit`.
+
+    Keyset pagination: `before` is the (updated_at, public_id) of the last
+    conversation of the previous page; this page starts right after it.
+    The order (updated_at, then public_id, both descending) is total, so pages
+    neither repeat nor skip conversations, and the query walks the
+    (owner, -updated_at) index instead of counting past an OFFSET.
+    """
+    conversations = Conversation.objects.filter(owner=user, archived=archived)
+    if before is not None:
+        updated_at, public_id = before
+        conversations = conversations.filter(updated_at__lte=updated_at).filter(
+            Q(updated_at__lt=updated_at) | Q(public_id__lt=public_id)
+        )
+    return conversations.only("public_id", "title", "archived", "updated_at").order_by(
+        "-updated_at", "-public_id"
+    )[:limit]
 
 
 def conversation_get_for_user(*, user: AbstractBaseUser, public_id: UUID | str) -> Conversation:
@@ -53,24 +74,35 @@ def message_streaming_ids(*, conversation: Conversation) -> list[UUID]:
     )
 
 
-def message_history_for_upstream(*, conversation: Conversation, limit: int) -> list[Message]:
-    """Return what a new reply sees: the greeting, then the latest `limit` finished messages, oldest first.
+@dataclass(frozen=True)
+class UpstreamHistory:
+    """What a reply may see: the greeting, the latest finished messages (oldest first), how many there are in all."""
+
+    greeting: Message | None
+    recent: list[Message]
+    total: int
+
+
+def message_history_for_upstream(*, conversation: Conversation, limit: int) -> UpstreamHistory:
+    """Return the greeting and the latest `limit` finished messages of the shown conversation.
 
     The greeting is the conversation's first message when it is an assistant
     message (`conversation_create` writes it). Failed, empty and streaming
     replies are left out, so an error bubble never becomes model input.
+    `total` counts every such message, for "N of M messages in context".
+    Three queries.
     """
     messages = message_list_for_conversation(conversation=conversation)
     first = messages.first()
-    greeting = [first] if first is not None and first.role == Message.Role.ASSISTANT else []
-    recent = (
+    greeting = first if first is not None and first.role == Message.Role.ASSISTANT else None
+    finished = (
         messages.filter(status__in=[Message.Status.COMPLETE, Message.Status.STOPPED])
         .exclude(content="")
-        .exclude(pk__in=[m.pk for m in greeting])
-        .order_by("-created_at", "-id")[:limit]
+        .exclude(pk=greeting.pk if greeting else None)
     )
-    return greeting + list(reversed(recent))
-
+    recent = list(finished.order_by("-created_at", "-id")[:limit])
+    total = len(recent) if len(recent) < limit else finished.count()
+    return UpstreamHistory(greeting=greeting, recent=recent[::-1], total=total)
 
 
 def message_is_only_question(*, message: Message) -> bool:
@@ -78,3 +110,132 @@ def message_is_only_question(*, message: Message) -> bool:
     return not Message.objects.filter(conversation_id=message.conversation_id, role=Message.Role.USER).exclude(
         pk=message.pk
     ).exists()
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Where a message stands among its versions: `index` counts from 1; neighbours by public id."""
+
+    index: int
+    total: int
+    previous: UUID | None
+    next: UUID | None
+
+
+def message_versions(*, conversation: Conversation, messages: list[Message]) -> dict[int, Versions]:
+    """Return the versions of each of `messages` (of `conversation`), keyed by message pk, in one query.
+
+    Versions are siblings: the same parent and role (a regenerated reply, an edited question).
+    """
+    parent_ids = {m.parent_id for m in messages}
+    same_parent = Q(parent_id__in=parent_ids - {None})
+    if None in parent_ids:
+        same_parent |= Q(parent__isnull=True)
+    siblings = (
+        Message.objects.filter(conversation=conversation)
+        .filter(same_parent)
+        .order_by("created_at", "id")
+        .values_list("pk", "public_id", "parent_id", "role")
+    )
+    groups: dict[tuple, list[tuple[int, UUID]]] = {}
+    for pk, public_id, parent_id, role in siblings:
+        groups.setdefault((parent_id, role), []).append((pk, public_id))
+    versions = {}
+    for message in messages:
+        group = groups.get((message.parent_id, message.role), [])
+        ids = [pk for pk, _ in group]
+        if message.pk not in ids:
+            continue
+        i = ids.index(message.pk)
+        versions[message.pk] = Versions(
+            index=i + 1,
+            total=len(group),
+            previous=group[i - 1][1] if i > 0 else None,
+            next=group[i + 1][1] if i + 1 < len(group) else None,
+        )
+    return versions
+
+
+def message_get_for_user(*, user: AbstractBaseUser, conversation: Conversation, public_id: UUID | str) -> Message:
+    """Return message `public_id` of `conversation`, which must be `user`'s (from `conversation_get_for_user`).
+
+    Raises:
+        Message.DoesNotExist: no such message in that conversation.
+    """
+    if conversation.owner_id != getattr(user, "pk", None):
+        raise Message.DoesNotExist
+    try:
+        return Message.objects.select_related("conversation").get(conversation=conversation, public_id=public_id)
+    except (ValueError, TypeError, ValidationError):
+        raise Message.DoesNotExist from None
+
+
+EXPORT_CONVERSATIONS_PER_QUERY = 100
+# Rows per fetch: messages can be long, so a fetch holds a few hundred at most.
+EXPORT_ROWS_PER_FETCH = 200
+IMPORT_JOBS_SHOWN = 20
+
+
+def conversation_iter_for_export(
+    *, user: AbstractBaseUser, chunk_size: int = EXPORT_ROWS_PER_FETCH
+) -> Iterator[Conversation]:
+    """Yield every conversation of `user`, archived ones too, in creation order, persona and model loaded.
+
+    Rows come `chunk_size` at a time from one query (a server-side cursor
+    on PostgreSQL), never as one list.
+    """
+    return (
+        Conversation.objects.filter(owner=user)
+        .select_related("persona__model")
+        .order_by("id")
+        .iterator(chunk_size=chunk_size)
+    )
+
+
+def message_iter_for_export(
+    *,
+    conversations: Iterable[Conversation],
+    per_query: int = EXPORT_CONVERSATIONS_PER_QUERY,
+    chunk_size: int = EXPORT_ROWS_PER_FETCH,
+) -> Iterator[tuple[Conversation, list[Message]]]:
+    """Pair each of `conversations` (already scoped to their owner) with its current path, oldest first.
+
+    One query per `per_query` conversations, its rows fetched `chunk_size` at
+    a time; memory holds the messages of one conversation at a time. Pairs
+    come in the order of the conversations' pks. `content_html` is not read.
+    """
+    conversations = iter(conversations)
+    while batch := sorted(islice(conversations, per_query), key=lambda conversation: conversation.pk):
+        rows = (
+            Message.objects.filter(conversation__in=batch, is_current=True)
+            .defer("content_html")
+            .order_by("conversation_id", "created_at", "id")
+            .iterator(chunk_size=chunk_size)
+        )
+        groups = groupby(rows, key=lambda message: message.conversation_id)
+        group = next(groups, None)
+        for conversation in batch:
+            if group is not None and group[0] == conversation.pk:
+                yield conversation, list(group[1])
+                group = next(groups, None)
+            else:
+                yield conversation, []
+
+
+def import_job_list_for_user(*, user: AbstractBaseUser, limit: int = IMPORT_JOBS_SHOWN) -> QuerySet[ImportJob]:
+    """Return `user`'s latest import jobs, newest first, at most `limit`."""
+    return ImportJob.objects.filter(owner=user).order_by("-created_at", "-id")[:limit]
+
+
+def import_job_get_for_user(*, user: AbstractBaseUser, public_id: UUID | str) -> ImportJob:
+    """Return import job `public_id` if `user` started it.
+
+    Raises:
+        ImportJob.DoesNotExist: no such job, or another user's (callers answer 404).
+    """
+    if not getattr(user, "is_authenticated", False):
+        raise ImportJob.DoesNotExist
+    try:
+        return ImportJob.objects.get(owner=user, public_id=public_id)
+    except (ValueError, TypeError, ValidationError):  # Not a UUID.
+        raise ImportJob.DoesNotExist from None

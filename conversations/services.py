@@ -136,31 +136,26 @@ def reply_finish(
     """Store a finished reply with its rendered HTML and upstream metadata, in one write.
 
     `status` is one of Message.Status other than STREAMING; times in milliseconds.
+
+    Raises:
+        Message.DoesNotExist: the conversation was deleted while the reply was written.
     """
-    message.content = content
-    message.content_html = rendering.render_markdown(content) if content else ""
-    message.status = status
-    message.finish_reason = finish_reason
-    message.error_text = error_text
-    message.model_id = model_id or message.model_id
-    message.prompt_tokens = prompt_tokens
-    message.completion_tokens = completion_tokens
-    message.ttft_ms = ttft_ms
-    message.duration_ms = duration_ms
-    message.save(
-        update_fields=[
-            "content",
-            "content_html",
-            "status",
-            "finish_reason",
-            "error_text",
-            "model_id",
-            "prompt_tokens",
-            "completion_tokens",
-            "ttft_ms",
-            "duration_ms",
-        ]
-    )
+    fields = {
+        "content": content,
+        "content_html": rendering.render_markdown(content) if content else "",
+        "status": status,
+        "finish_reason": finish_reason,
+        "error_text": error_text,
+        "model_id": model_id or message.model_id,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "ttft_ms": ttft_ms,
+        "duration_ms": duration_ms,
+    }
+    if not Message.objects.filter(pk=message.pk).update(**fields):
+        raise Message.DoesNotExist("The conversation was deleted while the reply was written.")
+    for name, value in fields.items():
+        setattr(message, name, value)
     return message
 
 
@@ -170,3 +165,142 @@ def conversation_title_generated_set(*, public_id, title: str) -> bool:
         public_id=public_id, title_source=Conversation.TitleSource.FIRST_MESSAGE
     ).update(title=title[:200], title_source=Conversation.TitleSource.GENERATED)
     return updated == 1
+
+
+def _last_current(conversation: Conversation) -> Message | None:
+    return (
+        Message.objects.select_for_update(of=("self",))
+        .filter(conversation=conversation, is_current=True)
+        .select_related("parent")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def _refuse_while_streaming(conversation: Conversation) -> None:
+    if Message.objects.filter(conversation=conversation, status=Message.Status.STREAMING).exists():
+        raise ValidationError(_("Wait for the reply to finish, or stop it, first."), code="streaming")
+
+
+def _hide_subtrees(message_ids: list[int]) -> None:
+    """Take messages and everything that follows them off the shown path (one update per level)."""
+    while message_ids:
+        Message.objects.filter(pk__in=message_ids).update(is_current=False)
+        message_ids = list(Message.objects.filter(parent_id__in=message_ids).values_list("pk", flat=True))
+
+
+def reply_regenerate(*, conversation: Conversation) -> Message:
+    """Start a new version of the last reply: an empty streaming reply to the same question.
+
+    The old reply stays reachable as an earlier version.
+
+    Raises:
+        ValidationError: the last message is not a finished reply to a question.
+    """
+    with transaction.atomic():
+        _refuse_while_streaming(conversation)
+        last = _last_current(conversation)
+        if last is None or last.role != Message.Role.ASSISTANT or last.parent is None or last.parent.role != Message.Role.USER:
+            raise ValidationError(_("Only the last reply to a message can be regenerated."), code="not_last_reply")
+        _hide_subtrees([last.pk])
+        reply = Message.objects.create(
+            conversation=conversation,
+            parent=last.parent,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            model_id=conversation.persona.model.model_id if conversation.persona else "",
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    return reply
+
+
+def message_edit(*, conversation: Conversation, text: str) -> SentMessage:
+    """Replace the last question with `text` and start a reply to it; the old question and reply stay as versions.
+
+    `text` must come from `message_text_clean`.
+
+    Raises:
+        ValidationError: the conversation has no question to edit, or a reply is streaming.
+    """
+    with transaction.atomic():
+        _refuse_while_streaming(conversation)
+        last = _last_current(conversation)
+        question = last if last is not None and last.role == Message.Role.USER else getattr(last, "parent", None)
+        if question is None or question.role != Message.Role.USER:
+            raise ValidationError(_("There is no message of yours to edit."), code="no_question")
+        _hide_subtrees([question.pk])
+        user_message = Message.objects.create(
+            conversation=conversation,
+            parent_id=question.parent_id,
+            role=Message.Role.USER,
+            content=text,
+            status=Message.Status.COMPLETE,
+        )
+        assistant_message = Message.objects.create(
+            conversation=conversation,
+            parent=user_message,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.STREAMING,
+            model_id=conversation.persona.model.model_id if conversation.persona else "",
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    return SentMessage(user_message=user_message, assistant_message=assistant_message)
+
+
+def message_version_show(*, message: Message) -> Message:
+    """Show `message` instead of its other versions, with the latest of what followed it.
+
+    Raises:
+        ValidationError: a reply of the conversation is streaming.
+    """
+    with transaction.atomic():
+        _refuse_while_streaming(message.conversation)
+        siblings = Message.objects.filter(
+            conversation_id=message.conversation_id, parent_id=message.parent_id, role=message.role
+        )
+        _hide_subtrees(list(siblings.values_list("pk", flat=True)))
+        node: Message | None = message
+        while node is not None:
+            Message.objects.filter(pk=node.pk).update(is_current=True)
+            node = node.children.order_by("-created_at", "-id").first()
+    message.is_current = True
+    return message
+
+
+def conversation_rename(*, conversation: Conversation, title: object) -> Conversation:
+    """Give `conversation` the title the user typed; no generated title replaces it afterwards.
+
+    Raises:
+        ValidationError: the title is not text, is blank, or is longer than
+            the title field (200 characters).
+    """
+    if not isinstance(title, str) or not title.strip():
+        raise ValidationError(_("Type a title."), code="empty")
+    title = " ".join(title.split())  # One line: newlines and tabs would break the sidebar entry.
+    limit = Conversation._meta.get_field("title").max_length
+    if len(title) > limit:
+        raise ValidationError(
+            _("The title is %(length)d characters long; the limit is %(limit)d.")
+            % {"length": len(title), "limit": limit},
+            code="too_long",
+        )
+    conversation.title = title
+    conversation.title_source = Conversation.TitleSource.USER
+    conversation.save(update_fields=["title", "title_source"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete `conversation` with all its messages and their versions."""
+    with transaction.atomic():
+        conversation.delete()
+
+
+def conversation_set_archived(*, conversation: Conversation, archived: bool) -> Conversation:
+    """Archive `conversation` (it leaves the sidebar for the archive page) or bring it back.
+
+    Its activity time stays as it was, so it returns to its place in the list.
+    """
+    conversation.archived = archived
+    conversation.save(update_fields=["archived"])
+    return conversation

@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
-from conversations import events, llm, selectors, services, titles
+from conversations import bubbles, context, events, llm, selectors, services, titles
 from conversations.models import Conversation, Message
 from personas.crypto import DecryptionError
 from personas.selectors import provider_upstream_config
@@ -71,22 +71,21 @@ def upstream_check(*, conversation: Conversation) -> None:
 
 
 def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob:
-    """Assemble the upstream request for `message`, the empty reply `message_send` created.
+    """Assemble the upstream request for `message`, the empty reply that `message_send` created.
 
-    The request is the persona's system prompt, then the greeting and the
-    latest `persona.history_limit` messages (which end with the new user
-    message), with the persona's temperature, top_p and max_tokens. Call
-    `upstream_check` first.
+    The request is what `context.select_context` keeps: the persona's system
+    prompt, the greeting, and as many of the latest messages (ending with the
+    new question) as fit both the persona's history limit and the model's
+    context window less the reply's max_tokens; with the persona's
+    temperature, top_p and max_tokens. Call `upstream_check` first.
+
+    Raises:
+        ValidationError: the new question alone does not fit the context window.
     """
     persona = conversation.persona
     model = persona.model
-    history = selectors.message_history_for_upstream(
-        conversation=conversation, limit=max(persona.history_limit, 1)
-    )
-    messages = [{"role": "system", "content": persona.system_prompt}] if persona.system_prompt.strip() else []
-    messages += [{"role": m.role, "content": m.content} for m in history]
-    max_tokens = persona.max_tokens or model.max_output_tokens
-    question = history[-1]
+    upstream = _select(conversation=conversation, next_message=None)
+    question = upstream.history.recent[-1]
     wants_title = conversation.title_source == Conversation.TitleSource.FIRST_MESSAGE and (
         selectors.message_is_only_question(message=question)
     )
@@ -97,12 +96,74 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
         config=provider_upstream_config(provider=model.provider),
         request=llm.ChatRequest(
             model=model.model_id,
-            messages=messages,
+            messages=upstream.context.messages,
             temperature=persona.temperature,
             top_p=persona.top_p,
-            max_tokens=max_tokens,
+            max_tokens=persona.max_tokens or model.max_output_tokens,
         ),
     )
+
+
+@dataclass(frozen=True)
+class ContextBudget:
+    """What the next message would carry: `kept` of `total` earlier messages, about `tokens` of `budget`."""
+
+    kept: int
+    total: int
+    tokens: int
+    budget: int | None
+    exact: bool
+
+
+def context_budget(*, conversation: Conversation) -> ContextBudget | None:
+    """Return the context the next message would be sent with (shown under the composer), or None without a persona."""
+    if conversation.persona is None:
+        return None
+    try:
+        upstream = _select(conversation=conversation, next_message="")
+    except ValidationError:  # The persona alone fills the window; the send will say so.
+        return None
+    return ContextBudget(
+        kept=upstream.context.kept_count - 1,
+        total=upstream.history.total,
+        tokens=upstream.context.tokens,
+        budget=upstream.context.budget,
+        exact=upstream.context.exact,
+    )
+
+
+@dataclass(frozen=True)
+class _Upstream:
+    history: selectors.UpstreamHistory
+    context: context.UpstreamContext
+
+
+def _select(*, conversation: Conversation, next_message: str | None) -> _Upstream:
+    """Select the context for the saved history, plus `next_message` when it is not saved yet.
+
+    Raises:
+        ValidationError: the newest message alone does not fit the context window.
+    """
+    persona = conversation.persona
+    model = persona.model
+    limit = max(persona.history_limit, 1)
+    history = selectors.message_history_for_upstream(conversation=conversation, limit=limit)
+    items = [(m.role, m.content) for m in history.recent]
+    if next_message is not None:
+        items.append((Message.Role.USER, next_message))
+    try:
+        selected = context.select_context(
+            system_prompt=persona.system_prompt,
+            greeting=history.greeting.content if history.greeting else None,
+            history=items,
+            history_limit=limit,
+            context_window=model.context_window,
+            max_tokens=persona.max_tokens or model.max_output_tokens,
+            model_id=model.model_id,
+        )
+    except context.ContextTooLarge as exc:
+        raise ValidationError(str(exc), code="context_too_large") from None
+    return _Upstream(history=history, context=selected)
 
 
 def start_reply(job: ReplyJob) -> asyncio.Task:
@@ -163,23 +224,28 @@ class ReplyGenerator:
 
     async def _consume(self) -> "_Outcome":
         self.started = asyncio.get_running_loop().time()
-        try:
-            async for event in llm.stream_chat(self.job.config, self.job.request):
-                if isinstance(event, llm.Finish):
+        for attempt in range(settings.CHAT_UPSTREAM_RETRIES + 1):
+            try:
+                async for event in llm.stream_chat(self.job.config, self.job.request):
+                    if isinstance(event, llm.Finish):
+                        return _Outcome(
+                            status=Message.Status.COMPLETE,
+                            finish=event,
+                            ttft_ms=self.ttft_ms,
+                            duration_ms=self._elapsed_ms(),
+                        )
+                    if self.ttft_ms is None:
+                        self.ttft_ms = self._elapsed_ms()
+                    await self._on_delta(event.text)
+            except llm.LLMError as exc:
+                wait_s = _retry_wait_s(exc, attempt=attempt, text_shown=self.ttft_ms is not None)
+                if wait_s is None:
                     return _Outcome(
-                        status=Message.Status.COMPLETE,
-                        finish=event,
-                        ttft_ms=self.ttft_ms,
-                        duration_ms=self._elapsed_ms(),
+                        status=Message.Status.ERROR, error=exc, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms()
                     )
-                if self.ttft_ms is None:
-                    self.ttft_ms = self._elapsed_ms()
-                await self._on_delta(event.text)
-        except llm.LLMError as exc:
-            return _Outcome(
-                status=Message.Status.ERROR, error=exc, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms()
-            )
-        raise AssertionError("stream_chat ended without Finish or LLMError")  # pragma: no cover
+                logger.info("Retrying reply %s in %.1f s after %s", self.message_id, wait_s, exc.kind)
+                await asyncio.sleep(wait_s)
+        raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
 
     async def _on_delta(self, text: str) -> None:
         self.pending.append(text)
@@ -227,7 +293,7 @@ class ReplyGenerator:
         content = "".join(self.sent) + "".join(self.pending)
         finish = outcome.finish
         try:
-            message = await database_sync_to_async(services.reply_finish)(
+            html = await database_sync_to_async(_store)(
                 message=self.job.message,
                 content=content,
                 status=outcome.status,
@@ -239,7 +305,9 @@ class ReplyGenerator:
                 ttft_ms=outcome.ttft_ms,
                 duration_ms=outcome.duration_ms,
             )
-            html = render_to_string("conversations/partials/message.html", {"message": message, "oob": True})
+        except Message.DoesNotExist:
+            logger.info("Reply %s dropped: its conversation was deleted", self.message_id)
+            return ""
         except Exception:
             # The generation task has no caller to raise to; log it and leave the bubble as it is.
             logger.exception("Could not store reply %s", self.message_id)
@@ -247,6 +315,35 @@ class ReplyGenerator:
         final: events.ReplyFinal = {"type": "reply.final", "message_id": self.message_id, "html": html}
         await self.layer.group_send(self.group, final)
         return content
+
+
+def _retry_wait_s(error: llm.LLMError, *, attempt: int, text_shown: bool) -> float | None:
+    """Return how long to wait before trying the upstream again, or None to give up.
+
+    Only a 429 (not "out of quota") or a 5xx answered before any text was
+    shown is retried: a retry after text would show it twice. The wait is the
+    upstream's Retry-After when given (RFC 9110 §10.2.3), else exponential
+    backoff from 0.5 s; a Retry-After above CHAT_UPSTREAM_RETRY_MAX_WAIT_S
+    fails at once, with the upstream's own advice in the message.
+    """
+    retryable = error.kind == llm.ErrorKind.RATE_LIMITED or (
+        error.kind == llm.ErrorKind.UNAVAILABLE and error.status is not None
+    )
+    if text_shown or not retryable or attempt >= settings.CHAT_UPSTREAM_RETRIES:
+        return None
+    wait_s = error.retry_after_s if error.retry_after_s is not None else 0.5 * 2**attempt
+    return wait_s if wait_s <= settings.CHAT_UPSTREAM_RETRY_MAX_WAIT_S else None
+
+
+def _store(*, message: Message, **fields) -> str:
+    """Store the finished reply (one write); return its bubble, replacing the streaming one, and the new budget."""
+    message = services.reply_finish(message=message, **fields)
+    conversation = message.conversation
+    budget = render_to_string(
+        "conversations/partials/context_budget.html",
+        {"context_budget": context_budget(conversation=conversation), "oob": True},
+    )
+    return bubbles.bubble_html(conversation=conversation, message=message, oob=True) + budget
 
 
 @dataclass(frozen=True)

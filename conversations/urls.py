@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations.views import chat
+from conversations.views import chat, manage, search, transfer
 
 app_name = "conversations"
 
@@ -8,4 +8,17 @@ urlpatterns = [
     path("", chat.conversation_new, name="conversation-new"),
     path("c/", chat.conversation_create, name="conversation-create"),
     path("c/<uuid:public_id>/", chat.conversation_detail, name="conversation-detail"),
+    path("c/<uuid:public_id>/messages/<uuid:message_id>/show/", chat.message_show, name="message-show"),
+    path("c/<uuid:public_id>/rename/", manage.conversation_rename, name="conversation-rename"),
+    path("c/<uuid:public_id>/delete/", manage.conversation_delete, name="conversation-delete"),
+    path("c/<uuid:public_id>/archive/", manage.conversation_archive, name="conversation-archive"),
+    path("c/<uuid:public_id>/unarchive/", manage.conversation_unarchive, name="conversation-unarchive"),
+    path("conversations/", manage.conversation_list, name="conversation-list"),
+    path("archived/", manage.conversation_archived_list, name="conversation-archived-list"),
+    path("search/", search.search, name="search"),
+    path("c/<uuid:public_id>/export/<str:fmt>/", transfer.conversation_export, name="conversation-export"),
+    path("export/all.zip", transfer.export_all, name="export-all"),
+    path("data/", transfer.data_page, name="data"),
+    path("data/import/", transfer.import_create, name="import-create"),
+    path("data/imports/<uuid:public_id>/", transfer.import_detail, name="import-detail"),
 ]

@@ -81,6 +81,8 @@ def persona(make_persona):
 def _test_settings(settings):
     # The manifest storage needs `collectstatic`; tests render pages without it.
     # A fast hasher: the real one costs ~0.5 s per user created.
+    # No upstream retries unless a test is about them: they only slow error tests down.
+    settings.CHAT_UPSTREAM_RETRIES = 0
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {
         **settings.STORAGES,

@@ -1,5 +1,7 @@
 // Chat page behaviour: Enter sends, Shift+Enter adds a line, one idempotency key
-// per send, the composer clears after a send, Stop shows while a reply streams.
+// per send, the composer clears after a send, Stop shows while a reply streams,
+// copy buttons on messages and code blocks, editing the last question.
+// Text is only ever read from the page (innerText) and set as text, never as HTML.
 (function () {
   "use strict";
 
@@ -68,7 +70,84 @@
     }
   });
 
+  // Copy: a message's text, or a code block's (buttons are added to every <pre>).
+  function copyText(text, button) {
+    function done() {
+      var label = button.textContent;
+      button.textContent = button.dataset.copied || "Copied";
+      setTimeout(function () { button.textContent = label; }, 1200);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done);
+      return;
+    }
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.style.position = "fixed";
+    area.style.opacity = "0";
+    document.body.appendChild(area);
+    area.select();
+    document.execCommand("copy");
+    area.remove();
+    done();
+  }
+
+  function addCodeCopyButtons(root) {
+    (root.querySelectorAll ? root : document).querySelectorAll(".markdown pre").forEach(function (pre) {
+      if (pre.querySelector(".code-copy")) return;
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "code-copy";
+      button.textContent = "Copy";
+      pre.appendChild(button);
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest(".action-copy, .code-copy, .action-edit, #cancel-edit");
+    if (!button) return;
+    if (button.classList.contains("code-copy")) {
+      var code = button.parentElement.querySelector("code") || button.parentElement;
+      copyText(code.innerText, button);
+    } else if (button.classList.contains("action-copy")) {
+      var body = document.querySelector(button.dataset.copy);
+      if (body) copyText(body.innerText, button);
+    } else if (button.classList.contains("action-edit")) {
+      startEdit(document.querySelector(button.dataset.edit));
+    } else {
+      endEdit();
+      composer().querySelector("textarea").value = "";
+    }
+  });
+
+  // Edit: the composer takes the last question's text and sends it as an "edit".
+  function startEdit(body) {
+    var form = composer();
+    if (!form || !body) return;
+    var textarea = form.querySelector("textarea");
+    form.querySelector('input[name="action"]').value = "edit";
+    form.classList.add("editing");
+    textarea.value = body.innerText;
+    grow(textarea);
+    textarea.focus();
+  }
+
+  function endEdit() {
+    var form = composer();
+    if (!form) return;
+    form.querySelector('input[name="action"]').value = "send";
+    form.classList.remove("editing");
+  }
+
+  document.addEventListener("htmx:wsAfterSend", function (event) {
+    if (event.target === composer()) endEdit();
+  });
+
+  document.addEventListener("htmx:load", function (event) { addCodeCopyButtons(event.detail.elt); });
+
   document.addEventListener("DOMContentLoaded", function () {
+    addCodeCopyButtons(document);
     refreshStop();
     scrollToEnd(true);
   });

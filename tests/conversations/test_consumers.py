@@ -8,7 +8,7 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import services
+from conversations import services, titles
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
 from tests.conversations.conftest import wait_for_reply
@@ -215,7 +215,11 @@ async def test_upstream_request_carries_persona_prompt_greeting_history_and_para
     assert streamed_requests(upstream)[-1].headers["authorization"] == "Bearer sk-test-secret-key-1234"
 
 
-async def test_title_is_the_first_user_message_cut_to_one_line(alice, make_persona, open_socket):
+async def test_title_is_the_first_user_message_cut_to_one_line(alice, make_persona, open_socket, monkeypatch):
+    async def no_generated_title(**kwargs):
+        return ""
+
+    monkeypatch.setattr(titles, "title_generate", no_generated_title)
     conversation = await start_chat(alice, make_persona, "long:1")
     socket = await open_socket(alice, conversation.public_id)
     await socket.send("\n  Plan a trip to Kyoto\nwith kids in spring")

@@ -58,13 +58,16 @@ def test_history_for_upstream_is_greeting_plus_latest_finished_messages(conversa
     add("assistant", "", status="streaming")
     history = selectors.message_history_for_upstream(conversation=conversation, limit=4)
     # Error, empty and streaming replies are skipped; "u1" and "a1" fall out of the last 4.
-    assert [m.content for m in history] == ["Hello! How can I help?", "u2", "u3", "stopped part", "u4"]
+    assert history.greeting.content == "Hello! How can I help?"
+    assert [m.content for m in history.recent] == ["u2", "u3", "stopped part", "u4"]
+    assert history.total == 6
 
 
 def test_history_without_greeting_is_only_messages(alice, make_persona):
     conversation = services.conversation_create(owner=alice, persona=make_persona(greeting=""))
     Message.objects.create(conversation=conversation, role="user", content="only")
-    assert [m.content for m in selectors.message_history_for_upstream(conversation=conversation, limit=10)] == ["only"]
+    history = selectors.message_history_for_upstream(conversation=conversation, limit=10)
+    assert history.greeting is None and [m.content for m in history.recent] == ["only"] and history.total == 1
 
 
 def test_streaming_ids(conversation):

@@ -51,8 +51,28 @@ async def test_idle_timeout_between_chunks_is_an_error_with_its_own_message(alic
     socket = await open_socket(alice, conversation.public_id)
     await socket.send("hello")
     frames = await socket.receive_final("error")
-    assert "took too long to answer" in frames[-1]
+    assert "The provider stopped sending for 0.3 s" in frames[-1]
     assert (await wait_for_reply()).content == "w0 "
+
+
+async def test_total_timeout_is_an_error_with_its_own_message(alice, make_persona, open_socket):
+    await Provider.objects.aupdate(total_timeout_s=0.5)
+    conversation = await chat(alice, make_persona, "long:100+delay:20")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    frames = await socket.receive_final("error")
+    assert "The reply took longer than 0.5 s in all" in frames[-1]
+    reply = await wait_for_reply()
+    assert reply.content.startswith("w0 w1 ") and len(reply.content.split()) < 100
+
+
+async def test_slow_first_byte_is_an_idle_timeout(alice, make_persona, open_socket):
+    await Provider.objects.aupdate(read_timeout_s=0.3)
+    conversation = await chat(alice, make_persona, "long:3+ttfb:2000")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    frames = await socket.receive_final("error")
+    assert "stopped sending for 0.3 s" in frames[-1]
 
 
 async def test_unreachable_provider_says_so(alice, make_persona, open_socket):
@@ -100,3 +120,43 @@ async def test_error_bubbles_never_become_model_input(alice, make_persona, open_
     await socket.receive_final("complete")
     sent = [m["content"] for m in streamed_requests(upstream)[-1].body["messages"]]
     assert "w0 w1 " not in sent and sent[-2:] == ["first", "second"]
+
+
+@pytest.mark.parametrize("fault", ["status:503", "status:500", "status:429+retry-after:0.2"])
+async def test_429_and_5xx_before_the_first_token_are_retried(alice, make_persona, open_socket, upstream, settings, fault):
+    settings.CHAT_UPSTREAM_RETRIES = 2
+    conversation = await chat(alice, make_persona, f"long:3+{fault}+fail:2")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    await socket.receive_final("complete")
+    assert (await wait_for_reply()).content == "w0 w1 w2 "
+    assert len(streamed_requests(upstream)) == 3
+
+
+async def test_retries_are_bounded(alice, make_persona, open_socket, upstream, settings):
+    settings.CHAT_UPSTREAM_RETRIES = 1
+    conversation = await chat(alice, make_persona, "long:3+status:503+fail:5")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    await socket.receive_final("error")
+    assert len(streamed_requests(upstream)) == 2
+
+
+@pytest.mark.parametrize("fault", ["quota+fail:1", "status:401+fail:1", "status:429+retry-after:60+fail:1"])
+async def test_quota_auth_and_long_retry_after_are_not_retried(alice, make_persona, open_socket, upstream, settings, fault):
+    settings.CHAT_UPSTREAM_RETRIES = 2
+    conversation = await chat(alice, make_persona, f"long:3+{fault}")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    await socket.receive_final("error")
+    assert len(streamed_requests(upstream)) == 1
+
+
+async def test_nothing_is_retried_after_text_was_shown(alice, make_persona, open_socket, upstream, settings):
+    settings.CHAT_UPSTREAM_RETRIES = 2
+    conversation = await chat(alice, make_persona, "long:10+error:3")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    await socket.receive_final("error")
+    assert len(streamed_requests(upstream)) == 1
+    assert (await wait_for_reply()).content == "w0 w1 w2 "

@@ -42,6 +42,8 @@ process can pick it without shared state. Segments are joined by ``+``, each
                    an error envelope.
 ``quota``          the recorded 429 ``insufficient_quota`` error.
 ``retry-after:S``  ``retry-after`` (and ``retry-after-ms``) for ``status:429``.
+``fail:N``         the status fault hits only the first N requests with this
+                   exact model string (counted per server); later ones succeed.
 =================  ==========================================================
 
 ``cut``, ``nofinish`` and ``error`` take the first N deltas of the reply
@@ -132,6 +134,7 @@ class Behaviour:
     status: int | None = None
     quota: bool = False
     retry_after_s: float = 20  # as recorded in error_429_rate_limit_exceeded.json
+    fail: int | None = None  # status/quota faults apply to the first N requests of this model only
 
     @classmethod
     def parse(cls, model: str) -> Behaviour:
@@ -139,7 +142,7 @@ class Behaviour:
         converters = {
             "long": int, "delay": float, "ttfb": float, "stall": float, "finish": str,
             "cut": int, "nofinish": int, "error": int, "replay": str, "status": int,
-            "retry-after": float,
+            "retry-after": float, "fail": int,
         }
         fields = {"delay": "delay_ms", "ttfb": "ttfb_ms", "stall": "stall_s", "retry-after": "retry_after_s"}
         values: dict[str, Any] = {}
@@ -232,6 +235,7 @@ class FakeOpenAIServer:
         self.api_key = api_key
         self.model_ids = list(model_ids)
         self.delay_ms = delay_ms
+        self._fault_counts: dict[str, int] = {}
         self.requests: list[RecordedRequest] = []
         self._requested_port = port
         self._port: int | None = None
@@ -255,8 +259,9 @@ class FakeOpenAIServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def clear(self) -> None:
-        """Forget the recorded requests."""
+        """Forget the recorded requests and the ``fail:N`` counts."""
         self.requests.clear()
+        self._fault_counts.clear()
 
     def make_app(self) -> web.Application:
         """Return the aiohttp application serving this fake."""
@@ -377,7 +382,7 @@ class FakeOpenAIServer:
             return web.json_response(_envelope(str(exc)), status=400)
         if behaviour.ttfb_ms:
             await asyncio.sleep(behaviour.ttfb_ms / 1000)
-        if error := self._status_fault(behaviour):
+        if self._fault_applies(body["model"], behaviour) and (error := self._status_fault(behaviour)):
             return error
         if behaviour.replay is not None:
             return await self._replay(request, behaviour)
@@ -403,6 +408,11 @@ class FakeOpenAIServer:
                     if k in REPLAYED_HEADERS or k.startswith("x-ratelimit-")}
         recorded.setdefault("content-type", CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
         return path.read_bytes(), int(entry.get("status", 200)), recorded
+
+    def _fault_applies(self, model: str, behaviour: Behaviour) -> bool:
+        """Count requests per model string: with ``fail:N`` only the first N get the fault."""
+        seen = self._fault_counts[model] = self._fault_counts.get(model, 0) + 1
+        return behaviour.fail is None or seen <= behaviour.fail
 
     def _status_fault(self, behaviour: Behaviour) -> web.Response | None:
         code = behaviour.status

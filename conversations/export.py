@@ -1,0 +1,304 @@
+"""Turn conversations and their messages into files a person can keep: JSON, Markdown, plain text, ZIP.
+
+Pure functions: they take rows (or iterables of rows) that selectors have
+read, with each conversation's persona and its model loaded, and return
+text, bytes or an iterator of bytes. No query happens here.
+
+The JSON schema is documented in docs/export-format.md; `FORMAT` and
+`VERSION` name it. Timestamps are ISO 8601 in UTC with microseconds
+(``2025-01-31T09:15:02.123456Z``), so an import gets them back exactly.
+
+The Markdown and text files are documents to download, never pages: the
+site does not render them, and model or user text goes into them as it was
+written. Their labels ("User", "Assistant", "Persona: ...") are part of the
+file format, the same in every language.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import unicodedata
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+FORMAT = "chatsite.conversations"
+VERSION = 1
+
+# Characters of the title kept in a file name; with the date, the short id and
+# the extension a name stays well under the 255 bytes file systems allow.
+FILENAME_TITLE_MAX_CHARS = 60
+FILENAME_FALLBACK = "conversation"
+# A streamed ZIP goes out in pieces of about this size (bytes).
+ZIP_CHUNK_BYTES = 64 * 1024
+# zlib's fastest level: about three times the speed of the default (6) for
+# about a quarter more bytes on chat text. Exporting is CPU work on a server
+# that also streams replies; the download is cheap next to it.
+ZIP_COMPRESSLEVEL = 1
+
+ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
+# Path separators, quotes, and the characters Windows refuses in file names.
+_UNSAFE_IN_FILENAME = re.compile(r"[\\/:*?\"<>|'`\u2018\u2019\u201c\u201d]")
+_DASHES = re.compile(r"[\s-]+")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # The earliest time a ZIP entry can carry (APPNOTE 4.4.6).
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """Return `moment` as ISO 8601 in UTC with a ``Z`` suffix, or None for None."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def conversation_record(conversation: Any, messages: Iterable[Any]) -> dict[str, Any]:
+    """Return one conversation as the JSON-ready dict of the export schema (version 1).
+
+    Args:
+        conversation: a Conversation with `persona` and `persona.model` loaded
+            (or no persona).
+        messages: its current path, oldest first.
+
+    Returns:
+        ``{"id", "title", "created", "updated", "archived", "persona",
+        "messages": [{"id", "role", "content", "created", "model", "status",
+        "finish_reason", "prompt_tokens", "completion_tokens", "error"}]}``;
+        ids are public ids, "persona" a snapshot or None, token counts ints or None.
+    """
+    persona = conversation.persona
+    return {
+        "id": str(conversation.public_id),
+        "title": conversation.title,
+        "created": iso_utc(conversation.created_at),
+        "updated": iso_utc(conversation.updated_at),
+        "archived": conversation.archived,
+        "persona": None
+        if persona is None
+        else {
+            "name": persona.name,
+            "slug": persona.slug,
+            "avatar": persona.avatar,
+            "system_prompt": persona.system_prompt,
+            "model": persona.model.model_id,
+            "greeting": persona.greeting,
+        },
+        "messages": [
+            {
+                "id": str(message.public_id),
+                "role": message.role,
+                "content": message.content,
+                "created": iso_utc(message.created_at),
+                "model": message.model_id,
+                "status": message.status,
+                "finish_reason": message.finish_reason,
+                "prompt_tokens": message.prompt_tokens,
+                "completion_tokens": message.completion_tokens,
+                "error": message.error_text,
+            }
+            for message in messages
+        ],
+    }
+
+
+def json_document_chunks(records: Iterable[dict[str, Any]], *, exported_at: datetime) -> Iterator[bytes]:
+    """Yield the export document in UTF-8 pieces, one conversation record at a time.
+
+    The document is ``{"format", "version", "exported_at", "conversations": [...]}``
+    with one record per line, so its size never has to fit in memory.
+    """
+    head = json.dumps({"format": FORMAT, "version": VERSION, "exported_at": iso_utc(exported_at)})
+    yield (head[:-1] + ', "conversations": [').encode()
+    separator = "\n"
+    for record in records:
+        yield (separator + json.dumps(record, ensure_ascii=False)).encode()
+        separator = ",\n"
+    yield b"\n]}\n"
+
+
+def conversation_json(conversation: Any, messages: Iterable[Any], *, exported_at: datetime) -> bytes:
+    """Return the export document holding this one conversation, as UTF-8 JSON."""
+    record = conversation_record(conversation, messages)
+    return b"".join(json_document_chunks([record], exported_at=exported_at))
+
+
+def conversation_markdown(conversation: Any, messages: Iterable[Any]) -> str:
+    """Return the conversation as a Markdown document.
+
+    ``# Title``, a list of metadata, then one ``### User`` / ``### Assistant``
+    / ``### System`` section per message with its text as written (a reply's
+    Markdown stays Markdown). A reply that did not complete says so in its
+    heading, and an error follows its text as a quote.
+    """
+    lines = [f"# {_one_line(conversation.title) or 'Untitled conversation'}", ""]
+    lines += [f"- {label}: {value}" for label, value in _metadata(conversation)]
+    for message in messages:
+        lines += ["", f"### {_message_label(message)}", "", message.content or "_(empty)_"]
+        if message.error_text:
+            lines += ["", f"> Error: {_one_line(message.error_text)}"]
+    return "\n".join(lines) + "\n"
+
+
+def conversation_text(conversation: Any, messages: Iterable[Any]) -> str:
+    """Return the conversation as plain text: title, metadata, then each message under its role."""
+    title = _one_line(conversation.title) or "Untitled conversation"
+    lines = [title, "=" * min(len(title), 80), ""]
+    lines += [f"{label}: {value}" for label, value in _metadata(conversation)]
+    for message in messages:
+        lines += ["", f"--- {_message_label(message)} ---", message.content]
+        if message.error_text:
+            lines.append(f"[Error: {_one_line(message.error_text)}]")
+    return "\n".join(lines) + "\n"
+
+
+def safe_filename_part(title: str, *, max_chars: int = FILENAME_TITLE_MAX_CHARS) -> str:
+    """Return `title` made safe as part of a file name, or "conversation" when nothing is left.
+
+    Path separators, quotes, the characters Windows refuses and control or
+    format characters become dashes; runs of spaces and dashes become one
+    dash; the result is cut to `max_chars` characters and loses leading and
+    trailing dots, dashes and underscores (no hidden files, no ``..``).
+    """
+    text = unicodedata.normalize("NFC", title)
+    text = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in text)
+    text = _DASHES.sub("-", _UNSAFE_IN_FILENAME.sub(" ", text).strip())
+    text = text[:max_chars].strip(".-_")
+    return text or FILENAME_FALLBACK
+
+
+def conversation_filename(conversation: Any, extension: str, *, ascii_only: bool = False) -> str:
+    """Return ``<date>-<safe title>-<short id>.<extension>`` for a conversation.
+
+    The date is the day it was created (UTC), the short id the first 8 hex
+    digits of its public id. With `ascii_only`, accents are dropped and other
+    non-ASCII letters left out: the fallback name for old HTTP clients (RFC 6266, 4.3).
+    """
+    title = conversation.title
+    if ascii_only:
+        title = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    created = conversation.created_at.astimezone(UTC)
+    return f"{created:%Y-%m-%d}-{safe_filename_part(title)}-{conversation.public_id.hex[:8]}.{extension}"
+
+
+@dataclass(frozen=True)
+class ZipEntry:
+    """One file of a streamed ZIP: its path, time, content in pieces, and whether it may pass 4 GiB."""
+
+    name: str
+    modified: datetime
+    chunks: Iterable[bytes]
+    large: bool = False
+
+
+def zip_stream(entries: Iterable[ZipEntry], *, chunk_bytes: int = ZIP_CHUNK_BYTES) -> Iterator[bytes]:
+    """Yield a deflated ZIP archive of `entries` in pieces of about `chunk_bytes`.
+
+    Entries and their content are pulled lazily, so memory holds one piece
+    of content and the archive's central directory (a few hundred bytes per
+    entry), whatever the archive's size. The standard library writes to a
+    stream it cannot seek as the ZIP format allows: sizes and CRC follow each
+    entry in a data descriptor, ZIP64 where an entry is `large` (PKWARE
+    APPNOTE.TXT 4.3.9; Python's zipfile docs, ``ZipFile.open(mode="w")``).
+    """
+    pipe = _Pipe()
+    with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for entry in entries:
+            info = zipfile.ZipInfo(entry.name, date_time=_zip_time(entry.modified))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info._compresslevel = ZIP_COMPRESSLEVEL  # no public setter before Python 3.13 (compress_level)
+            info.external_attr = 0o644 << 16  # rw-r--r-- when unzipped on Unix
+            with archive.open(info, "w", force_zip64=entry.large) as member:
+                for chunk in entry.chunks:
+                    member.write(chunk)
+                    if pipe.size >= chunk_bytes:
+                        yield pipe.take()
+            if pipe.size >= chunk_bytes:
+                yield pipe.take()
+    yield pipe.take()
+
+
+def archive_chunks(
+    *,
+    json_pairs: Iterable[tuple[Any, list[Any]]],
+    markdown_pairs: Iterable[tuple[Any, list[Any]]],
+    exported_at: datetime,
+) -> Iterator[bytes]:
+    """Yield the "export all" ZIP: conversations.json, then one Markdown file per conversation.
+
+    Args:
+        json_pairs: (conversation, current-path messages) for every
+            conversation, read lazily for conversations.json.
+        markdown_pairs: the same pairs read a second time, lazily, for
+            ``conversations/<date>-<title>-<short id>.md``. Two passes keep
+            one conversation in memory at a time; the JSON must be one entry.
+        exported_at: the time written into conversations.json.
+    """
+    records = (conversation_record(conversation, messages) for conversation, messages in json_pairs)
+    json_entry = ZipEntry(
+        "conversations.json", exported_at, json_document_chunks(records, exported_at=exported_at), large=True
+    )
+    markdown_entries = (
+        ZipEntry(
+            f"conversations/{conversation_filename(conversation, 'md')}",
+            conversation.updated_at,
+            [conversation_markdown(conversation, messages).encode()],
+        )
+        for conversation, messages in markdown_pairs
+    )
+    yield from zip_stream(itertools.chain([json_entry], markdown_entries))
+
+
+class _Pipe:
+    """A write-only, unseekable file for zipfile: bytes pile up until `take` empties it."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def size(self) -> int:
+        return len(self._buffer)
+
+    def write(self, data: bytes) -> int:
+        self._buffer += data
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        return data
+
+
+def _zip_time(moment: datetime) -> tuple[int, int, int, int, int, int]:
+    # ZIP keeps a local time without zone; the archive uses UTC throughout.
+    stamp = moment.astimezone(UTC).timetuple()[:6]
+    return max(stamp, _ZIP_EPOCH)  # type: ignore[return-value]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _metadata(conversation: Any) -> list[tuple[str, str]]:
+    persona = conversation.persona
+    rows = []
+    if persona is not None:
+        rows.append(("Persona", f"{persona.name} ({persona.slug})"))
+        rows.append(("Model", persona.model.model_id))
+    rows.append(("Created", iso_utc(conversation.created_at) or ""))
+    rows.append(("Updated", iso_utc(conversation.updated_at) or ""))
+    if conversation.archived:
+        rows.append(("Archived", "yes"))
+    rows.append(("Conversation", str(conversation.public_id)))
+    return rows
+
+
+def _message_label(message: Any) -> str:
+    label = ROLE_LABELS.get(message.role, message.role.title())
+    if message.status != "complete":
+        label += f" ({message.status})"
+    return label

@@ -1,0 +1,121 @@
+"""The conversation list of the sidebar (and of the archive page): pages of conversations grouped by date.
+
+A page holds SIDEBAR_PAGE_SIZE conversations, newest activity first. The
+next page is asked for with an opaque cursor naming the last conversation
+shown, so a page costs one indexed query however far down the list it is.
+Conversations are grouped by the local date of their last activity in the
+current time zone: Today, Yesterday, Previous 7 days, Previous 30 days, then
+one group per month ("November 2026", in the active language's format).
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import formats, timezone
+from django.utils.translation import gettext as _
+
+from conversations import selectors
+from conversations.models import Conversation
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# "<microseconds since the epoch>.<public id as 32 hex digits>": no internal id in the URL.
+_CURSOR = re.compile(r"(\d{1,18})\.([0-9a-f]{32})")
+
+
+class InvalidCursor(ValueError):
+    """A `before` cursor that this module did not write."""
+
+
+@dataclass(frozen=True)
+class Row:
+    """One conversation in the list; `header` is its group's label when the group starts at this row, else ""."""
+
+    conversation: Conversation
+    header: str
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of the list; `next_cursor` asks for the page after it ("" on the last page).
+
+    `continued`: the page follows another (it was asked for with a cursor).
+    """
+
+    rows: list[Row]
+    next_cursor: str
+    archived: bool
+    continued: bool
+
+
+def date_group(moment: datetime, *, today: date) -> str:
+    """Return the label of the group `moment` falls in, seen from the local date `today`.
+
+    Days are calendar days in the current time zone (not 24-hour spans), so
+    a conversation from 23:59 yesterday is in Yesterday at 00:01 today.
+    """
+    day = timezone.localtime(moment).date()
+    age_days = (today - day).days
+    if age_days <= 0:  # A clock running ahead still counts as today.
+        return _("Today")
+    if age_days == 1:
+        return _("Yesterday")
+    if age_days <= 7:
+        return _("Previous 7 days")
+    if age_days <= 30:
+        return _("Previous 30 days")
+    return formats.date_format(day, "YEAR_MONTH_FORMAT")
+
+
+def cursor_encode(conversation: Conversation) -> str:
+    """Return the cursor of the page that follows `conversation`."""
+    micros = (conversation.updated_at - _EPOCH) // _MICROSECOND
+    return f"{micros}.{conversation.public_id.hex}"
+
+
+def cursor_decode(cursor: str) -> tuple[datetime, UUID]:
+    """Return the (updated_at, public_id) a cursor from `cursor_encode` names.
+
+    Raises:
+        InvalidCursor: `cursor` is not in that shape.
+    """
+    match = _CURSOR.fullmatch(cursor)
+    if match is None:
+        raise InvalidCursor(cursor)
+    try:
+        updated_at = _EPOCH + int(match[1]) * _MICROSECOND
+    except OverflowError:
+        raise InvalidCursor(cursor) from None
+    return updated_at, UUID(hex=match[2])
+
+
+def conversation_page(
+    *, user: AbstractBaseUser, cursor: str = "", archived: bool = False, size: int = selectors.SIDEBAR_PAGE_SIZE
+) -> Page:
+    """Return the page of `user`'s conversations after `cursor` ("" for the first page), grouped by date.
+
+    One query: it reads one row more than `size` to know whether a page follows.
+    A page that continues the previous page's group repeats no header: the
+    group of the previous page's last conversation is known from the cursor.
+
+    Raises:
+        InvalidCursor: `cursor` is not one that `cursor_encode` wrote.
+    """
+    before = cursor_decode(cursor) if cursor else None
+    conversations = list(
+        selectors.conversation_list_for_user(user=user, limit=size + 1, before=before, archived=archived)
+    )
+    more = len(conversations) > size
+    conversations = conversations[:size]
+    today = timezone.localdate()
+    previous = date_group(before[0], today=today) if before else None
+    rows = []
+    for conversation in conversations:
+        group = date_group(conversation.updated_at, today=today)
+        rows.append(Row(conversation=conversation, header=group if group != previous else ""))
+        previous = group
+    next_cursor = cursor_encode(conversations[-1]) if more else ""
+    return Page(rows=rows, next_cursor=next_cursor, archived=archived, continued=before is not None)

@@ -1,0 +1,261 @@
+"""Export: the JSON schema, Markdown and text documents, safe file names, the streamed ZIP and its reads."""
+
+import io
+import json
+import random
+import uuid
+import zipfile
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from conversations import export, selectors
+from conversations.models import Conversation, Message
+from tests.conversations.history import START, make_conversation
+
+pytestmark = pytest.mark.django_db
+
+EXPORTED_AT = datetime(2025, 4, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def conversation(alice, make_persona):
+    persona = make_persona(name="Travel guide", slug="travel", avatar="🧭", system_prompt="Be a guide.")
+    return Conversation.objects.select_related("persona__model").get(pk=make_conversation(alice, persona).pk)
+
+
+def shown(conversation):
+    return list(selectors.message_list_for_conversation(conversation=conversation))
+
+
+# JSON
+
+
+def test_json_export_follows_the_documented_schema(conversation):
+    document = json.loads(export.conversation_json(conversation, shown(conversation), exported_at=EXPORTED_AT))
+    assert document["format"] == "chatsite.conversations" and document["version"] == 1
+    assert document["exported_at"] == "2025-04-01T12:00:00Z"
+    [record] = document["conversations"]
+    assert set(record) == {"id", "title", "created", "updated", "archived", "persona", "messages"}
+    assert record["id"] == str(conversation.public_id) and record["title"] == "Trip to Lisbon"
+    assert (record["created"], record["updated"]) == ("2025-03-01T09:30:15.123456Z", "2025-03-01T09:34:15.123456Z")
+    assert record["archived"] is False
+    assert record["persona"] == {
+        "name": "Travel guide",
+        "slug": "travel",
+        "avatar": "🧭",
+        "system_prompt": "Be a guide.",
+        "model": "fake-echo",
+        "greeting": "Hello! How can I help?",
+    }
+    assert [m["role"] for m in record["messages"]] == ["user", "assistant", "user", "assistant"]
+    first_reply = record["messages"][1]
+    assert set(first_reply) == {
+        "id", "role", "content", "created", "model", "status", "finish_reason",
+        "prompt_tokens", "completion_tokens", "error",
+    }  # fmt: skip
+    assert first_reply["created"] == "2025-03-01T09:31:45.123456Z"
+    assert (first_reply["model"], first_reply["finish_reason"]) == ("gpt-4o-mini", "stop")
+    assert (first_reply["prompt_tokens"], first_reply["completion_tokens"]) == (12, 34)
+    last = record["messages"][-1]
+    assert (last["status"], last["error"], last["prompt_tokens"]) == ("error", "The provider is unavailable.", None)
+
+
+def test_json_export_keeps_the_shown_path_only_and_text_as_text(conversation):
+    record = export.conversation_record(conversation, shown(conversation))
+    contents = [m["content"] for m in record["messages"]]
+    assert "An earlier answer." not in contents
+    assert contents[1] == "See the *Alfama* and <script>alert(1)</script>."
+    assert contents[2] == "And food?\nWith kids."
+
+
+def test_conversation_without_persona_exports_a_null_persona(alice):
+    conversation = make_conversation(alice, None)
+    record = export.conversation_record(conversation, shown(conversation))
+    assert record["persona"] is None
+
+
+def test_json_document_is_written_one_conversation_at_a_time(conversation):
+    records = (export.conversation_record(conversation, shown(conversation)) for _ in range(3))
+    chunks = list(export.json_document_chunks(records, exported_at=EXPORTED_AT))
+    assert len(chunks) == 5  # head, three records, tail
+    assert len(json.loads(b"".join(chunks))["conversations"]) == 3
+    empty = json.loads(b"".join(export.json_document_chunks([], exported_at=EXPORTED_AT)))
+    assert empty["conversations"] == []
+
+
+# Markdown and text
+
+
+def test_markdown_export_has_the_title_metadata_and_a_section_per_message(conversation):
+    text = export.conversation_markdown(conversation, shown(conversation))
+    assert text.startswith("# Trip to Lisbon\n\n- Persona: Travel guide (travel)\n- Model: fake-echo\n")
+    assert "- Created: 2025-03-01T09:30:15.123456Z" in text
+    assert f"- Conversation: {conversation.public_id}" in text
+    sections = text.split("\n### ")[1:]
+    assert [section.split("\n", 1)[0] for section in sections] == ["User", "Assistant", "User", "Assistant (error)"]
+    assert "See the *Alfama* and <script>alert(1)</script>." in sections[1]
+    assert "> Error: The provider is unavailable." in sections[3]
+    assert "An earlier answer." not in text
+
+
+def test_markdown_title_stays_on_one_line_and_untitled_gets_a_heading(alice):
+    conversation = make_conversation(alice, title="Line one\n# injected")
+    assert export.conversation_markdown(conversation, []).startswith("# Line one # injected\n")
+    conversation.title = ""
+    assert export.conversation_markdown(conversation, []).startswith("# Untitled conversation\n")
+
+
+def test_text_export_has_the_title_metadata_and_the_messages(conversation):
+    text = export.conversation_text(conversation, shown(conversation))
+    lines = text.splitlines()
+    assert lines[:2] == ["Trip to Lisbon", "=============="]
+    assert "Persona: Travel guide (travel)" in lines and "Model: fake-echo" in lines
+    assert "--- User ---\nWhat should I see in **Lisbon**?" in text
+    assert "--- Assistant (error) ---\nTry pastéis de nata\n[Error: The provider is unavailable.]" in text
+
+
+# File names
+
+
+SHORT_ID_UUID = uuid.UUID("0123456789abcdef0123456789abcdef")
+
+
+def named(title):
+    return SimpleNamespace(title=title, created_at=START, public_id=SHORT_ID_UUID)
+
+
+@pytest.mark.parametrize(
+    ("title", "expected"),
+    [
+        ("Trip to Lisbon", "Trip-to-Lisbon"),
+        ("../../etc/passwd", "etc-passwd"),
+        ("a\\b/c", "a-b-c"),
+        ("Say \"hi\" and 'bye'", "Say-hi-and-bye"),
+        ("tab\there\nnew\x00line\x1b[31m", "tab-here-new-line-[31m"),
+        ("...hidden", "hidden"),
+        ("   ", "conversation"),
+        ("", "conversation"),
+        ("///", "conversation"),
+        ("x" * 500, "x" * 60),
+        ("旅行计划 / 里斯本", "旅行计划-里斯本"),
+        ("C:\\Windows|con<>?*", "C-Windows-con"),
+        ("right\u202eto-left", "right-to-left"),
+    ],
+)
+def test_titles_become_safe_file_names(title, expected):
+    assert export.safe_filename_part(title) == expected
+
+
+def test_conversation_file_name_has_date_title_and_short_id():
+    assert export.conversation_filename(named("Trip / plan"), "md") == "2025-03-01-Trip-plan-01234567.md"
+    assert export.conversation_filename(named(""), "json") == "2025-03-01-conversation-01234567.json"
+
+
+def test_ascii_file_name_drops_what_ascii_cannot_hold():
+    def ascii_name(title):
+        return export.conversation_filename(named(title), "md", ascii_only=True)
+
+    assert ascii_name("Café crème") == "2025-03-01-Cafe-creme-01234567.md"
+    assert ascii_name("旅行计划") == "2025-03-01-conversation-01234567.md"
+
+
+# The streamed ZIP
+
+
+def test_zip_stream_makes_an_archive_zipfile_opens():
+    entries = [
+        export.ZipEntry("a.json", START, [b'{"a": ', b"1}"], large=True),
+        export.ZipEntry("dir/b.md", START, ["héllo".encode()]),
+    ]
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(export.zip_stream(entries))))
+    assert archive.testzip() is None
+    assert archive.read("a.json") == b'{"a": 1}' and archive.read("dir/b.md").decode() == "héllo"
+    assert archive.getinfo("dir/b.md").date_time == (2025, 3, 1, 9, 30, 14)  # ZIP times have 2-second steps
+
+
+def test_zip_stream_sends_pieces_before_it_has_read_every_entry():
+    pulled = []
+    noise = random.Random(0).randbytes(100_000)  # does not compress
+
+    def entries():
+        for i in range(10):
+            pulled.append(i)
+            yield export.ZipEntry(f"{i}.bin", START, [noise])
+
+    stream = export.zip_stream(entries(), chunk_bytes=16 * 1024)
+    first = next(stream)
+    assert first.startswith(b"PK\x03\x04") and pulled == [0]
+    rest = list(stream)
+    assert pulled == list(range(10)) and len(rest) > 5
+    assert len(zipfile.ZipFile(io.BytesIO(first + b"".join(rest))).namelist()) == 10
+
+
+def test_archive_holds_conversations_json_and_one_markdown_file_per_conversation(alice, persona):
+    conversations = [make_conversation(alice, persona, title=title) for title in ["One", "Two / three", ""]]
+    rows = Conversation.objects.select_related("persona__model").filter(owner=alice).order_by("id")
+    pairs = [(c, shown(c)) for c in rows]
+    data = b"".join(export.archive_chunks(json_pairs=iter(pairs), markdown_pairs=iter(pairs), exported_at=EXPORTED_AT))
+    archive = zipfile.ZipFile(io.BytesIO(data))
+    document = json.loads(archive.read("conversations.json"))
+    assert [c["id"] for c in document["conversations"]] == [str(c.public_id) for c in conversations]
+    names = sorted(name for name in archive.namelist() if name.endswith(".md"))
+    assert names == sorted(
+        f"conversations/2025-03-01-{part}-{c.public_id.hex[:8]}.md"
+        for part, c in zip(["One", "Two-three", "conversation"], conversations, strict=True)
+    )
+
+
+# Reads for the export
+
+
+def test_export_reads_every_conversation_of_the_user_with_its_shown_path(alice, bob, persona):
+    mine = [make_conversation(alice, persona, title=f"Mine {i}", archived=i == 1) for i in range(5)]
+    empty = Conversation.objects.create(owner=alice, persona=None, title="Empty")
+    make_conversation(bob, persona, title="Bob's")
+    pairs = list(
+        selectors.message_iter_for_export(conversations=selectors.conversation_iter_for_export(user=alice), per_query=2)
+    )
+    assert [c.pk for c, _ in pairs] == [c.pk for c in mine] + [empty.pk]
+    assert all(len(messages) == 4 for _, messages in pairs[:5]) and pairs[5][1] == []
+    assert all(m.is_current and m.conversation_id == c.pk for c, messages in pairs for m in messages)
+    created = [m.created_at for m in pairs[0][1]]
+    assert created == sorted(created)
+
+
+def test_export_reads_take_one_query_per_batch_of_conversations(alice, persona, django_assert_num_queries):
+    for i in range(5):
+        make_conversation(alice, persona, title=f"C{i}")
+    conversations = selectors.conversation_iter_for_export(user=alice)
+    with django_assert_num_queries(1 + 3):  # the conversations, then messages for 2 + 2 + 1 of them
+        pairs = list(selectors.message_iter_for_export(conversations=conversations, per_query=2))
+        for conversation, _ in pairs:
+            assert conversation.persona.model.model_id  # loaded with the conversation
+
+
+def test_export_reads_use_chunked_iterators(alice, persona, monkeypatch):
+    from django.db.models.query import QuerySet
+
+    make_conversation(alice, persona)
+    calls = []
+    original = QuerySet.iterator
+
+    def iterator(self, chunk_size=None):
+        calls.append((self.model.__name__, chunk_size))
+        return original(self, chunk_size=chunk_size)
+
+    monkeypatch.setattr(QuerySet, "iterator", iterator)
+    list(selectors.message_iter_for_export(conversations=selectors.conversation_iter_for_export(user=alice)))
+    assert calls == [
+        ("Conversation", selectors.EXPORT_ROWS_PER_FETCH),
+        ("Message", selectors.EXPORT_ROWS_PER_FETCH),
+    ]
+
+
+def test_export_leaves_message_html_unread(alice, persona):
+    make_conversation(alice, persona)
+    conversations = selectors.conversation_iter_for_export(user=alice)
+    [(_, messages)] = selectors.message_iter_for_export(conversations=conversations)
+    assert "content_html" in messages[0].get_deferred_fields()
+    assert Message.objects.filter(conversation__owner=alice).count() == 5

@@ -1,0 +1,403 @@
+"""Import: reading both formats, the atomic write, the background job and its progress."""
+
+import io
+import json
+import threading
+import zipfile
+from datetime import UTC, datetime
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from conversations import export, import_jobs, importers, selectors
+from conversations.importers import ImportFormatError, ParsedConversation, ParsedMessage
+from conversations.models import Conversation, ImportJob, Message
+from tests.conversations.history import make_conversation
+
+pytestmark = pytest.mark.django_db
+
+MAX_BYTES = 1_000_000
+T0 = 1740821415.5  # 2025-03-01T09:30:15.5Z
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
+
+
+def node(node_id, parent, children, role=None, content=None, create_time=None, **message_fields):
+    message = None
+    if role is not None:
+        message = {"id": node_id, "author": {"role": role}, "content": content, "create_time": create_time}
+        message.update(message_fields)
+    return {"id": node_id, "message": message, "parent": parent, "children": children}
+
+
+def text(*parts):
+    return {"content_type": "text", "parts": list(parts)}
+
+
+def chatgpt_conversation(title="Kids in Lisbon"):
+    """A ChatGPT conversation as its export writes it: the shown branch ends at a2; a1-old is a regenerated reply."""
+    image = {"content_type": "image_asset_pointer", "asset_pointer": "file-service://file-abc", "width": 10}
+    mapping = [
+        node("root", None, ["sys"]),
+        node("sys", "root", ["u1"], "system", text(""), None),  # ChatGPT's hidden, empty system message
+        node("u1", "sys", ["a1-old", "a1"], "user", text("What to see?"), T0 + 5),
+        node("a1-old", "u1", [], "assistant", text("An answer on the other branch."), T0 + 9),
+        node("a1", "u1", ["sys2"], "assistant", text("See the **Alfama**."), T0 + 10,
+             metadata={"model_slug": "gpt-4o"}),
+        node("sys2", "a1", ["u2"], "system", text("The kids are 5 and 8."), None),
+        node("u2", "sys2", ["code"], "user", {"content_type": "multimodal_text", "parts": ["Is this nice?", image]},
+             T0 + 20),
+        node("code", "u2", ["tool"], "assistant", {"content_type": "code", "language": "python", "text": "1+1"},
+             T0 + 21),
+        node("tool", "code", ["a2"], "tool", {"content_type": "execution_output", "text": "2"}, T0 + 22),
+        node("a2", "tool", [], "assistant", text("Yes, ", "very."), T0 + 30),
+    ]  # fmt: skip
+    return {
+        "title": title,
+        "create_time": T0,
+        "update_time": T0 + 30,
+        "mapping": {entry["id"]: entry for entry in mapping},
+        "current_node": "a2",
+        "id": "c-1",
+    }
+
+
+def chatgpt_bytes(*conversations) -> bytes:
+    return json.dumps(list(conversations) or [chatgpt_conversation()]).encode()
+
+
+# ChatGPT's conversations.json
+
+
+def test_chatgpt_export_follows_the_branch_current_node_picks():
+    parsed = importers.parse_export(chatgpt_bytes(), max_bytes=MAX_BYTES)
+    assert parsed.format == "chatgpt"
+    [conversation] = parsed.conversations
+    assert conversation.title == "Kids in Lisbon"
+    assert conversation.created == datetime(2025, 3, 1, 9, 30, 15, 500000, tzinfo=UTC)
+    assert [(m.role, m.content) for m in conversation.messages] == [
+        ("user", "What to see?"),
+        ("assistant", "See the **Alfama**."),
+        ("system", "The kids are 5 and 8."),
+        ("user", "Is this nice?\n[image not imported]"),
+        ("assistant", "[code not imported]"),
+        ("assistant", "Yes, \nvery."),
+    ]
+    assert conversation.messages[1].model_id == "gpt-4o"
+    assert all(m.status == "complete" for m in conversation.messages)
+
+
+def test_chatgpt_parts_that_are_not_text_and_tool_messages_are_noted():
+    parsed = importers.parse_export(chatgpt_bytes(), max_bytes=MAX_BYTES)
+    assert parsed.notes == ("“Kids in Lisbon”: not imported: 1 × code, 1 × image, 1 × tool message.",)
+
+
+def test_chatgpt_times_missing_or_going_backwards_follow_the_message_before():
+    conversation = chatgpt_conversation()
+    conversation["mapping"]["a2"]["message"]["create_time"] = T0 + 1  # before u2
+    [parsed] = importers.parse_export(chatgpt_bytes(conversation), max_bytes=MAX_BYTES).conversations
+    times = [m.created for m in parsed.messages]
+    assert times[2] == times[1]  # the system message had none
+    assert times == sorted(times) and times[-1] == times[-2]
+
+
+def test_chatgpt_conversation_without_title_or_times_still_imports(alice):
+    conversation = chatgpt_conversation(title=None)
+    conversation["create_time"] = conversation["update_time"] = None
+    for entry in conversation["mapping"].values():
+        if entry["message"]:
+            entry["message"]["create_time"] = None
+    parsed = importers.parse_export(chatgpt_bytes(conversation), max_bytes=MAX_BYTES)
+    import_jobs.conversations_import(owner=alice, conversations=parsed.conversations)
+    imported = Conversation.objects.get(owner=alice)
+    assert imported.title == "What to see?"
+    assert imported.messages.count() == 6
+
+
+def test_chatgpt_zip_is_read_like_its_conversations_json():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("chat.html", "<html></html>")
+        archive.writestr("conversations.json", chatgpt_bytes())
+    parsed = importers.parse_export(buffer.getvalue(), max_bytes=MAX_BYTES)
+    assert parsed.format == "chatgpt" and len(parsed.conversations) == 1
+
+
+# Files that cannot be read
+
+
+def site_document(**changes):
+    message = {"role": "user", "content": "Hi", "created": "2025-03-01T09:30:15Z", "status": "complete"}
+    conversation = {"title": "T", "created": "2025-03-01T09:30:15Z", "messages": [message]}
+    document = {"format": "chatsite.conversations", "version": 1, "conversations": [conversation]}
+    for path, value in changes.items():
+        target = document
+        *parents, last = path.split(".")
+        for key in parents:
+            target = target[int(key)] if isinstance(target, list) else target[key]
+        target[last] = value
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"{not json", "The file is not valid JSON."),
+        (b"\xff\xfe\x00garbage", "The file is not valid JSON."),
+        (b'{"conversations": []}', "neither an export of this site nor ChatGPT"),
+        (b'[{"title": "no mapping"}]', "neither an export of this site nor ChatGPT"),
+        (b"PK\x03\x04 broken zip", "The ZIP file is damaged"),
+        (site_document(version=2), "format version 2; this site reads version 1"),
+        (site_document(conversations={}), "The export has no list of conversations."),
+        (site_document(**{"conversations.0.messages": None}), "Conversation 1 has no list of messages."),
+        (site_document(**{"conversations.0.messages.0.role": "robot"}), "Conversation 1, message 1: role must be"),
+        (site_document(**{"conversations.0.messages.0.content": 5}), "message 1: content must be text"),
+        (site_document(**{"conversations.0.messages.0.created": "yesterday"}), "created must be an ISO 8601 time"),
+        (site_document(**{"conversations.0.messages.0.status": "done"}), "status must be one of"),
+        (site_document(**{"conversations.0.messages.0.prompt_tokens": -1}), "prompt_tokens must be a whole number"),
+        (site_document(**{"conversations.0.archived": "yes"}), "archived must be true or false"),
+        (site_document(**{"conversations.0.title": ["x"]}), "Conversation 1: title must be text"),
+        (chatgpt_bytes({**chatgpt_conversation(), "current_node": "nope"}), "current_node does not name a message"),
+        (chatgpt_bytes({**chatgpt_conversation(), "mapping": {}}), "has no message mapping"),
+        (chatgpt_bytes(chatgpt_conversation(), {"title": "no mapping"}), "Conversation 2 has no message mapping"),
+        (chatgpt_bytes(chatgpt_conversation(), "text"), "Conversation 2 is not an object."),
+    ],
+)
+def test_unreadable_file_raises_a_message_a_person_can_act_on(data, message):
+    with pytest.raises(ImportFormatError, match=message.replace("(", r"\(").replace("?", r"\?")):
+        importers.parse_export(data, max_bytes=MAX_BYTES)
+
+
+def test_chatgpt_parent_links_that_loop_are_refused():
+    conversation = chatgpt_conversation()
+    conversation["mapping"]["root"]["parent"] = "a2"
+    with pytest.raises(ImportFormatError, match="form a loop"):
+        importers.parse_export(chatgpt_bytes(conversation), max_bytes=MAX_BYTES)
+
+
+def test_zip_without_conversations_json_or_unpacking_too_large_is_refused():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("other.json", "[]")
+    with pytest.raises(ImportFormatError, match="holds no conversations.json"):
+        importers.parse_export(buffer.getvalue(), max_bytes=MAX_BYTES)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("conversations.json", b"[" + b" " * 5000 + b"]")
+    with pytest.raises(ImportFormatError, match="unpacks to more than 1000 bytes"):
+        importers.parse_export(buffer.getvalue(), max_bytes=1000)
+
+
+def test_site_reply_exported_while_streaming_is_imported_as_interrupted():
+    data = site_document(**{"conversations.0.messages.0.status": "streaming"})
+    parsed = importers.parse_export(data, max_bytes=MAX_BYTES)
+    assert parsed.conversations[0].messages[0].status == "interrupted"
+    assert "imported as interrupted" in parsed.notes[0]
+
+
+def test_nul_characters_are_dropped_for_postgresql():
+    data = site_document(**{"conversations.0.messages.0.content": "a\x00b"})
+    parsed = importers.parse_export(data, max_bytes=MAX_BYTES)
+    assert parsed.conversations[0].messages[0].content == "ab"
+
+
+# Writing the import
+
+
+def parsed_conversation(title="Imported", persona_slug="", count=2) -> ParsedConversation:
+    start = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    messages = tuple(
+        ParsedMessage(
+            role="user" if i % 2 == 0 else "assistant",
+            content=f"**message {i}**",
+            created=start.replace(second=10 + i),
+            prompt_tokens=i,
+        )
+        for i in range(count)
+    )
+    return ParsedConversation(
+        title=title, created=start, updated=start.replace(minute=9), persona_slug=persona_slug, messages=messages
+    )
+
+
+def test_import_writes_each_conversation_as_one_shown_path(alice):
+    assert import_jobs.conversations_import(owner=alice, conversations=[parsed_conversation(count=4)]) == 1
+    conversation = Conversation.objects.get(owner=alice)
+    assert (conversation.title, conversation.title_source, conversation.persona) == ("Imported", "user", None)
+    assert conversation.created_at == datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    assert conversation.updated_at == datetime(2024, 5, 6, 7, 9, 9, 123456, tzinfo=UTC)
+    messages = list(selectors.message_list_for_conversation(conversation=conversation))
+    assert [m.content for m in messages] == [f"**message {i}**" for i in range(4)]
+    assert [m.parent_id for m in messages] == [None] + [m.pk for m in messages[:-1]]
+    assert all(m.is_current and m.status == "complete" for m in messages)
+    assert [m.created_at.second for m in messages] == [10, 11, 12, 13]
+    assert messages[0].content_html == ""  # user messages show as text
+    assert messages[1].content_html == "<p><strong>message 1</strong></p>\n"
+
+
+def test_import_gives_the_active_persona_with_the_exported_slug(alice, make_persona):
+    travel = make_persona(slug="travel")
+    make_persona(slug="retired", is_active=False)
+    import_jobs.conversations_import(
+        owner=alice,
+        conversations=[
+            parsed_conversation("A", "travel"),
+            parsed_conversation("B", "retired"),
+            parsed_conversation("C", "gone"),
+        ],
+    )
+    personas = dict(Conversation.objects.filter(owner=alice).values_list("title", "persona"))
+    assert personas == {"A": travel.pk, "B": None, "C": None}
+
+
+def test_import_writes_nothing_when_any_write_fails(alice, monkeypatch):
+    rows_update = import_jobs._rows_update
+
+    def fail_on_the_last_write(model, field_names, rows):
+        if model is Message:  # after the conversations and messages are inserted
+            raise RuntimeError("disk full")
+        rows_update(model, field_names, rows)
+
+    monkeypatch.setattr(import_jobs, "_rows_update", fail_on_the_last_write)
+    with pytest.raises(RuntimeError):
+        import_jobs.conversations_import(owner=alice, conversations=[parsed_conversation(), parsed_conversation()])
+    assert not Conversation.objects.exists() and not Message.objects.exists()
+
+
+def test_import_reports_progress_every_few_conversations(alice, monkeypatch):
+    monkeypatch.setattr(import_jobs, "PROGRESS_EVERY", 2)
+    reported = []
+    import_jobs.conversations_import(
+        owner=alice, conversations=[parsed_conversation(str(i)) for i in range(5)], on_progress=reported.append
+    )
+    assert reported == [2, 4]
+
+
+def test_round_trip_export_import_export_gives_the_same_conversations(alice, bob, make_persona):
+    persona = make_persona(slug="travel")
+    make_conversation(alice, persona, title="Lisbon")
+    make_conversation(alice, persona, title="Archived one", archived=True)
+    make_conversation(alice, None, title="旅行")
+
+    def export_of(user) -> dict:
+        def pairs():
+            return selectors.message_iter_for_export(conversations=selectors.conversation_iter_for_export(user=user))
+
+        chunks = export.archive_chunks(json_pairs=pairs(), markdown_pairs=pairs(), exported_at=datetime.now(UTC))
+        data = b"".join(chunks)
+        return json.loads(zipfile.ZipFile(io.BytesIO(data)).read("conversations.json"))
+
+    first = export_of(alice)
+    parsed = importers.parse_export(json.dumps(first).encode(), max_bytes=MAX_BYTES)
+    assert import_jobs.conversations_import(owner=bob, conversations=parsed.conversations) == 3
+    second = export_of(bob)
+
+    def without_ids(document):
+        return [
+            {**c, "id": None, "messages": [{**m, "id": None} for m in c["messages"]]} for c in document["conversations"]
+        ]
+
+    assert without_ids(second) == without_ids(first)
+    assert {c["id"] for c in second["conversations"]}.isdisjoint(c["id"] for c in first["conversations"])
+
+
+# The job
+
+
+def make_job(owner, content: bytes, name="conversations.json") -> ImportJob:
+    return ImportJob.objects.create(
+        owner=owner, source=SimpleUploadedFile(name, content), filename=name, size_bytes=len(content)
+    )
+
+
+def test_job_run_imports_the_file_records_notes_and_deletes_the_upload(alice, _media_root):
+    job = make_job(alice, chatgpt_bytes())
+    path = _media_root / job.source.name
+    assert path.exists()
+    job = import_jobs.import_job_run(job_id=job.pk)
+    assert (job.status, job.format, job.total, job.done) == ("done", "chatgpt", 1, 1)
+    assert "1 × image" in job.notes and job.finished_at is not None and job.error_text == ""
+    assert not path.exists() and job.source.name == ""
+    assert Conversation.objects.get(owner=alice).messages.count() == 6
+
+
+def test_job_run_of_a_malformed_file_fails_with_the_reason_and_imports_nothing(alice):
+    job = import_jobs.import_job_run(job_id=make_job(alice, site_document(version=7)).pk)
+    assert job.status == "failed" and job.done == 0
+    assert job.error_text == "This export has format version 7; this site reads version 1. Nothing was imported."
+    assert not Conversation.objects.exists()
+
+
+def test_job_run_failing_while_writing_imports_nothing(alice, monkeypatch):
+    monkeypatch.setattr(Message.objects, "bulk_create", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+    job = import_jobs.import_job_run(job_id=make_job(alice, chatgpt_bytes()).pk)
+    assert job.status == "failed" and "failed unexpectedly" in job.error_text
+    assert not Conversation.objects.exists()
+
+
+def test_job_run_writes_progress_a_few_times_not_per_message(alice, monkeypatch, write_counter):
+    monkeypatch.setattr(import_jobs, "PROGRESS_EVERY", 2)
+    job = make_job(alice, chatgpt_bytes(*[chatgpt_conversation(f"C{i}") for i in range(5)]))
+    write_counter.clear()
+    import_jobs.import_job_run(job_id=job.pk)
+    job_updates = [sql for sql, _ in write_counter if sql.startswith('UPDATE "conversations_importjob"')]
+    # Claimed, format and total, progress at 2 and 4, finished.
+    assert len(job_updates) == 5
+    assert ImportJob.objects.get(pk=job.pk).done == 5
+
+
+def test_job_run_runs_a_job_once(alice):
+    job = make_job(alice, chatgpt_bytes())
+    import_jobs.import_job_run(job_id=job.pk)
+    again = import_jobs.import_job_run(job_id=job.pk)
+    assert again.status == "done" and Conversation.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    ("upload", "code"),
+    [
+        (SimpleUploadedFile("conversations.json", b"x" * 2001), "too_large"),
+        (SimpleUploadedFile("conversations.json", b""), "empty"),
+        (SimpleUploadedFile("photo.png", b"[]"), "file_type"),
+    ],
+)
+def test_job_create_refuses_unusable_uploads(alice, settings, upload, code):
+    settings.CHAT_IMPORT_MAX_BYTES = 2000
+    with pytest.raises(ValidationError) as error:
+        import_jobs.import_job_create(owner=alice, upload=upload)
+    assert error.value.code == code and not ImportJob.objects.exists()
+
+
+def test_job_create_keeps_a_long_file_name_for_the_page_and_a_short_one_on_disk(alice, _media_root):
+    name = "conversations " + "x" * 230 + ".json"
+    job = import_jobs.import_job_create(owner=alice, upload=SimpleUploadedFile(name, b"[]"))
+    assert job.filename == name[:255] and len(job.source.name) <= 100
+    assert (_media_root / job.source.name).read_bytes() == b"[]"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_job_create_starts_a_thread_that_imports_after_commit(alice, monkeypatch):
+    threads: list[threading.Thread] = []
+    start = import_jobs.start_import_thread
+    monkeypatch.setattr(import_jobs, "start_import_thread", lambda job_id: threads.append(start(job_id)))
+    job = import_jobs.import_job_create(
+        owner=alice, upload=SimpleUploadedFile("chatgpt.zip", _zipped(chatgpt_bytes()), content_type="application/zip")
+    )
+    [thread] = threads
+    assert thread.daemon
+    thread.join(timeout=30)
+    job.refresh_from_db()
+    assert (job.status, job.done, job.filename) == ("done", 1, "chatgpt.zip")
+    assert Conversation.objects.filter(owner=alice).count() == 1
+
+
+def _zipped(data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("conversations.json", data)
+    return buffer.getvalue()

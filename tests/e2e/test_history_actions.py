@@ -1,0 +1,73 @@
+"""In the browser: regenerate a reply and step through its versions, edit the last question, copy text."""
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.servers import session_cookie
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+ASSISTANT = "article.message[data-role=assistant]"
+COMPOSER = "#composer textarea[name=message]"
+
+
+@pytest.fixture
+def logged_in(page: Page, site, alice):
+    name, value = session_cookie(alice).split("=", 1)
+    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url("/").rstrip("/"))
+    return page
+
+
+def open_chat(page: Page, site, persona) -> None:
+    page.goto(site.url("/"))
+    page.click(f"button.persona-card[data-persona='{persona.slug}']")
+    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
+
+
+def send(page: Page, text: str) -> None:
+    page.locator(COMPOSER).fill(text)
+    page.locator(COMPOSER).press("Enter")
+
+
+def test_regenerate_then_step_back_to_the_first_version(logged_in, site, make_persona, screenshot):
+    page = logged_in
+    persona = make_persona("fake-echo", slug="echo", greeting="Hi.")
+    open_chat(page, site, persona)
+    send(page, "first question")
+    last = page.locator(f"{ASSISTANT}[data-status=complete]").last
+    expect(last).to_contain_text("You said: first question")
+
+    last.locator(".action-regenerate").click()
+    expect(page.locator(f"{ASSISTANT}[data-status=complete]").last.locator(".version-index")).to_have_text("2/2")
+    screenshot("regenerated")
+    page.locator(f"{ASSISTANT}").last.locator(".version-previous").click()
+    expect(page.locator(f"{ASSISTANT}").last.locator(".version-index")).to_have_text("1/2")
+    page.reload()
+    expect(page.locator(f"{ASSISTANT}").last.locator(".version-index")).to_have_text("1/2")
+
+
+def test_edit_the_last_question_and_copy_a_code_block(logged_in, site, make_persona):
+    page = logged_in
+    persona = make_persona("fake-echo", slug="echo", greeting="Hi.")
+    open_chat(page, site, persona)
+    send(page, "typo questoin")
+    expect(page.locator(f"{ASSISTANT}[data-status=complete]").last).to_contain_text("typo questoin")
+
+    page.locator("article.message[data-role=user]").last.locator(".action-edit").click()
+    expect(page.locator(COMPOSER)).to_have_value("typo questoin")
+    page.locator(COMPOSER).fill("typo question")
+    page.locator(COMPOSER).press("Enter")
+    expect(page.locator("article.message[data-role=user]")).to_have_count(1)
+    expect(page.locator("article.message[data-role=user]").last).to_contain_text("typo question")
+    expect(page.locator("article.message[data-role=user]").last.locator(".version-index")).to_have_text("2/2")
+    final = page.locator(f"{ASSISTANT}[data-status=complete]").last
+    expect(final).to_contain_text("You said: typo question")
+
+    final.locator("pre").hover()
+    final.locator("pre .code-copy").click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.startswith("def greet(name: str) -> str:")
+    expect(page.locator("#context-budget")).to_contain_text("messages in context, about")
