@@ -1,16 +1,20 @@
 """The websocket of one conversation page: frames in, HTML fragments out (protocol in events.py)."""
 
 import logging
+from importlib import import_module
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.loader import render_to_string
+from django.utils.crypto import constant_time_compare
 from django.utils.html import escape
 from django.utils.translation import gettext as _
 
+from accounts.quotas import quota_check
 from conversations import bubbles, events, selectors, services, streaming
 from conversations.models import Conversation
 
@@ -42,9 +46,15 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             return
         self.group = events.conversation_group(self.conversation.public_id)
         # message id -> last delta seq shown; None while waiting for a snapshot.
-        self.shown_seq: dict[str, int | None] = {str(message_id): None for message_id in streaming_ids}
+        self.shown_seq: dict[str, int | None] = {}
         self.early_deltas: dict[str, list[events.ReplyDelta]] = {}
         await self.channel_layer.group_add(self.group, self.channel_name)
+        await self._request_snapshots(streaming_ids)
+
+    async def _request_snapshots(self, streaming_ids: list) -> None:
+        """Ask the generators of `streaming_ids` for the text so far; hold their deltas until it comes."""
+        for message_id in streaming_ids:
+            self.shown_seq[str(message_id)] = None
         if streaming_ids:
             sync: events.ReplySync = {"type": "reply.sync", "reply_channel": self.channel_name}
             await self.channel_layer.group_send(events.control_group(self.conversation.public_id), sync)
@@ -66,15 +76,36 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse(_("The frame is not valid JSON text."))
 
     async def receive_json(self, content: object, **kwargs) -> None:
-        if not isinstance(content, dict) or content.get("action") not in {"send", "stop", "edit", "regenerate"}:
-            await self._refuse(_("The frame needs an action: send, stop, edit or regenerate."))
+        if not await _still_signed_in(self.scope):
+            await self.close(code=CLOSE_ANONYMOUS)  # Logged out or deactivated since the socket opened.
             return
-        if content["action"] == "stop":
+        action = content.get("action") if isinstance(content, dict) else None
+        if action not in {"send", "stop", "edit", "regenerate", "sync"}:
+            await self._refuse(_("The frame needs an action: send, stop, edit, regenerate or sync."))
+            return
+        if action == "stop":
             stop: events.ReplyStop = {"type": "reply.stop"}
             await self.channel_layer.group_send(events.control_group(self.conversation.public_id), stop)
+        elif action == "sync":
+            await self._bring_up_to_date(content)
+        else:
+            key = content.get("idempotency_key", "")
+            await self._start_reply(action, content.get("message"), key if isinstance(key, str) else "")
+
+    async def _bring_up_to_date(self, frame: dict) -> None:
+        """Bring this tab up to date after a reconnect (events.SyncFrame)."""
+        shown = frame.get("streaming")
+        shown = [i for i in shown if isinstance(i, str)][:50] if isinstance(shown, list) else []
+        try:
+            html, streaming_ids = await _resync(
+                self.scope["user"], self.conversation.public_id, full=frame.get("full") is True, shown_streaming=shown
+            )
+        except Conversation.DoesNotExist:
+            await self.close(code=CLOSE_FORBIDDEN)
             return
-        key = content.get("idempotency_key", "")
-        await self._start_reply(content["action"], content.get("message"), key if isinstance(key, str) else "")
+        if html:
+            await self.send(text_data=html)
+        await self._request_snapshots(streaming_ids)
 
     async def _refuse(self, reason: str) -> None:
         await self.send_alert(reason)
@@ -151,6 +182,7 @@ def _append_fragment(message_id: str, text: str) -> str:
 @database_sync_to_async
 def _load(user, public_id) -> tuple[Conversation, list]:
     conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
+    services.replies_interrupt_stale(conversation=conversation)
     return conversation, selectors.message_streaming_ids(conversation=conversation)
 
 
@@ -176,6 +208,7 @@ def _prepare_reply_atomic(
     conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
     clean = services.message_text_clean(text=text) if action != "regenerate" else ""
     streaming.upstream_check(conversation=conversation)
+    quota_check(user=user, lock=True)  # Locks the user's row: two tabs cannot both pass the last free send.
     if action == "send":
         sent = services.message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
         reply = sent.assistant_message
@@ -190,3 +223,40 @@ def _prepare_reply_atomic(
             reply = services.reply_regenerate(conversation=conversation)
         html = bubbles.message_list_html(conversation=conversation)
     return streaming.reply_job_build(conversation=conversation, message=reply), html
+
+
+@database_sync_to_async
+def _resync(user, public_id, *, full: bool, shown_streaming: list[str]) -> tuple[str, list]:
+    """Return the HTML that brings a tab up to date, and the replies still streaming.
+
+    Stale replies of dead workers are marked interrupted first. With `full`,
+    the whole conversation is sent again (a reconnect may have missed
+    anything); otherwise only the final bubbles of the replies the page still
+    shows as streaming but that have finished meanwhile.
+    """
+    conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
+    services.replies_interrupt_stale(conversation=conversation)
+    streaming_ids = selectors.message_streaming_ids(conversation=conversation)
+    if full:
+        return bubbles.message_list_html(conversation=conversation), streaming_ids
+    finished = selectors.message_list_by_ids(conversation=conversation, public_ids=shown_streaming)
+    html = "".join(
+        bubbles.bubble_html(conversation=conversation, message=m, oob=True) for m in finished if not m.is_streaming
+    )
+    return html, streaming_ids
+
+
+@database_sync_to_async
+def _still_signed_in(scope) -> bool:
+    """Return whether the socket's session still signs in its user, who is still active (two queries)."""
+    session = scope.get("session")
+    user = scope.get("user")
+    if session is None or user is None or not session.session_key:
+        return False
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key).load()
+    if data.get(SESSION_KEY) != str(user.pk):
+        return False
+    current = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
+    return current is not None and constant_time_compare(
+        data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash()
+    )

@@ -51,6 +51,19 @@ class RegenerateFrame(TypedDict):
     action: Literal["regenerate"]
 
 
+class SyncFrame(TypedDict):
+    """Bring the tab up to date when its socket (re)opens.
+
+    streaming: public ids of the bubbles the page shows as streaming (at most
+    50 read); those that finished meanwhile come back as final bubbles.
+    full: after a reconnect, send every bubble again.
+    """
+
+    action: Literal["sync"]
+    streaming: list[str]
+    full: bool
+
+
 class StopFrame(TypedDict):
     """Stop every reply streaming in this conversation."""
 

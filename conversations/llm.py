@@ -24,6 +24,7 @@ from typing import Any
 import httpx2
 import openai
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +130,8 @@ def _shared_http_client() -> httpx2.AsyncClient:
     return client
 
 
+# The SDK's own frames below this one hold the key as a plain string: error reports hide them all.
+@sensitive_variables()
 def _client(config: UpstreamConfig, http_client: httpx2.AsyncClient | None = None) -> openai.AsyncOpenAI:
     """Return an SDK client for `config`; closing it closes `http_client` too, so never close a shared one."""
     timeout = openai.Timeout(
@@ -375,6 +378,7 @@ def _upstream_message(exc: BaseException) -> str:
     return str(message)[:500]
 
 
+@sensitive_variables("api_key")
 def _scrub(text: str, api_key: str) -> str:
     """Remove the API key from `text`, should an upstream echo it back."""
     return text.replace(api_key, "***") if api_key and len(api_key) >= 4 else text

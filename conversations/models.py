@@ -76,6 +76,9 @@ class Message(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=64, blank=True)
+    # Last sign of life of the worker writing a streaming reply (checkpoints);
+    # a streaming reply whose heartbeat is too old is shown as interrupted.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -239,3 +239,14 @@ def import_job_get_for_user(*, user: AbstractBaseUser, public_id: UUID | str) ->
         return ImportJob.objects.get(owner=user, public_id=public_id)
     except (ValueError, TypeError, ValidationError):  # Not a UUID.
         raise ImportJob.DoesNotExist from None
+
+
+def message_list_by_ids(*, conversation: Conversation, public_ids: list[str]) -> list[Message]:
+    """Return the messages of `conversation` among `public_ids` (malformed ids ignored)."""
+    valid = []
+    for public_id in public_ids:
+        try:
+            valid.append(UUID(public_id))
+        except (ValueError, TypeError):
+            continue
+    return list(Message.objects.filter(conversation=conversation, public_id__in=valid))

@@ -1,11 +1,13 @@
 """Writes of conversations and messages. Views and consumers call these, never the ORM directly."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -104,6 +106,7 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
                 role=Message.Role.ASSISTANT,
                 status=Message.Status.STREAMING,
                 model_id=model_id,
+                heartbeat_at=now,
             )
             conversation.updated_at = now
             fields = ["updated_at"]
@@ -178,6 +181,7 @@ def _last_current(conversation: Conversation) -> Message | None:
 
 
 def _refuse_while_streaming(conversation: Conversation) -> None:
+    replies_interrupt_stale(conversation=conversation)
     if Message.objects.filter(conversation=conversation, status=Message.Status.STREAMING).exists():
         raise ValidationError(_("Wait for the reply to finish, or stop it, first."), code="streaming")
 
@@ -209,6 +213,7 @@ def reply_regenerate(*, conversation: Conversation) -> Message:
             role=Message.Role.ASSISTANT,
             status=Message.Status.STREAMING,
             model_id=conversation.persona.model.model_id if conversation.persona else "",
+            heartbeat_at=timezone.now(),
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     return reply
@@ -242,6 +247,7 @@ def message_edit(*, conversation: Conversation, text: str) -> SentMessage:
             role=Message.Role.ASSISTANT,
             status=Message.Status.STREAMING,
             model_id=conversation.persona.model.model_id if conversation.persona else "",
+            heartbeat_at=timezone.now(),
         )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     return SentMessage(user_message=user_message, assistant_message=assistant_message)
@@ -304,3 +310,34 @@ def conversation_set_archived(*, conversation: Conversation, archived: bool) -> 
     conversation.archived = archived
     conversation.save(update_fields=["archived"])
     return conversation
+
+
+def reply_checkpoint(*, message: Message, content: str) -> bool:
+    """Save a streaming reply's text so far and its heartbeat (one write); return False once it is no longer streaming."""
+    return bool(
+        Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
+            content=content, heartbeat_at=timezone.now()
+        )
+    )
+
+
+def replies_interrupt_stale(*, conversation: Conversation) -> int:
+    """Mark `conversation`'s streaming replies whose worker stopped beating as interrupted; return how many.
+
+    A reply is stale when its heartbeat (or, without one, its creation) is
+    older than `settings.CHAT_STALE_AFTER_S`: the worker writing it died.
+    Its checkpointed text is kept and rendered. One read; one write per stale reply.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER_S)
+    stale = list(
+        Message.objects.filter(conversation=conversation, status=Message.Status.STREAMING).filter(
+            Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+        )
+    )
+    for message in stale:
+        Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
+            status=Message.Status.INTERRUPTED,
+            content_html=rendering.render_markdown(message.content) if message.content else "",
+            error_text=_("This reply was interrupted: the server writing it stopped. Send again or regenerate it."),
+        )
+    return len(stale)

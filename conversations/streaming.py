@@ -24,6 +24,7 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
+from accounts.quotas import quota_status
 from conversations import bubbles, context, events, llm, selectors, services, titles
 from conversations.models import Conversation, Message
 from personas.crypto import DecryptionError
@@ -189,6 +190,7 @@ class ReplyGenerator:
         self.send_lock = asyncio.Lock()
         self.flush_task: asyncio.Task | None = None
         self.stopped = False
+        self.received_chars = 0
         self.started = 0.0
         self.ttft_ms: int | None = None
 
@@ -199,6 +201,7 @@ class ReplyGenerator:
         await self.layer.group_add(control_group, control_channel)
         consume = asyncio.create_task(self._consume())
         listener = asyncio.create_task(self._listen(control_channel, consume))
+        checkpoints = asyncio.create_task(self._checkpoints())
         try:
             result = await consume
         except asyncio.CancelledError:
@@ -207,6 +210,7 @@ class ReplyGenerator:
             result = _Outcome(status=Message.Status.STOPPED, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms())
         finally:
             listener.cancel()
+            checkpoints.cancel()
             await self.layer.group_discard(control_group, control_channel)
         await self._flush_now()
         content = await self._finish(result)
@@ -247,7 +251,29 @@ class ReplyGenerator:
                 await asyncio.sleep(wait_s)
         raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
 
+    async def _checkpoints(self) -> None:
+        """Save the text so far every CHAT_CHECKPOINT_S while it grows, else a heartbeat every CHAT_HEARTBEAT_S.
+
+        Writes are per interval, never per delta; a crash loses at most one
+        interval of text, and the heartbeat tells a dead worker from a slow model.
+        """
+        loop = asyncio.get_running_loop()
+        saved_chars = 0
+        saved_at = loop.time()
+        while True:
+            await asyncio.sleep(settings.CHAT_CHECKPOINT_S)
+            chars = self.received_chars
+            if chars == saved_chars and loop.time() - saved_at < settings.CHAT_HEARTBEAT_S:
+                continue
+            content = "".join(self.sent) + "".join(self.pending)
+            try:
+                await database_sync_to_async(services.reply_checkpoint)(message=self.job.message, content=content)
+            except Exception:  # A failed checkpoint must not end the reply; the final write still comes.
+                logger.warning("Checkpoint of reply %s failed", self.message_id, exc_info=True)
+            saved_chars, saved_at = chars, loop.time()
+
     async def _on_delta(self, text: str) -> None:
+        self.received_chars += len(text)
         self.pending.append(text)
         if self.seq == 0:
             await self._flush_now()  # The first delta goes out at once.
@@ -336,14 +362,18 @@ def _retry_wait_s(error: llm.LLMError, *, attempt: int, text_shown: bool) -> flo
 
 
 def _store(*, message: Message, **fields) -> str:
-    """Store the finished reply (one write); return its bubble, replacing the streaming one, and the new budget."""
+    """Store the finished reply (one write); return its bubble, replacing the streaming one, the new context budget and quota."""
     message = services.reply_finish(message=message, **fields)
     conversation = message.conversation
-    budget = render_to_string(
-        "conversations/partials/context_budget.html",
-        {"context_budget": context_budget(conversation=conversation), "oob": True},
+    status = render_to_string(
+        "conversations/partials/composer_status.html",
+        {
+            "context_budget": context_budget(conversation=conversation),
+            "quota": quota_status(user=conversation.owner),
+            "oob": True,
+        },
     )
-    return bubbles.bubble_html(conversation=conversation, message=message, oob=True) + budget
+    return bubbles.bubble_html(conversation=conversation, message=message, oob=True) + status
 
 
 @dataclass(frozen=True)

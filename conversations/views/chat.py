@@ -7,13 +7,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from accounts.quotas import quota_status
 from conversations import bubbles, events, selectors, services, sidebar, streaming
 from conversations.forms import ConversationCreateForm
 from conversations.models import Conversation, Message
 from personas.selectors import persona_list_active
 
 
-def _page(request: HttpRequest, template: str, partial: str, context: dict, status: int = 200) -> HttpResponse:
+def render_page(request: HttpRequest, template: str, partial: str, context: dict, status: int = 200) -> HttpResponse:
     """Render the whole page, or only its main panel for an htmx request (one view, two renderings)."""
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, partial, context, status=status)
@@ -26,7 +27,7 @@ def _page(request: HttpRequest, template: str, partial: str, context: dict, stat
 def conversation_new(request: HttpRequest) -> HttpResponse:
     """Show the persona picker that starts a new chat."""
     context = {"personas": list(persona_list_active()), "form": ConversationCreateForm()}
-    return _page(request, "conversations/new.html", "conversations/partials/persona_picker.html", context)
+    return render_page(request, "conversations/new.html", "conversations/partials/persona_picker.html", context)
 
 
 @login_required
@@ -36,7 +37,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
     form = ConversationCreateForm(request.POST)
     if not form.is_valid():
         context = {"personas": list(persona_list_active()), "form": form}
-        return _page(
+        return render_page(
             request, "conversations/new.html", "conversations/partials/persona_picker.html", context, status=400
         )
     conversation = services.conversation_create(owner=request.user, persona=form.cleaned_data["persona"])
@@ -52,13 +53,15 @@ def conversation_detail(request: HttpRequest, public_id) -> HttpResponse:
         conversation = selectors.conversation_get_for_user(user=request.user, public_id=public_id)
     except Conversation.DoesNotExist:
         raise Http404 from None
+    services.replies_interrupt_stale(conversation=conversation)  # A dead worker's reply is not "streaming" forever.
     messages = list(selectors.message_list_for_conversation(conversation=conversation))
     context = {
         "conversation": conversation,
         "message_list": bubbles.with_versions(conversation=conversation, messages=messages),
         "context_budget": streaming.context_budget(conversation=conversation),
+        "quota": quota_status(user=request.user),
     }
-    return _page(request, "conversations/detail.html", "conversations/partials/conversation.html", context)
+    return render_page(request, "conversations/detail.html", "conversations/partials/conversation.html", context)
 
 
 @login_required

@@ -77,7 +77,7 @@ def conversation_archived_list(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("before") and not request.htmx.history_restore_request:
         return render(request, "conversations/partials/conversation_rows.html", {"page": page})
     context = {"archived_page": page, "panel": "conversations/partials/archived.html", "page_title": _("Archived")}
-    return chat._page(request, "conversations/panel.html", "conversations/partials/archived.html", context)
+    return chat.render_page(request, "conversations/panel.html", "conversations/partials/archived.html", context)
 
 
 @login_required
@@ -118,7 +118,7 @@ def _rename_form(request: HttpRequest, context: dict, status: int = 200) -> Http
         # htmx 2 swaps no 4xx response by default: a refused title answers 200 with the form and its message.
         return render(request, "conversations/partials/rename_form.html", context)
     context = {**context, "panel": "conversations/partials/rename_form.html", "page_title": _("Rename")}
-    return chat._page(request, "conversations/panel.html", "conversations/partials/rename_form.html", context, status)
+    return chat.render_page(request, "conversations/panel.html", "conversations/partials/rename_form.html", context, status)
 
 
 def _renamed(request: HttpRequest, conversation: Conversation, place: str) -> HttpResponse:
@@ -138,7 +138,7 @@ def conversation_delete(request: HttpRequest, public_id) -> HttpResponse:
     if request.method == "GET":
         context = {"conversation": conversation, "page_title": _("Delete conversation")}
         partial = "conversations/partials/delete_confirm.html"
-        return chat._page(request, "conversations/panel.html", partial, {**context, "panel": partial})
+        return chat.render_page(request, "conversations/panel.html", partial, {**context, "panel": partial})
     title = str(conversation.title or _("New chat"))
     services.conversation_delete(conversation=conversation)
     stop: events.ReplyStop = {"type": "reply.stop"}

@@ -17,4 +17,4 @@ def search(request: HttpRequest) -> HttpResponse:
     results = conversation_search.search_for_user(user=request.user, query=query)
     partial = "conversations/partials/search_results.html"
     context = {"results": results, "search_query": results.query, "panel": partial, "page_title": _("Search")}
-    return chat._page(request, "conversations/panel.html", partial, context)
+    return chat.render_page(request, "conversations/panel.html", partial, context)

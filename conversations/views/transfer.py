@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from conversations import export, import_jobs, selectors
 from conversations.forms import ImportUploadForm
 from conversations.models import Conversation, ImportJob
-from conversations.views.chat import _page
+from conversations.views.chat import render_page
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -137,7 +137,7 @@ def import_detail(request: HttpRequest, public_id) -> HttpResponse:
     except ImportJob.DoesNotExist:
         raise Http404 from None
     job.stalled = import_jobs.import_job_stalled(job)
-    return _page(request, "conversations/import_detail.html", "conversations/partials/import_job.html", {"job": job})
+    return render_page(request, "conversations/import_detail.html", "conversations/partials/import_job.html", {"job": job})
 
 
 class UploadLimitHandler(FileUploadHandler):
@@ -177,7 +177,7 @@ def _data_page(
         "import_jobs": jobs,
         "import_max_bytes": settings.CHAT_IMPORT_MAX_BYTES,
     }
-    return _page(request, "conversations/data.html", "conversations/partials/data.html", context, status=status)
+    return render_page(request, "conversations/data.html", "conversations/partials/data.html", context, status=status)
 
 
 def _too_large(limit: int) -> str:

@@ -62,6 +62,18 @@
     scrollToEnd(false);
   });
 
+  // On every (re)open, ask the server to bring the page up to date: replies shown
+  // as streaming that finished meanwhile, and after a reconnect everything.
+  var socketOpenedBefore = false;
+  document.addEventListener("htmx:wsOpen", function (event) {
+    var streaming = Array.prototype.map.call(
+      document.querySelectorAll('#messages article[data-status="streaming"]'),
+      function (article) { return article.id.replace(/^message-/, ""); }
+    );
+    event.detail.socketWrapper.send(JSON.stringify({ action: "sync", streaming: streaming, full: socketOpenedBefore }));
+    socketOpenedBefore = true;
+  });
+
   document.addEventListener("htmx:wsClose", function (event) {
     var code = event.detail && event.detail.event && event.detail.event.code;
     var alert = document.getElementById("composer-alert");

@@ -148,9 +148,10 @@ def test_conversation_page_queries_do_not_grow_with_messages(client, alice, conv
         services.message_send(conversation=conversation, text=f"message {i}")
     for i in range(20):
         services.conversation_create(owner=alice, persona=conversation.persona)
-    # session, user, conversation with persona/model/provider, messages, their versions,
-    # the context budget (greeting, latest messages, their count), sidebar
-    with django_assert_num_queries(9):
+    # session, user, conversation with persona/model/provider, stale replies, messages,
+    # their versions, the context budget (greeting, latest messages, their count),
+    # the quota (limits, usage), sidebar
+    with django_assert_num_queries(12):
         assert client.get(detail_url(conversation)).status_code == 200
 
 

@@ -1,0 +1,63 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.text import format_lazy
+from django.utils.translation import gettext_lazy as _
+
+_INHERIT_HELP = _("Empty: inherit (from the groups, else the site default). 0: no limit.")
+
+
+class UsageLimit(models.Model):
+    """Limits on what one user, or every member of one group, may ask of the upstream.
+
+    Each limit left empty is inherited; 0 means no limit. How a user's limits
+    are resolved from their own row, their groups' rows and the site defaults
+    is described in `accounts.selectors.user_limits`.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="usage_limit",
+        verbose_name=_("user"),
+    )
+    group = models.OneToOneField(
+        "auth.Group",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="usage_limit",
+        verbose_name=_("group"),
+    )
+    sends_per_minute = models.PositiveIntegerField(
+        _("messages per minute"), null=True, blank=True, help_text=_INHERIT_HELP
+    )
+    concurrent_replies = models.PositiveIntegerField(
+        _("replies at once"), null=True, blank=True, help_text=_INHERIT_HELP
+    )
+    daily_tokens = models.PositiveBigIntegerField(
+        _("tokens per day"),
+        null=True,
+        blank=True,
+        help_text=format_lazy(
+            "{} {}",
+            _("Prompt and completion tokens as the provider reports them, counted from midnight (site time zone)."),
+            _INHERIT_HELP,
+        ),
+    )
+
+    class Meta:
+        verbose_name = _("usage limit")
+        verbose_name_plural = _("usage limits")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, group__isnull=True) | Q(user__isnull=True, group__isnull=False),
+                name="usage_limit_user_xor_group",
+                violation_error_message=_("Choose either a user or a group, not both."),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.user or self.group)
