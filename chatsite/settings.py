@@ -44,7 +44,31 @@ CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
+# Variables and form fields marked sensitive (provider API keys) stay hidden
+# on error pages even in DEBUG.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "chatsite.error_reports.SensitiveAlwaysHiddenFilter"
+# Production over HTTPS (README "Production"): redirect http to https, secure
+# cookies, HSTS. Off by default so `make run` works on plain http.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 3600 if HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", True)
+# Preloading binds the whole registrable domain to HTTPS for months, and
+# cannot be undone quickly: opt-in only, so its deploy-check reminder is
+# silenced while it is off (README "Production").
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto and appends the
+# client's address to X-Forwarded-For. Never on without such a proxy: a
+# client could claim https, or another address for the login rate limits.
+BEHIND_PROXY = env_bool("DJANGO_BEHIND_PROXY", False)
+if BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    ALLAUTH_TRUSTED_PROXY_COUNT = 1
 
 # APPLICATIONS
 
@@ -68,6 +92,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -132,6 +157,15 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# CACHE
+
+# Login rate limits count in the cache: with REDIS_URL every process shares
+# one count; the default in-process cache only suits a single process.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # ACCOUNTS
 
 AUTHENTICATION_BACKENDS = [
@@ -151,6 +185,10 @@ ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
 ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Failed logins: 5 per account and 20 per client address in 5 minutes, then
+# "Too many failed login attempts" even for the right password. The per-address
+# limit leaves room for a team behind one NAT; allauth's other limits are kept.
+ACCOUNT_RATE_LIMITS = {"login_failed": "20/5m/ip,5/5m/key"}
 EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "chat@localhost")
 
@@ -179,6 +217,10 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"  # Never served: uploads are read by the site, not downloaded.
+# A form post's fields (files excluded: imports have CHAT_IMPORT_MAX_BYTES)
+# larger than this, or with more fields, is refused with 400 before any view runs.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FIELDS = 500
 
 # LOGGING
 
@@ -199,11 +241,47 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32_000, minimum=1)
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
 # Deltas after the first are coalesced over this window before going out.
 CHAT_COALESCE_MS = env_int("CHAT_COALESCE_MS", 40, minimum=0)
+# A streaming reply is saved this often (seconds), so a crash loses at most that
+# much; with no new text a heartbeat is still written every CHAT_HEARTBEAT_S.
+CHAT_CHECKPOINT_S = env_int("CHAT_CHECKPOINT_S", 2, minimum=1)
+CHAT_HEARTBEAT_S = env_int("CHAT_HEARTBEAT_S", 10, minimum=1)
+# A streaming reply whose heartbeat is older than this (seconds) was left by a
+# worker that died: it is shown as interrupted and the conversation moves on.
+CHAT_STALE_AFTER_S = env_int("CHAT_STALE_AFTER_S", 45, minimum=5)
 # A 429 or 5xx before the first token is retried this many times, waiting the
 # upstream's Retry-After (if at most CHAT_UPSTREAM_RETRY_MAX_WAIT_S) or 0.5 s, 1 s, ...
 CHAT_UPSTREAM_RETRIES = env_int("CHAT_UPSTREAM_RETRIES", 2, minimum=0)
 CHAT_UPSTREAM_RETRY_MAX_WAIT_S = env_int("CHAT_UPSTREAM_RETRY_MAX_WAIT_S", 10, minimum=0)
 # Markdown images load remote URLs only when this is on.
 CHAT_ALLOW_REMOTE_IMAGES = env_bool("CHAT_ALLOW_REMOTE_IMAGES", False)
+# Staff read conversation titles and message text in the admin only when this is on.
+CHAT_ADMIN_SHOWS_MESSAGE_TEXT = env_bool("CHAT_ADMIN_SHOWS_MESSAGE_TEXT", False)
 # Uploaded conversation exports larger than this (bytes) are refused.
 CHAT_IMPORT_MAX_BYTES = env_int("CHAT_IMPORT_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
+# Site-wide usage limits per user, 0 = no limit; the admin overrides them per
+# user and per group (accounts.UsageLimit). Tokens are per day, site time zone.
+CHAT_DEFAULT_SENDS_PER_MINUTE = env_int("CHAT_DEFAULT_SENDS_PER_MINUTE", 20, minimum=0)
+CHAT_DEFAULT_CONCURRENT_REPLIES = env_int("CHAT_DEFAULT_CONCURRENT_REPLIES", 2, minimum=0)
+CHAT_DEFAULT_DAILY_TOKENS = env_int("CHAT_DEFAULT_DAILY_TOKENS", 0, minimum=0)
+
+# CONTENT SECURITY POLICY
+
+# django-csp 4 (csp.middleware.CSPMiddleware). No inline script or style
+# anywhere: templates load static files only, htmx's indicator style is off
+# (base.html's htmx-config) and eval is refused (allowEval: false). 'self' in
+# connect-src covers the page's own ws:/wss: origin (CSP Level 3, "Match
+# URL to source expression"). Remote Markdown images need https: in img-src.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "https:"] if CHAT_ALLOW_REMOTE_IMAGES else ["'self'"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}

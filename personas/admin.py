@@ -7,9 +7,11 @@ A provider's API key is write-only here: the form takes a new key or a
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from conversations.llm import LLMError
 from personas import services
@@ -62,6 +64,15 @@ class ProviderAdmin(admin.ModelAdmin):
         (_("Timeouts"), {"fields": ["connect_timeout_s", "read_timeout_s", "total_timeout_s"]}),
     ]
     actions = ["fetch_models", "test_connection"]
+
+    # The new key is in the POST and, while the form is cleaned and saved, in
+    # many frames: error reports hide the field and every variable below here.
+    @method_decorator(sensitive_post_parameters("api_key"))
+    @method_decorator(sensitive_variables())
+    def changeform_view(
+        self, request: HttpRequest, object_id: str | None = None, form_url: str = "", extra_context: dict | None = None
+    ) -> HttpResponse:
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     @admin.display(description=_("API key"))
     def masked_api_key(self, obj: Provider) -> str:

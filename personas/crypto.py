@@ -11,6 +11,7 @@ import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 
 class DecryptionError(Exception):
@@ -29,6 +30,7 @@ def _multi_fernet() -> MultiFernet:
     return MultiFernet([_fernet_for(secret) for secret in secrets])
 
 
+@sensitive_variables("plaintext")
 def encrypt(plaintext: str) -> str:
     """Return `plaintext` encrypted with the current key, as an ASCII token."""
     return _multi_fernet().encrypt(plaintext.encode()).decode("ascii")
@@ -47,6 +49,19 @@ def decrypt(token: str) -> str:
         raise DecryptionError("The stored API key cannot be decrypted with the current secret key.") from None
 
 
+def rotate(token: str) -> str:
+    """Return `token` re-encrypted with the current key (MultiFernet.rotate), its plaintext unchanged.
+
+    Raises:
+        DecryptionError: no configured key decrypts it.
+    """
+    try:
+        return _multi_fernet().rotate(token.encode("ascii")).decode("ascii")
+    except (InvalidToken, ValueError):
+        raise DecryptionError("The stored API key cannot be decrypted with the current secret key.") from None
+
+
+@sensitive_variables("secret", "tail")
 def mask(secret: str) -> str:
     """Return `secret` masked for display: its last four characters at most."""
     if not secret:

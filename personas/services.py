@@ -13,6 +13,7 @@ from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
 
 from conversations import llm
 from personas import crypto
@@ -37,6 +38,7 @@ class SeedResult:
     key_updated: bool = False
 
 
+@sensitive_variables("api_key")
 def provider_set_api_key(*, provider: Provider, api_key: str) -> Provider:
     """Store `api_key` encrypted on `provider`; an empty string clears the key.
 
@@ -95,6 +97,7 @@ def chat_models_set_enabled(*, chat_models: QuerySet[ChatModel], enabled: bool) 
 
 
 @transaction.atomic
+@sensitive_variables("api_key", "environ")
 def defaults_seed_from_env(*, environ: Mapping[str, str] = os.environ) -> SeedResult:
     """Make sure a provider, an enabled model and a default persona exist for OPENAI_API_KEY.
 
@@ -171,3 +174,36 @@ def _stored_key(provider: Provider) -> str | None:
         return provider.api_key
     except crypto.DecryptionError:
         return None
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    """What `provider_keys_rotate` did: how many keys it re-encrypted, and the providers it could not."""
+
+    rotated: int
+    undecryptable: list[Provider]
+
+
+def provider_keys_rotate() -> KeyRotation:
+    """Re-encrypt every stored provider API key with the current SECRET_KEY.
+
+    A key that only a key of SECRET_KEY_FALLBACKS decrypts is re-encrypted
+    (MultiFernet.rotate), so the fallback can then be removed. Each provider
+    is rewritten on its own, under a row lock, so a key saved in the admin
+    meanwhile is not overwritten with an older one; keys that no configured
+    secret decrypts are left as they are and returned.
+    """
+    rotated, undecryptable = 0, []
+    for pk in Provider.objects.exclude(api_key_encrypted="").order_by("name").values_list("pk", flat=True):
+        with transaction.atomic():
+            provider = Provider.objects.select_for_update().get(pk=pk)
+            if not provider.api_key_encrypted:
+                continue
+            try:
+                token = crypto.rotate(provider.api_key_encrypted)
+            except crypto.DecryptionError:
+                undecryptable.append(provider)
+                continue
+            Provider.objects.filter(pk=pk).update(api_key_encrypted=token)
+            rotated += 1
+    return KeyRotation(rotated=rotated, undecryptable=undecryptable)

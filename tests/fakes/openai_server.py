@@ -27,6 +27,8 @@ process can pick it without shared state. Segments are joined by ``+``, each
 =================  ==========================================================
 (default)          Markdown reply quoting the last user message, word deltas.
 ``long:N``         exactly N content deltas, delta i being ``f"w{i} "``.
+``echo-raw``       reply exactly the last user message's text, unchanged, one
+                   character per delta (every position is a delta boundary).
 ``delay:MS``       sleep MS ms before each streamed event (overrides delay_ms).
 ``ttfb:MS``        sleep MS ms before sending the response headers.
 ``stall:S``        after the first content delta, sleep S seconds (float).
@@ -47,7 +49,7 @@ process can pick it without shared state. Segments are joined by ``+``, each
 =================  ==========================================================
 
 ``cut``, ``nofinish`` and ``error`` take the first N deltas of the reply
-(``long:M`` or the default). Non-streaming requests get the same status
+(``long:M``, ``echo-raw`` or the default). Non-streaming requests get the same status
 faults; ``cut`` drops the connection, ``error`` answers 500, ``stall`` waits,
 and otherwise the body is a ``chat.completion`` holding the text the stream
 would have produced. A bad argument is answered 400 saying which.
@@ -133,6 +135,7 @@ class Behaviour:
     replay: str | None = None
     status: int | None = None
     quota: bool = False
+    echo_raw: bool = False
     retry_after_s: float = 20  # as recorded in error_429_rate_limit_exceeded.json
     fail: int | None = None  # status/quota faults apply to the first N requests of this model only
 
@@ -150,6 +153,8 @@ class Behaviour:
             name, _, arg = segment.partition(":")
             if name == "quota":
                 values["quota"] = True
+            elif name == "echo-raw":
+                values["echo_raw"] = True
             elif name in converters:
                 try:
                     value = converters[name](arg)
@@ -462,6 +467,9 @@ class FakeOpenAIServer:
     def _deltas(self, body: dict, behaviour: Behaviour) -> list[str]:
         if behaviour.long is not None:
             deltas = [f"w{i} " for i in range(behaviour.long)]
+        elif behaviour.echo_raw:
+            users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+            deltas = list(_message_text(users[-1].get("content")) if users else "")
         else:
             deltas = split_deltas(echo_reply(body.get("messages") or []))
         limit = behaviour.fault_deltas

@@ -110,6 +110,19 @@ async def test_long_yields_exactly_n_numbered_deltas(client):
 
 
 @pytest.mark.asyncio
+async def test_echo_raw_streams_the_last_user_message_unchanged_one_character_per_delta(client):
+    text = ' <b>x</b>\r\n```\n\\u2028\u2028 é '
+    messages = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": text}]
+    stream = await client.chat.completions.create(model="echo-raw", messages=messages, stream=True)
+    chunks = [chunk async for chunk in stream]
+    completion = await client.chat.completions.create(model="echo-raw+delay:1", messages=messages)
+
+    assert contents(chunks) == list(text)
+    assert completion.choices[0].message.content == text
+
+
+@pytest.mark.asyncio
 async def test_finish_reason_is_configurable(client):
     chunks = await collect(client, "long:1+finish:length")
 
