@@ -246,8 +246,7 @@ def _resync(user, public_id, *, full: bool, shown_streaming: list[str]) -> tuple
     return html, streaming_ids
 
 
-@database_sync_to_async
-def _still_signed_in(scope) -> bool:
+def _signed_in(scope) -> bool:
     """Return whether the socket's session still signs in its user, who is still active (two queries)."""
     session = scope.get("session")
     user = scope.get("user")
@@ -260,3 +259,8 @@ def _still_signed_in(scope) -> bool:
     return current is not None and constant_time_compare(
         data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash()
     )
+
+
+# Reads only: off the single thread that orders the ORM writes, so a busy
+# worker checks a stop frame without queueing behind checkpoints.
+_still_signed_in = database_sync_to_async(_signed_in, thread_sensitive=False)

@@ -132,8 +132,8 @@ def _shared_http_client() -> httpx2.AsyncClient:
 
 # The SDK's own frames below this one hold the key as a plain string: error reports hide them all.
 @sensitive_variables()
-def _client(config: UpstreamConfig, http_client: httpx2.AsyncClient | None = None) -> openai.AsyncOpenAI:
-    """Return an SDK client for `config`; closing it closes `http_client` too, so never close a shared one."""
+def _client(config: UpstreamConfig, http_client: httpx2.AsyncClient) -> openai.AsyncOpenAI:
+    """Return an SDK client for `config` on `http_client`; never close it: that would close the shared client."""
     timeout = openai.Timeout(
         config.total_timeout_s, connect=config.connect_timeout_s, read=config.read_timeout_s
     )
@@ -217,13 +217,13 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
     Raises:
         LLMError: as `stream_chat`.
     """
+    client = _client(config, _shared_http_client())
     try:
-        async with _client(config) as client:
-            completion = await client.chat.completions.create(
-                model=request.model,
-                messages=request.messages,
-                max_tokens=request.max_tokens,
-            )
+        completion = await client.chat.completions.create(
+            model=request.model,
+            messages=request.messages,
+            max_tokens=request.max_tokens,
+        )
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
         raise _map_error(exc, config=config, model=request.model, started=False) from exc
     if not completion.choices:
@@ -237,9 +237,9 @@ async def list_models(config: UpstreamConfig) -> list[str]:
     Raises:
         LLMError: as `stream_chat`.
     """
+    client = _client(config, _shared_http_client())
     try:
-        async with _client(config) as client:
-            return [model.id async for model in client.models.list()]
+        return [model.id async for model in client.models.list()]
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
         raise _map_error(exc, config=config, model="", started=False) from exc
 

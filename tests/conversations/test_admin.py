@@ -102,7 +102,8 @@ def test_searching_by_title_works_when_the_setting_allows_it(admin_client, conve
 def test_conversations_cannot_be_added_changed_or_deleted(admin_client, conversation):
     add = admin_client.get(reverse("admin:conversations_conversation_add"))
     change = admin_client.post(
-        reverse("admin:conversations_conversation_change", args=[conversation.pk]), {"title": "Hacked", "archived": "on"}
+        reverse("admin:conversations_conversation_change", args=[conversation.pk]),
+        {"title": "Hacked", "archived": "on"},
     )
     delete = admin_client.post(
         reverse("admin:conversations_conversation_delete", args=[conversation.pk]), {"post": "yes"}

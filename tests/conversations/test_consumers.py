@@ -106,7 +106,7 @@ async def test_oversized_frame_closes_with_4400(alice, make_persona, open_socket
     conversation = await start_chat(alice, make_persona)
     socket = await open_socket(alice, conversation.public_id)
     await socket.send("x" * 4000)
-    assert "too large" in await socket.receive()
+    await socket.receive_until("too large")
     closed = await socket.communicator.receive_output(2)
     assert closed["code"] == 4400
     assert not await Message.objects.filter(role="user").aexists()

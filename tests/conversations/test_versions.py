@@ -128,7 +128,7 @@ class TestOverTheSocket:
         await socket.receive_final()
         count = await Message.objects.acount()
         await socket.communicator.send_json_to({"action": "edit", "message": "  "})
-        assert "Type a message" in await socket.receive()
+        await socket.receive_until("Type a message")
         assert await Message.objects.acount() == count
 
     async def test_regenerate_refused_while_streaming_says_why(self, alice, make_persona, open_socket):
