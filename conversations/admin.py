@@ -16,7 +16,16 @@ from django.utils.translation import gettext_lazy as _
 from conversations.models import Conversation, Message
 
 # Shown with or without message text.
-METADATA_FIELDS = ["public_id", "owner", "persona", "title_source", "archived", "message_count", "created_at", "updated_at"]
+METADATA_FIELDS = [
+    "public_id",
+    "owner",
+    "persona",
+    "title_source",
+    "archived",
+    "message_count",
+    "created_at",
+    "updated_at",
+]
 
 
 def _shows_text() -> bool:

@@ -40,7 +40,7 @@ from django.utils.translation import gettext as _
 from conversations import rendering
 from conversations.importers import ImportFormatError, ParsedConversation, parse_export
 from conversations.models import Conversation, ImportJob, Message
-from conversations.services import title_from_text
+from conversations.services import storable_text, title_from_text
 from personas.models import Persona
 from personas.selectors import persona_list_active
 
@@ -225,7 +225,7 @@ def _prepare(owner: AbstractBaseUser, parsed: ParsedConversation, persona: Perso
     conversation = Conversation(
         owner=owner,
         persona=persona,
-        title=title,
+        title=storable_text(title),
         title_source=Conversation.TitleSource.USER,
         archived=parsed.archived,
     )
@@ -235,7 +235,7 @@ def _prepare(owner: AbstractBaseUser, parsed: ParsedConversation, persona: Perso
                 conversation=conversation,
                 is_current=True,
                 role=message.role,
-                content=message.content,
+                content=storable_text(message.content),
                 # As the site does: user messages show as text, others as rendered Markdown.
                 content_html=rendering.render_markdown(message.content)
                 if message.role != Message.Role.USER and message.content

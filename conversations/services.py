@@ -45,6 +45,15 @@ def conversation_create(*, owner: AbstractBaseUser, persona: Persona) -> Convers
     return conversation
 
 
+def storable_text(text: str) -> str:
+    """Return `text` with NUL characters replaced by U+FFFD: PostgreSQL text cannot hold them, SQLite can.
+
+    Applied to every text that reaches the database (messages typed or
+    imported, model output, titles), so both databases store the same thing.
+    """
+    return text.replace("\x00", "\ufffd")
+
+
 def message_text_clean(*, text: object) -> str:
     """Return the user's message ready to save.
 
@@ -54,7 +63,7 @@ def message_text_clean(*, text: object) -> str:
     """
     if not isinstance(text, str):
         raise ValidationError(_("The message must be text."), code="invalid")
-    text = text.strip()
+    text = storable_text(text).strip()
     if not text:
         raise ValidationError(_("Type a message before sending."), code="empty")
     limit = settings.CHAT_MAX_MESSAGE_CHARS
@@ -69,7 +78,7 @@ def message_text_clean(*, text: object) -> str:
 
 def title_from_text(text: str) -> str:
     """Return a title from a message: its first non-blank line, cut to TITLE_MAX_CHARS."""
-    first_line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    first_line = next((line.strip() for line in storable_text(text).splitlines() if line.strip()), "")
     if len(first_line) > TITLE_MAX_CHARS:
         first_line = first_line[: TITLE_MAX_CHARS - 1].rstrip() + "…"
     return first_line
@@ -143,6 +152,7 @@ def reply_finish(
     Raises:
         Message.DoesNotExist: the conversation was deleted while the reply was written.
     """
+    content = storable_text(content)
     fields = {
         "content": content,
         "content_html": rendering.render_markdown(content) if content else "",
@@ -282,7 +292,7 @@ def conversation_rename(*, conversation: Conversation, title: object) -> Convers
     """
     if not isinstance(title, str) or not title.strip():
         raise ValidationError(_("Type a title."), code="empty")
-    title = " ".join(title.split())  # One line: newlines and tabs would break the sidebar entry.
+    title = " ".join(storable_text(title).split())  # One line: newlines and tabs would break the sidebar entry.
     limit = Conversation._meta.get_field("title").max_length
     if len(title) > limit:
         raise ValidationError(
@@ -316,7 +326,7 @@ def reply_checkpoint(*, message: Message, content: str) -> bool:
     """Save a streaming reply's text so far and its heartbeat (one write); return False once it is no longer streaming."""
     return bool(
         Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
-            content=content, heartbeat_at=timezone.now()
+            content=storable_text(content), heartbeat_at=timezone.now()
         )
     )
 

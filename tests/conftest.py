@@ -7,6 +7,9 @@ from personas import crypto
 from personas.models import ChatModel, Persona, Provider
 from tests.fakes.openai_server import FakeOpenAIServer
 
+# Websocket fixtures (open_socket, write_counter) for every test folder.
+pytest_plugins = ["tests.sockets"]
+
 
 @pytest.fixture(scope="session")
 def fake_upstream():

@@ -96,7 +96,9 @@ def test_proxy_headers_are_trusted_only_behind_a_declared_proxy(tmp_path, behind
     # The scheme (X-Forwarded-Proto) for Django, the client address (X-Forwarded-For) for the login rate limits.
     env = _production_env(tmp_path, DJANGO_BEHIND_PROXY=behind_proxy)
 
-    trusted = _setting(env, "(getattr(s, 'SECURE_PROXY_SSL_HEADER', None), getattr(s, 'ALLAUTH_TRUSTED_PROXY_COUNT', 0))")
+    trusted = _setting(
+        env, "(getattr(s, 'SECURE_PROXY_SSL_HEADER', None), getattr(s, 'ALLAUTH_TRUSTED_PROXY_COUNT', 0))"
+    )
 
     assert trusted == expected
 

@@ -60,7 +60,9 @@ class _InlineFinder(HTMLParser):
         for name, value in attrs:
             if name == "style" or name.startswith("on"):
                 self.found.append(f"{name}= on <{tag}>")
-            if name in {"href", "src", "action", "formaction"} and (value or "").strip().lower().startswith("javascript:"):
+            if name in {"href", "src", "action", "formaction"} and (value or "").strip().lower().startswith(
+                "javascript:"
+            ):
                 self.found.append(f"javascript: URL in {name} of <{tag}>")
 
     def handle_data(self, data: str) -> None:
@@ -161,7 +163,14 @@ def test_site_script_neither_evaluates_code_nor_writes_style_attributes(path):
     source = (BASE_DIR / path).read_text()
 
     # Setting element.style.x (CSSOM) is allowed by CSP; a style attribute, eval and HTML strings are not.
-    forbidden = [r"\beval\(", r"new Function\(", r"setAttribute\(\s*['\"]style", r"\.cssText\b", r"innerHTML\s*=", r"insertAdjacentHTML"]
+    forbidden = [
+        r"\beval\(",
+        r"new Function\(",
+        r"setAttribute\(\s*['\"]style",
+        r"\.cssText\b",
+        r"innerHTML\s*=",
+        r"insertAdjacentHTML",
+    ]
     assert [pattern for pattern in forbidden if re.search(pattern, source)] == []
 
 
@@ -200,12 +209,11 @@ def test_sign_in_pages_render_without_inline_script_or_style(client):
 def test_admin_pages_render_without_inline_script_or_style(admin_client, alice, persona):
     make_conversation(alice, persona)
     urls = [reverse("admin:index")]
-    for model, model_admin in admin.site._registry.items():
-        info = (model._meta.app_label, model._meta.model_name)
-        urls.append(reverse("admin:%s_%s_changelist" % info))
-        urls.append(reverse("admin:%s_%s_add" % info))
+    for model in admin.site._registry:
+        prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
+        urls += [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
         if (obj := model._default_manager.first()) is not None:
-            urls.append(reverse("admin:%s_%s_change" % info, args=[obj.pk]))
+            urls.append(reverse(f"{prefix}_change", args=[obj.pk]))
 
     found = {}
     for url in urls:

@@ -20,9 +20,7 @@ def _own_cache_keys(settings):
 
 
 def _log_in(client, username: str, password: str, address: str = "192.0.2.10"):
-    return client.post(
-        reverse("account_login"), {"login": username, "password": password}, REMOTE_ADDR=address
-    )
+    return client.post(reverse("account_login"), {"login": username, "password": password}, REMOTE_ADDR=address)
 
 
 def test_after_five_failed_logins_the_right_password_is_refused_too(client, alice):

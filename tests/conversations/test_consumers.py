@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from conversations import services, titles
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
-from tests.conversations.conftest import wait_for_reply
+from tests.sockets import wait_for_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

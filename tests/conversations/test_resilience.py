@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from conversations import services
 from conversations.models import Message
-from tests.conversations.conftest import wait_for_reply
+from tests.sockets import wait_for_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

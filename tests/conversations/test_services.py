@@ -93,3 +93,17 @@ def test_reply_finish_stores_rendered_reply_and_metadata_in_one_write(conversati
     assert reply.content_html == "<p><strong>done</strong></p>\n"
     assert (reply.status, reply.finish_reason, reply.model_id) == ("complete", "stop", "gpt-x")
     assert (reply.prompt_tokens, reply.completion_tokens, reply.ttft_ms, reply.duration_ms) == (3, 2, 12, 40)
+
+
+def test_nul_characters_never_reach_the_database(conversation):
+    # PostgreSQL text cannot hold U+0000 (SQLite can): both store U+FFFD instead.
+    text = services.message_text_clean(text="java\x00script")
+    assert text == "java\ufffdscript"
+    sent = services.message_send(conversation=conversation, text=text)
+    services.reply_checkpoint(message=sent.assistant_message, content="half\x00")
+    reply = services.reply_finish(message=sent.assistant_message, content="out\x00put", status="complete")
+    reply.refresh_from_db()
+    assert reply.content == "out\ufffdput"
+    services.conversation_rename(conversation=conversation, title="a\x00b")
+    conversation.refresh_from_db()
+    assert conversation.title == "a\ufffdb"

@@ -7,7 +7,7 @@ from conversations import services
 from conversations.models import Message
 from personas.models import Provider
 from tests.conftest import streamed_requests
-from tests.conversations.conftest import wait_for_reply
+from tests.sockets import wait_for_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

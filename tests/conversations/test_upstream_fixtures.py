@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from conversations import llm, services
 from conversations.models import Message
 from tests.fakes.openai_server import FakeOpenAIServer, fixtures_dir
-from tests.conversations.conftest import wait_for_reply
+from tests.sockets import wait_for_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,7 +8,7 @@ from django.urls import reverse
 from conversations import selectors, services
 from conversations.models import Message
 from tests.conftest import streamed_requests
-from tests.conversations.conftest import wait_for_reply
+from tests.sockets import wait_for_reply
 
 
 def finish(message, content):

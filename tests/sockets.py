@@ -1,4 +1,4 @@
-"""Websocket helpers: a logged-in socket on the real ASGI application."""
+"""Websocket helpers for tests: a logged-in tab on the real ASGI application, and waiting for a reply."""
 
 import asyncio
 import json
@@ -6,21 +6,10 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-from django.contrib.sessions.backends.db import SessionStore
 
 from chatsite.asgi import application
 from conversations.models import Message
-
-
-def _session_cookie(user) -> str:
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+from tests.servers import session_cookie
 
 
 class ChatSocket:
@@ -69,7 +58,7 @@ def open_socket():
     async def open_(user, conversation_id, *, origin: bytes = b"http://127.0.0.1") -> tuple[ChatSocket, dict]:
         headers = [(b"origin", origin)]
         if user is not None:
-            cookie = await sync_to_async(_session_cookie)(user)
+            cookie = await sync_to_async(session_cookie)(user)
             headers.append((b"cookie", cookie.encode()))
         communicator = WebsocketCommunicator(application, f"/ws/conversations/{conversation_id}/", headers=headers)
         connected, _ = await communicator.connect()
