@@ -40,7 +40,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 from playwright.sync_api import Error, Page
@@ -129,8 +128,8 @@ def _label(line: int, place: str) -> str:
 
 
 def _stored(text: str) -> str:
-    """Return `text` as the database can hold it: PostgreSQL text cannot hold U+0000, shown as U+FFFD anyway."""
-    return text.replace("\x00", "\ufffd") if connection.vendor == "postgresql" else text
+    """Return `text` as the site stores it: U+0000 becomes U+FFFD (services.storable_text)."""
+    return services.storable_text(text)
 
 
 def _reply_item(line: int, payload: str, selector: str, label: str) -> Item:
