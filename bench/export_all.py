@@ -24,13 +24,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import random
 import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import tracemalloc
 import zipfile
@@ -38,6 +35,8 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.environment import bench_site  # noqa: E402
 
 PHRASES = (
     "The site streams every reply token by token",
@@ -64,11 +63,7 @@ def _text(rng: random.Random) -> str:
 
 
 def _setup(messages: int, per_conversation: int):
-    """Migrate a fresh database and create the user and the history. Returns the user."""
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"], cwd=BASE_DIR, check=True)
-    import django
-
-    django.setup()
+    """Create the user and the history in the bench database. Returns the user."""
     from django.contrib.auth import get_user_model
 
     from conversations.models import Conversation, Message
@@ -149,19 +144,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5, help="measured exports per figure (default 5)")
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-                "CHAT_VAR_DIR": tmp,
-                "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-                "DJANGO_DEBUG": "0",  # with DEBUG on, Django would keep every query in memory
-                "DJANGO_ALLOWED_HOSTS": "testserver",
-                "DJANGO_LOG_LEVEL": "WARNING",
-                "CHAT_STATIC_ROOT": tmp,  # whitenoise warns when STATIC_ROOT is missing
-            }
-        )
+    with bench_site():
         user = _setup(args.messages, args.per_conversation)
         from django.test import Client
 

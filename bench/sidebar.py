@@ -17,18 +17,17 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.environment import bench_site  # noqa: E402
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 REPLY = """Here is one way to do it:
@@ -43,14 +42,7 @@ It **raises** `ZeroDivisionError` on an empty list; check first if that can happ
 
 
 def _setup(conversations: int, messages: int):
-    """Migrate, collect static files, create the user and the data. Returns (user, big conversation)."""
-    for command in (["migrate"], ["collectstatic"]):
-        subprocess.run(
-            [sys.executable, "manage.py", *command, "--noinput", "--verbosity", "0"], cwd=BASE_DIR, check=True
-        )
-    import django
-
-    django.setup()
+    """Create the user and the data in the bench database. Returns (user, big conversation)."""
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
@@ -130,19 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, default=1_000, help="messages of the long conversation (default 1000)")
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-                "CHAT_VAR_DIR": tmp,
-                "CHAT_STATIC_ROOT": str(Path(tmp) / "static"),
-                "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-                "DJANGO_DEBUG": "0",
-                "DJANGO_LOG_LEVEL": "WARNING",
-                "DJANGO_ALLOWED_HOSTS": "testserver",
-            }
-        )
+    with bench_site(static=True):
         started = time.perf_counter()
         user, big = _setup(args.conversations, args.messages)
         setup_s = time.perf_counter() - started

@@ -56,9 +56,7 @@ import random
 import re
 import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -66,6 +64,8 @@ from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.environment import bench_site  # noqa: E402
 
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.servers import DaphneServer, database_url, free_port, session_cookie
@@ -277,14 +277,10 @@ async def _await_reply(ws, client: Client, reply: Reply, timeout_s: float) -> No
 
 
 def _setup_site(upstream_url: str, args: argparse.Namespace) -> list[tuple[str, str]]:
-    """Migrate a fresh database; create users, one persona and the conversations.
+    """Create users, one persona and the conversations in the bench database.
 
     Returns [(conversation public id, session cookie of its owner)].
     """
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"], cwd=BASE_DIR, check=True)
-    import django
-
-    django.setup()
     from django.contrib.auth import get_user_model
 
     from conversations import services
@@ -522,23 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="chat-soak-") as tmp:
-        os.environ.pop("DATABASE_URL", None)
-        os.environ.pop("REDIS_URL", None)
-        os.environ.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-                "CHAT_VAR_DIR": tmp,
-                "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-                "DJANGO_DEBUG": "0",
-                "DJANGO_LOG_LEVEL": "WARNING",
-                # Usage limits off: 0 means no limit (settings "CHAT").
-                "CHAT_DEFAULT_SENDS_PER_MINUTE": "0",
-                "CHAT_DEFAULT_CONCURRENT_REPLIES": "0",
-                "CHAT_DEFAULT_DAILY_TOKENS": "0",
-                **({"REDIS_URL": args.redis} if args.redis else {}),
-            }
-        )
+    with bench_site("chat-soak-", {"REDIS_URL": args.redis} if args.redis else None):
         server = TaggedFakeServer(port=free_port())
         server.start()
         try:

@@ -27,14 +27,14 @@ import os
 import re
 import secrets
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.environment import bench_site  # noqa: E402
 
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.servers import DaphneServer, database_url, free_port, session_cookie
@@ -80,14 +80,10 @@ class TimedFakeServer(FakeOpenAIServer):
 
 
 def _setup_site(var_dir: Path, upstream_url: str, model_id: str) -> tuple[str, str]:
-    """Migrate a fresh SQLite database and create a user, a persona and a conversation.
+    """Create a user, a persona and a conversation in the bench database.
 
     Returns (conversation public id, session cookie).
     """
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "--verbosity", "0"], cwd=BASE_DIR, check=True)
-    import django
-
-    django.setup()
     from django.contrib.auth import get_user_model
 
     from conversations import services
@@ -168,26 +164,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="chat-bench-") as tmp:
+    with bench_site(extra={"REDIS_URL": os.environ["REDIS_URL"]} if os.environ.get("REDIS_URL") else None) as tmp:
         var_dir = Path(tmp)
-        os.environ.pop("DATABASE_URL", None)
-        os.environ.update(
-            {
-                "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-                "CHAT_VAR_DIR": str(var_dir),
-                "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
-                "DJANGO_DEBUG": "0",
-                "DJANGO_LOG_LEVEL": "WARNING",
-            }
-        )
         port = free_port()
         conversation_id, cookie = _setup_site(var_dir, f"http://127.0.0.1:{port}/v1", args.model)
         from django.conf import settings
 
         layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
-        # One user sends every reply: lift the per-user sends-per-minute limit.
-        no_limits = {"CHAT_DEFAULT_SENDS_PER_MINUTE": "0", "CHAT_DEFAULT_CONCURRENT_REPLIES": "0"}
-        with DaphneServer(database_url=database_url(settings.DATABASES["default"]), env=no_limits) as site:
+        with DaphneServer(database_url=database_url(settings.DATABASES["default"])) as site:
 
             async def measure() -> tuple[list[float], list[float]]:
                 server = TimedFakeServer(port=port)

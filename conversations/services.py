@@ -94,7 +94,6 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
     Raises:
         DuplicateSend: `idempotency_key` was already used in this conversation.
     """
-    model_id = conversation.persona.model.model_id if conversation.persona else ""
     now = timezone.now()
     try:
         with transaction.atomic():
@@ -109,14 +108,7 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
                 status=Message.Status.COMPLETE,
                 idempotency_key=idempotency_key[:64],
             )
-            assistant_message = Message.objects.create(
-                conversation=conversation,
-                parent=user_message,
-                role=Message.Role.ASSISTANT,
-                status=Message.Status.STREAMING,
-                model_id=model_id,
-                heartbeat_at=now,
-            )
+            assistant_message = _reply_create(conversation=conversation, question=user_message)
             conversation.updated_at = now
             fields = ["updated_at"]
             if not conversation.title:
@@ -130,6 +122,18 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
             raise DuplicateSend(idempotency_key) from None
         raise
     return SentMessage(user_message=user_message, assistant_message=assistant_message)
+
+
+def _reply_create(*, conversation: Conversation, question: Message) -> Message:
+    """Create the empty, streaming reply to `question` that a generation will fill."""
+    return Message.objects.create(
+        conversation=conversation,
+        parent=question,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        model_id=conversation.persona.model.model_id if conversation.persona else "",
+        heartbeat_at=timezone.now(),
+    )
 
 
 def reply_finish(
@@ -217,15 +221,8 @@ def reply_regenerate(*, conversation: Conversation) -> Message:
         if last is None or last.role != Message.Role.ASSISTANT or last.parent is None or last.parent.role != Message.Role.USER:
             raise ValidationError(_("Only the last reply to a message can be regenerated."), code="not_last_reply")
         _hide_subtrees([last.pk])
-        reply = Message.objects.create(
-            conversation=conversation,
-            parent=last.parent,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.STREAMING,
-            model_id=conversation.persona.model.model_id if conversation.persona else "",
-            heartbeat_at=timezone.now(),
-        )
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+        reply = _reply_create(conversation=conversation, question=last.parent)
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=reply.created_at)
     return reply
 
 
@@ -251,15 +248,8 @@ def message_edit(*, conversation: Conversation, text: str) -> SentMessage:
             content=text,
             status=Message.Status.COMPLETE,
         )
-        assistant_message = Message.objects.create(
-            conversation=conversation,
-            parent=user_message,
-            role=Message.Role.ASSISTANT,
-            status=Message.Status.STREAMING,
-            model_id=conversation.persona.model.model_id if conversation.persona else "",
-            heartbeat_at=timezone.now(),
-        )
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+        assistant_message = _reply_create(conversation=conversation, question=user_message)
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=assistant_message.created_at)
     return SentMessage(user_message=user_message, assistant_message=assistant_message)
 
 

@@ -31,6 +31,16 @@ def streamed_requests(server: FakeOpenAIServer) -> list:
     return [r for r in server.requests if r.path.endswith("/chat/completions") and (r.body or {}).get("stream")]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_persistent_connections():
+    # Async tests reach the database from asgiref's worker threads; with a
+    # connection age above 0 those connections outlive the test and keep
+    # PostgreSQL from dropping the test database at the end of the run.
+    from django.db import connections
+
+    connections["default"].settings_dict["CONN_MAX_AGE"] = 0
+
+
 @pytest.fixture(autouse=True)
 def _fresh_channel_layers():
     # Each async test has its own event loop; in-memory layer queues must not leak between them.
