@@ -61,7 +61,8 @@ __all__ = ["render_markdown", "render_plain_text", "sanitize_html", "stored_html
 # Schemes a link may use. Relative URLs are refused too: a relative link in a
 # reply would point into this site (e.g. a logout or delete URL).
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})
-IMAGE_SCHEMES = frozenset({"http", "https"})
+# https only: the Content-Security-Policy allows `img-src https:` when remote images are on.
+IMAGE_SCHEMES = frozenset({"https"})
 
 ALLOWED_TAGS = frozenset(
     {

@@ -428,3 +428,11 @@ def test_plain_text_escapes_html_special_characters():
 
 def test_plain_text_keeps_newlines_without_br():
     assert render_plain_text("one\ntwo") == "one\ntwo"
+
+
+def test_remote_images_load_over_https_only(settings):
+    # The Content-Security-Policy allows https: images only; an http image would be blocked, so it is a link.
+    settings.CHAT_ALLOW_REMOTE_IMAGES = True
+    assert "<img" in render_markdown("![ok](https://example.com/a.png)")
+    markup = str(render_markdown("![plain](http://example.com/a.png)"))
+    assert "<img" not in markup and 'href="http://example.com/a.png"' in markup
