@@ -160,3 +160,30 @@ async def test_nothing_is_retried_after_text_was_shown(alice, make_persona, open
     await socket.receive_final("error")
     assert len(streamed_requests(upstream)) == 1
     assert (await wait_for_reply()).content == "w0 w1 w2 "
+
+
+async def test_connect_timeout_has_its_own_message(alice, make_persona, open_socket):
+    import socket
+
+    # A listener whose backlog is full: the kernel drops further SYNs, so connecting times out.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    waiting = []
+    for _ in range(8):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", port))
+        waiting.append(client)
+    try:
+        await Provider.objects.aupdate(base_url=f"http://127.0.0.1:{port}/v1", connect_timeout_s=0.5)
+        conversation = await chat(alice, make_persona, "fake-echo")
+        socket_ = await open_socket(alice, conversation.public_id)
+        await socket_.send("hello")
+        frames = await socket_.receive_final("error", timeout=15)
+        assert "Could not connect to the provider within 0.5 s" in frames[-1]
+    finally:
+        for client in waiting:
+            client.close()
+        listener.close()

@@ -71,3 +71,29 @@ def test_edit_the_last_question_and_copy_a_code_block(logged_in, site, make_pers
     copied = page.evaluate("navigator.clipboard.readText()")
     assert copied.startswith("def greet(name: str) -> str:")
     expect(page.locator("#context-budget")).to_contain_text("messages in context, about")
+
+
+def test_export_one_conversation_and_read_the_downloaded_json(logged_in, site, make_persona):
+    import json
+
+    page = logged_in
+    persona = make_persona("long:3", slug="short", greeting="Hi.")
+    open_chat(page, site, persona)
+    send(page, "export me")
+    expect(page.locator(f"{ASSISTANT}[data-status=complete]").last).to_contain_text("w0 w1 w2")
+
+    page.locator(".export-menu summary").click()
+    with page.expect_download() as download_info:
+        page.locator(".export-menu a[href$='/export/json/']").click()
+    download = download_info.value
+    assert download.suggested_filename.endswith(".json")
+    data = json.loads(open(download.path(), encoding="utf-8").read())
+    assert data["format"] == "chatsite.conversations" and data["version"] == 1
+    (conversation,) = data["conversations"]
+    assert conversation["persona"]["slug"] == "short"
+    assert [(m["role"], m["content"]) for m in conversation["messages"]] == [
+        ("assistant", "Hi."),
+        ("user", "export me"),
+        ("assistant", "w0 w1 w2 "),
+    ]
+    assert conversation["messages"][-1]["completion_tokens"] == 3
