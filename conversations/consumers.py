@@ -11,11 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils.crypto import constant_time_compare
-from django.utils.html import escape
 from django.utils.translation import gettext as _
 
 from accounts.quotas import quota_check
-from conversations import bubbles, events, selectors, services, streaming
+from conversations import bubbles, events, rendering, selectors, services, streaming
 from conversations.models import Conversation
 
 logger = logging.getLogger(__name__)
@@ -133,7 +132,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         """Show `text` (escaped) under the composer of this tab only; "" clears it."""
         await self.send(
             text_data=f'<div id="composer-alert" class="composer-alert" role="alert" hx-swap-oob="true">'
-            f"{escape(text)}</div>"
+            f"{rendering.render_plain_text(text)}</div>"
         )
 
     # Channel layer event handlers (see events.py)
@@ -163,7 +162,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             return  # Not asked for, or already synced.
         self.shown_seq[message_id] = event["seq"]
         await self.send(
-            text_data=f'<div id="message-{message_id}-body" hx-swap-oob="innerHTML">{escape(event["text"])}</div>'
+            text_data=f'<div id="message-{message_id}-body" hx-swap-oob="innerHTML">'
+            f'{rendering.render_plain_text(event["text"])}</div>'
         )
         for delta in self.early_deltas.pop(message_id, []):
             await self.reply_delta(delta)
@@ -176,7 +176,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
 def _append_fragment(message_id: str, text: str) -> str:
     """Return the fragment appending escaped `text` to a streaming bubble: O(len(text))."""
-    return f'<div id="message-{message_id}-body" hx-swap-oob="beforeend">{escape(text)}</div>'
+    return f'<div id="message-{message_id}-body" hx-swap-oob="beforeend">{rendering.render_plain_text(text)}</div>'
 
 
 @database_sync_to_async
@@ -187,6 +187,7 @@ def _load(user, public_id) -> tuple[Conversation, list]:
 
 
 @database_sync_to_async
+@transaction.atomic  # Nothing stays saved if the quota or the context check refuses the question.
 def _prepare_reply(
     user, public_id, action: str, text: object, idempotency_key: str
 ) -> tuple[streaming.ReplyJob, str]:
@@ -197,13 +198,6 @@ def _prepare_reply(
         Conversation.DoesNotExist: the conversation was deleted meanwhile.
         services.DuplicateSend: the idempotency key was seen before; nothing saved.
     """
-    with transaction.atomic():  # Nothing stays saved if the context check refuses the question.
-        return _prepare_reply_atomic(user, public_id, action, text, idempotency_key)
-
-
-def _prepare_reply_atomic(
-    user, public_id, action: str, text: object, idempotency_key: str
-) -> tuple[streaming.ReplyJob, str]:
     # Reload: an admin may have changed the persona, model or provider since the socket opened.
     conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
     clean = services.message_text_clean(text=text) if action != "regenerate" else ""
