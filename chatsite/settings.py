@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "accounts",
     "personas",
     "conversations",
+    "transfer",
 ]
 
 MIDDLEWARE = [

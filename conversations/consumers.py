@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
-from accounts.quotas import quota_check
+from conversations.quotas import quota_check
 from conversations import bubbles, events, rendering, selectors, services, streaming
 from conversations.models import Conversation
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from django.utils.formats import number_format
 from django.utils.translation import gettext
 
-from conversations import tokens as token_count
+from llm import tokens as token_count
 
 # Reply reserve when neither the persona nor the model sets max_tokens. The
 # API then lets a reply use whatever the prompt leaves of the context window,

@@ -12,13 +12,3 @@ class ConversationCreateForm(forms.Form):
         to_field_name="slug",
         error_messages={"invalid_choice": _("That persona is not available. Pick another one.")},
     )
-
-
-class ImportUploadForm(forms.Form):
-    """An export to import: this site's JSON or ZIP, or ChatGPT's conversations.json or ZIP."""
-
-    file = forms.FileField(
-        label=_("Export file"),
-        widget=forms.ClearableFileInput(attrs={"accept": ".json,.zip,application/json,application/zip"}),
-        error_messages={"required": _("Choose a file to import.")},
-    )

@@ -1,16 +1,18 @@
-"""Reads of conversations and messages, each scoped to the user who asks."""
+"""Reads of conversations and messages, each scoped to the user who asks, and what a user's replies have used."""
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from itertools import groupby, islice
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Count, IntegerField, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
-from conversations.models import Conversation, ImportJob, Message
+from conversations.models import Conversation, Message
 
 SIDEBAR_PAGE_SIZE = 50
 
@@ -173,7 +175,6 @@ def message_get_for_user(*, user: AbstractBaseUser, conversation: Conversation, 
 EXPORT_CONVERSATIONS_PER_QUERY = 100
 # Rows per fetch: messages can be long, so a fetch holds a few hundred at most.
 EXPORT_ROWS_PER_FETCH = 200
-IMPORT_JOBS_SHOWN = 20
 
 
 def conversation_iter_for_export(
@@ -222,25 +223,6 @@ def message_iter_for_export(
                 yield conversation, []
 
 
-def import_job_list_for_user(*, user: AbstractBaseUser, limit: int = IMPORT_JOBS_SHOWN) -> QuerySet[ImportJob]:
-    """Return `user`'s latest import jobs, newest first, at most `limit`."""
-    return ImportJob.objects.filter(owner=user).order_by("-created_at", "-id")[:limit]
-
-
-def import_job_get_for_user(*, user: AbstractBaseUser, public_id: UUID | str) -> ImportJob:
-    """Return import job `public_id` if `user` started it.
-
-    Raises:
-        ImportJob.DoesNotExist: no such job, or another user's (callers answer 404).
-    """
-    if not getattr(user, "is_authenticated", False):
-        raise ImportJob.DoesNotExist
-    try:
-        return ImportJob.objects.get(owner=user, public_id=public_id)
-    except (ValueError, TypeError, ValidationError):  # Not a UUID.
-        raise ImportJob.DoesNotExist from None
-
-
 def message_list_by_ids(*, conversation: Conversation, public_ids: list[str]) -> list[Message]:
     """Return the messages of `conversation` among `public_ids` (malformed ids ignored)."""
     valid = []
@@ -250,3 +232,96 @@ def message_list_by_ids(*, conversation: Conversation, public_ids: list[str]) ->
         except (ValueError, TypeError):
             continue
     return list(Message.objects.filter(conversation=conversation, public_id__in=valid))
+
+
+# The window of the "messages per minute" limit: a sliding minute, not a calendar one.
+SEND_WINDOW = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a user has used at `now`, counted from the database.
+
+    sends_last_minute: replies started in (now - 60 s, now].
+    replies_streaming: replies still streaming (live ones only, when a cut-off was given).
+    tokens_today: prompt + completion tokens of the replies started since `day_start`.
+    day_start, day_end: today's local midnights (settings.TIME_ZONE), aware datetimes.
+    """
+
+    sends_last_minute: int
+    replies_streaming: int
+    tokens_today: int
+    now: datetime
+    day_start: datetime
+    day_end: datetime
+
+
+def user_usage(*, user: AbstractBaseUser, now: datetime | None = None, stale_before: datetime | None = None) -> Usage:
+    """Return what `user` has used at `now` (default: the current time), in one aggregate query.
+
+    Counts the user's assistant messages (one per reply asked of the upstream,
+    so sends, edits and regenerations all count):
+    - started in the last 60 s;
+    - streaming; with `stale_before`, only those whose heartbeat (or, without
+      one, whose start) is at or after it: an older one was left by a worker
+      that died and is no longer being written (see conversations.services.replies_interrupt_stale);
+    - started since local midnight: the sum of their prompt + completion
+      tokens as the upstream reported them (a reply without usage counts 0).
+    Other users' messages never count. Rows read: the user's replies of the
+    day plus their streaming ones, through Conversation's owner index and
+    Message's (conversation, created_at) index.
+    """
+    now = now or timezone.now()
+    day_start, day_end = _local_day(now)
+    minute_ago = now - SEND_WINDOW
+    streaming = Q(status=Message.Status.STREAMING)
+    live = streaming
+    if stale_before is not None:
+        live &= Q(heartbeat_at__gte=stale_before) | Q(heartbeat_at__isnull=True, created_at__gte=stale_before)
+    tokens = Coalesce("prompt_tokens", 0) + Coalesce("completion_tokens", 0)
+    totals = (
+        # A reply answers a question; a greeting (no parent) was asked of no upstream.
+        Message.objects.filter(conversation__owner=user, role=Message.Role.ASSISTANT, parent__isnull=False)
+        .filter(Q(created_at__gte=min(minute_ago, day_start)) | streaming)
+        .aggregate(
+            sends=Count("pk", filter=Q(created_at__gt=minute_ago)),
+            streaming=Count("pk", filter=live),
+            tokens=Sum(tokens, filter=Q(created_at__gte=day_start), output_field=IntegerField()),
+        )
+    )
+    return Usage(
+        sends_last_minute=totals["sends"],
+        replies_streaming=totals["streaming"],
+        tokens_today=totals["tokens"] or 0,
+        now=now,
+        day_start=day_start,
+        day_end=day_end,
+    )
+
+
+def user_send_free_at(*, user: AbstractBaseUser, limit: int, now: datetime) -> datetime:
+    """Return when fewer than `limit` of `user`'s replies will have been started in the last 60 s.
+
+    That is 60 s after the `limit`-th newest reply of the last minute; `now`
+    when there are fewer than `limit` of them. One query.
+    """
+    started = (
+        Message.objects.filter(
+            conversation__owner=user,
+            role=Message.Role.ASSISTANT,
+            parent__isnull=False,
+            created_at__gt=now - SEND_WINDOW,
+        )
+        .order_by("-created_at")
+        .values_list("created_at", flat=True)[limit - 1 : limit]
+    )
+    return next(iter(started), now - SEND_WINDOW) + SEND_WINDOW
+
+
+def _local_day(now: datetime) -> tuple[datetime, datetime]:
+    """Return the midnights (settings.TIME_ZONE) that start and end the day of `now`."""
+    zone = timezone.get_default_timezone()
+    today = timezone.localtime(now, zone).date()
+    start = datetime.combine(today, time.min, tzinfo=zone)
+    end = datetime.combine(today + timedelta(days=1), time.min, tzinfo=zone)
+    return start, end

@@ -24,7 +24,7 @@ from django.core.exceptions import ValidationError
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 
-from accounts.quotas import quota_status
+from conversations.quotas import quota_status
 from conversations import bubbles, context, events, llm, selectors, services, titles
 from conversations.models import Conversation, Message
 from personas.crypto import DecryptionError

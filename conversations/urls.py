@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations.views import chat, manage, search, transfer
+from conversations.views import chat, manage, search
 
 app_name = "conversations"
 
@@ -16,9 +16,4 @@ urlpatterns = [
     path("conversations/", manage.conversation_list, name="conversation-list"),
     path("archived/", manage.conversation_archived_list, name="conversation-archived-list"),
     path("search/", search.search, name="search"),
-    path("c/<uuid:public_id>/export/<str:fmt>/", transfer.conversation_export, name="conversation-export"),
-    path("export/all.zip", transfer.export_all, name="export-all"),
-    path("data/", transfer.data_page, name="data"),
-    path("data/import/", transfer.import_create, name="import-create"),
-    path("data/imports/<uuid:public_id>/", transfer.import_detail, name="import-detail"),
 ]

@@ -23,8 +23,10 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path
 
-from conversations import import_jobs, services
-from conversations.models import Conversation, ImportJob, Message
+from conversations import services
+from transfer import jobs as import_jobs
+from conversations.models import Conversation, Message
+from transfer.models import ImportJob
 from tests.conftest import streamed_requests
 from tests.conversations.history import make_conversation
 
@@ -43,8 +45,8 @@ ID_PATTERNS = {
     "conversations:conversation-delete",
     "conversations:conversation-archive",
     "conversations:conversation-unarchive",
-    "conversations:conversation-export",
-    "conversations:import-detail",
+    "transfer:conversation-export",
+    "transfer:import-detail",
 }
 # Patterns without ids: bob's own pages, which must hold nothing of alice's.
 OWN_DATA_PATTERNS = {
@@ -53,9 +55,9 @@ OWN_DATA_PATTERNS = {
     "conversations:conversation-list",
     "conversations:conversation-archived-list",
     "conversations:search",
-    "conversations:export-all",
-    "conversations:data",
-    "conversations:import-create",
+    "transfer:export-all",
+    "transfer:data",
+    "transfer:import-create",
 }
 # Values of parameters that are not ids.
 OTHER_PARAMETERS = {"fmt": ["json", "md", "txt"]}

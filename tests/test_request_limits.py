@@ -4,8 +4,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from conversations import import_jobs
-from conversations.models import Conversation, ImportJob
+from transfer import jobs as import_jobs
+from conversations.models import Conversation
+from transfer.models import ImportJob
 
 pytestmark = pytest.mark.django_db
 
@@ -52,7 +53,7 @@ def test_an_uploaded_file_over_the_form_limit_is_still_taken(client, alice, sett
     content = b'{"padding": "' + b"x" * (3 * MB) + b'"}'
 
     response = client.post(
-        reverse("conversations:import-create"),
+        reverse("transfer:import-create"),
         {"file": SimpleUploadedFile("conversations.json", content, content_type="application/json")},
     )
 

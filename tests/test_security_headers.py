@@ -185,7 +185,7 @@ def test_site_pages_render_without_inline_script_or_style(client, alice, persona
         reverse("conversations:conversation-delete", args=[conversation.public_id]),
         reverse("conversations:conversation-archived-list"),
         reverse("conversations:search") + "?q=Lisbon",
-        reverse("conversations:data"),
+        reverse("transfer:data"),
         reverse("account_change_password"),
         reverse("account_email"),
         reverse("account_logout"),

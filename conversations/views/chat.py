@@ -7,7 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.quotas import quota_status
+from conversations.quotas import quota_status
 from conversations import bubbles, events, selectors, services, sidebar, streaming
 from conversations.forms import ConversationCreateForm
 from conversations.models import Conversation, Message

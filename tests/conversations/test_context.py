@@ -2,7 +2,7 @@
 
 import pytest
 
-from conversations import tokens
+from llm import tokens
 from conversations.context import ContextTooLarge, reply_reserve, select_context
 
 MODEL = "gpt-4o"  # exact counts, so budgets below can be computed to the token

@@ -1,6 +1,6 @@
 """The XSS corpus in Chromium: every payload stays inert in every place the site shows it.
 
-The 142 payloads of shared/fixtures/xss/payloads.txt (see its SOURCES.md;
+The 142 payloads of tests/fixtures/xss/payloads.txt (see its SOURCES.md;
 tests/conversations/test_rendering.py checks the same corpus on the server
 side) go through a real browser as
 
@@ -78,7 +78,7 @@ def _corpus_path() -> Path:
     fixtures = os.environ.get("CHAT_FIXTURES_DIR")
     if fixtures:
         return Path(fixtures) / "xss" / "payloads.txt"
-    return Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "xss" / "payloads.txt"
+    return Path(__file__).resolve().parents[1] / "fixtures" / "xss" / "payloads.txt"
 
 
 @pytest.fixture(scope="module")
@@ -379,7 +379,7 @@ def test_exports_of_the_payloads_are_downloads_never_pages(client, alice, person
     Conversation.objects.filter(pk=conversation.pk).update(title=title, title_source=Conversation.TitleSource.USER)
     client.force_login(alice)
 
-    response = client.get(reverse("conversations:conversation-export", args=[conversation.public_id, fmt]))
+    response = client.get(reverse("transfer:conversation-export", args=[conversation.public_id, fmt]))
 
     assert response.status_code == 200
     assert response["Content-Type"].split(";")[0] == content_type

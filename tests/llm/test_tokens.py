@@ -9,7 +9,7 @@ import pytest
 import tiktoken.load
 from tiktoken_ext import openai_public
 
-from conversations import tokens
+from llm import tokens
 
 # The OpenAI Cookbook's example conversation in "How to count tokens with
 # tiktoken"; the cookbook prints 129 prompt tokens for gpt-3.5-turbo and

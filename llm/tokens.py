@@ -4,7 +4,7 @@ OpenAI's models tokenize with tiktoken's `o200k_base` (gpt-4o and later,
 the o-series) or `cl100k_base` (gpt-4, gpt-3.5-turbo, text-embedding-3).
 tiktoken downloads those encodings on first use, which fails on an offline
 server, so the project ships the two `.tiktoken` files in
-`conversations/data/` (their origin and sha256 are in the README there) and
+`llm/data/` (their origin and sha256 are in the README there) and
 builds each `tiktoken.Encoding` from them the way
 `tiktoken_ext/openai_public.py` does, with the same split pattern, special
 tokens and expected hashes. No code path here reaches the network.

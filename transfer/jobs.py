@@ -38,8 +38,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conversations import rendering
-from conversations.importers import ImportFormatError, ParsedConversation, parse_export
-from conversations.models import Conversation, ImportJob, Message
+from transfer.importers import ImportFormatError, ParsedConversation, parse_export
+from conversations.models import Conversation, Message
+from transfer.models import ImportJob
 from conversations.services import storable_text, title_from_text
 from personas.models import Persona
 from personas.selectors import persona_list_active

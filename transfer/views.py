@@ -18,10 +18,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from conversations import export, import_jobs, selectors
-from conversations.forms import ImportUploadForm
-from conversations.models import Conversation, ImportJob
+from conversations import selectors
+from conversations.models import Conversation
 from conversations.views.chat import render_page
+from transfer import export, jobs, selectors as transfer_selectors
+from transfer.forms import ImportUploadForm
+from transfer.models import ImportJob
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -119,11 +121,11 @@ def _import_create(request: HttpRequest, handler: "UploadLimitHandler") -> HttpR
     form = ImportUploadForm(request.POST, files)
     if form.is_valid():
         try:
-            import_jobs.import_job_create(owner=request.user, upload=form.cleaned_data["file"])
+            jobs.import_job_create(owner=request.user, upload=form.cleaned_data["file"])
         except ValidationError as error:
             form.add_error("file", error)
         else:
-            return redirect("conversations:data")
+            return redirect("transfer:data")
     return _data_page(request, form, status=400)
 
 
@@ -133,11 +135,11 @@ def _import_create(request: HttpRequest, handler: "UploadLimitHandler") -> HttpR
 def import_detail(request: HttpRequest, public_id) -> HttpResponse:
     """Show one import job's progress; the htmx fragment polls itself every second until the job ends."""
     try:
-        job = selectors.import_job_get_for_user(user=request.user, public_id=public_id)
+        job = transfer_selectors.import_job_get_for_user(user=request.user, public_id=public_id)
     except ImportJob.DoesNotExist:
         raise Http404 from None
-    job.stalled = import_jobs.import_job_stalled(job)
-    return render_page(request, "conversations/import_detail.html", "conversations/partials/import_job.html", {"job": job})
+    job.stalled = jobs.import_job_stalled(job)
+    return render_page(request, "transfer/import_detail.html", "transfer/partials/import_job.html", {"job": job})
 
 
 class UploadLimitHandler(FileUploadHandler):
@@ -168,16 +170,16 @@ class UploadLimitHandler(FileUploadHandler):
 def _data_page(
     request: HttpRequest, form: ImportUploadForm, status: int = 200, errors: list[str] | None = None
 ) -> HttpResponse:
-    jobs = list(selectors.import_job_list_for_user(user=request.user))
-    for job in jobs:
-        job.stalled = import_jobs.import_job_stalled(job)
+    import_jobs = list(transfer_selectors.import_job_list_for_user(user=request.user))
+    for job in import_jobs:
+        job.stalled = jobs.import_job_stalled(job)
     context = {
         "form": form,
         "import_errors": errors if errors is not None else [*form.non_field_errors(), *form["file"].errors],
-        "import_jobs": jobs,
+        "import_jobs": import_jobs,
         "import_max_bytes": settings.CHAT_IMPORT_MAX_BYTES,
     }
-    return render_page(request, "conversations/data.html", "conversations/partials/data.html", context, status=status)
+    return render_page(request, "transfer/data.html", "transfer/partials/data.html", context, status=status)
 
 
 def _too_large(limit: int) -> str:

@@ -33,7 +33,7 @@ from typing import Any
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from conversations import export
+from transfer import export
 
 ROLES = frozenset({"system", "user", "assistant"})
 STATUSES = frozenset({"complete", "stopped", "error", "interrupted"})

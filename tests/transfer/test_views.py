@@ -14,8 +14,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from conversations import export, import_jobs
-from conversations.models import Conversation, ImportJob, Message
+from transfer import export
+from transfer import jobs as import_jobs
+from conversations.models import Conversation, Message
+from transfer.models import ImportJob
 from tests.conversations.history import make_conversation
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +38,7 @@ def post_upload(client, monkeypatch, django_capture_on_commit_callbacks):
 
     def post(content: bytes, name: str = "conversations.json"):
         with django_capture_on_commit_callbacks(execute=True):
-            return client.post(reverse("conversations:import-create"), upload(content, name))
+            return client.post(reverse("transfer:import-create"), upload(content, name))
 
     return post
 
@@ -52,11 +54,11 @@ def job(alice):
 
 
 def export_url(conversation, fmt="md"):
-    return reverse("conversations:conversation-export", kwargs={"public_id": conversation.public_id, "fmt": fmt})
+    return reverse("transfer:conversation-export", kwargs={"public_id": conversation.public_id, "fmt": fmt})
 
 
 def job_url(job):
-    return reverse("conversations:import-detail", kwargs={"public_id": job.public_id})
+    return reverse("transfer:import-detail", kwargs={"public_id": job.public_id})
 
 
 def upload(content: bytes, name="conversations.json"):
@@ -73,14 +75,14 @@ def read_zip(response) -> zipfile.ZipFile:
 def test_anonymous_user_is_sent_to_login_everywhere(client, conversation, job):
     urls = [
         export_url(conversation),
-        reverse("conversations:export-all"),
-        reverse("conversations:data"),
+        reverse("transfer:export-all"),
+        reverse("transfer:data"),
         job_url(job),
     ]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 302 and response.url.startswith("/accounts/login/"), url
-    response = client.post(reverse("conversations:import-create"), upload(b"[]"))
+    response = client.post(reverse("transfer:import-create"), upload(b"[]"))
     assert response.status_code == 302 and response.url.startswith("/accounts/login/")
     assert not ImportJob.objects.exclude(pk=job.pk).exists()
 
@@ -95,13 +97,13 @@ def test_other_user_gets_404_for_an_import_job_and_never_sees_it(client, bob, jo
     client.force_login(bob)
     assert client.get(job_url(job)).status_code == 404
     assert client.get(job_url(job), **HTMX).status_code == 404
-    page = client.get(reverse("conversations:data")).content.decode()
+    page = client.get(reverse("transfer:data")).content.decode()
     assert str(job.public_id) not in page and "alices-history.json" not in page
 
 
 def test_other_users_export_all_has_none_of_alices_conversations(client, bob, conversation):
     client.force_login(bob)
-    archive = read_zip(client.get(reverse("conversations:export-all")))
+    archive = read_zip(client.get(reverse("transfer:export-all")))
     assert json.loads(archive.read("conversations.json"))["conversations"] == []
     assert archive.namelist() == ["conversations.json"]
 
@@ -170,7 +172,7 @@ def test_export_all_streams_a_zip_of_every_conversation(client, alice, persona):
         make_conversation(alice, None, title="No persona"),
     ]
     client.force_login(alice)
-    response = client.get(reverse("conversations:export-all"))
+    response = client.get(reverse("transfer:export-all"))
     assert response.status_code == 200 and response.streaming is True
     assert response["Content-Type"] == "application/zip"
     assert response["Content-Disposition"].startswith('attachment; filename="chatsite-export-')
@@ -190,7 +192,7 @@ def test_export_all_query_count_does_not_grow_with_conversations(client, alice, 
     client.force_login(alice)
     # Session and user, then per pass (JSON, Markdown): the conversations and one query for their messages.
     with django_assert_num_queries(2 + 2 * 2):
-        b"".join(client.get(reverse("conversations:export-all")).streaming_content)
+        b"".join(client.get(reverse("transfer:export-all")).streaming_content)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -201,7 +203,7 @@ async def test_export_all_under_asgi_streams_from_an_async_iterator(async_client
     await sync_to_async(make_conversation)(alice, persona)
     await async_client.aforce_login(alice)
     try:
-        response = await async_client.get(reverse("conversations:export-all"))
+        response = await async_client.get(reverse("transfer:export-all"))
         # A sync iterator would be read whole into a list by Django before sending.
         assert response.streaming and response.is_async
         data = b"".join([chunk async for chunk in response.streaming_content])
@@ -229,7 +231,7 @@ def test_export_all_memory_stays_well_below_the_size_of_the_history(client, alic
     client.force_login(alice)
     tracemalloc.start()
     try:
-        response = client.get(reverse("conversations:export-all"))
+        response = client.get(reverse("transfer:export-all"))
         received = 0
         for chunk in response.streaming_content:
             received += len(chunk)
@@ -246,15 +248,15 @@ def test_export_all_memory_stays_well_below_the_size_of_the_history(client, alic
 
 def test_data_page_offers_export_all_the_import_form_and_the_users_jobs(client, alice, job):
     client.force_login(alice)
-    page = client.get(reverse("conversations:data")).content.decode()
-    assert f'href="{reverse("conversations:export-all")}"' in page and 'id="import-form"' in page
+    page = client.get(reverse("transfer:data")).content.decode()
+    assert f'href="{reverse("transfer:export-all")}"' in page and 'id="import-form"' in page
     assert 'enctype="multipart/form-data"' in page and 'id="conversations"' in page  # the sidebar
     assert f'id="import-{job.public_id}"' in page
 
 
 def test_data_page_htmx_request_gets_only_the_panel(client, alice):
     client.force_login(alice)
-    page = client.get(reverse("conversations:data"), **HTMX).content.decode()
+    page = client.get(reverse("transfer:data"), **HTMX).content.decode()
     assert 'id="data-page"' in page and "<html" not in page and 'id="conversations"' not in page
 
 
@@ -281,7 +283,7 @@ def test_import_cut_off_by_a_restart_stops_polling_and_says_so(client, alice, jo
     two_hours_ago = timezone.now() - timedelta(hours=2)
     ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, created_at=two_hours_ago)
     client.force_login(alice)
-    for url in [job_url(job), reverse("conversations:data")]:
+    for url in [job_url(job), reverse("transfer:data")]:
         page = client.get(url, **HTMX).content.decode()
         assert "stopped when the site restarted" in page and "hx-trigger" not in page, url
 
@@ -319,7 +321,7 @@ def test_upload_imports_a_site_export_and_goes_back_to_your_data(client, alice, 
     )
     client.force_login(alice)
     response = post_upload(data)
-    assert response.status_code == 302 and response.url == reverse("conversations:data")
+    assert response.status_code == 302 and response.url == reverse("transfer:data")
     job = ImportJob.objects.get(owner=alice)
     assert (job.status, job.format, job.total, job.done, job.filename) == ("done", "site", 1, 1, "conversations.json")
     imported = Conversation.objects.get(owner=alice)
@@ -333,7 +335,7 @@ def test_malformed_upload_imports_nothing_and_shows_the_error(client, alice, pos
     post_upload(b"{not json")
     job = ImportJob.objects.get(owner=alice)
     assert job.status == "failed" and not Conversation.objects.exists()
-    page = client.get(reverse("conversations:data")).content.decode()
+    page = client.get(reverse("transfer:data")).content.decode()
     assert "The file is not valid JSON." in page and "Nothing was imported." in page
 
 
@@ -362,7 +364,7 @@ def test_far_oversized_upload_is_refused_before_it_is_parsed(client, alice, sett
 
     monkeypatch.setattr(MultiPartParser, "parse", parse)
     client.force_login(alice)
-    response = client.post(reverse("conversations:import-create"), upload(b"[" + b" " * 200_000 + b"]"))
+    response = client.post(reverse("transfer:import-create"), upload(b"[" + b" " * 200_000 + b"]"))
     assert response.status_code == 413 and "The file is larger than 2.0\xa0KB" in response.content.decode()
     assert not ImportJob.objects.exists()
 
@@ -377,7 +379,7 @@ def test_far_oversized_upload_is_refused_before_it_is_parsed(client, alice, sett
 )
 def test_unusable_upload_is_refused_with_a_reason(client, alice, files, message):
     client.force_login(alice)
-    response = client.post(reverse("conversations:import-create"), files)
+    response = client.post(reverse("transfer:import-create"), files)
     assert response.status_code == 400 and message in response.content.decode()
     assert not ImportJob.objects.exists()
 
@@ -385,5 +387,5 @@ def test_unusable_upload_is_refused_with_a_reason(client, alice, files, message)
 def test_upload_needs_the_csrf_token(alice):
     client = Client(enforce_csrf_checks=True)
     client.force_login(alice)
-    response = client.post(reverse("conversations:import-create"), upload(b"[]"))
+    response = client.post(reverse("transfer:import-create"), upload(b"[]"))
     assert response.status_code == 403 and not ImportJob.objects.exists()

@@ -10,9 +10,12 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from conversations import export, import_jobs, importers, selectors
-from conversations.importers import ImportFormatError, ParsedConversation, ParsedMessage
-from conversations.models import Conversation, ImportJob, Message
+from conversations import selectors
+from transfer import export, importers
+from transfer import jobs as import_jobs
+from transfer.importers import ImportFormatError, ParsedConversation, ParsedMessage
+from conversations.models import Conversation, Message
+from transfer.models import ImportJob
 from tests.conversations.history import make_conversation
 
 pytestmark = pytest.mark.django_db
@@ -345,7 +348,7 @@ def test_job_run_writes_progress_a_few_times_not_per_message(alice, monkeypatch,
     job = make_job(alice, chatgpt_bytes(*[chatgpt_conversation(f"C{i}") for i in range(5)]))
     write_counter.clear()
     import_jobs.import_job_run(job_id=job.pk)
-    job_updates = [sql for sql, _ in write_counter if sql.startswith('UPDATE "conversations_importjob"')]
+    job_updates = [sql for sql, _ in write_counter if sql.startswith('UPDATE "transfer_importjob"')]
     # Claimed, format and total, progress at 2 and 4, finished.
     assert len(job_updates) == 5
     assert ImportJob.objects.get(pk=job.pk).done == 5

@@ -21,8 +21,9 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from accounts import selectors
-from accounts.selectors import Limits, Usage
+from accounts.selectors import Limits, user_limits
+from conversations import selectors
+from conversations.selectors import Usage
 
 # "messages left this minute" is shown from this many left down.
 SENDS_LEFT_SHOWN_FROM = 5
@@ -73,7 +74,7 @@ def quota_status(*, user: AbstractBaseUser, now: datetime | None = None) -> Quot
     are not counted: their worker died.
     """
     now = now or timezone.now()
-    limits = selectors.user_limits(user=user)
+    limits = user_limits(user=user)
     usage = selectors.user_usage(
         user=user, now=now, stale_before=now - timedelta(seconds=settings.CHAT_STALE_AFTER_S)
     )

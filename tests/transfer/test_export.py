@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from conversations import export, selectors
+from conversations import selectors
+from transfer import export
 from conversations.models import Conversation, Message
 from tests.conversations.history import START, make_conversation
 

@@ -11,8 +11,9 @@ from django.db import connection, transaction
 from django.template.loader import render_to_string
 
 from accounts.models import UsageLimit
-from accounts.quotas import QuotaExceeded, quota_check, quota_status
-from accounts.selectors import Limits, user_limits, user_usage
+from conversations.quotas import QuotaExceeded, quota_check, quota_status
+from accounts.selectors import Limits, user_limits
+from conversations.selectors import user_usage
 from conversations.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
@@ -361,7 +362,7 @@ def test_two_sends_at_once_are_checked_one_after_the_other(alice, settings):
 
 
 def _render(user, *, oob=False) -> str:
-    return render_to_string("accounts/partials/quota_status.html", {"quota": quota_status(user=user, now=NOW), "oob": oob})
+    return render_to_string("conversations/partials/quota_status.html", {"quota": quota_status(user=user, now=NOW), "oob": oob})
 
 
 def test_partial_shows_the_tokens_left_today(alice):
