@@ -231,17 +231,27 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
     return _delta_text(completion.choices[0].message)
 
 
-async def list_models(config: UpstreamConfig) -> list[str]:
-    """Return the model ids of GET {base_url}/models, in the provider's order.
+async def list_models(config: UpstreamConfig) -> dict[str, str]:
+    """Return {model id: label} of GET {base_url}/models, in the provider's order.
+
+    The label is the model object's human name, `display_name` (Together,
+    Anthropic) or `name` (OpenRouter); "" when it has none.
 
     Raises:
         LLMError: as `stream_chat`.
     """
     client = _client(config, _shared_http_client())
     try:
-        return [model.id async for model in client.models.list()]
+        return {model.id: _model_label(model) async for model in client.models.list()}
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
         raise _map_error(exc, config=config, model="", started=False) from exc
+
+
+def _model_label(model: Any) -> str:
+    """Return a listed model's human name (`display_name`, else `name`), or ""."""
+    extra = model.model_extra or {}
+    label = extra.get("display_name") or extra.get("name")
+    return label.strip() if isinstance(label, str) else ""
 
 
 def _delta_text(delta: Any) -> str:

@@ -53,18 +53,34 @@ def provider_fetch_models(*, provider: Provider) -> list[ChatModel]:
     """Add the provider's models (GET {base_url}/models) that are not yet known, disabled.
 
     Disabled rows keep them off the allow-list until an admin enables them.
+    A new row's display name is the provider's label for the model (the
+    `display_name` or `name` of its entry in the list), else its id. Known rows
+    stay as they are, except that a display name nobody edited (empty, or the
+    id) takes the provider's label when it lists one.
     Returns the created rows, in the provider's order.
 
     Raises:
         llm.LLMError: the provider could not be reached or refused the call.
         crypto.DecryptionError: the stored API key cannot be decrypted.
     """
-    model_ids = async_to_sync(llm.list_models)(provider_upstream_config(provider=provider))
+    listed = async_to_sync(llm.list_models)(provider_upstream_config(provider=provider))
+    max_length = ChatModel._meta.get_field("display_name").max_length
+    labels = {model_id: (label or model_id)[:max_length] for model_id, label in listed.items() if model_id}
     with transaction.atomic():
-        known = set(provider.models.values_list("model_id", flat=True))
-        new_ids = [m for m in dict.fromkeys(model_ids) if m and m not in known]
+        known = {model.model_id: model for model in provider.models.all()}
+        relabelled = []
+        for model_id, model in known.items():
+            unedited = model.display_name in ("", model_id)
+            if listed.get(model_id) and unedited and model.display_name != labels[model_id]:
+                model.display_name = labels[model_id]
+                relabelled.append(model)
+        ChatModel.objects.bulk_update(relabelled, ["display_name"])
         return ChatModel.objects.bulk_create(
-            [ChatModel(provider=provider, model_id=model_id, enabled=False) for model_id in new_ids]
+            [
+                ChatModel(provider=provider, model_id=model_id, display_name=label, enabled=False)
+                for model_id, label in labels.items()
+                if model_id not in known
+            ]
         )
 
 

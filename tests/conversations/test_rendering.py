@@ -1,7 +1,7 @@
 """Tests for conversations.rendering: Markdown and plain text to safe HTML.
 
 The XSS corpus and its oracle are described in
-shared/fixtures/xss/SOURCES.md; the output is parsed with the standard
+tests/fixtures/xss/SOURCES.md; the output is parsed with the standard
 library's html.parser and checked structurally, not by string matching.
 """
 
@@ -67,8 +67,7 @@ def _corpus_path() -> Path:
     fixtures = os.environ.get("CHAT_FIXTURES_DIR")
     if fixtures:
         return Path(fixtures) / "xss" / "payloads.txt"
-    repo = Path(__file__).resolve().parents[2]
-    return repo.parent / "shared" / "fixtures" / "xss" / "payloads.txt"
+    return Path(__file__).resolve().parents[1] / "fixtures" / "xss" / "payloads.txt"
 
 
 def _corpus() -> list:

@@ -1,4 +1,4 @@
-"""Every real provider capture in shared/fixtures/upstream goes through the site correctly.
+"""Every real provider capture in tests/fixtures/upstream goes through the site correctly.
 
 Streams and error bodies are replayed byte for byte by the fake upstream
 (model "replay:<file>") to a reply sent through the websocket; the saved reply,
@@ -108,4 +108,5 @@ async def test_models_list_capture_shape_is_read():
     ids = [model["id"] for model in json.loads((fixtures_dir() / "openai_models_list.json").read_text())["data"]]
     with FakeOpenAIServer(model_ids=ids) as server:
         listed = await llm.list_models(llm.UpstreamConfig(base_url=server.base_url, api_key="k"))
-    assert listed == ids and len(ids) == 112
+    assert list(listed) == ids and len(ids) == 112
+    assert set(listed.values()) == {""}  # OpenAI's list has no human names

@@ -11,7 +11,7 @@
   even if a later swap removes it.
 
 `Watch.check(...)` then inspects the whole document, in the page's own
-JavaScript, against the oracle of shared/fixtures/xss/SOURCES.md:
+JavaScript, against the oracle of tests/fixtures/xss/SOURCES.md:
 
 - no ``<script>`` but the site's own (``src`` under ``/static/`` of this origin);
 - no ``on*`` attribute anywhere; no ``iframe/frame/object/embed/applet/base/portal``;
@@ -26,7 +26,8 @@ JavaScript, against the oracle of shared/fixtures/xss/SOURCES.md:
   controls), every link ``rel="noopener noreferrer"`` and http(s)/mailto only,
   no ``<img>`` (remote images are off by default); text-only containers
   (user messages, streaming replies, titles, descriptions) hold no element at all;
-- the page hooks of DESIGN.md are intact and not clobbered: one ``#composer``
+- the page hooks the chat page relies on (the elements its script and htmx
+  find by id and selector) are intact and not clobbered: one ``#composer``
   form with ``ws-send`` holding the only ``textarea[name=message]``, one
   ``#messages``, well-formed ``article.message`` bubbles, ``#stop``,
   ``#new-chat``, ``#conversations``; no duplicate ids; ``document``'s lookup

@@ -11,13 +11,17 @@ Formats follow the OpenAI API reference:
   https://platform.openai.com/docs/guides/error-codes
 
 Error bodies and replayed streams are real recorded provider responses from
-``shared/fixtures/upstream`` (see its ``SOURCES.md`` and ``manifest.json``),
-served byte for byte.
+``tests/fixtures/upstream`` in this repository (see its ``SOURCES.md`` and
+``manifest.json``), served byte for byte.
 
 Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions`` (streaming and
 not), and ``GET /_fake/requests`` (the recorded requests, for debugging
-across processes). With ``api_key`` set, any other bearer token gets the real
-401 body; without it any non-empty bearer token is accepted.
+across processes). The models list holds ``model_ids`` (default
+``DEFAULT_MODEL_IDS``; run by hand, ``DEMO_MODELS``: one model per kind of
+reply and fault below, for the admin's "Fetch models" in ``make demo``); a
+model given a label carries it as ``display_name``, the field Together and
+Anthropic use for a human name. With ``api_key`` set, any other bearer token
+gets the real 401 body; without it any non-empty bearer token is accepted.
 
 Behaviour is chosen by the request's ``model`` string, so a test in another
 process can pick it without shared state. Segments are joined by ``+``, each
@@ -54,7 +58,7 @@ faults; ``cut`` drops the connection, ``error`` answers 500, ``stall`` waits,
 and otherwise the body is a ``chat.completion`` holding the text the stream
 would have produced. A bad argument is answered 400 saying which.
 
-Run by hand (Ctrl-C stops it)::
+Run by hand (Ctrl-C stops it; it lists ``DEMO_MODELS``)::
 
     python -m tests.fakes.openai_server --port 9999 [--delay-ms 30] [--api-key KEY]
 """
@@ -70,6 +74,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -78,6 +83,25 @@ from typing import Any
 from aiohttp import web
 
 DEFAULT_MODEL_IDS = ("fake-echo", "fake-long", "gpt-4o-mini")
+# What the demo's models list offers (id: label): every kind of reply and fault, and a few real captures.
+DEMO_MODELS = {
+    "fake-echo": "Demo: Markdown reply quoting your message",
+    "long:400+delay:30": "Demo: long reply (400 words, 30 ms apart)",
+    "finish:length": "Demo: reply cut by the token limit (finish_reason length)",
+    "status:429": "Demo fault: rate limited (429, retry after 20 s)",
+    "quota": "Demo fault: quota used up (429 insufficient_quota)",
+    "status:401": "Demo fault: API key refused (401)",
+    "status:503": "Demo fault: upstream unavailable (503, plain text)",
+    "cut:20": "Demo fault: connection cut after 20 words",
+    "error:20": "Demo fault: server error mid-stream after 20 words",
+    "stall:90": "Demo fault: stalls 90 s after the first word (past the default 60 s idle timeout)",
+    "nofinish:10": "Demo fault: stream ends after 10 words without a finish reason",
+    "replay:deepseek_stream_reasoning_content.sse": "Demo capture: DeepSeek with reasoning_content",
+    "replay:mistral_stream_magistral_content_array.sse": "Demo capture: Mistral Magistral (thinking parts)",
+    "replay:groq_stream_include_usage.sse": "Demo capture: Groq stream with usage",
+    "replay:openai_stream_refusal.sse": "Demo capture: OpenAI refusal",
+    "replay:error_midstream_openrouter_error_in_chunk.sse": "Demo capture: OpenRouter error mid-stream",
+}
 SERVER_ERROR = {
     "error": {
         "message": "The server had an error while processing your request. Sorry about that!",
@@ -101,10 +125,10 @@ MODELS_CREATED = 1700000000
 
 
 def fixtures_dir() -> Path:
-    """Return the upstream fixtures folder (env ``CHAT_FIXTURES_DIR`` overrides)."""
+    """Return the upstream fixtures folder, ``tests/fixtures/upstream`` (env ``CHAT_FIXTURES_DIR`` overrides)."""
     if override := os.environ.get("CHAT_FIXTURES_DIR"):
         return Path(override)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "upstream"
+    return Path(__file__).resolve().parents[1] / "fixtures" / "upstream"
 
 
 def _dumps(obj: Any) -> str:
@@ -232,12 +256,14 @@ class FakeOpenAIServer:
         host: str = "127.0.0.1",
         port: int = 0,
         api_key: str | None = None,
-        model_ids: tuple[str, ...] | list[str] = DEFAULT_MODEL_IDS,
+        model_ids: Iterable[str] | Mapping[str, str] = DEFAULT_MODEL_IDS,
         delay_ms: float = 0,
         access_log: bool = False,
     ) -> None:
         self.host = host
         self.api_key = api_key
+        # model_ids: ids, or {id: label}; a label is listed as that model's display_name.
+        self.model_labels: dict[str, str] = dict(model_ids) if isinstance(model_ids, Mapping) else {}
         self.model_ids = list(model_ids)
         self.delay_ms = delay_ms
         self._fault_counts: dict[str, int] = {}
@@ -370,8 +396,12 @@ class FakeOpenAIServer:
         await self._record(request)
         if denied := self._auth_error(request):
             return denied
-        data = [{"id": m, "object": "model", "created": MODELS_CREATED, "owned_by": "fake"}
-                for m in self.model_ids]
+        data = []
+        for model_id in self.model_ids:
+            listed = {"id": model_id, "object": "model", "created": MODELS_CREATED, "owned_by": "fake"}
+            if label := self.model_labels.get(model_id):
+                listed["display_name"] = label
+            data.append(listed)
         return web.json_response({"object": "list", "data": data})
 
     async def _chat_completions(self, request: web.Request) -> web.StreamResponse:
@@ -556,7 +586,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None, help="accept only this bearer token")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    server = FakeOpenAIServer(host=args.host, port=args.port, api_key=args.api_key,
+    server = FakeOpenAIServer(host=args.host, port=args.port, api_key=args.api_key, model_ids=DEMO_MODELS,
                               delay_ms=args.delay_ms, access_log=True)
     try:
         asyncio.run(_serve_forever(server))

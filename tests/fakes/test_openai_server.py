@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,7 +15,15 @@ import aiohttp
 import openai
 import pytest
 
-from tests.fakes.openai_server import FakeOpenAIServer, fixtures_dir, split_deltas, split_events
+from tests.fakes.openai_server import (
+    DEMO_MODELS,
+    MODELS_CREATED,
+    Behaviour,
+    FakeOpenAIServer,
+    fixtures_dir,
+    split_deltas,
+    split_events,
+)
 
 USER = [{"role": "user", "content": "hello fake"}]
 MANIFEST = json.loads((fixtures_dir() / "manifest.json").read_text())
@@ -349,6 +358,58 @@ async def test_models_lists_configured_ids(client):
 
     assert [m.id for m in page.data] == ["fake-echo", "fake-long", "gpt-4o-mini"]
     assert {m.owned_by for m in page.data} == {"fake"}
+    assert all("display_name" not in m.model_extra for m in page.data)
+
+
+# -- the demo's models ---------------------------------------------------------
+
+
+def test_fixtures_live_in_the_repository(monkeypatch):
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.delenv("CHAT_FIXTURES_DIR", raising=False)
+
+    assert fixtures_dir() == repo / "tests" / "fixtures" / "upstream"
+    assert (fixtures_dir() / "manifest.json").is_file()
+    assert (repo / "tests" / "fixtures" / "xss" / "payloads.txt").is_file()
+
+
+@pytest.mark.asyncio
+async def test_demo_models_are_listed_with_their_labels():
+    with FakeOpenAIServer(model_ids=DEMO_MODELS) as server:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{server.base_url}/models", headers={"Authorization": "Bearer t"}) as response:
+                listed = await response.json()
+
+    assert listed["object"] == "list"
+    assert listed["data"] == [
+        {"id": model_id, "object": "model", "created": MODELS_CREATED, "owned_by": "fake", "display_name": label}
+        for model_id, label in DEMO_MODELS.items()
+    ]
+    assert all(label.startswith("Demo") for label in DEMO_MODELS.values())
+    assert {"fake-echo", "long:400+delay:30", "status:429", "status:401", "status:503", "quota"} <= set(DEMO_MODELS)
+    kinds = {segment.partition(":")[0] for model_id in DEMO_MODELS for segment in model_id.split("+")}
+    assert {"cut", "error", "stall", "nofinish", "finish", "replay"} <= kinds
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("model", list(DEMO_MODELS))
+async def test_every_demo_model_is_answered_as_intended(client, model):
+    behaviour = Behaviour.parse(model)
+    expected_status = 429 if behaviour.quota else behaviour.status
+
+    try:
+        stream = await client.chat.completions.create(model=model, messages=USER, stream=True)
+    except openai.APIStatusError as exc:
+        assert "no fixture" not in str(exc)
+        assert exc.status_code == expected_status
+        return
+    try:
+        first = await stream.__anext__()  # the first chunk only: a stall or a fault comes later
+    finally:
+        await stream.close()
+
+    assert expected_status is None
+    assert first.choices is not None
 
 
 @pytest.mark.asyncio
@@ -375,9 +436,10 @@ async def test_missing_bearer_token_gets_401(server):
 
 def test_command_line_serves_and_prints_its_url():
     repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "CHAT_FIXTURES_DIR"}  # the repository's own fixtures
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0", "--delay-ms", "0"],
-        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
         line = process.stdout.readline().strip()
@@ -386,6 +448,14 @@ def test_command_line_serves_and_prints_its_url():
         client = openai.OpenAI(base_url=match[1], api_key="k", max_retries=0)
         completion = client.chat.completions.create(model="long:2", messages=USER)
         assert completion.choices[0].message.content == "w0 w1 "
+        listed = client.models.list().data
+        assert [(m.id, m.model_extra["display_name"]) for m in listed] == list(DEMO_MODELS.items())
+        replayed = client.chat.completions.create(model="replay:openai_stream_finish_length.sse", messages=USER,
+                                                  stream=True)
+        assert [c.choices[0].finish_reason for c in replayed if c.choices][-1] == "length"
+        with pytest.raises(openai.RateLimitError) as caught:
+            client.chat.completions.create(model="quota", messages=USER)
+        assert caught.value.code == "insufficient_quota"
     finally:
         process.terminate()
         process.wait(timeout=5)

@@ -1,9 +1,11 @@
 import pytest
+from aiohttp import web
 from django.core.exceptions import ValidationError
 
 from conversations.llm import ErrorKind, LLMError
 from personas import crypto, services
 from personas.models import ChatModel, Persona, Provider
+from tests.fakes.openai_server import DEMO_MODELS, FakeOpenAIServer
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +42,7 @@ def test_fetch_models_creates_disabled_rows_for_every_listed_model(provider, ups
     rows = ChatModel.objects.filter(provider=provider)
     assert sorted(rows.values_list("model_id", flat=True)) == ["fake-echo", "fake-long", "gpt-4o-mini"]
     assert not rows.filter(enabled=True).exists()
+    assert [m.display_name for m in created] == ["fake-echo", "fake-long", "gpt-4o-mini"]  # no labels listed
     assert upstream.requests[-1].method == "GET"
     assert upstream.requests[-1].path == "/v1/models"
     assert upstream.requests[-1].headers["authorization"] == "Bearer sk-test-secret-key-1234"
@@ -60,6 +63,62 @@ def test_fetch_models_keeps_known_models_as_they_are(provider):
     assert [m.model_id for m in created] == ["fake-long", "gpt-4o-mini"]
     echo = ChatModel.objects.get(provider=provider, model_id="fake-echo")
     assert echo.enabled and echo.display_name == "Echo"
+
+
+class _OpenRouterStyleServer(FakeOpenAIServer):
+    """Lists models the way OpenRouter does: the human label is in ``name``."""
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"data": [
+            {"id": "openai/gpt-4o", "name": "OpenAI: GPT-4o", "created": 1715367049},
+            {"id": "z/unnamed", "created": 1715367049},
+        ]})
+
+
+def _provider_on(server: FakeOpenAIServer) -> Provider:
+    return Provider.objects.create(
+        name="Labelled upstream",
+        base_url=server.base_url,
+        api_key_encrypted=crypto.encrypt("sk-labels-0000111122223333"),
+    )
+
+
+def test_fetch_models_stores_the_listed_display_names():
+    with FakeOpenAIServer(model_ids=DEMO_MODELS) as server:
+        created = services.provider_fetch_models(provider=_provider_on(server))
+
+    assert [(m.model_id, m.display_name, m.enabled) for m in created] == [
+        (model_id, label, False) for model_id, label in DEMO_MODELS.items()
+    ]
+    stored = ChatModel.objects.get(model_id="long:400+delay:30")
+    assert str(stored) == "Demo: long reply (400 words, 30 ms apart)"
+
+
+def test_fetch_models_reads_openrouter_names_and_falls_back_to_the_id():
+    with _OpenRouterStyleServer() as server:
+        created = services.provider_fetch_models(provider=_provider_on(server))
+
+    assert [(m.model_id, m.display_name) for m in created] == [
+        ("openai/gpt-4o", "OpenAI: GPT-4o"),
+        ("z/unnamed", "z/unnamed"),
+    ]
+
+
+def test_fetch_models_labels_known_rows_only_where_nobody_edited_the_name():
+    labels = {"edited": "Label for edited", "blank": "Label for blank", "as-id": "Label for as-id", "nolabel": ""}
+    with FakeOpenAIServer(model_ids=labels) as server:
+        provider = _provider_on(server)
+        ChatModel.objects.create(provider=provider, model_id="edited", display_name="Admin's name", enabled=True)
+        ChatModel.objects.create(provider=provider, model_id="blank", display_name="")
+        ChatModel.objects.create(provider=provider, model_id="as-id", display_name="as-id")
+        ChatModel.objects.create(provider=provider, model_id="nolabel", display_name="")
+
+        created = services.provider_fetch_models(provider=provider)
+
+    assert created == []
+    names = dict(ChatModel.objects.filter(provider=provider).values_list("model_id", "display_name"))
+    assert names == {"edited": "Admin's name", "blank": "Label for blank", "as-id": "Label for as-id", "nolabel": ""}
+    assert ChatModel.objects.get(model_id="edited").enabled
 
 
 def test_fetch_models_raises_the_upstream_error_and_creates_nothing(provider, upstream):
