@@ -66,7 +66,6 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.environment import bench_site  # noqa: E402
-
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.servers import DaphneServer, database_url, free_port, session_cookie
 

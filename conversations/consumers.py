@@ -8,13 +8,10 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
-from conversations.quotas import quota_check
-from conversations import bubbles, events, rendering, selectors, services, streaming
+from conversations import events, fragments, generation, selectors, services
 from conversations.models import Conversation
 
 logger = logging.getLogger(__name__)
@@ -27,8 +24,8 @@ CLOSE_BAD_FRAME = 4400
 class ConversationConsumer(AsyncJsonWebsocketConsumer):
     """Relay a conversation's events to one tab and take its send and stop frames.
 
-    Close codes (STYLE.md): 4401 anonymous, 4403 unknown or another user's
-    conversation (the two are indistinguishable on purpose), 4400 bad frame.
+    Close codes: 4401 anonymous, 4403 unknown or another user's conversation
+    (the two are indistinguishable on purpose), 4400 bad frame (with a reason).
     """
 
     async def connect(self) -> None:
@@ -112,8 +109,12 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
     async def _start_reply(self, action: str, text: object, idempotency_key: str) -> None:
         try:
-            job, html = await _prepare_reply(
-                self.scope["user"], self.conversation.public_id, action, text, idempotency_key
+            job = await database_sync_to_async(services.reply_request)(
+                user=self.scope["user"],
+                public_id=self.conversation.public_id,
+                action=action,
+                text=text,
+                idempotency_key=idempotency_key,
             )
         except Conversation.DoesNotExist:
             await self.close(code=CLOSE_FORBIDDEN)
@@ -124,16 +125,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         except services.DuplicateSend:
             return  # A double Enter or a resend: the first one is already under way.
         await self.send_alert("")
-        changed: events.MessagesChanged = {"type": "messages.changed", "html": html}
-        await self.channel_layer.group_send(self.group, changed)
-        streaming.start_reply(job)
+        generation.start_reply(job)
 
     async def send_alert(self, text: str) -> None:
         """Show `text` (escaped) under the composer of this tab only; "" clears it."""
-        await self.send(
-            text_data=f'<div id="composer-alert" class="composer-alert" role="alert" hx-swap-oob="true">'
-            f"{rendering.render_plain_text(text)}</div>"
-        )
+        await self.send(text_data=fragments.alert_html(text))
 
     # Channel layer event handlers (see events.py)
 
@@ -154,17 +150,14 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         if event["seq"] <= shown:
             return
         self.shown_seq[message_id] = event["seq"]
-        await self.send(text_data=_append_fragment(message_id, event["text"]))
+        await self.send(text_data=fragments.text_appended_html(message_id, event["text"]))
 
     async def reply_snapshot(self, event: events.ReplySnapshot) -> None:
         message_id = event["message_id"]
         if self.shown_seq.get(message_id, 0) is not None:
             return  # Not asked for, or already synced.
         self.shown_seq[message_id] = event["seq"]
-        await self.send(
-            text_data=f'<div id="message-{message_id}-body" hx-swap-oob="innerHTML">'
-            f'{rendering.render_plain_text(event["text"])}</div>'
-        )
+        await self.send(text_data=fragments.text_replaced_html(message_id, event["text"]))
         for delta in self.early_deltas.pop(message_id, []):
             await self.reply_delta(delta)
 
@@ -174,49 +167,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         await self.send(text_data=event["html"])
 
 
-def _append_fragment(message_id: str, text: str) -> str:
-    """Return the fragment appending escaped `text` to a streaming bubble: O(len(text))."""
-    return f'<div id="message-{message_id}-body" hx-swap-oob="beforeend">{rendering.render_plain_text(text)}</div>'
-
-
 @database_sync_to_async
 def _load(user, public_id) -> tuple[Conversation, list]:
     conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
     services.replies_interrupt_stale(conversation=conversation)
     return conversation, selectors.message_streaming_ids(conversation=conversation)
-
-
-@database_sync_to_async
-@transaction.atomic  # Nothing stays saved if the quota or the context check refuses the question.
-def _prepare_reply(
-    user, public_id, action: str, text: object, idempotency_key: str
-) -> tuple[streaming.ReplyJob, str]:
-    """Save what `action` (send, edit, regenerate) writes; return the reply job and the bubbles' HTML.
-
-    Raises:
-        ValidationError: the text, the persona or the conversation's state does not allow it; nothing saved.
-        Conversation.DoesNotExist: the conversation was deleted meanwhile.
-        services.DuplicateSend: the idempotency key was seen before; nothing saved.
-    """
-    # Reload: an admin may have changed the persona, model or provider since the socket opened.
-    conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
-    clean = services.message_text_clean(text=text) if action != "regenerate" else ""
-    streaming.upstream_check(conversation=conversation)
-    quota_check(user=user, lock=True)  # Locks the user's row: two tabs cannot both pass the last free send.
-    if action == "send":
-        sent = services.message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
-        reply = sent.assistant_message
-        html = render_to_string(
-            "conversations/partials/messages_added.html",
-            {"message_list": [sent.user_message, reply], "conversation": conversation},
-        )
-    else:
-        if action == "edit":
-            reply = services.message_edit(conversation=conversation, text=clean).assistant_message
-        else:
-            reply = services.reply_regenerate(conversation=conversation)
-        html = bubbles.message_list_html(conversation=conversation)
-    return streaming.reply_job_build(conversation=conversation, message=reply), html
 
 
 @database_sync_to_async
@@ -232,10 +187,10 @@ def _resync(user, public_id, *, full: bool, shown_streaming: list[str]) -> tuple
     services.replies_interrupt_stale(conversation=conversation)
     streaming_ids = selectors.message_streaming_ids(conversation=conversation)
     if full:
-        return bubbles.message_list_html(conversation=conversation), streaming_ids
+        return fragments.message_list_html(conversation=conversation), streaming_ids
     finished = selectors.message_list_by_ids(conversation=conversation, public_ids=shown_streaming)
     html = "".join(
-        bubbles.bubble_html(conversation=conversation, message=m, oob=True) for m in finished if not m.is_streaming
+        fragments.bubble_html(conversation=conversation, message=m, oob=True) for m in finished if not m.is_streaming
     )
     return html, streaming_ids
 

@@ -1,12 +1,17 @@
-"""Render message bubbles, with their version navigation (‹ 1/2 ›), for pages and socket events.
+"""The HTML fragments of a conversation page, for pages and socket events, and the DOM ids they hit.
 
 Bubbles are rendered from stored HTML (`Message.content_html`), never from
 Markdown again; what costs queries here is the versions lookup, one per call.
+Socket fragments carry `hx-swap-oob`, so htmx swaps each into the node of the
+same id, named by `dom.py`.
 """
+
+from uuid import UUID
 
 from django.template.loader import render_to_string
 
-from conversations import selectors
+from conversations import quotas, rendering, selectors, upstream
+from conversations.dom import message_body_dom_id
 from conversations.models import Conversation, Message
 
 
@@ -34,4 +39,55 @@ def message_list_html(*, conversation: Conversation) -> str:
     )
     return render_to_string(
         "conversations/partials/messages_replaced.html", {"message_list": messages, "conversation": conversation}
+    )
+
+
+def messages_added_html(*, conversation: Conversation, messages: list[Message]) -> str:
+    """Return `messages` (new, so without other versions) appended to `#messages`."""
+    return render_to_string(
+        "conversations/partials/messages_added.html", {"message_list": messages, "conversation": conversation}
+    )
+
+
+def reply_final_html(*, conversation: Conversation, message: Message) -> str:
+    """Return a finished reply's bubble, replacing the streaming one, with the new context budget and quota."""
+    status = render_to_string(
+        "conversations/partials/composer_status.html",
+        {
+            "context_budget": upstream.context_budget(conversation=conversation),
+            "quota": quotas.quota_status(user=conversation.owner),
+            "oob": True,
+        },
+    )
+    return bubble_html(conversation=conversation, message=message, oob=True) + status
+
+
+def title_html(*, conversation_id: UUID, title: str) -> str:
+    """Return the conversation's title wherever the page shows it (heading and sidebar entry)."""
+    return render_to_string(
+        "conversations/partials/conversation_title.html", {"public_id": conversation_id, "title": title}
+    )
+
+
+def text_appended_html(message_id: UUID | str, text: str) -> str:
+    """Return the fragment appending escaped `text` to a streaming bubble: O(len(text))."""
+    return (
+        f'<div id="{message_body_dom_id(message_id)}" hx-swap-oob="beforeend">'
+        f"{rendering.render_plain_text(text)}</div>"
+    )
+
+
+def text_replaced_html(message_id: UUID | str, text: str) -> str:
+    """Return the fragment setting a streaming bubble's text to escaped `text` (a snapshot)."""
+    return (
+        f'<div id="{message_body_dom_id(message_id)}" hx-swap-oob="innerHTML">'
+        f"{rendering.render_plain_text(text)}</div>"
+    )
+
+
+def alert_html(text: str) -> str:
+    """Return the alert under the composer showing escaped `text`; "" clears it."""
+    return (
+        '<div id="composer-alert" class="composer-alert" role="alert" hx-swap-oob="true">'
+        f"{rendering.render_plain_text(text)}</div>"
     )

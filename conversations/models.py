@@ -99,9 +99,5 @@ class Message(models.Model):
         return f"{self.role}: {self.content[:40]}"
 
     @property
-    def dom_id(self) -> str:
-        return f"message-{self.public_id}"
-
-    @property
     def is_streaming(self) -> bool:
         return self.status == self.Status.STREAMING

@@ -30,6 +30,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from conversations.dom import message_dom_id
 from conversations.models import Conversation, Message
 
 SEARCH_MAX_MESSAGES = 50
@@ -65,9 +66,9 @@ class Hit:
 
     @property
     def url(self) -> str:
-        """Return the conversation's URL, at the message when there is one (bubble ids are `message-<uuid>`)."""
+        """Return the conversation's URL, at the message's bubble when there is one."""
         url = self.conversation.get_absolute_url()
-        return f"{url}#{self.message.dom_id}" if self.message is not None else url
+        return f"{url}#{message_dom_id(self.message.public_id)}" if self.message is not None else url
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,9 @@
-"""Writes of conversations and messages. Views and consumers call these, never the ORM directly."""
+"""Writes of conversations and messages. Views and consumers call these, never the ORM directly.
+
+A write that open tabs must see is broadcast from here, after its
+transaction commits (`events.send_on_commit`): new and replaced bubbles,
+titles, and stopping a deleted conversation's reply.
+"""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -11,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from conversations import rendering
+from conversations import events, fragments, quotas, rendering, selectors, upstream
 from conversations.models import Conversation, Message
 from personas.models import Persona
 
@@ -181,7 +186,29 @@ def conversation_title_generated_set(*, public_id, title: str) -> bool:
     updated = Conversation.objects.filter(
         public_id=public_id, title_source=Conversation.TitleSource.FIRST_MESSAGE
     ).update(title=title[:200], title_source=Conversation.TitleSource.GENERATED)
+    if updated:
+        _title_broadcast(conversation_id=public_id, title=title[:200])
     return updated == 1
+
+
+def _title_broadcast(*, conversation_id, title: str) -> None:
+    def changed() -> events.TitleChanged:
+        return {"type": "title.changed", "html": fragments.title_html(conversation_id=conversation_id, title=title)}
+
+    events.send_on_commit(events.conversation_group(conversation_id), changed)
+
+
+def _messages_broadcast(*, conversation: Conversation, added: list[Message] | None = None) -> None:
+    """Send the bubbles `added`, or else the whole shown conversation again, to every tab after commit."""
+
+    def changed() -> events.MessagesChanged:
+        if added is not None:
+            html = fragments.messages_added_html(conversation=conversation, messages=added)
+        else:
+            html = fragments.message_list_html(conversation=conversation)
+        return {"type": "messages.changed", "html": html}
+
+    events.send_on_commit(events.conversation_group(conversation.public_id), changed)
 
 
 def _last_current(conversation: Conversation) -> Message | None:
@@ -269,6 +296,7 @@ def message_version_show(*, message: Message) -> Message:
         while node is not None:
             Message.objects.filter(pk=node.pk).update(is_current=True)
             node = node.children.order_by("-created_at", "-id").first()
+        _messages_broadcast(conversation=message.conversation)
     message.is_current = True
     return message
 
@@ -293,13 +321,24 @@ def conversation_rename(*, conversation: Conversation, title: object) -> Convers
     conversation.title = title
     conversation.title_source = Conversation.TitleSource.USER
     conversation.save(update_fields=["title", "title_source"])
+    _title_broadcast(conversation_id=conversation.public_id, title=title)
     return conversation
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
-    """Delete `conversation` with all its messages and their versions."""
+    """Delete `conversation` with all its messages and their versions.
+
+    A reply still streaming is stopped, on whichever worker generates it:
+    nobody will read it, and the upstream bills every token.
+    """
+    public_id = conversation.public_id
     with transaction.atomic():
         conversation.delete()
+
+        def stop() -> events.ReplyStop:
+            return {"type": "reply.stop"}
+
+        events.send_on_commit(events.control_group(public_id), stop)
 
 
 def conversation_set_archived(*, conversation: Conversation, archived: bool) -> Conversation:
@@ -341,3 +380,44 @@ def replies_interrupt_stale(*, conversation: Conversation) -> int:
             error_text=_("This reply was interrupted: the server writing it stopped. Send again or regenerate it."),
         )
     return len(stale)
+
+
+REPLY_ACTIONS = ("send", "edit", "regenerate")
+
+
+@transaction.atomic  # Nothing stays saved if the quota or the context check refuses the question.
+def reply_request(
+    *, user: AbstractBaseUser, public_id, action: str, text: object, idempotency_key: str = ""
+) -> upstream.ReplyJob:
+    """Save what `action` writes and return the job that generates its reply; tabs see the bubbles after commit.
+
+    action: "send" (a new question), "edit" (replace the last question; the
+        old one stays a version) or "regenerate" (a new version of the last
+        reply; `text` ignored).
+    Reloads the conversation (an admin may have changed its persona, model or
+    provider meanwhile) and takes the user's quota under a row lock, so two
+    tabs cannot both pass the last free send.
+
+    Raises:
+        ValidationError: the text, the persona, the quota or the conversation's
+            state does not allow it (the message says why); nothing saved.
+        Conversation.DoesNotExist: not the user's conversation, or deleted meanwhile.
+        DuplicateSend: the idempotency key was seen before; nothing saved.
+    """
+    if action not in REPLY_ACTIONS:
+        raise ValueError(f"Unknown reply action {action!r}")
+    conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
+    clean = message_text_clean(text=text) if action != "regenerate" else ""
+    upstream.upstream_check(conversation=conversation)
+    quotas.quota_check(user=user, lock=True)
+    if action == "send":
+        sent = message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
+        reply = sent.assistant_message
+        _messages_broadcast(conversation=conversation, added=[sent.user_message, reply])
+    else:
+        if action == "edit":
+            reply = message_edit(conversation=conversation, text=clean).assistant_message
+        else:
+            reply = reply_regenerate(conversation=conversation)
+        _messages_broadcast(conversation=conversation)
+    return upstream.reply_job_build(conversation=conversation, message=reply)

@@ -10,10 +10,9 @@ import re
 from uuid import UUID
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
-from django.template.loader import render_to_string
 
-from conversations import events, llm, services
+import llm
+from conversations import services
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +65,4 @@ async def title_generate(
         public_id=conversation_id, title=title
     ):
         return ""
-    html = render_to_string(
-        "conversations/partials/conversation_title.html", {"public_id": conversation_id, "title": title}
-    )
-    changed: events.TitleChanged = {"type": "title.changed", "html": html}
-    await get_channel_layer().group_send(events.conversation_group(conversation_id), changed)
     return title

@@ -13,7 +13,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from conversations.llm import LLMError
+from llm import LLMError
 from personas import services
 from personas.crypto import DecryptionError
 from personas.models import ChatModel, Persona, Provider

@@ -2,7 +2,7 @@
 
 from django.db.models import QuerySet
 
-from conversations import llm
+import llm
 from personas.models import Persona, Provider
 
 

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
-from conversations import llm
+import llm
 from personas import crypto
 from personas.models import ChatModel, Persona, Provider
 from personas.selectors import provider_upstream_config

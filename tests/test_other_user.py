@@ -24,11 +24,11 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path
 
 from conversations import services
-from transfer import jobs as import_jobs
 from conversations.models import Conversation, Message
-from transfer.models import ImportJob
 from tests.conftest import streamed_requests
 from tests.conversations.history import make_conversation
+from transfer import jobs as import_jobs
+from transfer.models import ImportJob
 
 SKIPPED_PREFIXES = ("admin/", "accounts/")
 ALICE_TITLE = "Quokka expedition planning"

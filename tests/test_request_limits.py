@@ -4,8 +4,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from transfer import jobs as import_jobs
 from conversations.models import Conversation
+from transfer import jobs as import_jobs
 from transfer.models import ImportJob
 
 pytestmark = pytest.mark.django_db

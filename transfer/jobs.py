@@ -38,12 +38,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conversations import rendering
-from transfer.importers import ImportFormatError, ParsedConversation, parse_export
 from conversations.models import Conversation, Message
-from transfer.models import ImportJob
 from conversations.services import storable_text, title_from_text
 from personas.models import Persona
 from personas.selectors import persona_list_active
+from transfer.importers import ImportFormatError, ParsedConversation, parse_export
+from transfer.models import ImportJob
 
 logger = logging.getLogger(__name__)
 

@@ -19,11 +19,10 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from conversations import selectors
-from conversations.models import Conversation
-from conversations.views.chat import render_page
-from transfer import export, jobs, selectors as transfer_selectors
+from conversations.views.shortcuts import get_owned_or_404, render_page
+from transfer import export, jobs
+from transfer import selectors as transfer_selectors
 from transfer.forms import ImportUploadForm
-from transfer.models import ImportJob
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -42,10 +41,7 @@ def conversation_export(request: HttpRequest, public_id, fmt: str) -> HttpRespon
     """Download one conversation's shown path as JSON (`fmt` "json"), Markdown ("md") or text ("txt")."""
     if fmt not in CONTENT_TYPES:
         raise Http404
-    try:
-        conversation = selectors.conversation_get_for_user(user=request.user, public_id=public_id)
-    except Conversation.DoesNotExist:
-        raise Http404 from None
+    conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     messages = list(selectors.message_list_for_conversation(conversation=conversation))
     if fmt == "json":
         body = export.conversation_json(conversation, messages, exported_at=timezone.now())
@@ -134,10 +130,7 @@ def _import_create(request: HttpRequest, handler: "UploadLimitHandler") -> HttpR
 @require_GET
 def import_detail(request: HttpRequest, public_id) -> HttpResponse:
     """Show one import job's progress; the htmx fragment polls itself every second until the job ends."""
-    try:
-        job = transfer_selectors.import_job_get_for_user(user=request.user, public_id=public_id)
-    except ImportJob.DoesNotExist:
-        raise Http404 from None
+    job = get_owned_or_404(transfer_selectors.import_job_get_for_user, user=request.user, public_id=public_id)
     job.stalled = jobs.import_job_stalled(job)
     return render_page(request, "transfer/import_detail.html", "transfer/partials/import_job.html", {"job": job})
 

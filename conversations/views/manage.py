@@ -1,31 +1,21 @@
 """Pages that manage the list of conversations: its later pages, rename, archive, delete, the archive page."""
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from conversations import events, selectors, services, sidebar
+from conversations import selectors, services, sidebar
 from conversations.models import Conversation
-from conversations.views import chat
+from conversations.views.shortcuts import get_owned_or_404, render_page
 
 # Where a rename form sits: a sidebar entry, or the heading of the open conversation.
 RENAME_PLACES = ("sidebar", "header")
-
-
-def _owned(request: HttpRequest, public_id) -> Conversation:
-    try:
-        return selectors.conversation_get_for_user(user=request.user, public_id=public_id)
-    except Conversation.DoesNotExist:
-        raise Http404 from None
 
 
 def _page_or_400(request: HttpRequest, *, archived: bool) -> sidebar.Page | HttpResponse:
@@ -77,7 +67,7 @@ def conversation_archived_list(request: HttpRequest) -> HttpResponse:
     if request.htmx and request.GET.get("before") and not request.htmx.history_restore_request:
         return render(request, "conversations/partials/conversation_rows.html", {"page": page})
     context = {"archived_page": page, "panel": "conversations/partials/archived.html", "page_title": _("Archived")}
-    return chat.render_page(request, "conversations/panel.html", "conversations/partials/archived.html", context)
+    return render_page(request, "conversations/panel.html", "conversations/partials/archived.html", context)
 
 
 @login_required
@@ -91,7 +81,7 @@ def conversation_rename(request: HttpRequest, public_id) -> HttpResponse:
     a form page, then back to the conversation. A refused title shows the
     form again with the reason.
     """
-    conversation = _owned(request, public_id)
+    conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     data = request.POST if request.method == "POST" else request.GET
     place = data.get("place") if request.htmx and data.get("place") in RENAME_PLACES else "page"
     context = {"conversation": conversation, "place": place, "title_value": conversation.title, "error": ""}
@@ -104,10 +94,6 @@ def conversation_rename(request: HttpRequest, public_id) -> HttpResponse:
         services.conversation_rename(conversation=conversation, title=title)
     except ValidationError as exc:
         return _rename_form(request, {**context, "title_value": title, "error": " ".join(exc.messages)}, status=400)
-    title_context = {"public_id": conversation.public_id, "title": conversation.title}
-    html = render_to_string("conversations/partials/conversation_title.html", title_context)
-    changed: events.TitleChanged = {"type": "title.changed", "html": html}
-    async_to_sync(get_channel_layer().group_send)(events.conversation_group(conversation.public_id), changed)
     if place == "page":
         return redirect(conversation.get_absolute_url())
     return _renamed(request, conversation, place)
@@ -118,7 +104,7 @@ def _rename_form(request: HttpRequest, context: dict, status: int = 200) -> Http
         # htmx 2 swaps no 4xx response by default: a refused title answers 200 with the form and its message.
         return render(request, "conversations/partials/rename_form.html", context)
     context = {**context, "panel": "conversations/partials/rename_form.html", "page_title": _("Rename")}
-    return chat.render_page(request, "conversations/panel.html", "conversations/partials/rename_form.html", context, status)
+    return render_page(request, "conversations/panel.html", "conversations/partials/rename_form.html", context, status)
 
 
 def _renamed(request: HttpRequest, conversation: Conversation, place: str) -> HttpResponse:
@@ -129,20 +115,14 @@ def _renamed(request: HttpRequest, conversation: Conversation, place: str) -> Ht
 @login_required
 @require_http_methods(["GET", "POST"])
 def conversation_delete(request: HttpRequest, public_id) -> HttpResponse:
-    """Delete a conversation: GET asks for confirmation, POST deletes it and goes to a new chat.
-
-    A reply still streaming is stopped, on whichever worker generates it:
-    nobody will read it, and the upstream bills every token.
-    """
-    conversation = _owned(request, public_id)
+    """Delete a conversation: GET asks for confirmation, POST deletes it (stopping its reply) and goes to a new chat."""
+    conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     if request.method == "GET":
         context = {"conversation": conversation, "page_title": _("Delete conversation")}
         partial = "conversations/partials/delete_confirm.html"
-        return chat.render_page(request, "conversations/panel.html", partial, {**context, "panel": partial})
+        return render_page(request, "conversations/panel.html", partial, {**context, "panel": partial})
     title = str(conversation.title or _("New chat"))
     services.conversation_delete(conversation=conversation)
-    stop: events.ReplyStop = {"type": "reply.stop"}
-    async_to_sync(get_channel_layer().group_send)(events.control_group(conversation.public_id), stop)
     messages.success(request, _("Deleted “%(title)s”.") % {"title": title})
     url = "/"
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
@@ -164,7 +144,7 @@ def conversation_unarchive(request: HttpRequest, public_id) -> HttpResponse:
 
 def _set_archived(request: HttpRequest, public_id, *, archived: bool) -> HttpResponse:
     """htmx: out-of-band swaps only (the entry leaves its list, the header's actions flip). Plain: go back."""
-    conversation = _owned(request, public_id)
+    conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     services.conversation_set_archived(conversation=conversation, archived=archived)
     if not request.htmx:
         return redirect(_next_url(request, conversation.get_absolute_url()))

@@ -6,7 +6,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from conversations import search as conversation_search
-from conversations.views import chat
+from conversations.views.shortcuts import render_page
 
 
 @login_required
@@ -17,4 +17,4 @@ def search(request: HttpRequest) -> HttpResponse:
     results = conversation_search.search_for_user(user=request.user, query=query)
     partial = "conversations/partials/search_results.html"
     context = {"results": results, "search_query": results.query, "panel": partial, "page_title": _("Search")}
-    return chat.render_page(request, "conversations/panel.html", partial, context)
+    return render_page(request, "conversations/panel.html", partial, context)

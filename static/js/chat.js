@@ -68,7 +68,7 @@
   document.addEventListener("htmx:wsOpen", function (event) {
     var streaming = Array.prototype.map.call(
       document.querySelectorAll('#messages article[data-status="streaming"]'),
-      function (article) { return article.id.replace(/^message-/, ""); }
+      function (article) { return article.dataset.messageId; }
     );
     event.detail.socketWrapper.send(JSON.stringify({ action: "sync", streaming: streaming, full: socketOpenedBefore }));
     socketOpenedBefore = true;

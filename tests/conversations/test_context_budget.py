@@ -3,7 +3,7 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import services, streaming
+from conversations import services, upstream
 from conversations.models import Message
 from personas.models import ChatModel
 from tests.conftest import streamed_requests
@@ -20,7 +20,7 @@ def test_budget_counts_what_the_next_message_would_carry(alice, make_persona):
     persona = make_persona("gpt-4o-mini", history_limit=5, system_prompt="", greeting="Hi")
     conversation = services.conversation_create(owner=alice, persona=persona)
     add_turns(conversation, 6)
-    budget = streaming.context_budget(conversation=conversation)
+    budget = upstream.context_budget(conversation=conversation)
     assert (budget.kept, budget.total, budget.budget, budget.exact) == (4, 12, None, True)
     assert budget.tokens > 0
 
@@ -32,7 +32,7 @@ def test_budget_drops_the_oldest_messages_that_do_not_fit_the_window(alice, make
     persona.model.refresh_from_db()
     conversation = services.conversation_create(owner=alice, persona=persona)
     add_turns(conversation, 10, size=60)  # each message about 65 tokens: not all 20 fit
-    budget = streaming.context_budget(conversation=conversation)
+    budget = upstream.context_budget(conversation=conversation)
     assert budget.budget == 1000
     assert 0 < budget.kept < 20 and budget.total == 20 and budget.tokens <= 1000
 

@@ -146,12 +146,13 @@ def test_a_user_title_is_kept_when_a_title_is_generated_later(client, alice, con
     assert conversation.title == "Mine"
 
 
-def test_rename_reaches_the_conversations_open_tabs(client, alice, conversation):
+def test_rename_reaches_the_conversations_open_tabs(client, alice, conversation, django_capture_on_commit_callbacks):
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(events.conversation_group(conversation.public_id), channel)
     client.force_login(alice)
-    client.post(url("conversation-rename", conversation), {"title": "Renamed <b>"})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("conversation-rename", conversation), {"title": "Renamed <b>"})
     event = async_to_sync(layer.receive)(channel)
     assert event["type"] == "title.changed"
     assert f'id="conversation-{conversation.public_id}-title" hx-swap-oob="true">Renamed &lt;b&gt;<' in event["html"]
@@ -216,12 +217,13 @@ def test_delete_over_htmx_answers_with_a_client_redirect(client, alice, conversa
     assert not Conversation.objects.filter(pk=conversation.pk).exists()
 
 
-def test_delete_stops_a_reply_still_streaming(client, alice, conversation):
+def test_delete_stops_a_reply_still_streaming(client, alice, conversation, django_capture_on_commit_callbacks):
     layer = get_channel_layer()
     generator = async_to_sync(layer.new_channel)()
     async_to_sync(layer.group_add)(events.control_group(conversation.public_id), generator)
     client.force_login(alice)
-    client.post(url("conversation-delete", conversation))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url("conversation-delete", conversation))
     assert async_to_sync(layer.receive)(generator) == {"type": "reply.stop"}
 
 

@@ -11,10 +11,10 @@ from django.db import connection, transaction
 from django.template.loader import render_to_string
 
 from accounts.models import UsageLimit
-from conversations.quotas import QuotaExceeded, quota_check, quota_status
 from accounts.selectors import Limits, user_limits
-from conversations.selectors import user_usage
 from conversations.models import Conversation, Message
+from conversations.quotas import QuotaExceeded, quota_check, quota_status
+from conversations.selectors import user_usage
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from conversations import services, streaming
+from conversations import services, upstream
 from personas.models import Persona
 
 pytestmark = pytest.mark.django_db
@@ -11,7 +11,7 @@ pytestmark = pytest.mark.django_db
 
 def job_for(conversation):
     sent = services.message_send(conversation=conversation, text="question")
-    return streaming.reply_job_build(conversation=conversation, message=sent.assistant_message)
+    return upstream.reply_job_build(conversation=conversation, message=sent.assistant_message)
 
 
 def test_job_carries_persona_parameters_and_provider(alice, make_persona, provider):
@@ -51,4 +51,4 @@ def test_upstream_check_refuses_unusable_personas(alice, persona, provider, chan
         provider.save()
     conversation.refresh_from_db()
     with pytest.raises(ValidationError):
-        streaming.upstream_check(conversation=conversation)
+        upstream.upstream_check(conversation=conversation)

@@ -12,7 +12,8 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import llm, services
+import llm
+from conversations import services
 from conversations.models import Message
 from tests.fakes.openai_server import FakeOpenAIServer, fixtures_dir
 from tests.sockets import wait_for_reply

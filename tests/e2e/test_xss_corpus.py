@@ -46,6 +46,7 @@ from playwright.sync_api import Error, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from conversations import services
+from conversations.dom import message_dom_id
 from conversations.models import Conversation, Message
 from personas.models import Persona
 from tests.e2e.inert import Item, Watch, dom_text
@@ -181,7 +182,7 @@ def test_payloads_stay_inert_as_user_messages_and_rendered_replies(page, site, a
         question, reply = sent.user_message, sent.assistant_message
         for message, place in ((question, "user message"), (reply, "rendered reply")):
             labels[f"message-{message.public_id}"] = _label(line, place)
-            labels[f"{conversation.get_absolute_url()}#{message.dom_id}"] = _label(line, f"{place} in search")
+            labels[f"{conversation.get_absolute_url()}#{message_dom_id(message.public_id)}"] = _label(line, f"{place} in search")
         items.append(
             Item(selector=f"#message-{question.public_id}-body", label=_label(line, "user message"),
                  text=dom_text(question.content))

@@ -2,7 +2,7 @@ import pytest
 from aiohttp import web
 from django.core.exceptions import ValidationError
 
-from conversations.llm import ErrorKind, LLMError
+from llm import ErrorKind, LLMError
 from personas import crypto, services
 from personas.models import ChatModel, Persona, Provider
 from tests.fakes.openai_server import DEMO_MODELS, FakeOpenAIServer

@@ -11,9 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from conversations import selectors
-from transfer import export
 from conversations.models import Conversation, Message
 from tests.conversations.history import START, make_conversation
+from transfer import export
 
 pytestmark = pytest.mark.django_db
 

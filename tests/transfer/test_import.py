@@ -11,12 +11,12 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conversations import selectors
+from conversations.models import Conversation, Message
+from tests.conversations.history import make_conversation
 from transfer import export, importers
 from transfer import jobs as import_jobs
 from transfer.importers import ImportFormatError, ParsedConversation, ParsedMessage
-from conversations.models import Conversation, Message
 from transfer.models import ImportJob
-from tests.conversations.history import make_conversation
 
 pytestmark = pytest.mark.django_db
 

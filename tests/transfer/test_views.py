@@ -14,11 +14,11 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from conversations.models import Conversation, Message
+from tests.conversations.history import make_conversation
 from transfer import export
 from transfer import jobs as import_jobs
-from conversations.models import Conversation, Message
 from transfer.models import ImportJob
-from tests.conversations.history import make_conversation
 
 pytestmark = pytest.mark.django_db
 

@@ -69,7 +69,7 @@ class Migration(migrations.Migration):
                             ),
                         ),
                     ],
-                    options={"ordering": ["-created_at"], "db_table": "transfer_importjob"},
+                    options={"ordering": ["-created_at"], "db_table": "conversations_importjob"},
                 ),
             ],
             database_operations=[],

@@ -3,7 +3,7 @@
 import pytest
 
 from llm import tokens
-from conversations.context import ContextTooLarge, reply_reserve, select_context
+from llm.context import ContextTooLarge, reply_reserve, select_context
 
 MODEL = "gpt-4o"  # exact counts, so budgets below can be computed to the token
 

@@ -1,0 +1,195 @@
+"""Call OpenAI-compatible APIs with the official SDK: stream a chat completion, complete once, list models.
+
+It streams chat completions with `AsyncOpenAI` and turns every failure into
+an `LLMError` (`errors.py`). Provider quirks handled here come
+from real captures (tests/fixtures/upstream/SOURCES.md): a chunk without
+`delta` (Azure), `content` as an array of parts (Mistral Magistral), usage only
+under `x_groq` (Groq) or repeated on several chunks (Groq, OpenRouter),
+trailing `choices: []` chunks after the usage chunk (OpenAI moderation),
+`refusal` deltas instead of content (OpenAI), and several choices (`n` > 1).
+
+Protocol source: OpenAI API reference, "Chat Completions: create" and
+"The chat completion chunk object"; "Error codes" for the status mapping.
+"""
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import httpx2
+import openai
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+
+from llm.errors import ErrorKind, LLMError, map_error
+from llm.types import ChatRequest, Delta, Finish, UpstreamConfig
+
+# One HTTP client per event loop, shared by every reply streamed on it:
+# creating one costs ~50 ms (its TLS context), which would land on every time
+# to first token, and sharing keeps its connection pool warm. Weak keys: a
+# client goes away with its loop. Process-local, so safe with many workers.
+_http_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _shared_http_client() -> httpx2.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _http_clients.get(loop)
+    if client is None or client.is_closed:
+        client = _http_clients[loop] = openai.DefaultAsyncHttpxClient()
+    return client
+
+
+# The SDK's own frames below this one hold the key as a plain string: error reports hide them all.
+@sensitive_variables()
+def _client(config: UpstreamConfig, http_client: httpx2.AsyncClient) -> openai.AsyncOpenAI:
+    """Return an SDK client for `config` on `http_client`; never close it: that would close the shared client."""
+    timeout = openai.Timeout(
+        config.total_timeout_s, connect=config.connect_timeout_s, read=config.read_timeout_s
+    )
+    # Retries are the caller's policy, not the SDK's: a retry after text has
+    # been shown would duplicate it.
+    return openai.AsyncOpenAI(
+        api_key=config.api_key or "none",
+        base_url=config.base_url,
+        timeout=timeout,
+        max_retries=0,
+        http_client=http_client,
+    )
+
+
+async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIterator[Delta | Finish]:
+    """Stream one chat completion: yield `Delta`s, then exactly one `Finish`.
+
+    Sends `stream=True` with `stream_options.include_usage` so the usage chunk
+    arrives at the end. Only choice index 0 is read.
+
+    Raises:
+        LLMError: for every upstream failure, before or during the stream; a
+            stream that ends without a finish reason raises kind INCOMPLETE.
+    """
+    params: dict[str, Any] = {}
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.top_p is not None:
+        params["top_p"] = request.top_p
+    if request.max_tokens is not None:
+        params["max_tokens"] = request.max_tokens
+    finish_reason = ""
+    model = request.model
+    usage: Mapping[str, Any] | None = None
+    started = False
+    loop = asyncio.get_running_loop()
+    # The read timeout bounds each wait for a chunk; the total bound is checked per chunk.
+    deadline = loop.time() + config.total_timeout_s
+    client = _client(config, _shared_http_client())
+    try:
+        stream = await client.chat.completions.create(
+            model=request.model,
+            messages=request.messages,
+            stream=True,
+            stream_options={"include_usage": True},
+            **params,
+        )
+        async with stream:  # Closes the HTTP response on stop (cancellation) or error.
+            async for chunk in stream:
+                if loop.time() > deadline:
+                    raise TimeoutError
+                usage = _chunk_usage(chunk) or usage
+                model = chunk.model or model
+                for choice in chunk.choices or ():
+                    if choice.index != 0:
+                        continue
+                    text = _delta_text(choice.delta)
+                    if text:
+                        started = True
+                        yield Delta(text)
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+    except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
+        raise map_error(exc, config=config, model=request.model, started=started) from exc
+    if not finish_reason:
+        raise LLMError(
+            ErrorKind.INCOMPLETE,
+            _("The reply is incomplete: the provider ended the stream before the model finished."),
+        )
+    yield Finish(
+        finish_reason=finish_reason,
+        model=model,
+        prompt_tokens=_int_or_none(usage, "prompt_tokens"),
+        completion_tokens=_int_or_none(usage, "completion_tokens"),
+    )
+
+
+async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
+    """Return the text of one non-streaming completion (e.g. a one-token connection test).
+
+    Raises:
+        LLMError: as `stream_chat`.
+    """
+    client = _client(config, _shared_http_client())
+    try:
+        completion = await client.chat.completions.create(
+            model=request.model,
+            messages=request.messages,
+            max_tokens=request.max_tokens,
+        )
+    except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
+        raise map_error(exc, config=config, model=request.model, started=False) from exc
+    if not completion.choices:
+        raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider's answer had no choices."))
+    return _delta_text(completion.choices[0].message)
+
+
+async def list_models(config: UpstreamConfig) -> dict[str, str]:
+    """Return {model id: label} of GET {base_url}/models, in the provider's order.
+
+    The label is the model object's human name, `display_name` (Together,
+    Anthropic) or `name` (OpenRouter); "" when it has none.
+
+    Raises:
+        LLMError: as `stream_chat`.
+    """
+    client = _client(config, _shared_http_client())
+    try:
+        return {model.id: _model_label(model) async for model in client.models.list()}
+    except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
+        raise map_error(exc, config=config, model="", started=False) from exc
+
+
+def _model_label(model: Any) -> str:
+    """Return a listed model's human name (`display_name`, else `name`), or ""."""
+    extra = model.model_extra or {}
+    label = extra.get("display_name") or extra.get("name")
+    return label.strip() if isinstance(label, str) else ""
+
+
+def _delta_text(delta: Any) -> str:
+    """Return the visible text of a delta or message: content (a string or text parts) and refusal."""
+    if delta is None:
+        return ""
+    content = getattr(delta, "content", None)
+    if isinstance(content, list):
+        # Mistral's Magistral sends [{"type": "thinking", ...}, {"type": "text", "text": ...}].
+        content = "".join(
+            part.get("text", "") for part in content if isinstance(part, Mapping) and part.get("type") == "text"
+        )
+    refusal = getattr(delta, "refusal", None)
+    return (content if isinstance(content, str) else "") + (refusal if isinstance(refusal, str) else "")
+
+
+def _chunk_usage(chunk: Any) -> Mapping[str, Any] | None:
+    """Return the usage a chunk carries, as a mapping; later usages replace earlier ones (never summed)."""
+    if chunk.usage is not None:
+        return chunk.usage.model_dump()
+    x_groq = (chunk.model_extra or {}).get("x_groq")
+    if isinstance(x_groq, Mapping) and isinstance(x_groq.get("usage"), Mapping):
+        return x_groq["usage"]
+    return None
+
+
+def _int_or_none(usage: Mapping[str, Any] | None, key: str) -> int | None:
+    value = (usage or {}).get(key)
+    return value if isinstance(value, int) and value >= 0 else None

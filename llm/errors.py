@@ -1,0 +1,184 @@
+"""Upstream failures as `LLMError`s: a kind the site can branch on and a message a person can act on.
+
+Status mapping from the OpenAI API reference, "Error codes"
+(https://platform.openai.com/docs/guides/error-codes), and the error bodies
+recorded from real providers (tests/fixtures/upstream/SOURCES.md). Messages
+never carry the API key: upstream text is scrubbed of it before it is quoted.
+"""
+
+import logging
+from collections.abc import Mapping
+from enum import StrEnum
+
+import httpx2
+import openai
+from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_variables
+
+from llm.types import UpstreamConfig
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorKind(StrEnum):
+    """What went wrong upstream, in terms a caller can branch on."""
+
+    AUTH = "auth"
+    NOT_FOUND = "not_found"
+    RATE_LIMITED = "rate_limited"
+    QUOTA = "quota"
+    CONTEXT_TOO_LONG = "context_too_long"
+    BAD_REQUEST = "bad_request"
+    TIMEOUT = "timeout"
+    UNAVAILABLE = "unavailable"
+    CONNECTION_DROPPED = "connection_dropped"
+    STREAM_ERROR = "stream_error"
+    INCOMPLETE = "incomplete"
+    BAD_RESPONSE = "bad_response"
+
+
+class LLMError(Exception):
+    """An upstream failure.
+
+    Attributes:
+        kind: the `ErrorKind`.
+        message: a translated sentence for the person chatting, never holding the API key.
+        status: the HTTP status when the upstream answered with one, else None.
+        retry_after_s: the upstream's Retry-After in seconds, when given.
+    """
+
+    def __init__(
+        self,
+        kind: ErrorKind,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.status = status
+        self.retry_after_s = retry_after_s
+
+
+def map_error(exc: BaseException, *, config: UpstreamConfig, model: str, started: bool) -> LLMError:
+    """Translate an SDK, transport or timeout exception into an `LLMError` with an actionable message."""
+    detail = _scrub(_upstream_message(exc), config.api_key)
+    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException, TimeoutError)):
+        return _timeout_error(exc, config)
+    if isinstance(exc, openai.APIStatusError):
+        return _map_status_error(exc, detail=detail, model=model)
+    if isinstance(exc, openai.APIConnectionError) or isinstance(exc, httpx2.TransportError):
+        if started:
+            return LLMError(
+                ErrorKind.CONNECTION_DROPPED,
+                _("The connection to the provider dropped in the middle of the reply. Send again to retry."),
+            )
+        return LLMError(
+            ErrorKind.UNAVAILABLE,
+            _("Could not connect to the provider. Check that it is running and that its base URL is right."),
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+    if isinstance(exc, openai.APIError):
+        # Raised by the SDK for an error event inside a 200 stream.
+        return LLMError(
+            ErrorKind.STREAM_ERROR,
+            _("The provider reported an error in the middle of the reply: %(detail)s") % {"detail": detail},
+        )
+    logger.warning("Unexpected transport error from provider %s: %s", config.base_url, type(exc).__name__)
+    return LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+
+
+def _timeout_error(exc: BaseException, config: UpstreamConfig) -> LLMError:
+    """Name the time limit that ran out: connecting, waiting between chunks, or the whole reply."""
+    cause = exc.__cause__ if isinstance(exc, openai.APITimeoutError) else exc
+    if isinstance(cause, (httpx2.ConnectTimeout, httpx2.PoolTimeout)):
+        message = _("Could not connect to the provider within %(seconds)g s. Check that it is up; an admin can raise the connect timeout.")
+        seconds = config.connect_timeout_s
+    elif isinstance(cause, httpx2.TimeoutException):
+        message = _("The provider stopped sending for %(seconds)g s. Try again; an admin can raise the idle timeout.")
+        seconds = config.read_timeout_s
+    else:
+        message = _("The reply took longer than %(seconds)g s in all. Ask for something shorter; an admin can raise the total timeout.")
+        seconds = config.total_timeout_s
+    return LLMError(ErrorKind.TIMEOUT, message % {"seconds": seconds})
+
+
+def _map_status_error(exc: openai.APIStatusError, *, detail: str, model: str) -> LLMError:
+    status = exc.status_code
+    code = str(exc.code or "")
+    if status in (401, 403):
+        return LLMError(
+            ErrorKind.AUTH,
+            _("The provider refused the API key (%(status)s). An admin should check the provider's key.")
+            % {"status": status},
+            status=status,
+        )
+    if status == 404:
+        return LLMError(
+            ErrorKind.NOT_FOUND,
+            _("The provider does not know the model “%(model)s” (404). An admin should check the model id.")
+            % {"model": model},
+            status=status,
+        )
+    if status == 429:
+        if code == "insufficient_quota" or exc.type == "insufficient_quota":
+            return LLMError(
+                ErrorKind.QUOTA,
+                _("The provider account is out of quota. An admin needs to add credit or switch providers."),
+                status=status,
+            )
+        retry_after_s = _retry_after_s(exc.response)
+        message = _("The provider is rate limiting requests. Wait a moment and send again.")
+        if retry_after_s is not None:
+            message = _("The provider is rate limiting requests. Try again in %(seconds)d s.") % {
+                "seconds": round(retry_after_s)
+            }
+        return LLMError(ErrorKind.RATE_LIMITED, message, status=status, retry_after_s=retry_after_s)
+    if status == 400 and (code == "context_length_exceeded" or "context length" in detail.lower()):
+        return LLMError(
+            ErrorKind.CONTEXT_TOO_LONG,
+            _("The conversation is too long for the model's context window. Start a new chat to continue."),
+            status=status,
+        )
+    if status >= 500:
+        return LLMError(
+            ErrorKind.UNAVAILABLE,
+            _("The provider is unavailable right now (%(status)s). Try again in a moment.") % {"status": status},
+            status=status,
+        )
+    return LLMError(
+        ErrorKind.BAD_REQUEST,
+        _("The provider refused the request (%(status)s): %(detail)s") % {"status": status, "detail": detail},
+        status=status,
+    )
+
+
+def _upstream_message(exc: BaseException) -> str:
+    """Return the upstream's own error message (OpenAI error body `error.message`), or a short fallback."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        error = body.get("error", body)
+        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
+            return error["message"][:500]
+    message = getattr(exc, "message", None) or str(exc)
+    return str(message)[:500]
+
+
+@sensitive_variables("api_key")
+def _scrub(text: str, api_key: str) -> str:
+    """Remove the API key from `text`, should an upstream echo it back."""
+    return text.replace(api_key, "***") if api_key and len(api_key) >= 4 else text
+
+
+def _retry_after_s(response: httpx2.Response) -> float | None:
+    """Return Retry-After in seconds (RFC 9110 §10.2.3, delta-seconds form; `retry-after-ms` first)."""
+    headers = response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        try:
+            return float(headers[name]) * scale
+        except (KeyError, ValueError):
+            continue
+    return None
