@@ -22,7 +22,7 @@ CLOSE_BAD_FRAME = 4400
 
 
 class ConversationConsumer(AsyncJsonWebsocketConsumer):
-    """Relay a conversation's events to one tab and take its send and stop frames.
+    """Relay a conversation's events to one tab and take its frames (send, edit, regenerate, stop, sync).
 
     Close codes: 4401 anonymous, 4403 unknown or another user's conversation
     (the two are indistinguishable on purpose), 4400 bad frame (with a reason).

@@ -1,7 +1,8 @@
 """The HTML fragments of a conversation page, for pages and socket events, and the DOM ids they hit.
 
 Bubbles are rendered from stored HTML (`Message.content_html`), never from
-Markdown again; what costs queries here is the versions lookup, one per call.
+Markdown again; what costs queries here is the versions lookup, one per
+call, and for a finished reply the context budget and quota under the composer.
 Socket fragments carry `hx-swap-oob`, so htmx swaps each into the node of the
 same id, named by `dom.py`.
 """

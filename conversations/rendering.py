@@ -360,7 +360,7 @@ def _render_image_as_link(
 def stored_html(html: str) -> SafeString:
     """Mark HTML that `render_markdown` produced and the database stored as safe to output.
 
-    Pages never render history again (DESIGN.md): a message's `content_html`
-    was sanitized once, when the reply finished, and is output as it is.
+    Pages never render Markdown again: a message's `content_html` was
+    sanitized once, when the reply finished, and is output as it is.
     """
     return mark_safe(html)  # noqa: S308 - produced by render_markdown, sanitized by nh3

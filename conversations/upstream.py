@@ -54,7 +54,7 @@ def upstream_check(*, conversation: Conversation) -> None:
 
 
 def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob:
-    """Assemble the upstream request for `message`, the empty reply that `message_send` created.
+    """Assemble the upstream request for `message`, the empty reply that the send, edit or regenerate created.
 
     The request is what `llm.context.select_context` keeps: the persona's system
     prompt, the greeting, and as many of the latest messages (ending with the

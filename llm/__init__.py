@@ -5,6 +5,7 @@
 - `errors`: every upstream failure as an `LLMError` with a kind and a message.
 - `types`: the connection settings and request the client takes, the deltas it yields.
 - `tokens`: offline token counting with the encodings shipped in `data/`.
+- `context`: which messages fit a model's context window (pure, no database).
 
 personas (providers, models) and conversations (replies, titles) depend on
 this package; it depends on neither. The public names are re-exported here.

@@ -1,7 +1,7 @@
 """Writes of the import workflow: an uploaded export becomes the uploader's conversations, in the background.
 
-Kept apart from services.py (one concept per module); the same conventions
-hold: keyword-only `<entity>_<verb>` functions, typed, returning objects.
+The transfer app's writes, named like services elsewhere (`<entity>_<verb>`,
+typed, returning objects).
 
 1. `import_job_create` checks the upload (size, file type), saves it as an
    `ImportJob` under MEDIA_ROOT and, once the transaction commits, starts
