@@ -36,7 +36,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.environment import bench_site  # noqa: E402
+from bench.environment import bench_site
 
 PHRASES = (
     "The site streams every reply token by token",
@@ -134,7 +134,8 @@ def _reset_peak_rss() -> bool:
 
 def _summary(values: list[float], unit: str, scale: float = 1) -> str:
     ordered = sorted(v / scale for v in values)
-    return f"median {statistics.median(ordered):8.1f}  min {ordered[0]:8.1f}  max {ordered[-1]:8.1f}  ({unit}, n={len(ordered)})"
+    median = statistics.median(ordered)
+    return f"median {median:8.1f}  min {ordered[0]:8.1f}  max {ordered[-1]:8.1f}  ({unit}, n={len(ordered)})"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.environment import bench_site  # noqa: E402
+from bench.environment import bench_site
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 REPLY = """Here is one way to do it:

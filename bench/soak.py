@@ -65,7 +65,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.environment import bench_site  # noqa: E402
+from bench.environment import bench_site
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.servers import DaphneServer, database_url, free_port, session_cookie
 
