@@ -53,11 +53,18 @@ REPLY_PRIMING_TOKENS = 3
 # Mistral 7B) need somewhat more on English prose. Erring high is the safe
 # side: an overestimate costs one old message left out of the prompt, an
 # underestimate a request the upstream rejects as too long. Chinese, Japanese
-# and Korean text costs cl100k_base about one token per character or a little
-# more, which the modern tokenizers above match or beat, so the same rule
-# covers it; the one case it can run low is such text on an old 32K
-# vocabulary, which spells many of those characters byte by byte.
+# and Korean text is where the factor alone runs low: cl100k_base merges many
+# common CJK characters, while smaller vocabularies spell each character as one
+# token or several bytes (a llama.cpp model took 4,050 tokens for Chinese text
+# estimated at 2,945). So an estimate never counts fewer than one token per
+# CJK character, plus the estimate of the rest of the text (`_CJK`).
 ESTIMATE_FACTOR = Fraction(11, 10)
+
+# Han (with extensions and compatibility ideographs), kana, Hangul, and CJK and
+# fullwidth punctuation: the characters an unknown tokenizer may spend a token on each.
+_CJK = re.compile(
+    "[\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
+)
 
 # Pattern and special tokens copied from tiktoken_ext/openai_public.py
 # (tiktoken 0.14.0); tests compare them with tiktoken's own definitions.
@@ -165,14 +172,23 @@ def count_tokens(text: str, *, model_id: str) -> int:
     """Return how many tokens `text` is for `model_id`: exact when `is_exact(model_id)`, else about.
 
     Special-token strings such as "<|endoftext|>" in the text count as the
-    plain text they are, as the API treats user content.
+    plain text they are, as the API treats user content. An estimate is at
+    least one token per CJK character plus the estimate of the other text.
     """
     if not text:
         return 0
     name = encoding_name_for(model_id)
     if name is not None:
         return len(_encoding(name).encode_ordinary(text))
-    return math.ceil(len(_encoding("cl100k_base").encode_ordinary(text)) * ESTIMATE_FACTOR)
+    estimate = _estimate(text)
+    cjk_chars = len(_CJK.findall(text))
+    if cjk_chars:
+        estimate = max(estimate, cjk_chars + _estimate(_CJK.sub("", text)))
+    return estimate
+
+
+def _estimate(text: str) -> int:
+    return math.ceil(len(_encoding("cl100k_base").encode_ordinary(text)) * ESTIMATE_FACTOR) if text else 0
 
 
 def count_message_tokens(message: dict[str, str], *, model_id: str) -> int:
