@@ -9,11 +9,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.http import HttpRequest
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import UsageLimit
 
-_LIMIT_FIELDS = ["sends_per_minute", "concurrent_replies", "daily_tokens"]
+# A tuple: django-stubs types `fields` as a list or tuple of a wider item type, which a tuple[str, ...] matches
+# and a list[str] does not (lists are invariant).
+_LIMIT_FIELDS = ("sends_per_minute", "concurrent_replies", "daily_tokens")
 
 
 class UsageLimitInline(admin.StackedInline):
@@ -57,4 +60,4 @@ class UsageLimitAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("for"))
     def kind(self, obj: UsageLimit) -> str:
-        return _("group") if obj.group_id else _("user")
+        return gettext("group") if obj.group_id else gettext("user")

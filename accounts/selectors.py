@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Q
 
 from accounts.models import UsageLimit
@@ -30,7 +30,7 @@ class Limits:
     daily_tokens: int | None
 
 
-def user_limits(*, user: AbstractBaseUser) -> Limits:
+def user_limits(*, user: User) -> Limits:
     """Return `user`'s limits, each resolved on its own, in one query.
 
     For each limit: the user's own UsageLimit row if it sets it; else the most

@@ -80,4 +80,4 @@ def env_database(name: str, default: dict) -> dict:
         "django.db.backends.sqlite3",
     }:
         raise ImproperlyConfigured(f"{name} must be a postgres:// or sqlite:// URL.")
-    return config
+    return dict(config)  # A plain dict like `default`: dj-database-url types its result as a TypedDict.

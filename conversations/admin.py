@@ -7,6 +7,8 @@ from it), so they count as message text. Both stay hidden unless
 and the messages, read-only, to the conversation's page.
 """
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, QuerySet
@@ -15,8 +17,13 @@ from django.utils.translation import gettext_lazy as _
 
 from conversations.models import Conversation, Message
 
-# Shown with or without message text.
-METADATA_FIELDS = [
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+# Shown with or without message text. Tuples: django-stubs types these admin
+# options as a list or tuple of a wider item type, which a tuple[str, ...]
+# matches and a list[str] does not (lists are invariant).
+METADATA_FIELDS = (
     "public_id",
     "owner",
     "persona",
@@ -25,7 +32,13 @@ METADATA_FIELDS = [
     "message_count",
     "created_at",
     "updated_at",
-]
+)
+LIST_DISPLAY = ("public_id", "owner", "persona", "message_count", "archived", "created_at", "updated_at")
+MESSAGE_FIELDS = ("created_at", "role", "status", "is_current", "content", "error_text", "model_id")
+
+
+class _MessageCount(TypedDict):
+    message_count: int
 
 
 def _shows_text() -> bool:
@@ -36,8 +49,8 @@ class MessageInline(admin.TabularInline):
     """A conversation's messages with their text, for when the site allows staff to read them."""
 
     model = Message
-    fields = ["created_at", "role", "status", "is_current", "content", "error_text", "model_id"]
-    readonly_fields = fields
+    fields = MESSAGE_FIELDS
+    readonly_fields = MESSAGE_FIELDS
     ordering = ["created_at", "id"]
     extra = 0
     can_delete = False
@@ -52,7 +65,7 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["public_id", "owner", "persona", "message_count", "archived", "created_at", "updated_at"]
+    list_display = LIST_DISPLAY
     list_filter = ["archived", ("persona", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["owner", "persona"]
     search_fields = ["owner__username"]
@@ -71,27 +84,27 @@ class ConversationAdmin(admin.ModelAdmin):
             conversation.title = ""
         return conversation
 
-    def get_list_display(self, request: HttpRequest) -> list[str]:
+    def get_list_display(self, request: HttpRequest) -> tuple[str, ...]:
         if _shows_text():
-            return ["public_id", "title", *self.list_display[1:]]
-        return self.list_display
+            return ("public_id", "title", *LIST_DISPLAY[1:])
+        return LIST_DISPLAY
 
     def get_search_fields(self, request: HttpRequest) -> list[str]:
         # A title search would answer "does anyone's title contain X?" even with the column hidden.
         return [*self.search_fields, "title"] if _shows_text() else self.search_fields
 
-    def get_fields(self, request: HttpRequest, obj: Conversation | None = None) -> list[str]:
-        return [*METADATA_FIELDS[:3], "title", *METADATA_FIELDS[3:]] if _shows_text() else METADATA_FIELDS
+    def get_fields(self, request: HttpRequest, obj: Conversation | None = None) -> tuple[str, ...]:
+        return (*METADATA_FIELDS[:3], "title", *METADATA_FIELDS[3:]) if _shows_text() else METADATA_FIELDS
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Conversation | None = None) -> list[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Conversation | None = None) -> tuple[str, ...]:
         return self.get_fields(request, obj)
 
     def get_inlines(self, request: HttpRequest, obj: Conversation | None) -> list:
         return [MessageInline] if _shows_text() else []
 
     @admin.display(description=_("messages"), ordering="message_count")
-    def message_count(self, obj: Conversation) -> int:
-        return obj.message_count
+    def message_count(self, obj: "WithAnnotations[Conversation, _MessageCount]") -> int:
+        return obj.message_count  # Rows come from get_queryset, which counts them.
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

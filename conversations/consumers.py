@@ -31,10 +31,13 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # Accept first: a close before accept is an HTTP 403 and loses the code.
         await self.accept()
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
+        # AuthMiddlewareStack's user is a lazy proxy (typed as a bare AbstractBaseUser); isinstance sees what
+        # it wraps: a user of the user model, or AnonymousUser.
+        user: object = self.scope.get("user")
+        if not isinstance(user, get_user_model()) or not user.is_authenticated:
             await self.close(code=CLOSE_ANONYMOUS)
             return
+        self.user = user
         try:
             self.conversation, streaming_ids = await _load(user, self.scope["url_route"]["kwargs"]["public_id"])
         except Conversation.DoesNotExist:
@@ -53,7 +56,9 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             self.shown_seq[str(message_id)] = None
         if streaming_ids:
             sync: events.ReplySync = {"type": "reply.sync", "reply_channel": self.channel_name}
-            await self.channel_layer.group_send(events.control_group(self.conversation.public_id), sync)
+            await self.channel_layer.group_send(
+                events.control_group(self.conversation.public_id), events.layer_message(sync)
+            )
 
     async def disconnect(self, code: int) -> None:
         # The reply keeps going: it belongs to the conversation, not to this socket.
@@ -76,12 +81,14 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_ANONYMOUS)  # Logged out or deactivated since the socket opened.
             return
         action = content.get("action") if isinstance(content, dict) else None
-        if action not in {"send", "stop", "edit", "regenerate", "sync"}:
+        if not isinstance(content, dict) or action not in {"send", "stop", "edit", "regenerate", "sync"}:
             await self._refuse(_("The frame needs an action: send, stop, edit, regenerate or sync."))
             return
         if action == "stop":
             stop: events.ReplyStop = {"type": "reply.stop"}
-            await self.channel_layer.group_send(events.control_group(self.conversation.public_id), stop)
+            await self.channel_layer.group_send(
+                events.control_group(self.conversation.public_id), events.layer_message(stop)
+            )
         elif action == "sync":
             await self._bring_up_to_date(content)
         else:
@@ -110,7 +117,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     async def _start_reply(self, action: str, text: object, idempotency_key: str) -> None:
         try:
             job = await database_sync_to_async(services.reply_request)(
-                user=self.scope["user"],
+                user=self.user,
                 public_id=self.conversation.public_id,
                 action=action,
                 text=text,

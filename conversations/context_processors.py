@@ -7,7 +7,7 @@ from conversations.models import Conversation
 from conversations.search import QUERY_MAX_CHARS
 
 
-def input_limits(request: HttpRequest) -> dict[str, dict[str, int]]:
+def input_limits(request: HttpRequest) -> dict[str, dict[str, int | None]]:
     """Return `input_limits`: `message_chars` (CHAT_MAX_MESSAGE_CHARS), `title_chars`, `search_chars`."""
     return {
         "input_limits": {

@@ -22,11 +22,12 @@ that was rolled back.
 """
 
 from collections.abc import Callable
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict
 from uuid import UUID
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
 
@@ -142,6 +143,23 @@ class ReplySync(TypedDict):
 Event = MessagesChanged | TitleChanged | ReplyDelta | ReplySnapshot | ReplyFinal | ReplyStop | ReplySync
 
 
+def channel_layer() -> BaseChannelLayer:
+    """Return the default channel layer, which the settings always configure (Redis or in-memory)."""
+    layer = get_channel_layer()
+    if layer is None:
+        raise ImproperlyConfigured("CHANNEL_LAYERS has no default layer.")
+    return layer
+
+
+def layer_message(event: Event) -> dict[str, Any]:
+    """Return `event` as the plain dict that a channel layer's send and group_send take.
+
+    To a type checker a TypedDict is no dict[str, Any]; at run time it is a
+    dict already, and the layers copy what they are sent anyway.
+    """
+    return dict(event)
+
+
 def send_on_commit(group: str, build: Callable[[], Event]) -> None:
     """Send the event `build()` returns to `group` once the current transaction commits (at once outside one).
 
@@ -150,4 +168,4 @@ def send_on_commit(group: str, build: Callable[[], Event]) -> None:
     server's event loop (asgiref's async_to_sync). The pattern is Zulip's
     `send_event_on_commit`.
     """
-    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(group, build()))
+    transaction.on_commit(lambda: async_to_sync(channel_layer().group_send)(group, layer_message(build())))

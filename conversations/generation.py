@@ -19,7 +19,6 @@ import logging
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 import llm
@@ -49,7 +48,7 @@ class ReplyGenerator:
 
     def __init__(self, job: ReplyJob) -> None:
         self.job = job
-        self.layer = get_channel_layer()
+        self.layer = events.channel_layer()
         self.group = events.conversation_group(job.conversation_id)
         self.message_id = str(job.message.public_id)
         self.deltas = DeltaCoalescer(self._send_delta, window_s=settings.CHAT_COALESCE_MS / 1000)
@@ -140,7 +139,7 @@ class ReplyGenerator:
 
     async def _send_delta(self, seq: int, text: str) -> None:
         event: events.ReplyDelta = {"type": "reply.delta", "message_id": self.message_id, "seq": seq, "text": text}
-        await self.layer.group_send(self.group, event)
+        await self.layer.group_send(self.group, events.layer_message(event))
 
     async def _listen(self, channel: str, consume: asyncio.Task) -> None:
         while True:
@@ -155,7 +154,7 @@ class ReplyGenerator:
                     "seq": self.deltas.seq,
                     "text": self.deltas.sent_text,
                 }
-                await self.layer.send(event["reply_channel"], snapshot)
+                await self.layer.send(event["reply_channel"], events.layer_message(snapshot))
 
     async def _finish(self, outcome: "_Outcome") -> str:
         """Store the reply once and send its final bubble to every tab; return its text."""
@@ -182,7 +181,7 @@ class ReplyGenerator:
             logger.exception("Could not store reply %s", self.message_id)
             return ""
         final: events.ReplyFinal = {"type": "reply.final", "message_id": self.message_id, "html": html}
-        await self.layer.group_send(self.group, final)
+        await self.layer.group_send(self.group, events.layer_message(final))
         return content
 
 

@@ -1,4 +1,5 @@
 import uuid
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import models
@@ -81,6 +82,9 @@ class Message(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Not a field: set by fragments.with_versions for the templates (absent until then).
+    versions: "Versions | None"
+
     class Meta:
         ordering = ["created_at", "id"]
         indexes = [
@@ -101,3 +105,16 @@ class Message(models.Model):
     @property
     def is_streaming(self) -> bool:
         return self.status == self.Status.STREAMING
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Where a message stands among its versions: `index` counts from 1; neighbours by public id.
+
+    Not stored: `selectors.message_versions` computes it for `Message.versions`.
+    """
+
+    index: int
+    total: int
+    previous: uuid.UUID | None
+    next: uuid.UUID | None

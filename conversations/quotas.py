@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.formats import number_format
@@ -67,7 +67,7 @@ class QuotaStatus:
         return self.sends_left is not None and self.sends_left <= SENDS_LEFT_SHOWN_FROM
 
 
-def quota_status(*, user: AbstractBaseUser, now: datetime | None = None) -> QuotaStatus:
+def quota_status(*, user: User, now: datetime | None = None) -> QuotaStatus:
     """Return `user`'s limits, usage and what is left at `now` (default: the current time). Two queries.
 
     Streaming replies whose heartbeat is older than settings.CHAT_STALE_AFTER_S
@@ -88,7 +88,7 @@ def quota_status(*, user: AbstractBaseUser, now: datetime | None = None) -> Quot
     )
 
 
-def quota_check(*, user: AbstractBaseUser, lock: bool = False, now: datetime | None = None) -> QuotaStatus:
+def quota_check(*, user: User, lock: bool = False, now: datetime | None = None) -> QuotaStatus:
     """Return `user`'s QuotaStatus if they may start another reply now; else raise. Nothing is written.
 
     Call it before saving anything of a send, an edit or a regeneration. With
@@ -107,7 +107,8 @@ def quota_check(*, user: AbstractBaseUser, lock: bool = False, now: datetime | N
         list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
     status = quota_status(user=user, now=now)
     limits, usage = status.limits, status.usage
-    if status.tokens_left == 0:
+    # A `*_left` is 0 only under a limit (None without one): checking the limit too changes nothing.
+    if limits.daily_tokens is not None and status.tokens_left == 0:
         wait_s = _whole_seconds(status.tokens_reset_at - usage.now)
         raise QuotaExceeded(
             ngettext(
@@ -119,7 +120,7 @@ def quota_check(*, user: AbstractBaseUser, lock: bool = False, now: datetime | N
             limit="daily_tokens",
             retry_after_s=wait_s,
         )
-    if status.sends_left == 0:
+    if limits.sends_per_minute is not None and status.sends_left == 0:
         free_at = selectors.user_send_free_at(user=user, limit=limits.sends_per_minute, now=usage.now)
         wait_s = _whole_seconds(free_at - usage.now)
         count = usage.sends_last_minute

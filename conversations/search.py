@@ -26,7 +26,7 @@ escape; nothing in this module produces HTML.
 import re
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Q, QuerySet
 
@@ -149,7 +149,7 @@ def _messages_full_text(messages: QuerySet[Message], words: list[str]) -> QueryS
     )
 
 
-def search_for_user(*, user: AbstractBaseUser, query: str, max_messages: int = SEARCH_MAX_MESSAGES) -> Results:
+def search_for_user(*, user: User, query: str, max_messages: int = SEARCH_MAX_MESSAGES) -> Results:
     """Return `user`'s conversations whose title has every word of `query`, then the messages that match.
 
     A conversation whose title matched is listed on its own only when none

@@ -6,20 +6,20 @@ from datetime import datetime, time, timedelta
 from itertools import groupby, islice
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, Versions
 
 SIDEBAR_PAGE_SIZE = 50
 
 
 def conversation_list_for_user(
     *,
-    user: AbstractBaseUser,
+    user: User,
     limit: int = SIDEBAR_PAGE_SIZE,
     before: tuple[datetime, UUID] | None = None,
     archived: bool = False,
@@ -43,7 +43,7 @@ def conversation_list_for_user(
     )[:limit]
 
 
-def conversation_get_for_user(*, user: AbstractBaseUser, public_id: UUID | str) -> Conversation:
+def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversation:
     """Return the conversation `public_id` if `user` owns it, with its persona, model and provider.
 
     Raises:
@@ -97,11 +97,9 @@ def message_history_for_upstream(*, conversation: Conversation, limit: int) -> U
     messages = message_list_for_conversation(conversation=conversation)
     first = messages.first()
     greeting = first if first is not None and first.role == Message.Role.ASSISTANT else None
-    finished = (
-        messages.filter(status__in=[Message.Status.COMPLETE, Message.Status.STOPPED])
-        .exclude(content="")
-        .exclude(pk=greeting.pk if greeting else None)
-    )
+    finished = messages.filter(status__in=[Message.Status.COMPLETE, Message.Status.STOPPED]).exclude(content="")
+    if greeting is not None:
+        finished = finished.exclude(pk=greeting.pk)
     recent = list(finished.order_by("-created_at", "-id")[:limit])
     total = len(recent) if len(recent) < limit else finished.count()
     return UpstreamHistory(greeting=greeting, recent=recent[::-1], total=total)
@@ -112,16 +110,6 @@ def message_is_only_question(*, message: Message) -> bool:
     return not Message.objects.filter(conversation_id=message.conversation_id, role=Message.Role.USER).exclude(
         pk=message.pk
     ).exists()
-
-
-@dataclass(frozen=True)
-class Versions:
-    """Where a message stands among its versions: `index` counts from 1; neighbours by public id."""
-
-    index: int
-    total: int
-    previous: UUID | None
-    next: UUID | None
 
 
 def message_versions(*, conversation: Conversation, messages: list[Message]) -> dict[int, Versions]:
@@ -158,7 +146,7 @@ def message_versions(*, conversation: Conversation, messages: list[Message]) -> 
     return versions
 
 
-def message_get_for_user(*, user: AbstractBaseUser, conversation: Conversation, public_id: UUID | str) -> Message:
+def message_get_for_user(*, user: User, conversation: Conversation, public_id: UUID | str) -> Message:
     """Return message `public_id` of `conversation`, which must be `user`'s (from `conversation_get_for_user`).
 
     Raises:
@@ -177,9 +165,7 @@ EXPORT_CONVERSATIONS_PER_QUERY = 100
 EXPORT_ROWS_PER_FETCH = 200
 
 
-def conversation_iter_for_export(
-    *, user: AbstractBaseUser, chunk_size: int = EXPORT_ROWS_PER_FETCH
-) -> Iterator[Conversation]:
+def conversation_iter_for_export(*, user: User, chunk_size: int = EXPORT_ROWS_PER_FETCH) -> Iterator[Conversation]:
     """Yield every conversation of `user`, archived ones too, in creation order, persona and model loaded.
 
     Rows come `chunk_size` at a time from one query (a server-side cursor
@@ -256,7 +242,7 @@ class Usage:
     day_end: datetime
 
 
-def user_usage(*, user: AbstractBaseUser, now: datetime | None = None, stale_before: datetime | None = None) -> Usage:
+def user_usage(*, user: User, now: datetime | None = None, stale_before: datetime | None = None) -> Usage:
     """Return what `user` has used at `now` (default: the current time), in one aggregate query.
 
     Counts the user's assistant messages (one per reply asked of the upstream,
@@ -299,7 +285,7 @@ def user_usage(*, user: AbstractBaseUser, now: datetime | None = None, stale_bef
     )
 
 
-def user_send_free_at(*, user: AbstractBaseUser, limit: int, now: datetime) -> datetime:
+def user_send_free_at(*, user: User, limit: int, now: datetime) -> datetime:
     """Return when fewer than `limit` of `user`'s replies will have been started in the last 60 s.
 
     That is 60 s after the `limit`-th newest reply of the last minute; `now`

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -35,7 +35,7 @@ class SentMessage:
     assistant_message: Message
 
 
-def conversation_create(*, owner: AbstractBaseUser, persona: Persona) -> Conversation:
+def conversation_create(*, owner: User, persona: Persona) -> Conversation:
     """Create a conversation with `persona`; its greeting becomes the first assistant message."""
     with transaction.atomic():
         conversation = Conversation.objects.create(owner=owner, persona=persona)
@@ -103,7 +103,9 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
     try:
         with transaction.atomic():
             previous = (
-                Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
+                Message.objects.filter(conversation=conversation, is_current=True)
+                .order_by("-created_at", "-id")
+                .first()
             )
             user_message = Message.objects.create(
                 conversation=conversation,
@@ -245,7 +247,12 @@ def reply_regenerate(*, conversation: Conversation) -> Message:
     with transaction.atomic():
         _refuse_while_streaming(conversation)
         last = _last_current(conversation)
-        if last is None or last.role != Message.Role.ASSISTANT or last.parent is None or last.parent.role != Message.Role.USER:
+        if (
+            last is None
+            or last.role != Message.Role.ASSISTANT
+            or last.parent is None
+            or last.parent.role != Message.Role.USER
+        ):
             raise ValidationError(_("Only the last reply to a message can be regenerated."), code="not_last_reply")
         _hide_subtrees([last.pk])
         reply = _reply_create(conversation=conversation, question=last.parent)
@@ -312,7 +319,7 @@ def conversation_rename(*, conversation: Conversation, title: object) -> Convers
         raise ValidationError(_("Type a title."), code="empty")
     title = " ".join(storable_text(title).split())  # One line: newlines and tabs would break the sidebar entry.
     limit = Conversation._meta.get_field("title").max_length
-    if len(title) > limit:
+    if limit is not None and len(title) > limit:
         raise ValidationError(
             _("The title is %(length)d characters long; the limit is %(limit)d.")
             % {"length": len(title), "limit": limit},
@@ -352,7 +359,7 @@ def conversation_set_archived(*, conversation: Conversation, archived: bool) -> 
 
 
 def reply_checkpoint(*, message: Message, content: str) -> bool:
-    """Save a streaming reply's text so far and its heartbeat (one write); return False once it is no longer streaming."""
+    """Save a streaming reply's text so far and its heartbeat (one write); False once it is no longer streaming."""
     return bool(
         Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
             content=storable_text(content), heartbeat_at=timezone.now()
@@ -386,9 +393,7 @@ REPLY_ACTIONS = ("send", "edit", "regenerate")
 
 
 @transaction.atomic  # Nothing stays saved if the quota or the context check refuses the question.
-def reply_request(
-    *, user: AbstractBaseUser, public_id, action: str, text: object, idempotency_key: str = ""
-) -> upstream.ReplyJob:
+def reply_request(*, user: User, public_id, action: str, text: object, idempotency_key: str = "") -> upstream.ReplyJob:
     """Save what `action` writes and return the job that generates its reply; tabs see the bubbles after commit.
 
     action: "send" (a new question), "edit" (replace the last question; the

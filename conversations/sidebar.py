@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
@@ -93,7 +93,7 @@ def cursor_decode(cursor: str) -> tuple[datetime, UUID]:
 
 
 def conversation_page(
-    *, user: AbstractBaseUser, cursor: str = "", archived: bool = False, size: int = selectors.SIDEBAR_PAGE_SIZE
+    *, user: User, cursor: str = "", archived: bool = False, size: int = selectors.SIDEBAR_PAGE_SIZE
 ) -> Page:
     """Return the page of `user`'s conversations after `cursor` ("" for the first page), grouped by date.
 

@@ -17,6 +17,7 @@ from conversations import selectors
 from conversations.models import Conversation, Message
 from llm import context
 from personas.crypto import DecryptionError
+from personas.models import Persona
 from personas.selectors import provider_upstream_config
 
 
@@ -46,7 +47,7 @@ def upstream_check(*, conversation: Conversation) -> None:
     if not persona.model.enabled:
         raise ValidationError(_("This chat's model has been disabled by an admin. Start a new chat."))
     try:
-        persona.model.provider.api_key
+        provider_upstream_config(provider=persona.model.provider)  # Decrypts the key.
     except DecryptionError:
         raise ValidationError(
             _("The provider's API key cannot be read with the current secret key. An admin must enter it again.")
@@ -66,8 +67,9 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
         ValidationError: the new question alone does not fit the context window.
     """
     persona = conversation.persona
+    assert persona is not None, "upstream_check refuses a conversation without a persona"
     model = persona.model
-    upstream = _select(conversation=conversation, next_message=None)
+    upstream = _select(conversation=conversation, persona=persona, next_message=None)
     question = upstream.history.recent[-1]
     wants_title = conversation.title_source == Conversation.TitleSource.FIRST_MESSAGE and (
         selectors.message_is_only_question(message=question)
@@ -100,10 +102,11 @@ class ContextBudget:
 
 def context_budget(*, conversation: Conversation) -> ContextBudget | None:
     """Return the context the next message would be sent with (shown under the composer), or None without a persona."""
-    if conversation.persona is None:
+    persona = conversation.persona
+    if persona is None:
         return None
     try:
-        upstream = _select(conversation=conversation, next_message="")
+        upstream = _select(conversation=conversation, persona=persona, next_message="")
     except ValidationError:  # The persona alone fills the window; the send will say so.
         return None
     return ContextBudget(
@@ -121,13 +124,14 @@ class _Upstream:
     context: context.UpstreamContext
 
 
-def _select(*, conversation: Conversation, next_message: str | None) -> _Upstream:
+def _select(*, conversation: Conversation, persona: Persona, next_message: str | None) -> _Upstream:
     """Select the context for the saved history, plus `next_message` when it is not saved yet.
+
+    `persona` is the conversation's, checked to be there by the caller.
 
     Raises:
         ValidationError: the newest message alone does not fit the context window.
     """
-    persona = conversation.persona
     model = persona.model
     limit = max(persona.history_limit, 1)
     history = selectors.message_history_for_upstream(conversation=conversation, limit=limit)

@@ -21,6 +21,7 @@ import httpx2
 import openai
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
+from openai.types.chat import ChatCompletionMessageParam
 
 from llm.errors import ErrorKind, LLMError, map_error
 from llm.types import ChatRequest, Delta, Finish, UpstreamConfig
@@ -60,6 +61,21 @@ def _client(config: UpstreamConfig, http_client: httpx2.AsyncClient) -> openai.A
     )
 
 
+def _message_params(messages: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
+    """Return `messages` ({"role", "content"} dicts) as the SDK's typed message params, one per role."""
+    return [_message_param(message["role"], message["content"]) for message in messages]
+
+
+def _message_param(role: str, content: str) -> ChatCompletionMessageParam:
+    if role == "system":
+        return {"role": "system", "content": content}
+    if role == "user":
+        return {"role": "user", "content": content}
+    if role == "assistant":
+        return {"role": "assistant", "content": content}
+    raise ValueError(f"Unknown chat message role {role!r}: the site sends system, user and assistant messages only")
+
+
 async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIterator[Delta | Finish]:
     """Stream one chat completion: yield `Delta`s, then exactly one `Finish`.
 
@@ -88,7 +104,7 @@ async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIter
     try:
         stream = await client.chat.completions.create(
             model=request.model,
-            messages=request.messages,
+            messages=_message_params(request.messages),
             stream=True,
             stream_options={"include_usage": True},
             **params,
@@ -133,7 +149,7 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
     try:
         completion = await client.chat.completions.create(
             model=request.model,
-            messages=request.messages,
+            messages=_message_params(request.messages),
             max_tokens=request.max_tokens,
         )
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:

@@ -4,6 +4,8 @@ A provider's API key is write-only here: the form takes a new key or a
 "clear" tick, and the page shows at most its last four characters.
 """
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -17,6 +19,13 @@ from llm import LLMError
 from personas import services
 from personas.crypto import DecryptionError
 from personas.models import ChatModel, Persona, Provider
+
+
+class _ChatModelChoiceField(forms.ModelChoiceField):
+    """Choices of chat models labelled with their provider: "gpt-4o-mini (OpenAI)"."""
+
+    def label_from_instance(self, obj: ChatModel) -> str:
+        return f"{obj} ({obj.provider})"
 
 
 class _URLField(forms.URLField):
@@ -45,8 +54,9 @@ class ProviderForm(forms.ModelForm):
         fields = ["name", "base_url", "connect_timeout_s", "read_timeout_s", "total_timeout_s"]
         field_classes = {"base_url": _URLField}
 
-    def clean(self) -> dict:
-        cleaned = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        cleaned = self.cleaned_data  # What ModelForm.clean returns.
         if cleaned.get("api_key") and cleaned.get("clear_api_key"):
             raise forms.ValidationError(_("Either enter a new key or clear the key, not both."))
         return cleaned
@@ -161,9 +171,7 @@ class PersonaAdmin(admin.ModelAdmin):
         if db_field.name == "model":
             # The field's limit_choices_to still keeps the choices to enabled models.
             kwargs["queryset"] = ChatModel.objects.select_related("provider")
-            field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-            field.label_from_instance = lambda model: f"{model} ({model.provider})"
-            return field
+            kwargs["form_class"] = _ChatModelChoiceField
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 

@@ -21,7 +21,7 @@ import json
 import re
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -207,7 +207,8 @@ def zip_stream(entries: Iterable[ZipEntry], *, chunk_bytes: int = ZIP_CHUNK_BYTE
         for entry in entries:
             info = zipfile.ZipInfo(entry.name, date_time=_zip_time(entry.modified))
             info.compress_type = zipfile.ZIP_DEFLATED
-            info._compresslevel = ZIP_COMPRESSLEVEL  # no public setter before Python 3.13 (compress_level)
+            # No public setter before Python 3.13 (compress_level); typeshed declares only that public one.
+            info._compresslevel = ZIP_COMPRESSLEVEL  # type: ignore[attr-defined]
             info.external_attr = 0o644 << 16  # rw-r--r-- when unzipped on Unix
             with archive.open(info, "w", force_zip64=entry.large) as member:
                 for chunk in entry.chunks:
@@ -224,7 +225,7 @@ def archive_chunks(
     json_pairs: Iterable[tuple[Any, list[Any]]],
     markdown_pairs: Iterable[tuple[Any, list[Any]]],
     exported_at: datetime,
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """Yield the "export all" ZIP: conversations.json, then one Markdown file per conversation.
 
     Args:
@@ -267,6 +268,9 @@ class _Pipe:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass  # zipfile never closes a file it was given; here for the writable-file protocol it is typed with.
+
     def take(self) -> bytes:
         data = bytes(self._buffer)
         self._buffer.clear()
@@ -276,7 +280,7 @@ class _Pipe:
 def _zip_time(moment: datetime) -> tuple[int, int, int, int, int, int]:
     # ZIP keeps a local time without zone; the archive uses UTC throughout.
     stamp = moment.astimezone(UTC).timetuple()[:6]
-    return max(stamp, _ZIP_EPOCH)  # type: ignore[return-value]
+    return max(stamp, _ZIP_EPOCH)
 
 
 def _one_line(text: str) -> str:

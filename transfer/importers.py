@@ -200,12 +200,15 @@ def parse_chatgpt_export(document: list[Any]) -> ParsedExport:
         where = _("Conversation %(number)d") % {"number": number}
         if not isinstance(record, dict):
             raise ImportFormatError(_("%(where)s is not an object.") % {"where": where})
-        title = record.get("title") if isinstance(record.get("title"), str) else ""
+        title = record.get("title")
+        if not isinstance(title, str):
+            title = ""
         mapping = record.get("mapping")
         current = record.get("current_node")
         if not isinstance(mapping, dict) or not mapping:
             raise ImportFormatError(_("%(where)s has no message mapping.") % {"where": where})
-        if current not in mapping:
+        # JSON object keys are strings: a current_node in the mapping is one.
+        if current not in mapping or not isinstance(current, str):
             raise ImportFormatError(
                 _("%(where)s: current_node does not name a message of its mapping.") % {"where": where}
             )
@@ -229,7 +232,9 @@ def parse_chatgpt_export(document: list[Any]) -> ParsedExport:
             left_out.update(missing)
             if not content.strip():
                 continue
-            metadata = message.get("metadata") if isinstance(message.get("metadata"), dict) else {}
+            metadata = message.get("metadata")
+            if not isinstance(metadata, dict):
+                metadata = {}
             model_slug = metadata.get("model_slug")
             messages.append(
                 ParsedMessage(

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -57,7 +57,7 @@ BULK_BATCH_SIZE = 500
 STALLED_AFTER = timedelta(hours=1)
 
 
-def import_job_create(*, owner: AbstractBaseUser, upload: UploadedFile) -> ImportJob:
+def import_job_create(*, owner: User, upload: UploadedFile) -> ImportJob:
     """Save `upload` as `owner`'s pending import job; the import starts in a thread after commit.
 
     Raises:
@@ -141,7 +141,7 @@ def import_job_run(*, job_id: int) -> ImportJob:
 
 def conversations_import(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     conversations: Sequence[ParsedConversation],
     on_progress: Callable[[int], object] | None = None,
 ) -> int:
@@ -176,9 +176,9 @@ def conversations_import(
             ["created_at", "updated_at"],
             [(item.conversation.pk, item.created, item.updated) for item in prepared],
         )
-        links = []
+        links: list[tuple[int, int | None, datetime]] = []
         for item in prepared:
-            parent_id = None
+            parent_id: int | None = None
             for message, created in item.messages:
                 message.parent_id, message.created_at = parent_id, created
                 links.append((message.pk, parent_id, created))
@@ -194,16 +194,25 @@ def _rows_update(model: type[Model], field_names: list[str], rows: list[tuple]) 
     bulk_update builds a CASE expression per row and field in Python, which
     takes seconds for ten thousand messages, all of it inside the transaction.
     """
-    fields = [model._meta.get_field(name) for name in field_names]
+    targets = [_concrete_field(model, name) for name in field_names]
     quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    assignments = ", ".join(f"{quote(column)} = %s" for column, _field in targets)
     sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
     params = [
-        [field.get_db_prep_value(value, connection) for field, value in zip(fields, values, strict=True)] + [pk]
+        [field.get_db_prep_value(value, connection) for (_column, field), value in zip(targets, values, strict=True)]
+        + [pk]
         for pk, *values in rows
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
+
+
+def _concrete_field(model: type[Model], name: str) -> tuple[str, Field]:
+    """Return the column and the field `name` of `model`, a field with a column (not the far end of a relation)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, Field) or field.column is None:
+        raise ValueError(f"{model.__name__}.{name} has no column of its own")
+    return field.column, field
 
 
 @dataclass(slots=True)
@@ -216,7 +225,7 @@ class _Prepared:
     messages: list[tuple[Message, datetime]]
 
 
-def _prepare(owner: AbstractBaseUser, parsed: ParsedConversation, persona: Persona | None, now: datetime) -> _Prepared:
+def _prepare(owner: User, parsed: ParsedConversation, persona: Persona | None, now: datetime) -> _Prepared:
     message_times = [message.created for message in parsed.messages if message.created is not None]
     created = parsed.created or (min(message_times) if message_times else now)
     updated = parsed.updated or (max(message_times) if message_times else created)

@@ -32,6 +32,9 @@ class ImportJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    # Not a field: set by transfer.views for the templates (jobs.import_job_stalled), absent until then.
+    stalled: bool
+
     class Meta:
         ordering = ["-created_at"]
 

@@ -2,7 +2,7 @@
 
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
@@ -11,12 +11,12 @@ from transfer.models import ImportJob
 IMPORT_JOBS_SHOWN = 20
 
 
-def import_job_list_for_user(*, user: AbstractBaseUser, limit: int = IMPORT_JOBS_SHOWN) -> QuerySet[ImportJob]:
+def import_job_list_for_user(*, user: User, limit: int = IMPORT_JOBS_SHOWN) -> QuerySet[ImportJob]:
     """Return `user`'s latest import jobs, newest first, at most `limit`."""
     return ImportJob.objects.filter(owner=user).order_by("-created_at", "-id")[:limit]
 
 
-def import_job_get_for_user(*, user: AbstractBaseUser, public_id: UUID | str) -> ImportJob:
+def import_job_get_for_user(*, user: User, public_id: UUID | str) -> ImportJob:
     """Return import job `public_id` if `user` started it.
 
     Raises:

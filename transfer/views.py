@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
 from conversations import selectors
-from conversations.views.shortcuts import get_owned_or_404, render_page
+from conversations.views.shortcuts import AuthenticatedHttpRequest, get_owned_or_404, render_page
 from transfer import export, jobs
 from transfer import selectors as transfer_selectors
 from transfer.forms import ImportUploadForm
@@ -37,7 +37,7 @@ MULTIPART_SLACK_BYTES = 64 * 1024
 @never_cache
 @login_required
 @require_GET
-def conversation_export(request: HttpRequest, public_id, fmt: str) -> HttpResponse:
+def conversation_export(request: AuthenticatedHttpRequest, public_id, fmt: str) -> HttpResponse:
     """Download one conversation's shown path as JSON (`fmt` "json"), Markdown ("md") or text ("txt")."""
     if fmt not in CONTENT_TYPES:
         raise Http404
@@ -60,7 +60,7 @@ def conversation_export(request: HttpRequest, public_id, fmt: str) -> HttpRespon
 @never_cache
 @login_required
 @require_GET
-def export_all(request: HttpRequest) -> StreamingHttpResponse:
+def export_all(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
     """Stream a ZIP of all the user's conversations: conversations.json and one Markdown file each.
 
     Rows are read in chunks as the archive goes out, twice (once for the
@@ -81,7 +81,7 @@ def export_all(request: HttpRequest) -> StreamingHttpResponse:
 
 @login_required
 @require_GET
-def data_page(request: HttpRequest) -> HttpResponse:
+def data_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Show "Your data": export everything, import a file, and the user's import jobs with their progress."""
     return _data_page(request, ImportUploadForm())
 
@@ -91,7 +91,7 @@ def data_page(request: HttpRequest) -> HttpResponse:
 @csrf_exempt
 @login_required
 @require_POST
-def import_create(request: HttpRequest) -> HttpResponse:
+def import_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Take an uploaded export, start importing it in the background and go to "Your data".
 
     A body over the size limit is refused before it is parsed; a file that
@@ -105,12 +105,14 @@ def import_create(request: HttpRequest) -> HttpResponse:
     if content_length > limit + MULTIPART_SLACK_BYTES:
         return _data_page(request, ImportUploadForm(), status=413, errors=[_too_large(limit)])
     handler = UploadLimitHandler(request, max_bytes=limit)
-    request.upload_handlers.insert(0, handler)
+    # A new list rather than insert(): once the body is parsed the handlers are an immutable list. Either
+    # way it is too late then: the setter raises AttributeError, as insert() would.
+    request.upload_handlers = [handler, *request.upload_handlers]
     return _import_create(request, handler)
 
 
 @csrf_protect
-def _import_create(request: HttpRequest, handler: "UploadLimitHandler") -> HttpResponse:
+def _import_create(request: AuthenticatedHttpRequest, handler: "UploadLimitHandler") -> HttpResponse:
     files = request.FILES  # The body is parsed here at the latest, through `handler`.
     if handler.exceeded:
         return _data_page(request, ImportUploadForm(), status=413, errors=[_too_large(handler.max_bytes)])
@@ -128,7 +130,7 @@ def _import_create(request: HttpRequest, handler: "UploadLimitHandler") -> HttpR
 @never_cache
 @login_required
 @require_GET
-def import_detail(request: HttpRequest, public_id) -> HttpResponse:
+def import_detail(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Show one import job's progress; the htmx fragment polls itself every second until the job ends."""
     job = get_owned_or_404(transfer_selectors.import_job_get_for_user, user=request.user, public_id=public_id)
     job.stalled = jobs.import_job_stalled(job)
@@ -161,7 +163,7 @@ class UploadLimitHandler(FileUploadHandler):
 
 
 def _data_page(
-    request: HttpRequest, form: ImportUploadForm, status: int = 200, errors: list[str] | None = None
+    request: AuthenticatedHttpRequest, form: ImportUploadForm, status: int = 200, errors: list[str] | None = None
 ) -> HttpResponse:
     import_jobs = list(transfer_selectors.import_job_list_for_user(user=request.user))
     for job in import_jobs:
@@ -187,9 +189,16 @@ def _attachment(filename: str, ascii_filename: str | None = None) -> str:
     non-ASCII name gets both, the ASCII fallback first, as RFC 6266 section
     4.3 recommends for clients that do not read ``filename*``.
     """
-    header = content_disposition_header(True, ascii_filename or filename)
+    header = _attachment_header(ascii_filename or filename)
     if ascii_filename and filename != ascii_filename:
-        header += "; " + content_disposition_header(True, filename).split("; ", 1)[1]
+        header += "; " + _attachment_header(filename).split("; ", 1)[1]
+    return header
+
+
+def _attachment_header(filename: str) -> str:
+    header = content_disposition_header(True, filename)
+    # Django returns None only for an inline disposition without a filename; its stub does not say so.
+    assert header is not None, "an attachment always gets a Content-Disposition header"
     return header
 
 
@@ -208,9 +217,13 @@ def _for_server(request: HttpRequest, chunks: Generator[bytes, None, None]) -> I
 
 
 async def _pulled_in_sync_thread(chunks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
-    pull = sync_to_async(next, thread_sensitive=True)
+    pull = sync_to_async(_next_or_none, thread_sensitive=True)
     try:
-        while (chunk := await pull(chunks, None)) is not None:
+        while (chunk := await pull(chunks)) is not None:
             yield chunk
     finally:
         await sync_to_async(chunks.close, thread_sensitive=True)()
+
+
+def _next_or_none(chunks: Generator[bytes, None, None]) -> bytes | None:
+    return next(chunks, None)

@@ -1,6 +1,6 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -8,13 +8,13 @@ from django_htmx.http import HttpResponseClientRedirect
 from conversations import fragments, selectors, services, upstream
 from conversations.forms import ConversationCreateForm
 from conversations.quotas import quota_status
-from conversations.views.shortcuts import get_owned_or_404, render_page
+from conversations.views.shortcuts import AuthenticatedHttpRequest, get_owned_or_404, render_page
 from personas.selectors import persona_list_active
 
 
 @login_required
 @require_GET
-def conversation_new(request: HttpRequest) -> HttpResponse:
+def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Show the persona picker that starts a new chat."""
     context = {"personas": list(persona_list_active()), "form": ConversationCreateForm()}
     return render_page(request, "conversations/new.html", "conversations/partials/persona_picker.html", context)
@@ -22,7 +22,7 @@ def conversation_new(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_create(request: HttpRequest) -> HttpResponse:
+def conversation_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Start a chat with the posted persona and go to it."""
     form = ConversationCreateForm(request.POST)
     if not form.is_valid():
@@ -37,7 +37,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def conversation_detail(request: HttpRequest, public_id) -> HttpResponse:
+def conversation_detail(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Show one of the user's conversations with its messages and the composer."""
     conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     services.replies_interrupt_stale(conversation=conversation)  # A dead worker's reply is not "streaming" forever.
@@ -53,7 +53,7 @@ def conversation_detail(request: HttpRequest, public_id) -> HttpResponse:
 
 @login_required
 @require_POST
-def message_show(request: HttpRequest, public_id, message_id) -> HttpResponse:
+def message_show(request: AuthenticatedHttpRequest, public_id, message_id) -> HttpResponse:
     """Show another version of a message (‹ 1/2 ›) in every tab of the conversation."""
     conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     message = get_owned_or_404(

@@ -12,20 +12,20 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from conversations import selectors, services, sidebar
 from conversations.models import Conversation
-from conversations.views.shortcuts import get_owned_or_404, render_page
+from conversations.views.shortcuts import AuthenticatedHttpRequest, HtmxHttpRequest, get_owned_or_404, render_page
 
 # Where a rename form sits: a sidebar entry, or the heading of the open conversation.
 RENAME_PLACES = ("sidebar", "header")
 
 
-def _page_or_400(request: HttpRequest, *, archived: bool) -> sidebar.Page | HttpResponse:
+def _page_or_400(request: AuthenticatedHttpRequest, *, archived: bool) -> sidebar.Page | HttpResponse:
     try:
         return sidebar.conversation_page(user=request.user, cursor=request.GET.get("before", ""), archived=archived)
     except sidebar.InvalidCursor:
         return HttpResponseBadRequest(_("That link to older conversations is broken."), content_type="text/plain")
 
 
-def _current_id(request: HttpRequest, conversation: Conversation):
+def _current_id(request: HtmxHttpRequest, conversation: Conversation):
     """Return the conversation's public id if the page that sent this htmx request shows it, else None."""
     if request.htmx and request.htmx.current_url_abs_path == conversation.get_absolute_url():
         return conversation.public_id
@@ -41,7 +41,7 @@ def _next_url(request: HttpRequest, default: str) -> str:
 
 @login_required
 @require_GET
-def conversation_list(request: HttpRequest) -> HttpResponse:
+def conversation_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Show the page of the sidebar's list after `?before=<cursor>`.
 
     htmx (the sidebar's "Older conversations" sentinel, on scroll): the rows
@@ -59,7 +59,7 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def conversation_archived_list(request: HttpRequest) -> HttpResponse:
+def conversation_archived_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Show the user's archived conversations, grouped by date like the sidebar, newest first."""
     page = _page_or_400(request, archived=True)
     if isinstance(page, HttpResponse):
@@ -72,7 +72,7 @@ def conversation_archived_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def conversation_rename(request: HttpRequest, public_id) -> HttpResponse:
+def conversation_rename(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Rename a conversation: GET shows the form, POST saves the title.
 
     htmx: the form replaces the sidebar entry or the heading (`place`), and a
@@ -83,7 +83,8 @@ def conversation_rename(request: HttpRequest, public_id) -> HttpResponse:
     """
     conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     data = request.POST if request.method == "POST" else request.GET
-    place = data.get("place") if request.htmx and data.get("place") in RENAME_PLACES else "page"
+    asked = data.get("place", "")
+    place = asked if request.htmx and asked in RENAME_PLACES else "page"
     context = {"conversation": conversation, "place": place, "title_value": conversation.title, "error": ""}
     if request.method == "GET":
         if place != "page" and "cancel" in request.GET:
@@ -99,7 +100,7 @@ def conversation_rename(request: HttpRequest, public_id) -> HttpResponse:
     return _renamed(request, conversation, place)
 
 
-def _rename_form(request: HttpRequest, context: dict, status: int = 200) -> HttpResponse:
+def _rename_form(request: AuthenticatedHttpRequest, context: dict, status: int = 200) -> HttpResponse:
     if context["place"] != "page":
         # htmx 2 swaps no 4xx response by default: a refused title answers 200 with the form and its message.
         return render(request, "conversations/partials/rename_form.html", context)
@@ -107,14 +108,14 @@ def _rename_form(request: HttpRequest, context: dict, status: int = 200) -> Http
     return render_page(request, "conversations/panel.html", "conversations/partials/rename_form.html", context, status)
 
 
-def _renamed(request: HttpRequest, conversation: Conversation, place: str) -> HttpResponse:
+def _renamed(request: HtmxHttpRequest, conversation: Conversation, place: str) -> HttpResponse:
     context = {"conversation": conversation, "place": place, "current_id": _current_id(request, conversation)}
     return render(request, "conversations/partials/renamed.html", context)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def conversation_delete(request: HttpRequest, public_id) -> HttpResponse:
+def conversation_delete(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Delete a conversation: GET asks for confirmation, POST deletes it (stopping its reply) and goes to a new chat."""
     conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     if request.method == "GET":
@@ -130,19 +131,19 @@ def conversation_delete(request: HttpRequest, public_id) -> HttpResponse:
 
 @login_required
 @require_POST
-def conversation_archive(request: HttpRequest, public_id) -> HttpResponse:
+def conversation_archive(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Archive a conversation: it leaves the sidebar for the archive page."""
     return _set_archived(request, public_id, archived=True)
 
 
 @login_required
 @require_POST
-def conversation_unarchive(request: HttpRequest, public_id) -> HttpResponse:
+def conversation_unarchive(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Bring an archived conversation back to the sidebar."""
     return _set_archived(request, public_id, archived=False)
 
 
-def _set_archived(request: HttpRequest, public_id, *, archived: bool) -> HttpResponse:
+def _set_archived(request: AuthenticatedHttpRequest, public_id, *, archived: bool) -> HttpResponse:
     """htmx: out-of-band swaps only (the entry leaves its list, the header's actions flip). Plain: go back."""
     conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     services.conversation_set_archived(conversation=conversation, archived=archived)

@@ -3,14 +3,32 @@
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ObjectDoesNotExist
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django_htmx.middleware import HtmxDetails
 
 from conversations import sidebar
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it: `htmx` says whether and how htmx sent it.
+
+    For type checking only (django-htmx docs, "Type hints"); views receive
+    Django's request classes, to which the middleware adds the attribute.
+    """
+
+    htmx: HtmxDetails
+
+
+class AuthenticatedHttpRequest(HtmxHttpRequest):
+    """The request of a @login_required view: its user is signed in, never AnonymousUser (django-stubs README)."""
+
+    user: User
 
 
 def get_owned_or_404(selector: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
@@ -26,7 +44,9 @@ def get_owned_or_404(selector: Callable[P, T], *args: P.args, **kwargs: P.kwargs
         raise Http404 from None
 
 
-def render_page(request: HttpRequest, template: str, partial: str, context: dict, status: int = 200) -> HttpResponse:
+def render_page(
+    request: AuthenticatedHttpRequest, template: str, partial: str, context: dict, status: int = 200
+) -> HttpResponse:
     """Render the whole page, or only its main panel for an htmx request (one view, two renderings)."""
     if request.htmx and not request.htmx.history_restore_request:
         return render(request, partial, context, status=status)

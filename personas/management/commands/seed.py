@@ -17,8 +17,10 @@ class Command(BaseCommand):
         try:
             result = defaults_seed_from_env()
         except ValidationError as exc:
-            raise CommandError(_("OPENAI_BASE_URL is invalid: %(errors)s") % {"errors": "; ".join(exc.messages)})
-        if result.provider is None:
+            message = _("OPENAI_BASE_URL is invalid: %(errors)s") % {"errors": "; ".join(exc.messages)}
+            raise CommandError(message) from exc
+        # Without a key nothing is made; with one, all three are found or made.
+        if result.provider is None or result.chat_model is None or result.persona is None:
             self.stdout.write(_("Nothing to seed: OPENAI_API_KEY is not set."))
             return
         rows = [
