@@ -1,8 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from accounts.views import LoginView
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Before allauth's own: the same page, with a lockout answered 429.
+    path("accounts/login/", LoginView.as_view(), name="account_login"),
     path("accounts/", include("allauth.urls")),
     path("", include("transfer.urls")),
     path("", include("conversations.urls")),

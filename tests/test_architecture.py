@@ -18,7 +18,7 @@ ALLOWED = {
     "personas": {"llm"},
     "conversations": {"llm", "personas", "accounts"},
     "transfer": {"conversations", "personas"},
-    "chatsite": {"conversations", "transfer"},
+    "chatsite": {"accounts", "conversations", "transfer"},
 }
 
 

@@ -29,9 +29,24 @@ def test_after_five_failed_logins_the_right_password_is_refused_too(client, alic
 
     response = _log_in(client, "alice", "alice-password-1")
 
-    assert response.status_code == 200
+    assert response.status_code == 429
+    assert response["Retry-After"] == "300"  # the 5-minute window of ACCOUNT_RATE_LIMITS
     assert TOO_MANY in response.content.decode()
     assert SESSION_KEY not in client.session
+
+
+def test_a_wrong_password_before_the_lockout_is_an_ordinary_form_error(client, alice):
+    response = _log_in(client, "alice", "wrong-password")
+
+    assert response.status_code == 200 and "Retry-After" not in response
+    assert WRONG in response.content.decode()
+
+
+def test_retry_after_is_the_longest_window_of_the_failed_login_limits(settings):
+    from accounts.views import login_lockout_s
+
+    settings.ACCOUNT_RATE_LIMITS = {"login_failed": "20/5m/ip, 5/1h/key,3/90/user"}
+    assert login_lockout_s() == 3600
 
 
 def test_failed_logins_for_one_account_do_not_lock_out_another(client, alice, bob):
@@ -50,7 +65,7 @@ def test_an_address_guessing_many_accounts_is_locked_out(client, bob):
 
     response = _log_in(client, "bob", "bob-password-1")
 
-    assert TOO_MANY in response.content.decode()
+    assert response.status_code == 429 and TOO_MANY in response.content.decode()
     assert _log_in(client, "bob", "bob-password-1", address="198.51.100.7").status_code == 302
 
 

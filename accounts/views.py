@@ -1,0 +1,42 @@
+"""Sign-in: allauth's login view, except that a lockout answers 429 Too Many Requests with Retry-After."""
+
+from allauth.account.views import LoginView as AllauthLoginView
+from django.conf import settings
+from django.forms import Form
+from django.forms.forms import NON_FIELD_ERRORS
+from django.http import HttpResponse
+
+# The code of allauth's "Too many failed login attempts" error (its adapter's error_messages).
+LOCKOUT_CODE = "too_many_login_attempts"
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def login_lockout_s() -> int:
+    """Return the longest window of the failed-login limits, in seconds: the most a lockout can last.
+
+    Reads settings.ACCOUNT_RATE_LIMITS["login_failed"], allauth's format
+    "<count>/<duration><unit>/<key>[,...]" with unit s, m, h or d (no unit: seconds).
+    """
+    windows = [0]
+    for rate in settings.ACCOUNT_RATE_LIMITS.get("login_failed", "").split(","):
+        parts = rate.strip().split("/")
+        if len(parts) >= 2 and parts[1]:
+            duration = parts[1]
+            unit = _UNIT_S.get(duration[-1])
+            windows.append(int(duration[:-1]) * unit if unit else int(duration))
+    return max(windows)
+
+
+class LoginView(AllauthLoginView):
+    """allauth's sign-in page; a refused sign-in because of too many failures is a 429 (RFC 6585 §4).
+
+    Retry-After (RFC 9110 §10.2.3) is the limit's window: failures older
+    than that no longer count, so the form works again by then at the latest.
+    """
+
+    def form_invalid(self, form: Form) -> HttpResponse:
+        response = super().form_invalid(form)
+        if form.has_error(NON_FIELD_ERRORS, LOCKOUT_CODE):
+            response.status_code = 429
+            response["Retry-After"] = str(login_lockout_s())
+        return response
