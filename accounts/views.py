@@ -2,8 +2,8 @@
 
 from allauth.account.views import LoginView as AllauthLoginView
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms import Form
-from django.forms.forms import NON_FIELD_ERRORS
 from django.http import HttpResponse
 
 # The code of allauth's "Too many failed login attempts" error (its adapter's error_messages).
