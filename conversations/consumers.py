@@ -73,17 +73,20 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             await super().receive(text_data=text_data, bytes_data=bytes_data, **kwargs)
-        except ValueError:  # Not JSON, or a binary frame.
+        except (ValueError, RecursionError):  # Not JSON, nested deeper than the parser goes, or a binary frame.
             await self._refuse(_("The frame is not valid JSON text."))
 
     async def receive_json(self, content: object, **kwargs) -> None:
+        # The frame is checked before anything else: a refused frame costs no database round trip.
+        problem = frame_problem(content)
+        if problem is not None:
+            await self._refuse(problem)
+            return
+        assert isinstance(content, dict)  # frame_problem refuses anything else
         if not await _still_signed_in(self.scope):
             await self.close(code=CLOSE_ANONYMOUS)  # Logged out or deactivated since the socket opened.
             return
-        action = content.get("action") if isinstance(content, dict) else None
-        if not isinstance(content, dict) or action not in {"send", "stop", "edit", "regenerate", "sync"}:
-            await self._refuse(_("The frame needs an action: send, stop, edit, regenerate or sync."))
-            return
+        action = content["action"]
         if action == "stop":
             stop: events.ReplyStop = {"type": "reply.stop"}
             await self.channel_layer.group_send(
@@ -92,13 +95,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         elif action == "sync":
             await self._bring_up_to_date(content)
         else:
-            key = content.get("idempotency_key", "")
-            await self._start_reply(action, content.get("message"), key if isinstance(key, str) else "")
+            await self._start_reply(action, content.get("message", ""), content.get("idempotency_key", ""))
 
     async def _bring_up_to_date(self, frame: dict) -> None:
         """Bring this tab up to date after a reconnect (events.SyncFrame)."""
-        shown = frame.get("streaming")
-        shown = [i for i in shown if isinstance(i, str)][:50] if isinstance(shown, list) else []
+        shown = frame.get("streaming", [])[:50]
         try:
             html, streaming_ids = await _resync(
                 self.scope["user"], self.conversation.public_id, full=frame.get("full") is True, shown_streaming=shown
@@ -172,6 +173,56 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         self.shown_seq.pop(event["message_id"], None)
         self.early_deltas.pop(event["message_id"], None)
         await self.send(text_data=event["html"])
+
+
+# The fields each frame may carry (events.py) and their JSON types; others are ignored
+# (htmx's ws extension adds "HEADERS").
+_FRAME_FIELDS: dict[str, dict[str, type]] = {
+    "send": {"message": str, "idempotency_key": str},
+    "edit": {"message": str},
+    "regenerate": {},
+    "stop": {},
+    "sync": {"streaming": list, "full": bool},
+}
+IDEMPOTENCY_KEY_MAX_CHARS = 64
+
+
+def frame_problem(content: object) -> str | None:
+    """Return why `content` (a decoded JSON frame) is not a frame of events.py, or None when it is.
+
+    Checks the shape only: an object with a known `action`, each field of that
+    action of its JSON type, text that is valid Unicode (JSON's \\ud800
+    escapes can carry lone surrogates, which no database or page can hold),
+    an idempotency key of at most 64 characters, `streaming` a list of strings.
+    What the text says (empty, too long) is the services' to judge.
+    """
+    if not isinstance(content, dict):
+        return _("The frame must be a JSON object.")
+    action = content.get("action")
+    if not isinstance(action, str) or action not in _FRAME_FIELDS:
+        return _("The frame needs an action: send, stop, edit, regenerate or sync.")
+    for field, kind in _FRAME_FIELDS[action].items():
+        if field not in content:
+            continue
+        value = content[field]
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(item, str) for item in value)):
+            return _("The frame's “%(field)s” has the wrong type.") % {"field": field}
+        texts = value if isinstance(value, list) else [value] if isinstance(value, str) else []
+        if not all(_is_unicode(text) for text in texts):
+            return _("The frame's “%(field)s” is not valid Unicode text.") % {"field": field}
+    if len(content.get("idempotency_key", "")) > IDEMPOTENCY_KEY_MAX_CHARS:
+        return _("The frame's idempotency key is longer than %(limit)d characters.") % {
+            "limit": IDEMPOTENCY_KEY_MAX_CHARS
+        }
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # A lone surrogate.
+        return False
+    return True
 
 
 @database_sync_to_async
