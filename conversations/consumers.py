@@ -205,10 +205,10 @@ def frame_problem(content: object) -> str | None:
         if field not in content:
             continue
         value = content[field]
-        if not isinstance(value, kind) or (kind is list and not all(isinstance(item, str) for item in value)):
+        items = value if isinstance(value, list) else [value]
+        if not isinstance(value, kind) or (kind is list and not all(isinstance(item, str) for item in items)):
             return _("The frame's “%(field)s” has the wrong type.") % {"field": field}
-        texts = value if isinstance(value, list) else [value] if isinstance(value, str) else []
-        if not all(_is_unicode(text) for text in texts):
+        if not all(_is_unicode(text) for text in items if isinstance(text, str)):
             return _("The frame's “%(field)s” is not valid Unicode text.") % {"field": field}
     if len(content.get("idempotency_key", "")) > IDEMPOTENCY_KEY_MAX_CHARS:
         return _("The frame's idempotency key is longer than %(limit)d characters.") % {

@@ -1,6 +1,5 @@
 """The conversation websocket through the real ASGI application, against the fake upstream."""
 
-import asyncio
 import json
 import re
 import uuid
@@ -8,10 +7,10 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import services, titles
+from conversations import titles
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
-from tests.sockets import wait_for_reply
+from tests.sockets import start_chat, wait_for_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -20,11 +19,6 @@ DELTA = re.compile(r'<div id="message-([0-9a-f-]+)-body" hx-swap-oob="beforeend"
 
 def delta_texts(frames: list[str]) -> list[str]:
     return [match.group(2) for frame in frames for match in DELTA.finditer(frame)]
-
-
-async def start_chat(owner, make_persona, model_id="fake-echo", **persona_fields) -> Conversation:
-    persona = await sync_to_async(make_persona)(model_id, **persona_fields)
-    return await sync_to_async(services.conversation_create)(owner=owner, persona=persona)
 
 
 async def message_count() -> int:
@@ -114,8 +108,9 @@ async def test_oversized_frame_closes_with_4400(alice, make_persona, open_socket
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("", "Type a message"), ("   \n ", "Type a message"), ("x" * 32_001, "the limit is 32000"), (42, "must be text")],
-    ids=["empty", "blank", "too-long", "not-text"],
+    # A message that is not text is a malformed frame (tests/conversations/test_frames.py).
+    [("", "Type a message"), ("   \n ", "Type a message"), ("x" * 32_001, "the limit is 32000")],
+    ids=["empty", "blank", "too-long"],
 )
 async def test_bad_message_is_refused_with_a_message_and_nothing_saved(
     alice, make_persona, open_socket, text, expected
@@ -245,7 +240,7 @@ async def test_idempotency_key_makes_a_double_send_one_message(alice, make_perso
     await socket.send("once", idempotency_key="k-1")
     await socket.send("once", idempotency_key="k-1")
     await socket.receive_final("complete")
-    await asyncio.sleep(0.2)
+    await socket.handled()  # the second send too
     assert await Message.objects.filter(role="user").acount() == 1
     assert len(streamed_requests(upstream)) == 1
 

@@ -34,7 +34,8 @@ def malformed_frames() -> list[tuple[str, str]]:
         for field, kind in types.items():
             for value in JSON_VALUES:
                 if not isinstance(value, kind) or (kind is bool and not isinstance(value, bool)):
-                    frames.append((f"{action}-{field}-{json.dumps(value)}", json.dumps({"action": action, field: value})))
+                    frame = json.dumps({"action": action, field: value})
+                    frames.append((f"{action}-{field}-{json.dumps(value)}", frame))
     for value in [None, True, 0, "x", {}, [1], [None], [["a"]]]:
         frames.append((f"sync-streaming-{json.dumps(value)}", json.dumps({"action": "sync", "streaming": value})))
     return frames
