@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import functools
 import io
-import math
 import re
-import time
 from collections.abc import Sequence
 
 import nh3
@@ -88,15 +86,56 @@ LINK_REL = "noopener noreferrer nofollow"
 # A fence info string's first word becomes `class="language-<word>"` only if it
 # looks like a language name (`c++`, `objective-c`, `f#`, `python3`).
 _SAFE_LANGUAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+#.-]{0,39}")
-# Highlighting is best effort, within limits. Pygments lexers are regular
-# expressions run by Python, and some are quadratic on hostile input (measured
-# with Pygments 2.21: `make` and `cfengine3` spend ~1 s on 7 KB of "{", and
-# `c-objdump` ~3 s inside a single match on one 20 KB line). A block over a
-# limit, or past the time budget of the render call, is shown as plain code.
+# Highlighting is bounded by the input, never by a clock: the same text always
+# renders to the same HTML, in a cold process as in a warm one. Code past a
+# bound is shown escaped, without highlighting.
+#
+# Pygments lexers are regular expressions run by Python, and many are
+# quadratic, some worse, on hostile input. Measured once with Pygments 2.21
+# on a shared 2-core VM, every lexer against lines of one repeated character
+# or pair (`{`, `/*a`, `<!--`, tab, ...):
+# - in a block, an opener that never closes is scanned to the end of the
+#   block at every position: 10 KB of `/*a` take 0.3 s with `go`, `less` or
+#   `protobuf`, 0.7 s with `asm`, 0.36 s of `{` with `delphi`; 4 KB take
+#   0.33 s with `systemd`, 2 KB of tabs 1.3 s with `easytrieve` (cubic);
+# - on one line: `make` spends 20 ms on 999 `{` (so 0.2 s on 10 such lines),
+#   `terraform` and `apacheconf` 35 ms on 1,000 `-` or `<`; `c-objdump`
+#   ~3 s inside a single match on one 20 KB line of `(`;
+# - `mcschema` never ends on `<!--`: it yields empty tokens forever.
+# So only the lexers of HIGHLIGHT_LANGUAGES run (measured on one 10 KB block,
+# lines up to MAX_HIGHLIGHT_LINE_CHARS: at most 0.36 s, `less`, `go` and
+# `protobuf` on `/*a`; under 0.2 s for the others; `bench/render.py --scan`),
+# a lexer that yields more tokens than the code has characters is stopped,
+# and since the cost grows with the square of a block's size, one
+# render_markdown call highlights blocks while the sum of their sizes squared
+# stays within MAX_HIGHLIGHT_WORK: one block of MAX_HIGHLIGHT_CHARS, or four
+# of half that size. bench/render.py prints the timings.
 MAX_HIGHLIGHT_CHARS = 10_000  # per block
-MAX_HIGHLIGHT_LINE_CHARS = 1_000  # longer lines: minified or hostile
-HIGHLIGHT_BUDGET_S = 0.1  # Pygments time per render_markdown call
-_DEADLINE_KEY = "chat_highlight_deadline"  # in markdown-it's per-call env
+MAX_HIGHLIGHT_LINE_CHARS = 500  # longer lines: minified or hostile
+MAX_HIGHLIGHT_WORK = MAX_HIGHLIGHT_CHARS**2  # per call: sum of len(block) ** 2
+MAX_HIGHLIGHT_TOTAL_CHARS = 20_000  # per call: bounds the linear cost of many small blocks
+MAX_HIGHLIGHT_BLOCKS = 100  # per call: each block costs ~20 us even when tiny
+_TOKEN_SLACK = 64  # tokens a lexer may yield beyond one per character
+# Fence languages that are highlighted, as Pygments names them (their other
+# aliases count too: `py` and `python3` are `python`). Common in replies, and
+# measured as above; any other language is shown plain, with its class.
+HIGHLIGHT_LANGUAGES = frozenset(
+    {
+        "apacheconf", "awk", "bash", "batch", "c", "clojure", "cmake", "cobol",
+        "coffeescript", "console", "cpp", "csharp", "css", "dart", "diff",
+        "django", "docker", "elixir", "elm", "erb", "erlang", "fish", "fortran",
+        "fsharp", "go", "graphql", "groovy", "handlebars", "haskell", "html",
+        "http", "ini", "java", "javascript", "json", "jsx", "julia", "kotlin",
+        "latex", "less", "lisp", "lua", "make", "markdown", "matlab", "mysql",
+        "nasm", "nginx", "nix", "objective-c", "ocaml", "perl", "php",
+        "postgresql", "powershell", "prolog", "properties", "protobuf",
+        "python", "r", "racket", "ruby", "rust", "sass", "scala", "scheme",
+        "scss", "sed", "solidity", "sql", "sqlite3", "swift", "tcl",
+        "terraform", "toml", "tsx", "twig", "typescript", "vbnet", "vim",
+        "vue", "xml", "yaml", "zig",
+    }
+)  # fmt: skip
+_BUDGET_KEY = "chat_highlight_budget"  # in markdown-it's per-call env
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
 
 
@@ -117,14 +156,15 @@ def render_markdown(text: str) -> SafeString:
         in which case ``<img>`` is kept for http(s) sources. Every ``<a>``
         carries ``rel="noopener noreferrer nofollow"``.
 
-    Cost is linear in the input: about 2 ms per KB of prose (markdown-it-py is
-    pure Python). Pygments gets ``HIGHLIGHT_BUDGET_S`` per call, checked
-    between tokens, plus at worst one block's run (~0.3 s measured for a
-    hostile 10 KB block); code past the limits above is left plain. CPU-bound:
-    from async code, call it through ``sync_to_async`` for long replies.
+    The output depends on the text and the settings only. Cost is linear in
+    the input: about 2 ms per KB of prose (markdown-it-py is pure Python).
+    Highlighting is bounded by the sizes above (at most ~0.36 s measured for
+    a hostile reply, see bench/render.py); code past them is left plain.
+    CPU-bound: from async code, call it through ``sync_to_async`` for long
+    replies.
     """
     allow_images = _remote_images_allowed()
-    env = {_DEADLINE_KEY: time.monotonic() + HIGHLIGHT_BUDGET_S}
+    env = {_BUDGET_KEY: _HighlightBudget()}
     html = _markdown(allow_images).render(text, env)
     return mark_safe(_cleaner(allow_images).clean(html))
 
@@ -259,7 +299,9 @@ def _render_fence(
     lexer_class = _lexer_class(language)
     code = None
     if lexer_class is not None and _highlightable(token.content):
-        code = _highlight(token.content, lexer_class, env.get(_DEADLINE_KEY, math.inf))
+        budget = env.setdefault(_BUDGET_KEY, _HighlightBudget())
+        if budget.take(len(token.content)):
+            code = _highlight(token.content, lexer_class)
     if code is None:
         return f'<pre><code class="language-{language}">{escapeHtml(token.content)}</code></pre>\n'
     return f'<pre class="highlight"><code class="language-{language}">{code}</code></pre>\n'
@@ -269,20 +311,36 @@ def _highlightable(code: str) -> bool:
     return len(code) <= MAX_HIGHLIGHT_CHARS and all(len(line) <= MAX_HIGHLIGHT_LINE_CHARS for line in code.splitlines())
 
 
-def _highlight(code: str, lexer_class: type[Lexer], deadline: float) -> str | None:
-    """Return Pygments ``<span>`` markup for ``code``, or None past ``deadline``.
+class _HighlightBudget:
+    """What one render_markdown call may still highlight (see MAX_HIGHLIGHT_WORK)."""
 
-    The clock is checked between tokens, which bounds lexers that are slow
-    because they make many O(n) matches; the length limits bound the cost of
-    any single match.
+    def __init__(self) -> None:
+        self.work = MAX_HIGHLIGHT_WORK
+        self.chars = MAX_HIGHLIGHT_TOTAL_CHARS
+        self.blocks = MAX_HIGHLIGHT_BLOCKS
+
+    def take(self, size: int) -> bool:
+        """Spend the budget on a block of `size` characters; False (nothing spent) if it does not fit."""
+        if size * size > self.work or size > self.chars or self.blocks < 1:
+            return False
+        self.work -= size * size
+        self.chars -= size
+        self.blocks -= 1
+        return True
+
+
+def _highlight(code: str, lexer_class: type[Lexer]) -> str | None:
+    """Return Pygments ``<span>`` markup for ``code``, or None if the lexer makes no progress.
+
+    A lexer yields at most one token per character, plus a few empty ones;
+    more means it loops without consuming input (`mcschema` on ``<!--``).
     """
-    if time.monotonic() > deadline:
-        return None
+    limit = len(code) + _TOKEN_SLACK
     tokens = []
     lexer = lexer_class(stripnl=False, ensurenl=False)
-    for count, item in enumerate(lexer.get_tokens(code)):
+    for item in lexer.get_tokens(code):
         tokens.append(item)
-        if count % 16 == 0 and time.monotonic() > deadline:
+        if len(tokens) > limit:
             return None
     out = io.StringIO()
     _formatter().format(iter(tokens), out)
@@ -291,12 +349,19 @@ def _highlight(code: str, lexer_class: type[Lexer], deadline: float) -> str | No
 
 @functools.lru_cache(maxsize=512)
 def _lexer_class(language: str) -> type[Lexer] | None:
+    """Return the lexer of `language` if it is one of HIGHLIGHT_LANGUAGES (by any of its aliases)."""
     # Cached because a miss makes Pygments scan plugin entry points; bounded
     # because the name comes from the reply.
     try:
-        return find_lexer_class_by_name(language)
+        lexer_class = find_lexer_class_by_name(language)
     except ClassNotFound:
         return None
+    return lexer_class if lexer_class in _highlighted_lexer_classes() else None
+
+
+@functools.cache
+def _highlighted_lexer_classes() -> frozenset[type[Lexer]]:
+    return frozenset(find_lexer_class_by_name(name) for name in HIGHLIGHT_LANGUAGES)
 
 
 @functools.cache

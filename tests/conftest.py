@@ -3,6 +3,7 @@
 import pytest
 from channels.layers import channel_layers
 
+from conversations import services
 from personas import crypto
 from personas.models import ChatModel, Persona, Provider
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -88,6 +89,12 @@ def make_persona(provider):
 @pytest.fixture
 def persona(make_persona):
     return make_persona()
+
+
+@pytest.fixture
+def conversation(alice, persona):
+    """Alice's new conversation with `persona` (its greeting, if any); a module needing more history overrides it."""
+    return services.conversation_create(owner=alice, persona=persona)
 
 
 @pytest.fixture(autouse=True)

@@ -8,8 +8,10 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from chatsite.asgi import application
-from conversations.models import Message
+from conversations import services
+from conversations.models import Conversation, Message
 from tests.servers import session_cookie
+from tests.waiting import async_wait_until
 
 
 class ChatSocket:
@@ -46,6 +48,16 @@ class ChatSocket:
         """Receive fragments until the finished reply bubble with `status` replaces the streaming one."""
         return await self.receive_until(f'data-status="{status}" hx-swap-oob="true"', timeout)
 
+    async def handled(self, timeout: float = 10) -> list[str]:
+        """Return once the consumer has handled every frame sent before, with the fragments received meanwhile.
+
+        A consumer handles its frames one at a time, in order, and answers a
+        full sync with the whole conversation (`<div id="messages" ...>`):
+        once that answer is here, the frames before it were handled.
+        """
+        await self.communicator.send_json_to({"action": "sync", "streaming": [], "full": True})
+        return await self.receive_until('<div id="messages" hx-swap-oob="innerHTML">', timeout)
+
     async def close(self) -> None:
         await self.communicator.disconnect()
 
@@ -70,14 +82,35 @@ def open_socket():
     yield open_
 
 
+async def start_chat(owner, make_persona, model_id: str = "fake-echo", **persona_fields) -> Conversation:
+    """Create a persona on the fake upstream's `model_id` (see tests/fakes) and a conversation of `owner` with it."""
+    persona = await sync_to_async(make_persona)(model_id, **persona_fields)
+    return await sync_to_async(services.conversation_create)(owner=owner, persona=persona)
+
+
 async def wait_for_reply(message_filter: dict | None = None, timeout: float = 10) -> Message:
     """Poll until the latest assistant reply is no longer streaming; return it."""
+
+    async def finished() -> Message | None:
+        message = await Message.objects.filter(role="assistant", **(message_filter or {})).alast()
+        return message if message is not None and message.status != Message.Status.STREAMING else None
+
+    return await async_wait_until(finished, timeout_s=timeout, message="the reply is still streaming")
+
+
+async def replies_settled(timeout: float = 10) -> None:
+    """Wait until every reply generation running in this process has ended (with its title, if it makes one).
+
+    The generations are the tasks `generation.start_reply` keeps in its
+    process-local `_running` set; a test's websocket consumers run them on
+    the test's own event loop.
+    """
+    from conversations.generation import _running  # Imported here: one line to change if it moves.
+
+    loop = asyncio.get_running_loop()  # A task of an earlier test's closed loop can never end.
     async with asyncio.timeout(timeout):
-        while True:
-            message = await Message.objects.filter(role="assistant", **(message_filter or {})).alast()
-            if message is not None and message.status != Message.Status.STREAMING:
-                return message
-            await asyncio.sleep(0.02)
+        while tasks := [task for task in _running if task.get_loop() is loop and not task.done()]:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.fixture

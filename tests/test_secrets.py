@@ -5,7 +5,6 @@ page; and over the network only in the Authorization header of requests to
 its own provider (two providers on two fake servers, each with its own key).
 """
 
-import asyncio
 import logging
 
 import httpx2
@@ -18,8 +17,8 @@ from conversations import services
 from conversations.models import Message
 from personas import crypto
 from personas.models import ChatModel, Persona, Provider
-from tests.sockets import wait_for_reply
 from tests.fakes.openai_server import FakeOpenAIServer
+from tests.sockets import replies_settled, wait_for_reply
 
 KEY = "sk-test-secret-key-1234"  # The `provider` fixture's key (tests/conftest.py).
 KEY_B = "sk-second-provider-key-5678"
@@ -96,8 +95,8 @@ async def _chat(open_socket, user, persona: Persona, text: str, *, status: str =
     await socket.send(text)
     frames = await socket.receive_final(status)
     await wait_for_reply({"conversation": conversation})
-    # The title, generated after the first reply, also calls the provider: let it finish.
-    await asyncio.sleep(0.3)
+    # The title, generated after the first reply, also calls the provider: wait for it.
+    await replies_settled()
     await socket.close()
     return frames
 

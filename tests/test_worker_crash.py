@@ -12,6 +12,7 @@ from websockets.asyncio.client import connect
 from conversations import services
 from conversations.models import Message
 from tests.servers import DaphneServer, session_cookie
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +35,8 @@ def test_a_killed_worker_leaves_an_interrupted_reply_with_its_checkpointed_text(
     # Checkpoint every second; a heartbeat older than 5 s means the worker died.
     with DaphneServer(env={"CHAT_CHECKPOINT_S": "1", "CHAT_STALE_AFTER_S": "5"}) as server:
         asyncio.run(send_and_watch(server))
-        time.sleep(1.5)  # at least one checkpoint after w60
+        replies = Message.objects.filter(conversation=conversation, role="assistant", parent__isnull=False)
+        wait_until(lambda: replies.filter(content__contains="w60 ").exists(), message="no checkpoint after w60")
         server.process.kill()  # SIGKILL: no cleanup, no final write
         server.process.wait(timeout=10)
 
@@ -42,6 +44,7 @@ def test_a_killed_worker_leaves_an_interrupted_reply_with_its_checkpointed_text(
     assert reply.status == Message.Status.STREAMING  # the dead worker could not finish it
     assert reply.content.startswith("w0 w1 w2 ") and len(reply.content.split()) >= 60
     settings.CHAT_STALE_AFTER_S = 5
+    # The behaviour under test, not background work: the last heartbeat must grow older than 5 s.
     while (time.time() - reply.heartbeat_at.timestamp()) <= 5:
         time.sleep(0.2)
 

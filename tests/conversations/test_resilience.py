@@ -1,6 +1,5 @@
 """Generation that survives: checkpoints, heartbeats, interrupted replies, resync after a reconnect, signed-out sockets."""
 
-import asyncio
 import json
 from datetime import timedelta
 
@@ -10,14 +9,10 @@ from django.utils import timezone
 
 from conversations import services
 from conversations.models import Message
-from tests.sockets import wait_for_reply
+from tests.sockets import start_chat, wait_for_reply
+from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def start_chat(owner, make_persona, model_id):
-    persona = await sync_to_async(make_persona)(model_id)
-    return await sync_to_async(services.conversation_create)(owner=owner, persona=persona)
 
 
 async def streaming_reply() -> Message:
@@ -31,9 +26,13 @@ async def test_a_slow_reply_is_checkpointed_while_it_streams(alice, make_persona
     write_counter.clear()
     await socket.send("slowly")
     await socket.receive_until("w15 ")
-    await asyncio.sleep(0.4)
-    partial = await streaming_reply()
-    assert partial is not None and partial.content.startswith("w0 w1 ") and partial.heartbeat_at is not None
+
+    async def checkpointed() -> bool:
+        partial = await streaming_reply()
+        assert partial is not None, "the reply ended before a checkpoint of its text was seen"
+        return partial.heartbeat_at is not None and partial.content.startswith("w0 w1 ")
+
+    assert await async_wait_until(checkpointed, message="no checkpoint of the text while the reply streams")
     await socket.receive_final()
     reply = await wait_for_reply()
     assert reply.content == "".join(f"w{i} " for i in range(40))
@@ -50,9 +49,13 @@ async def test_a_stalled_model_still_beats(alice, make_persona, open_socket, set
     await socket.send("wait")
     await socket.receive_until("beforeend")
     first = (await streaming_reply()).heartbeat_at
-    await asyncio.sleep(0.9)
-    later = (await streaming_reply()).heartbeat_at
-    assert later > first
+
+    async def beat_again() -> bool:
+        reply = await streaming_reply()  # None once the reply ended: the stall is over, and so is the test
+        assert reply is not None, "the reply ended before a heartbeat during the stall"
+        return reply.heartbeat_at > first
+
+    await async_wait_until(beat_again, timeout_s=5, message="no heartbeat while the model stalls")
     await socket.receive_final()
 
 

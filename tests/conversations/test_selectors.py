@@ -9,11 +9,6 @@ from conversations.models import Conversation, Message
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def conversation(alice, persona):
-    return services.conversation_create(owner=alice, persona=persona)
-
-
 def test_conversation_get_for_user_returns_the_owners_conversation(alice, conversation):
     found = selectors.conversation_get_for_user(user=alice, public_id=conversation.public_id)
     assert found == conversation and found.persona.model.provider.name == "Fake upstream"

@@ -9,11 +9,6 @@ from conversations.models import Message
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def conversation(alice, persona):
-    return services.conversation_create(owner=alice, persona=persona)
-
-
 def test_conversation_create_without_greeting_has_no_messages(alice, make_persona):
     conversation = services.conversation_create(owner=alice, persona=make_persona(greeting="  "))
     assert conversation.messages.count() == 0 and conversation.title == ""

@@ -13,11 +13,6 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
-@pytest.fixture
-def conversation(alice, persona):
-    return services.conversation_create(owner=alice, persona=persona)
-
-
 def detail_url(conversation) -> str:
     return reverse("conversations:conversation-detail", kwargs={"public_id": conversation.public_id})
 

@@ -1,7 +1,18 @@
-"""Browser fixtures: Debian's Chromium driven by Playwright against a daphne process."""
+"""Browser fixtures: Debian's Chromium driven by Playwright against a daphne process.
 
+One Chromium for the whole test session (`browser`), a fresh context and page
+for each test (`page`). One daphne process for each test module
+(`site_server`), on the test database: each test commits its own rows
+(`django_db(transaction=True)`), which the server sees, and finds the tables
+empty again after it. A module that needs the server configured otherwise
+overrides `site_server`.
+"""
+
+import asyncio
+import contextlib
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,30 +48,102 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture
-def site(transactional_db, fake_upstream):
-    """The site in a daphne process sharing the test database (rows must be committed)."""
+@pytest.fixture(scope="module")
+def site_server(django_db_setup, fake_upstream):
+    """The site in a daphne process for the tests of one module, on the test database."""
     with DaphneServer(static=True) as server:
         yield server
 
 
 @pytest.fixture
-def page(chromium_path, site, monkeypatch):
-    """A fresh browser page; torn down before the database is flushed."""
+def site(site_server, transactional_db):
+    """The module's daphne process, for a test whose committed rows are flushed after it.
+
+    The server outlives the test. The tests wait for the replies they start,
+    so nothing of theirs is still running when the rows go; a failed test
+    may leave a reply streaming, and the server then logs the rows it cannot
+    find. Whatever the server keeps in memory is keyed by ids that are never
+    reused (users, conversations), so one test's state does not reach the next.
+    """
+    return site_server
+
+
+class BrowserLoop:
+    """When Playwright's event loop counts as running on this thread.
+
+    Playwright's sync API runs its event loop in a greenlet of this thread and
+    leaves it marked as running between calls. Django's async-safety check
+    takes that for async code calling the ORM, and `async_to_sync` (used by
+    code that broadcasts on commit) refuses to run. The loop is marked while
+    a test holds a page, and for no other test of the session.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Mark the loop as running, as Playwright's calls need it."""
+        asyncio._set_running_loop(self.loop)
+        try:
+            yield
+        finally:
+            asyncio._set_running_loop(None)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Unmark it for a block of sync code that calls `async_to_sync`, while a test holds a page."""
+        asyncio._set_running_loop(None)
+        try:
+            yield
+        finally:
+            asyncio._set_running_loop(self.loop)
+
+
+@pytest.fixture(scope="session")
+def _playwright(chromium_path):
+    """Chromium launched once for the session, with the loop it runs on; see `browser` and `page`."""
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps its event loop marked as running on this thread,
-    # which Django's async-safety check would take for async code calling the ORM.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
+    playwright = sync_playwright().start()
+    loop = BrowserLoop(asyncio.get_running_loop())
+    try:
         browser = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+    except BaseException:
+        playwright.stop()
+        raise
+    asyncio._set_running_loop(None)
+    try:
+        yield browser, loop
+    finally:
+        with loop.running():
+            browser.close()
+            playwright.stop()
+
+
+@pytest.fixture
+def browser_loop(_playwright) -> BrowserLoop:
+    return _playwright[1]
+
+
+@pytest.fixture
+def browser(_playwright):
+    """The session's Chromium (Playwright's `Browser`)."""
+    return _playwright[0]
+
+
+@pytest.fixture
+def page(browser, browser_loop, site, monkeypatch):
+    """A page in a fresh browser context, closed before the test's rows are flushed."""
+    # With the loop marked as running, Django would refuse the test's own ORM calls.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with browser_loop.running():
         context = browser.new_context(viewport={"width": 1200, "height": 800})
         context.set_default_timeout(15_000)
         try:
             yield context.new_page()
         finally:
             context.close()
-            browser.close()
 
 
 @pytest.fixture

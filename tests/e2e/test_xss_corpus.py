@@ -92,9 +92,9 @@ def corpus() -> list[tuple[int, str]]:
         return [(n, codecs.decode(line.rstrip("\n"), "unicode_escape")) for n, line in enumerate(lines, start=1)]
 
 
-@pytest.fixture(params=["csp", "no-csp"])
-def site(request, transactional_db, fake_upstream):
-    """The site in daphne with its Content-Security-Policy ("csp") or without it ("no-csp").
+@pytest.fixture(scope="module", params=["csp", "no-csp"])
+def site_server(request, django_db_setup, fake_upstream):
+    """The site in daphne with its Content-Security-Policy ("csp") or without it ("no-csp"), for this module.
 
     Every delta goes out on its own (no coalescing window) and a user may
     send as often as the corpus needs.
@@ -207,10 +207,13 @@ def test_payloads_stay_inert_as_user_messages_and_rendered_replies(page, site, a
     _assert_inert(watch, problems)
 
 
-def test_payloads_stay_inert_while_replies_stream_one_character_per_delta(page, site, alice, make_persona, corpus):
+def test_payloads_stay_inert_while_replies_stream_one_character_per_delta(
+    page, site, alice, make_persona, corpus, browser_loop
+):
     persona = make_persona("echo-raw", name="Parrot", slug="parrot", greeting="I repeat you, character by character.")
     conversation = services.conversation_create(owner=alice, persona=persona)
-    services.conversation_rename(conversation=conversation, title="Streamed corpus")  # no title request upstream
+    with browser_loop.paused():  # The rename broadcasts the new title through async_to_sync.
+        services.conversation_rename(conversation=conversation, title="Streamed corpus")  # no title request upstream
     url = site.url(conversation.get_absolute_url())
     watch = Watch(page, site.origin)
     _log_in(page, site, alice)
@@ -274,7 +277,7 @@ def _send_and_check(
 
 
 # 142 page loads: run once, without the CSP (the stricter of the two for this oracle).
-@pytest.mark.parametrize("site", ["no-csp"], indirect=True)
+@pytest.mark.parametrize("site_server", ["no-csp"], indirect=True)
 def test_payloads_stay_inert_as_conversation_titles(page, site, alice, persona, corpus):
     now = timezone.now()
     conversations = Conversation.objects.bulk_create(
