@@ -377,8 +377,11 @@ def run_checks(clients: list[Client], server: TaggedFakeServer, log: str) -> tup
     )
     checks.check(
         "every acknowledged reply got its final bubble within the reply timeout",
-        [f"{r.key} ({r.plan.kind}, reply {r.reply_id}, timed out: {r.timed_out})"
-         for r in replies if r.acked and not r.final_status],
+        [
+            f"{r.key} ({r.plan.kind}, reply {r.reply_id}, timed out: {r.timed_out})"
+            for r in replies
+            if r.acked and not r.final_status
+        ],
     )
     checks.check("no bubble the clients did not send", [f"c{c.index}: {u}" for c in clients for u in c.unexpected])
 
@@ -392,8 +395,11 @@ def run_checks(clients: list[Client], server: TaggedFakeServer, log: str) -> tup
         problems += [f"{k} stored {n} times" for k, n in keys.items() if n > 1]
         problems += [f"{k} stored, never acknowledged" for k in keys if k not in acked]
         problems += [f"{k} acknowledged, not stored" for k in acked if k not in keys]
-        problems += [f"{m.idempotency_key}: text differs" for m in stored if m.idempotency_key in acked
-                     and m.content != acked[m.idempotency_key].text]
+        problems += [
+            f"{m.idempotency_key}: text differs"
+            for m in stored
+            if m.idempotency_key in acked and m.content != acked[m.idempotency_key].text
+        ]
     duplicates = sum(1 for r in replies if r.plan.duplicate)
     checks.check(
         "every acknowledged send stored exactly once (user messages == sends, by idempotency key)",
@@ -402,8 +408,11 @@ def run_checks(clients: list[Client], server: TaggedFakeServer, log: str) -> tup
     )
     checks.check(
         "one reply per stored user message",
-        [f"c{c.index}: {assistants_per_conversation[c.public_id]} replies, {len(stored_users[c.public_id])} "
-         f"messages" for c in clients if assistants_per_conversation[c.public_id] != len(stored_users[c.public_id])],
+        [
+            f"c{c.index}: {assistants_per_conversation[c.public_id]} replies, {len(stored_users[c.public_id])} messages"
+            for c in clients
+            if assistants_per_conversation[c.public_id] != len(stored_users[c.public_id])
+        ],
     )
     checks.check("no reply left streaming", [f"{i}" for i, m in stored_replies.items() if m.status == "streaming"])
     checks.check(
@@ -424,8 +433,9 @@ def run_checks(clients: list[Client], server: TaggedFakeServer, log: str) -> tup
             )
         expected = plan.text
         if expected is not None and message.content != expected:
-            text_problems.append(f"{reply.key} {plan.kind}: {len(message.content)} chars stored, {len(expected)} "
-                                 f"expected")
+            text_problems.append(
+                f"{reply.key} {plan.kind}: {len(message.content)} chars stored, {len(expected)} expected"
+            )
         if expected is None and not words(plan.length).startswith(message.content):
             text_problems.append(f"{reply.key} {plan.kind}: stored text is not a start of the reply")
         if reply.final_status and reply.final_status != message.status:
@@ -471,28 +481,46 @@ def _print_figures(
     checkpointed = sum(1 for m in stored if m.heartbeat_at and (m.heartbeat_at - m.created_at).total_seconds() > 0.5)
     ms = 1000
     rows = [
-        ("sends", f"{len(replies)} ({sum(r.acked for r in replies)} acknowledged, "
-                  f"{sum(1 for r in replies if r.plan.duplicate)} sent twice)"),
-        ("replies ended", f"{len(ended)} in {run_s:.1f} s = {len(ended) / run_s:.1f} replies/s "
-                          f"(no reply streaming {settle_s:.1f} s after)"),
+        (
+            "sends",
+            f"{len(replies)} ({sum(r.acked for r in replies)} acknowledged, "
+            f"{sum(1 for r in replies if r.plan.duplicate)} sent twice)",
+        ),
+        (
+            "replies ended",
+            f"{len(ended)} in {run_s:.1f} s = {len(ended) / run_s:.1f} replies/s "
+            f"(no reply streaming {settle_s:.1f} s after)",
+        ),
         ("planned kinds", ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))),
         ("stored by status", ", ".join(f"{k} {n}" for k, n in sorted(statuses.items()))),
-        ("recovered by retry", f"{recovered} of {kinds['retry503'] + kinds['retry429']} (503/429 before the "
-                               f"first token)"),
-        ("stops", f"{sum(r.final_status == 'stopped' for r in stops)} stopped, "
-                  f"{sum(r.final_status == 'complete' for r in stops)} complete before the stop arrived"),
+        (
+            "recovered by retry",
+            f"{recovered} of {kinds['retry503'] + kinds['retry429']} (503/429 before the first token)",
+        ),
+        (
+            "stops",
+            f"{sum(r.final_status == 'stopped' for r in stops)} stopped, "
+            f"{sum(r.final_status == 'complete' for r in stops)} complete before the stop arrived",
+        ),
         ("send -> first delta", _figures([(r.first_delta_at - r.sent_at) * ms for r in replies if r.first_delta_at])),
         ("  site's ttft_ms", _figures([m.ttft_ms for m in stored if m.ttft_ms is not None])),
         ("send -> final bubble", _figures([(r.final_at - r.sent_at) * ms for r in ended])),
         ("  of 'ok' replies", _figures([(r.final_at - r.sent_at) * ms for r in ended if r.plan.kind == "ok"])),
         ("longest delta gap", _figures([r.max_gap_s * ms for r in replies if r.last_delta_at]) + " per reply"),
-        ("stop -> final bubble", _figures([(r.final_at - r.stop_sent_at) * ms for r in stops
-                                           if r.stop_sent_at and r.final_at])),
+        (
+            "stop -> final bubble",
+            _figures([(r.final_at - r.stop_sent_at) * ms for r in stops if r.stop_sent_at and r.final_at]),
+        ),
         ("checkpointed replies", f"{checkpointed} with at least one checkpoint write (their number is not stored)"),
-        ("daphne memory", f"RSS {daphne['rss_start']} at start, {daphne['rss_end']} at the end, "
-                          f"peak (VmHWM) {daphne['peak']}"),
-        ("daphne CPU", f"{daphne['cpu_s']:.1f} s over {run_s + settle_s:.1f} s = "
-                       f"{daphne['cpu_s'] * ms / max(len(ended), 1):.0f} ms per reply"),
+        (
+            "daphne memory",
+            f"RSS {daphne['rss_start']} at start, {daphne['rss_end']} at the end, peak (VmHWM) {daphne['peak']}",
+        ),
+        (
+            "daphne CPU",
+            f"{daphne['cpu_s']:.1f} s over {run_s + settle_s:.1f} s = "
+            f"{daphne['cpu_s'] * ms / max(len(ended), 1):.0f} ms per reply",
+        ),
         ("load average", daphne["load"]),
     ]
     print(header)
@@ -536,8 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                 async def soak() -> float:
                     end = time.perf_counter() + args.seconds
                     await asyncio.gather(
-                        *(run_client(c, site, args, random.Random(args.seed * 100_003 + c.index), end)
-                          for c in clients)
+                        *(run_client(c, site, args, random.Random(args.seed * 100_003 + c.index), end) for c in clients)
                     )
                     return time.perf_counter()
 

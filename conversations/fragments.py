@@ -73,16 +73,14 @@ def title_html(*, conversation_id: UUID, title: str) -> str:
 def text_appended_html(message_id: UUID | str, text: str) -> str:
     """Return the fragment appending escaped `text` to a streaming bubble: O(len(text))."""
     return (
-        f'<div id="{message_body_dom_id(message_id)}" hx-swap-oob="beforeend">'
-        f"{rendering.render_plain_text(text)}</div>"
+        f'<div id="{message_body_dom_id(message_id)}" hx-swap-oob="beforeend">{rendering.render_plain_text(text)}</div>'
     )
 
 
 def text_replaced_html(message_id: UUID | str, text: str) -> str:
     """Return the fragment setting a streaming bubble's text to escaped `text` (a snapshot)."""
     return (
-        f'<div id="{message_body_dom_id(message_id)}" hx-swap-oob="innerHTML">'
-        f"{rendering.render_plain_text(text)}</div>"
+        f'<div id="{message_body_dom_id(message_id)}" hx-swap-oob="innerHTML">{rendering.render_plain_text(text)}</div>'
     )
 
 

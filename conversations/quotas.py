@@ -75,9 +75,7 @@ def quota_status(*, user: User, now: datetime | None = None) -> QuotaStatus:
     """
     now = now or timezone.now()
     limits = user_limits(user=user)
-    usage = selectors.user_usage(
-        user=user, now=now, stale_before=now - timedelta(seconds=settings.CHAT_STALE_AFTER_S)
-    )
+    usage = selectors.user_usage(user=user, now=now, stale_before=now - timedelta(seconds=settings.CHAT_STALE_AFTER_S))
     return QuotaStatus(
         limits=limits,
         usage=usage,

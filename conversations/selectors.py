@@ -38,9 +38,9 @@ def conversation_list_for_user(
         conversations = conversations.filter(updated_at__lte=updated_at).filter(
             Q(updated_at__lt=updated_at) | Q(public_id__lt=public_id)
         )
-    return conversations.only("public_id", "title", "archived", "updated_at").order_by(
-        "-updated_at", "-public_id"
-    )[:limit]
+    return conversations.only("public_id", "title", "archived", "updated_at").order_by("-updated_at", "-public_id")[
+        :limit
+    ]
 
 
 def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversation:
@@ -52,9 +52,7 @@ def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversat
     if not getattr(user, "is_authenticated", False):
         raise Conversation.DoesNotExist
     try:
-        return Conversation.objects.select_related("persona__model__provider").get(
-            owner=user, public_id=public_id
-        )
+        return Conversation.objects.select_related("persona__model__provider").get(owner=user, public_id=public_id)
     except (ValueError, TypeError, ValidationError):  # Not a UUID.
         raise Conversation.DoesNotExist from None
 
@@ -107,9 +105,11 @@ def message_history_for_upstream(*, conversation: Conversation, limit: int) -> U
 
 def message_is_only_question(*, message: Message) -> bool:
     """Return whether `message` is the only user message of its conversation, counting earlier versions."""
-    return not Message.objects.filter(conversation_id=message.conversation_id, role=Message.Role.USER).exclude(
-        pk=message.pk
-    ).exists()
+    return (
+        not Message.objects.filter(conversation_id=message.conversation_id, role=Message.Role.USER)
+        .exclude(pk=message.pk)
+        .exists()
+    )
 
 
 def message_versions(*, conversation: Conversation, messages: list[Message]) -> dict[int, Versions]:

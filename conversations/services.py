@@ -123,9 +123,10 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
                 fields.append("title")
             conversation.save(update_fields=fields)
     except IntegrityError:
-        if idempotency_key and Message.objects.filter(
-            conversation=conversation, idempotency_key=idempotency_key[:64]
-        ).exists():
+        if (
+            idempotency_key
+            and Message.objects.filter(conversation=conversation, idempotency_key=idempotency_key[:64]).exists()
+        ):
             raise DuplicateSend(idempotency_key) from None
         raise
     return SentMessage(user_message=user_message, assistant_message=assistant_message)

@@ -30,9 +30,7 @@ from llm.types import ChatRequest, Delta, Finish, UpstreamConfig
 # creating one costs ~50 ms (its TLS context), which would land on every time
 # to first token, and sharing keeps its connection pool warm. Weak keys: a
 # client goes away with its loop. Process-local, so safe with many workers.
-_http_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient]" = (
-    weakref.WeakKeyDictionary()
-)
+_http_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient]" = weakref.WeakKeyDictionary()
 
 
 def _shared_http_client() -> httpx2.AsyncClient:
@@ -47,9 +45,7 @@ def _shared_http_client() -> httpx2.AsyncClient:
 @sensitive_variables()
 def _client(config: UpstreamConfig, http_client: httpx2.AsyncClient) -> openai.AsyncOpenAI:
     """Return an SDK client for `config` on `http_client`; never close it: that would close the shared client."""
-    timeout = openai.Timeout(
-        config.total_timeout_s, connect=config.connect_timeout_s, read=config.read_timeout_s
-    )
+    timeout = openai.Timeout(config.total_timeout_s, connect=config.connect_timeout_s, read=config.read_timeout_s)
     # Retries are the caller's policy, not the SDK's: a retry after text has
     # been shown would duplicate it.
     return openai.AsyncOpenAI(

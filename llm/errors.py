@@ -69,7 +69,7 @@ def map_error(exc: BaseException, *, config: UpstreamConfig, model: str, started
         return _timeout_error(exc, config)
     if isinstance(exc, openai.APIStatusError):
         return _map_status_error(exc, detail=detail, model=model)
-    if isinstance(exc, openai.APIConnectionError) or isinstance(exc, httpx2.TransportError):
+    if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
         if started:
             return LLMError(
                 ErrorKind.CONNECTION_DROPPED,
@@ -95,13 +95,19 @@ def _timeout_error(exc: BaseException, config: UpstreamConfig) -> LLMError:
     """Name the time limit that ran out: connecting, waiting between chunks, or the whole reply."""
     cause = exc.__cause__ if isinstance(exc, openai.APITimeoutError) else exc
     if isinstance(cause, (httpx2.ConnectTimeout, httpx2.PoolTimeout)):
-        message = _("Could not connect to the provider within %(seconds)g s. Check that it is up; an admin can raise the connect timeout.")
+        message = _(
+            "Could not connect to the provider within %(seconds)g s. "
+            "Check that it is up; an admin can raise the connect timeout."
+        )
         seconds = config.connect_timeout_s
     elif isinstance(cause, httpx2.TimeoutException):
         message = _("The provider stopped sending for %(seconds)g s. Try again; an admin can raise the idle timeout.")
         seconds = config.read_timeout_s
     else:
-        message = _("The reply took longer than %(seconds)g s in all. Ask for something shorter; an admin can raise the total timeout.")
+        message = _(
+            "The reply took longer than %(seconds)g s in all. "
+            "Ask for something shorter; an admin can raise the total timeout."
+        )
         seconds = config.total_timeout_s
     return LLMError(ErrorKind.TIMEOUT, message % {"seconds": seconds})
 

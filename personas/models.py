@@ -17,9 +17,7 @@ class Provider(models.Model):
         help_text=_("The API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1."),
     )
     api_key_encrypted = models.TextField(_("API key (encrypted)"), blank=True, editable=False)
-    connect_timeout_s = models.FloatField(
-        _("connect timeout (s)"), default=10.0, validators=[MinValueValidator(0.1)]
-    )
+    connect_timeout_s = models.FloatField(_("connect timeout (s)"), default=10.0, validators=[MinValueValidator(0.1)])
     read_timeout_s = models.FloatField(
         _("idle timeout between chunks (s)"), default=60.0, validators=[MinValueValidator(0.1)]
     )
@@ -50,20 +48,12 @@ class Provider(models.Model):
 class ChatModel(models.Model):
     """A model of a provider; enabled models form the allow-list."""
 
-    provider = models.ForeignKey(
-        Provider, on_delete=models.CASCADE, related_name="models", verbose_name=_("provider")
-    )
-    model_id = models.CharField(
-        _("model id"), max_length=200, help_text=_("As the API names it, e.g. gpt-4o-mini.")
-    )
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models", verbose_name=_("provider"))
+    model_id = models.CharField(_("model id"), max_length=200, help_text=_("As the API names it, e.g. gpt-4o-mini."))
     display_name = models.CharField(_("display name"), max_length=200, blank=True)
     enabled = models.BooleanField(_("enabled"), default=False)
-    context_window = models.PositiveIntegerField(
-        _("context window (tokens)"), null=True, blank=True
-    )
-    max_output_tokens = models.PositiveIntegerField(
-        _("max output tokens"), null=True, blank=True
-    )
+    context_window = models.PositiveIntegerField(_("context window (tokens)"), null=True, blank=True)
+    max_output_tokens = models.PositiveIntegerField(_("max output tokens"), null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

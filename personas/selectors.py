@@ -8,11 +8,7 @@ from personas.models import Persona, Provider
 
 def persona_list_active() -> QuerySet[Persona]:
     """Return the personas a user may start a chat with, by name, with their model loaded."""
-    return (
-        Persona.objects.filter(is_active=True, model__enabled=True)
-        .select_related("model")
-        .order_by("name")
-    )
+    return Persona.objects.filter(is_active=True, model__enabled=True).select_related("model").order_by("name")
 
 
 def provider_upstream_config(*, provider: Provider) -> llm.UpstreamConfig:

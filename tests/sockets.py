@@ -63,8 +63,14 @@ class ChatSocket:
 
 
 @pytest.fixture
-def open_socket():
-    """Return an async factory: `await open_socket(user, conversation)` gives a connected ChatSocket."""
+async def open_socket():
+    """Return an async factory: `await open_socket(user, conversation)` gives a connected ChatSocket.
+
+    At teardown, the replies the test's sockets started are let finish (or,
+    after a grace period, cancelled) on the test's own event loop: a reply
+    still running when the loop closes would leave its database thread
+    waiting on that loop forever, and every later test queued behind it.
+    """
     sockets: list[ChatSocket] = []
 
     async def open_(user, conversation_id, *, origin: bytes = b"http://127.0.0.1") -> tuple[ChatSocket, dict]:
@@ -80,6 +86,7 @@ def open_socket():
         return socket
 
     yield open_
+    await replies_ended()
 
 
 async def start_chat(owner, make_persona, model_id: str = "fake-echo", **persona_fields) -> Conversation:
@@ -111,6 +118,20 @@ async def replies_settled(timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
         while tasks := [task for task in _running if task.get_loop() is loop and not task.done()]:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def replies_ended(grace_s: float = 5) -> None:
+    """Let this loop's running replies end within `grace_s`, then cancel those still running and wait for them."""
+    from conversations.generation import _running
+
+    try:
+        await replies_settled(timeout=grace_s)
+    except TimeoutError:
+        loop = asyncio.get_running_loop()
+        tasks = [task for task in _running if task.get_loop() is loop and not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ DATA_SCRIPT_TYPES = {"application/json", "text/template"}
 def _csp(response) -> dict[str, str]:
     header = response.headers["Content-Security-Policy"]
     directives = (part.strip().split(None, 1) for part in header.split(";") if part.strip())
-    return {name: value for name, value in directives}
+    return dict(directives)
 
 
 class _InlineFinder(HTMLParser):

@@ -61,7 +61,7 @@ def test_env_bool_returns_the_default_when_unset(monkeypatch, default):
 def test_env_bool_rejects_other_words_naming_the_variable(monkeypatch):
     monkeypatch.setenv("CHAT_TEST_VAR", "maybe")
 
-    with pytest.raises(ImproperlyConfigured, match="CHAT_TEST_VAR.*'maybe'"):
+    with pytest.raises(ImproperlyConfigured, match=r"CHAT_TEST_VAR.*'maybe'"):
         env_bool("CHAT_TEST_VAR", False)
 
 

@@ -1,4 +1,4 @@
-"""A daphne worker killed mid-reply: the checkpointed text survives, the reply is shown as interrupted, nothing is stuck."""
+"""A daphne worker killed mid-reply: the checkpointed text survives, the reply shows as interrupted, nothing stuck."""
 
 import asyncio
 import json
@@ -70,6 +70,8 @@ def test_a_killed_worker_leaves_an_interrupted_reply_with_its_checkpointed_text(
     with DaphneServer() as server:
         asyncio.run(next_reply(server))
     statuses = list(
-        Message.objects.filter(conversation=conversation, role="assistant").order_by("created_at").values_list("status", flat=True)
+        Message.objects.filter(conversation=conversation, role="assistant")
+        .order_by("created_at")
+        .values_list("status", flat=True)
     )
     assert statuses == ["complete", "interrupted", "complete"]

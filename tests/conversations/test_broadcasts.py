@@ -39,10 +39,13 @@ def test_rename_is_sent_only_once_committed(chat, django_capture_on_commit_callb
 
 @pytest.mark.django_db
 def test_a_rolled_back_change_is_never_sent(chat, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            services.conversation_rename(conversation=chat, title="Never shown")
-            raise RuntimeError
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        services.conversation_rename(conversation=chat, title="Never shown")
+        raise RuntimeError
     assert callbacks == []
 
 
@@ -66,7 +69,6 @@ def test_a_send_shows_the_question_and_the_empty_reply_in_every_tab(alice, chat,
 
 @pytest.mark.django_db
 def test_a_refused_send_saves_and_sends_nothing(alice, chat, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(ValidationError):
-            services.reply_request(user=alice, public_id=chat.public_id, action="send", text="   ")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(ValidationError):
+        services.reply_request(user=alice, public_id=chat.public_id, action="send", text="   ")
     assert callbacks == [] and chat.messages.count() == 1  # the greeting only

@@ -219,7 +219,10 @@ async def test_title_is_the_first_user_message_cut_to_one_line(alice, make_perso
     socket = await open_socket(alice, conversation.public_id)
     await socket.send("\n  Plan a trip to Kyoto\nwith kids in spring")
     frames = await socket.receive_final("complete")
-    assert any(f'id="conversation-{conversation.public_id}-title" hx-swap-oob="true">Plan a trip to Kyoto<' in f for f in frames)
+    assert any(
+        f'id="conversation-{conversation.public_id}-title" hx-swap-oob="true">Plan a trip to Kyoto<' in f
+        for f in frames
+    )
     await conversation.arefresh_from_db()
     assert conversation.title == "Plan a trip to Kyoto"
 

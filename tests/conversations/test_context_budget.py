@@ -1,4 +1,4 @@
-"""The context budget end to end: what is sent upstream, the refusal of a too-large message, the line under the composer."""
+"""The context budget end to end: what is sent upstream, a too-large message refused, the line under the composer."""
 
 import pytest
 from asgiref.sync import sync_to_async

@@ -16,7 +16,9 @@ async def start_chat(owner, make_persona, model_id="long:3"):
     return await sync_to_async(services.conversation_create)(owner=owner, persona=persona)
 
 
-async def test_sends_per_minute_over_the_limit_are_refused_and_the_greeting_does_not_count(alice, make_persona, open_socket, upstream):
+async def test_sends_per_minute_over_the_limit_are_refused_and_the_greeting_does_not_count(
+    alice, make_persona, open_socket, upstream
+):
     await UsageLimit.objects.acreate(user=alice, sends_per_minute=2)
     conversation = await start_chat(alice, make_persona)
     socket = await open_socket(alice, conversation.public_id)

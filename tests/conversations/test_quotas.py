@@ -1,4 +1,4 @@
-"""Usage limits: resolution (user row > most generous group > site default), usage counting, the check and its messages."""
+"""Usage limits: resolution (user row > most generous group > site default), usage counting, the check, messages."""
 
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -263,13 +263,18 @@ def test_a_single_reply_at_once_gets_its_own_wording(alice):
     UsageLimit.objects.create(user=alice, concurrent_replies=1)
     _reply(alice, at=NOW - timedelta(minutes=2), status=Message.Status.STREAMING, heartbeat_at=NOW)
 
-    with pytest.raises(QuotaExceeded, match="A reply is already being written; wait for it to finish or stop it."):
+    with pytest.raises(QuotaExceeded, match=r"A reply is already being written; wait for it to finish or stop it\."):
         quota_check(user=alice, now=NOW)
 
 
 def test_replies_left_by_a_dead_worker_do_not_block(alice, settings):
     for _ in range(2):
-        _reply(alice, at=NOW - timedelta(minutes=2), status=Message.Status.STREAMING, heartbeat_at=NOW - timedelta(seconds=46))
+        _reply(
+            alice,
+            at=NOW - timedelta(minutes=2),
+            status=Message.Status.STREAMING,
+            heartbeat_at=NOW - timedelta(seconds=46),
+        )
 
     assert quota_check(user=alice, now=NOW).replies_left == 2
 
@@ -362,7 +367,9 @@ def test_two_sends_at_once_are_checked_one_after_the_other(alice, settings):
 
 
 def _render(user, *, oob=False) -> str:
-    return render_to_string("conversations/partials/quota_status.html", {"quota": quota_status(user=user, now=NOW), "oob": oob})
+    return render_to_string(
+        "conversations/partials/quota_status.html", {"quota": quota_status(user=user, now=NOW), "oob": oob}
+    )
 
 
 def test_partial_shows_the_tokens_left_today(alice):

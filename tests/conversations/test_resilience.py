@@ -1,4 +1,4 @@
-"""Generation that survives: checkpoints, heartbeats, interrupted replies, resync after a reconnect, signed-out sockets."""
+"""Generation that survives: checkpoints, heartbeats, interrupted replies, resync on reconnect, signed-out sockets."""
 
 import json
 from datetime import timedelta
@@ -62,9 +62,7 @@ async def test_a_stalled_model_still_beats(alice, make_persona, open_socket, set
 def leave_a_dead_reply(conversation, *, age_s: int, content="half a rep") -> Message:
     sent = services.message_send(conversation=conversation, text="question")
     reply = sent.assistant_message
-    Message.objects.filter(pk=reply.pk).update(
-        content=content, heartbeat_at=timezone.now() - timedelta(seconds=age_s)
-    )
+    Message.objects.filter(pk=reply.pk).update(content=content, heartbeat_at=timezone.now() - timedelta(seconds=age_s))
     return reply
 
 
@@ -106,7 +104,10 @@ async def test_sync_after_a_reconnect_sends_every_bubble_again(alice, make_perso
     await socket.receive_final()
     await socket.communicator.send_json_to({"action": "sync", "streaming": [], "full": True})
     html = await socket.receive()
-    assert html.startswith('\n<div id="messages" hx-swap-oob="innerHTML">') or 'id="messages" hx-swap-oob="innerHTML"' in html
+    assert (
+        html.startswith('\n<div id="messages" hx-swap-oob="innerHTML">')
+        or 'id="messages" hx-swap-oob="innerHTML"' in html
+    )
     assert "first" in html and "<p>w0 w1</p>" in html
 
 

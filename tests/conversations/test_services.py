@@ -51,7 +51,11 @@ def test_title_from_text(text, title):
 
 def test_message_send_saves_user_message_empty_reply_and_title(conversation):
     sent = services.message_send(conversation=conversation, text="What is 2+2?", idempotency_key="k1")
-    assert (sent.user_message.role, sent.user_message.content, sent.user_message.status) == ("user", "What is 2+2?", "complete")
+    assert (sent.user_message.role, sent.user_message.content, sent.user_message.status) == (
+        "user",
+        "What is 2+2?",
+        "complete",
+    )
     assert (sent.assistant_message.status, sent.assistant_message.content) == ("streaming", "")
     assert sent.assistant_message.model_id == "fake-echo"
     conversation.refresh_from_db()

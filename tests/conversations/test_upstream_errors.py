@@ -33,7 +33,9 @@ async def chat(alice, make_persona, model_id):
     ],
     ids=["401", "404", "429", "quota", "context", "500", "503", "dropped", "midstream-error", "no-finish"],
 )
-async def test_upstream_failure_becomes_an_error_bubble(alice, make_persona, open_socket, model_id, status, message, partial):
+async def test_upstream_failure_becomes_an_error_bubble(
+    alice, make_persona, open_socket, model_id, status, message, partial
+):
     conversation = await chat(alice, make_persona, model_id)
     socket = await open_socket(alice, conversation.public_id)
     await socket.send("hello")
@@ -123,7 +125,9 @@ async def test_error_bubbles_never_become_model_input(alice, make_persona, open_
 
 
 @pytest.mark.parametrize("fault", ["status:503", "status:500", "status:429+retry-after:0.2"])
-async def test_429_and_5xx_before_the_first_token_are_retried(alice, make_persona, open_socket, upstream, settings, fault):
+async def test_429_and_5xx_before_the_first_token_are_retried(
+    alice, make_persona, open_socket, upstream, settings, fault
+):
     settings.CHAT_UPSTREAM_RETRIES = 2
     conversation = await chat(alice, make_persona, f"long:3+{fault}+fail:2")
     socket = await open_socket(alice, conversation.public_id)
@@ -143,7 +147,9 @@ async def test_retries_are_bounded(alice, make_persona, open_socket, upstream, s
 
 
 @pytest.mark.parametrize("fault", ["quota+fail:1", "status:401+fail:1", "status:429+retry-after:60+fail:1"])
-async def test_quota_auth_and_long_retry_after_are_not_retried(alice, make_persona, open_socket, upstream, settings, fault):
+async def test_quota_auth_and_long_retry_after_are_not_retried(
+    alice, make_persona, open_socket, upstream, settings, fault
+):
     settings.CHAT_UPSTREAM_RETRIES = 2
     conversation = await chat(alice, make_persona, f"long:3+{fault}")
     socket = await open_socket(alice, conversation.public_id)

@@ -97,7 +97,14 @@ def test_owner_sees_the_conversation_with_page_hooks(client, alice, conversation
     Message.objects.create(conversation=conversation, role="user", content="<script>alert(1)</script>")
     client.force_login(alice)
     page = client.get(detail_url(conversation)).content.decode()
-    for hook in ['id="composer"', 'name="message"', 'id="messages"', 'id="stop"', 'id="new-chat"', 'id="conversations"']:
+    for hook in [
+        'id="composer"',
+        'name="message"',
+        'id="messages"',
+        'id="stop"',
+        'id="new-chat"',
+        'id="conversations"',
+    ]:
         assert hook in page, hook
     assert 'class="message message-assistant" data-role="assistant" data-status="complete"' in page
     assert "message-body" in page
@@ -141,7 +148,7 @@ def test_conversation_page_queries_do_not_grow_with_messages(client, alice, conv
     client.force_login(alice)
     for i in range(30):
         services.message_send(conversation=conversation, text=f"message {i}")
-    for i in range(20):
+    for _ in range(20):
         services.conversation_create(owner=alice, persona=conversation.persona)
     # session, user, conversation with persona/model/provider, stale replies, messages,
     # their versions, the context budget (greeting, latest messages, their count),

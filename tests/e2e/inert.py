@@ -40,6 +40,7 @@ link a remote image must have become.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -360,10 +361,8 @@ class Watch:
 
     def _on_dialog(self, dialog) -> None:
         self.events.append(f"{self.phase}: {dialog.type} dialog {dialog.message!r}")
-        try:
+        with contextlib.suppress(Error):  # the page may have gone away meanwhile
             dialog.dismiss()
-        except Error:  # the page went away meanwhile
-            pass
 
     def _on_request(self, request: Request) -> None:
         if not request.url.startswith(self.origin + "/"):

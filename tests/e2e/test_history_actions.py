@@ -1,6 +1,7 @@
 """In the browser: regenerate a reply and step through its versions, edit the last question, copy text."""
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -87,7 +88,7 @@ def test_export_one_conversation_and_read_the_downloaded_json(logged_in, site, m
         page.locator(".export-menu a[href$='/export/json/']").click()
     download = download_info.value
     assert download.suggested_filename.endswith(".json")
-    data = json.loads(open(download.path(), encoding="utf-8").read())
+    data = json.loads(Path(download.path()).read_text(encoding="utf-8"))
     assert data["format"] == "chatsite.conversations" and data["version"] == 1
     (conversation,) = data["conversations"]
     assert conversation["persona"]["slug"] == "short"

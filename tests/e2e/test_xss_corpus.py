@@ -182,10 +182,15 @@ def test_payloads_stay_inert_as_user_messages_and_rendered_replies(page, site, a
         question, reply = sent.user_message, sent.assistant_message
         for message, place in ((question, "user message"), (reply, "rendered reply")):
             labels[f"message-{message.public_id}"] = _label(line, place)
-            labels[f"{conversation.get_absolute_url()}#{message_dom_id(message.public_id)}"] = _label(line, f"{place} in search")
+            labels[f"{conversation.get_absolute_url()}#{message_dom_id(message.public_id)}"] = _label(
+                line, f"{place} in search"
+            )
         items.append(
-            Item(selector=f"#message-{question.public_id}-body", label=_label(line, "user message"),
-                 text=dom_text(question.content))
+            Item(
+                selector=f"#message-{question.public_id}-body",
+                label=_label(line, "user message"),
+                text=dom_text(question.content),
+            )
         )
         items.append(_reply_item(line, payload, f"#message-{reply.public_id}-body", _label(line, "rendered reply")))
     url = site.url(conversation.get_absolute_url())

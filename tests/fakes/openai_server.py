@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -167,9 +168,18 @@ class Behaviour:
     def parse(cls, model: str) -> Behaviour:
         """Parse ``name[:arg]`` segments joined by ``+``. Raises: BadModelSpec."""
         converters = {
-            "long": int, "delay": float, "ttfb": float, "stall": float, "finish": str,
-            "cut": int, "nofinish": int, "error": int, "replay": str, "status": int,
-            "retry-after": float, "fail": int,
+            "long": int,
+            "delay": float,
+            "ttfb": float,
+            "stall": float,
+            "finish": str,
+            "cut": int,
+            "nofinish": int,
+            "error": int,
+            "replay": str,
+            "status": int,
+            "retry-after": float,
+            "fail": int,
         }
         fields = {"delay": "delay_ms", "ttfb": "ttfb_ms", "stall": "stall_s", "retry-after": "retry_after_s"}
         values: dict[str, Any] = {}
@@ -384,8 +394,10 @@ class FakeOpenAIServer:
         token = token.strip() if scheme.lower() == "bearer" else ""
         if not token:
             return web.json_response(
-                _envelope("You didn't provide an API key. You need to provide your API key "
-                          "in an Authorization header using Bearer auth."),
+                _envelope(
+                    "You didn't provide an API key. You need to provide your API key "
+                    "in an Authorization header using Bearer auth."
+                ),
                 status=401,
             )
         if self.api_key is not None and token != self.api_key:
@@ -439,8 +451,11 @@ class FakeOpenAIServer:
             raise BadModelSpec(f"no fixture named {name!r} in {folder}")
         entries = json.loads((folder / "manifest.json").read_text())
         entry = next((e for e in entries if e.get("file") == name), {})
-        recorded = {k: v for k, v in entry.get("response_headers", {}).items()
-                    if k in REPLAYED_HEADERS or k.startswith("x-ratelimit-")}
+        recorded = {
+            k: v
+            for k, v in entry.get("response_headers", {}).items()
+            if k in REPLAYED_HEADERS or k.startswith("x-ratelimit-")
+        }
         recorded.setdefault("content-type", CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
         return path.read_bytes(), int(entry.get("status", 200)), recorded
 
@@ -508,20 +523,25 @@ class FakeOpenAIServer:
     def _usage(self, body: dict, deltas: list[str]) -> dict[str, int]:
         messages = body.get("messages") or []
         prompt = sum(len(_message_text(m.get("content")).split()) for m in messages if isinstance(m, dict))
-        return {"prompt_tokens": prompt, "completion_tokens": len(deltas),
-                "total_tokens": prompt + len(deltas)}
+        return {"prompt_tokens": prompt, "completion_tokens": len(deltas), "total_tokens": prompt + len(deltas)}
 
     async def _stream(self, request: web.Request, body: dict, behaviour: Behaviour) -> web.StreamResponse:
         deltas = self._deltas(body, behaviour)
-        head = {"id": f"chatcmpl-fake{uuid.uuid4().hex[:20]}", "object": "chat.completion.chunk",
-                "created": int(time.time()), "model": body["model"], "system_fingerprint": "fp_fake"}
+        head = {
+            "id": f"chatcmpl-fake{uuid.uuid4().hex[:20]}",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": body["model"],
+            "system_fingerprint": "fp_fake",
+        }
 
         def chunk(delta: dict, finish_reason: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
             return f"data: {_dumps({**head, 'choices': [choice]})}\n\n".encode()
 
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
-                                               "Cache-Control": "no-cache"})
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
         await response.write(b"")  # flush the headers before the first (maybe delayed) event
         try:
@@ -560,12 +580,17 @@ class FakeOpenAIServer:
             return web.json_response(SERVER_ERROR, status=500)
         message = {"role": "assistant", "content": "".join(deltas), "refusal": None, "annotations": []}
         finish = None if behaviour.nofinish is not None else behaviour.finish
-        return web.json_response({
-            "id": f"chatcmpl-fake{uuid.uuid4().hex[:20]}", "object": "chat.completion",
-            "created": int(time.time()), "model": body["model"],
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-            "usage": self._usage(body, deltas), "system_fingerprint": "fp_fake",
-        })
+        return web.json_response(
+            {
+                "id": f"chatcmpl-fake{uuid.uuid4().hex[:20]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body["model"],
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "usage": self._usage(body, deltas),
+                "system_fingerprint": "fp_fake",
+            }
+        )
 
 
 async def _serve_forever(server: FakeOpenAIServer) -> None:
@@ -586,12 +611,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default=None, help="accept only this bearer token")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    server = FakeOpenAIServer(host=args.host, port=args.port, api_key=args.api_key, model_ids=DEMO_MODELS,
-                              delay_ms=args.delay_ms, access_log=True)
-    try:
+    server = FakeOpenAIServer(
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        model_ids=DEMO_MODELS,
+        delay_ms=args.delay_ms,
+        access_log=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve_forever(server))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -60,13 +60,15 @@ def contents(chunks):
 
 
 async def raw_post(server, model, stream=True):
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
             f"{server.base_url}/chat/completions",
             json={"model": model, "messages": USER, "stream": stream},
             headers={"Authorization": "Bearer test"},
-        ) as response:
-            return response.status, response.headers.copy(), await response.read()
+        ) as response,
+    ):
+        return response.status, response.headers.copy(), await response.read()
 
 
 # -- generated streams -------------------------------------------------------
@@ -105,8 +107,14 @@ async def test_wire_format_matches_openai_events(server):
     assert events[-2:] == ["data: [DONE]", ""]
     first = json.loads(events[0].removeprefix("data: "))
     assert first["object"] == "chat.completion.chunk"
-    assert first["choices"] == [{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None},
-                                 "logprobs": None, "finish_reason": None}]
+    assert first["choices"] == [
+        {
+            "index": 0,
+            "delta": {"role": "assistant", "content": "", "refusal": None},
+            "logprobs": None,
+            "finish_reason": None,
+        }
+    ]
     finish = json.loads(events[3].removeprefix("data: "))
     assert finish["choices"][0]["delta"] == {} and finish["choices"][0]["finish_reason"] == "stop"
 
@@ -120,9 +128,12 @@ async def test_long_yields_exactly_n_numbered_deltas(client):
 
 @pytest.mark.asyncio
 async def test_echo_raw_streams_the_last_user_message_unchanged_one_character_per_delta(client):
-    text = ' <b>x</b>\r\n```\n\\u2028\u2028 é '
-    messages = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "ok"},
-                {"role": "user", "content": text}]
+    text = " <b>x</b>\r\n```\n\\u2028\u2028 é "
+    messages = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": text},
+    ]
     stream = await client.chat.completions.create(model="echo-raw", messages=messages, stream=True)
     chunks = [chunk async for chunk in stream]
     completion = await client.chat.completions.create(model="echo-raw+delay:1", messages=messages)
@@ -182,11 +193,16 @@ async def test_body_fixture_replays_with_recorded_status(server, name):
 async def test_replay_streams_one_event_at_a_time(server):
     name = "openai_stream_finish_length.sse"
     reads = []
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server.base_url}/chat/completions", headers={"Authorization": "Bearer t"},
-                                json={"model": f"replay:{name}+delay:30", "stream": True}) as response:
-            async for data in response.content.iter_any():
-                reads.append(data)
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{server.base_url}/chat/completions",
+            headers={"Authorization": "Bearer t"},
+            json={"model": f"replay:{name}+delay:30", "stream": True},
+        ) as response,
+    ):
+        async for data in response.content.iter_any():
+            reads.append(data)
 
     assert len(reads) > 1
     assert b"".join(reads) == (fixtures_dir() / name).read_bytes()
@@ -256,8 +272,10 @@ async def test_cut_raises_connection_error_after_n_deltas(client):
 async def test_cut_aborts_without_chunked_terminator(server):
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     body = json.dumps({"model": "long:5+cut:2", "messages": USER, "stream": True}).encode()
-    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n"
-                 b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    writer.write(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     raw = b""
     try:
         while data := await reader.read(65536):
@@ -267,7 +285,7 @@ async def test_cut_aborts_without_chunked_terminator(server):
     writer.close()
 
     assert b'"content":"w1 "' in raw
-    assert b"[DONE]" not in raw and b"finish_reason\":\"stop" not in raw
+    assert b"[DONE]" not in raw and b'finish_reason":"stop' not in raw
     assert not raw.endswith(b"0\r\n\r\n")
 
 
@@ -345,9 +363,11 @@ async def test_requests_are_recorded_and_cleared(client, server):
     assert (recorded.method, recorded.path) == ("POST", "/v1/chat/completions")
     assert recorded.headers["authorization"] == "Bearer test"
     assert recorded.body["model"] == "long:1" and recorded.body["messages"] == USER
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{server.port}/_fake/requests") as response:
-            assert (await response.json())[0]["body"]["stream"] is True
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{server.port}/_fake/requests") as response,
+    ):
+        assert (await response.json())[0]["body"]["stream"] is True
     server.clear()
     assert server.requests == []
 
@@ -376,9 +396,11 @@ def test_fixtures_live_in_the_repository(monkeypatch):
 @pytest.mark.asyncio
 async def test_demo_models_are_listed_with_their_labels():
     with FakeOpenAIServer(model_ids=DEMO_MODELS) as server:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{server.base_url}/models", headers={"Authorization": "Bearer t"}) as response:
-                listed = await response.json()
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{server.base_url}/models", headers={"Authorization": "Bearer t"}) as response,
+        ):
+            listed = await response.json()
 
     assert listed["object"] == "list"
     assert listed["data"] == [
@@ -428,10 +450,9 @@ async def test_configured_api_key_rejects_others():
 
 @pytest.mark.asyncio
 async def test_missing_bearer_token_gets_401(server):
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{server.base_url}/models") as response:
-            assert response.status == 401
-            assert (await response.json())["error"]["type"] == "invalid_request_error"
+    async with aiohttp.ClientSession() as session, session.get(f"{server.base_url}/models") as response:
+        assert response.status == 401
+        assert (await response.json())["error"]["type"] == "invalid_request_error"
 
 
 def test_command_line_serves_and_prints_its_url():
@@ -439,7 +460,11 @@ def test_command_line_serves_and_prints_its_url():
     env = {k: v for k, v in os.environ.items() if k != "CHAT_FIXTURES_DIR"}  # the repository's own fixtures
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.openai_server", "--port", "0", "--delay-ms", "0"],
-        cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         line = process.stdout.readline().strip()
@@ -450,8 +475,9 @@ def test_command_line_serves_and_prints_its_url():
         assert completion.choices[0].message.content == "w0 w1 "
         listed = client.models.list().data
         assert [(m.id, m.model_extra["display_name"]) for m in listed] == list(DEMO_MODELS.items())
-        replayed = client.chat.completions.create(model="replay:openai_stream_finish_length.sse", messages=USER,
-                                                  stream=True)
+        replayed = client.chat.completions.create(
+            model="replay:openai_stream_finish_length.sse", messages=USER, stream=True
+        )
         assert [c.choices[0].finish_reason for c in replayed if c.choices][-1] == "length"
         with pytest.raises(openai.RateLimitError) as caught:
             client.chat.completions.create(model="quota", messages=USER)

@@ -75,7 +75,7 @@ def test_a_key_no_secret_decrypts_fails_the_command_naming_its_provider(settings
     lost_token = lost.api_key_encrypted
     settings.SECRET_KEY, settings.SECRET_KEY_FALLBACKS = NEW_SECRET, [OLD_SECRET]
 
-    with pytest.raises(CommandError, match="“Lost provider”.*DJANGO_SECRET_KEY_FALLBACKS"):
+    with pytest.raises(CommandError, match=r"“Lost provider”.*DJANGO_SECRET_KEY_FALLBACKS"):
         _rotate()
 
     lost.refresh_from_db()

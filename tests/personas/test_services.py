@@ -69,10 +69,14 @@ class _OpenRouterStyleServer(FakeOpenAIServer):
     """Lists models the way OpenRouter does: the human label is in ``name``."""
 
     async def _models(self, request: web.Request) -> web.Response:
-        return web.json_response({"data": [
-            {"id": "openai/gpt-4o", "name": "OpenAI: GPT-4o", "created": 1715367049},
-            {"id": "z/unnamed", "created": 1715367049},
-        ]})
+        return web.json_response(
+            {
+                "data": [
+                    {"id": "openai/gpt-4o", "name": "OpenAI: GPT-4o", "created": 1715367049},
+                    {"id": "z/unnamed", "created": 1715367049},
+                ]
+            }
+        )
 
 
 def _provider_on(server: FakeOpenAIServer) -> Provider:

@@ -187,7 +187,7 @@ def test_zip_without_conversations_json_or_unpacking_too_large_is_refused():
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("other.json", "[]")
-    with pytest.raises(ImportFormatError, match="holds no conversations.json"):
+    with pytest.raises(ImportFormatError, match=r"holds no conversations\.json"):
         importers.parse_export(buffer.getvalue(), max_bytes=MAX_BYTES)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
