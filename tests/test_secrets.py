@@ -277,7 +277,8 @@ def test_admin_calls_send_each_provider_its_own_key_only(
 
     for action in ("fetch_models", "test_connection"):
         response = admin_client.post(changelist, {"action": action, "_selected_action": both}, follow=True)
-        assert "401" not in response.content.decode()
+        # The auth failure's message, not "401": a random port in the page can contain those digits.
+        assert "refused the API key" not in response.content.decode()
 
     _assert_each_server_saw_only_its_key(upstream, second_upstream, sent_requests)
 
