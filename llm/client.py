@@ -37,7 +37,9 @@ def _shared_http_client() -> httpx2.AsyncClient:
     loop = asyncio.get_running_loop()
     client = _http_clients.get(loop)
     if client is None or client.is_closed:
-        client = _http_clients[loop] = openai.DefaultAsyncHttpxClient()
+        # No redirects: a provider's key goes to its base URL only, never to wherever a
+        # response points (the SDK's default client follows them, Authorization header included).
+        client = _http_clients[loop] = openai.DefaultAsyncHttpxClient(follow_redirects=False)
     return client
 
 

@@ -7,6 +7,7 @@ never carry the API key: upstream text is scrubbed of it before it is quoted.
 """
 
 import logging
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 
@@ -162,21 +163,39 @@ def _map_status_error(exc: openai.APIStatusError, *, detail: str, model: str) ->
     )
 
 
+# The most of an upstream's error message that reaches the admin and the person chatting.
+UPSTREAM_MESSAGE_MAX_CHARS = 300
+# What looks like a credential in an error body: the common key prefixes (OpenAI sk-, Groq gsk_,
+# xAI xai-, Anthropic sk-ant-, Google AIza...), bearer tokens, and any long unbroken token.
+_KEY_LIKE = re.compile(
+    r"\b(?:sk|gsk|xai|pk|rk|key|token)[-_][A-Za-z0-9_\-]{6,}|\bAIza[A-Za-z0-9_\-]{20,}"
+    r"|\bBearer\s+\S+|\b[A-Za-z0-9_\-+=]{32,}",
+    re.IGNORECASE,
+)
+
+
 def _upstream_message(exc: BaseException) -> str:
     """Return the upstream's own error message (OpenAI error body `error.message`), or a short fallback."""
     body = getattr(exc, "body", None)
     if isinstance(body, Mapping):
         error = body.get("error", body)
         if isinstance(error, Mapping) and isinstance(error.get("message"), str):
-            return error["message"][:500]
+            return error["message"]
     message = getattr(exc, "message", None) or str(exc)
-    return str(message)[:500]
+    return str(message)
 
 
 @sensitive_variables("api_key")
 def _scrub(text: str, api_key: str) -> str:
-    """Remove the API key from `text`, should an upstream echo it back."""
-    return text.replace(api_key, "***") if api_key and len(api_key) >= 4 else text
+    """Return `text` cut to UPSTREAM_MESSAGE_MAX_CHARS, without the API key or anything that looks like a key.
+
+    The whole text is scrubbed before it is cut, so a key straddling the cut
+    cannot leave a readable prefix behind.
+    """
+    if api_key and len(api_key) >= 4:
+        text = text.replace(api_key, "***")
+    text = _KEY_LIKE.sub("***", text)
+    return text if len(text) <= UPSTREAM_MESSAGE_MAX_CHARS else text[: UPSTREAM_MESSAGE_MAX_CHARS - 1] + "…"
 
 
 def _retry_after_s(response: httpx2.Response) -> float | None:

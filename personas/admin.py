@@ -97,6 +97,14 @@ class ProviderAdmin(admin.ModelAdmin):
             services.provider_set_api_key(provider=obj, api_key="")
         elif form.cleaned_data.get("api_key"):
             services.provider_set_api_key(provider=obj, api_key=form.cleaned_data["api_key"])
+        elif change and services.provider_key_forget_on_new_host(
+            provider=obj, previous_base_url=form.initial.get("base_url", "")
+        ):
+            self.message_user(
+                request,
+                gettext("The base URL now names another server, so the stored API key was removed. Enter its key."),
+                messages.WARNING,
+            )
 
     @admin.action(description=_("Fetch models"))
     def fetch_models(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:

@@ -49,6 +49,28 @@ def provider_set_api_key(*, provider: Provider, api_key: str) -> Provider:
     return provider
 
 
+def provider_key_forget_on_new_host(*, provider: Provider, previous_base_url: str) -> bool:
+    """Clear `provider`'s stored key if its base URL now names another host or port; return whether it did.
+
+    A key belongs to the server it was issued for: after the base URL moves
+    elsewhere, "Test connection" or a reply would otherwise send it to the new
+    host. The path may change freely (/v1 to /openai/v1).
+    """
+    if not provider.api_key_encrypted or _host(provider.base_url) == _host(previous_base_url):
+        return False
+    provider_set_api_key(provider=provider, api_key="")
+    return True
+
+
+def _host(url: str) -> tuple[str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:  # An unparseable port: only the host name counts.
+        port = None
+    return (parts.hostname or "", port or {"http": 80, "https": 443}.get(parts.scheme))
+
+
 def provider_fetch_models(*, provider: Provider) -> list[ChatModel]:
     """Add the provider's models (GET {base_url}/models) that are not yet known, disabled.
 

@@ -139,6 +139,38 @@ def test_saving_with_a_new_key_replaces_it(admin_client, provider):
     assert provider.api_key == SECRET
 
 
+@pytest.mark.parametrize(
+    ("new_url", "kept"),
+    [
+        ("https://evil.example/v1", False),
+        ("http://127.0.0.1:1/v1", False),  # same address, another port: another server
+        (None, True),  # the same URL
+        ("PATH", True),  # the same server, another path
+    ],
+)
+def test_moving_the_base_url_to_another_server_forgets_the_key(admin_client, provider, new_url, kept):
+    base_url = provider.base_url if new_url is None else new_url
+    if new_url == "PATH":
+        base_url = provider.base_url.rstrip("/") + "/openai"
+    response = admin_client.post(
+        reverse("admin:personas_provider_change", args=[provider.pk]), _provider_data(base_url=base_url), follow=True
+    )
+
+    provider.refresh_from_db()
+    assert (provider.api_key == "sk-test-secret-key-1234") is kept
+    assert ("stored API key was removed" in response.content.decode()) is not kept
+
+
+def test_a_new_key_entered_with_the_new_server_is_kept(admin_client, provider):
+    admin_client.post(
+        reverse("admin:personas_provider_change", args=[provider.pk]),
+        _provider_data(base_url="https://api.other.example/v1", api_key=SECRET),
+    )
+
+    provider.refresh_from_db()
+    assert provider.api_key == SECRET
+
+
 def test_clear_key_removes_the_key(admin_client, provider):
     admin_client.post(
         reverse("admin:personas_provider_change", args=[provider.pk]),

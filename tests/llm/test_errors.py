@@ -1,0 +1,67 @@
+"""What an upstream failure shows: the provider's message, cut and scrubbed; and no redirect is followed."""
+
+import pytest
+from aiohttp import web
+
+import llm
+from llm.errors import UPSTREAM_MESSAGE_MAX_CHARS, _scrub
+
+KEY = "sk-proj-Zq3VbN8rT2wLmK5pXy7Hd4Fg"
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        KEY,
+        "sk-ant-api03-AbCdEfGhIjKlMnOp",
+        "gsk_AbCdEfGhIjKlMnOpQrStUvWx",
+        "xai-AbCdEfGhIjKlMnOpQrSt",
+        "AIzaSyA1b2C3d4E5f6G7h8I9j0KlMnOpQrStU",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.payload.signature",
+        "0123456789abcdef0123456789abcdef01234567",
+    ],
+)
+def test_anything_like_a_key_is_scrubbed_from_an_upstream_message(leak):
+    scrubbed = _scrub(f"Incorrect API key provided: {leak}. Find yours at the dashboard.", "sk-another-key-entirely")
+    assert leak not in scrubbed and leak[8:20] not in scrubbed
+    assert scrubbed.startswith("Incorrect API key provided: ***") and "Find yours at the dashboard." in scrubbed
+
+
+def test_the_configured_key_is_scrubbed_whatever_it_looks_like():
+    assert _scrub("echo: plain-words-key", "plain-words-key") == "echo: ***"
+
+
+def test_ordinary_words_model_ids_and_numbers_stay():
+    text = "The model `accounts/fireworks/models/llama-v3p1-405b-instruct` does not exist (code 404, 2048 tokens)."
+    assert _scrub(text, "") == text
+
+
+def test_a_long_message_is_cut_after_scrubbing():
+    text = "x " * 400 + KEY
+    scrubbed = _scrub(text, "")
+    assert len(scrubbed) == UPSTREAM_MESSAGE_MAX_CHARS and scrubbed.endswith("…")
+    straddling = "y" * (UPSTREAM_MESSAGE_MAX_CHARS - 10) + " " + KEY
+    assert "sk-proj" not in _scrub(straddling, "")
+
+
+async def test_a_redirect_is_not_followed_and_the_key_stays_home(upstream):
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"{upstream.base_url}/chat/completions")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", redirect)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    config = llm.UpstreamConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY)
+    request = llm.ChatRequest(model="fake-echo", messages=[{"role": "user", "content": "hi"}])
+    try:
+        with pytest.raises(llm.LLMError) as raised:
+            async for _ in llm.stream_chat(config, request):
+                pass
+    finally:
+        await runner.cleanup()
+    assert raised.value.status == 307
+    assert upstream.requests == []  # the redirect's target never saw the key
