@@ -51,7 +51,7 @@ class ProviderForm(forms.ModelForm):
 
     class Meta:
         model = Provider
-        fields = ["name", "base_url", "connect_timeout_s", "read_timeout_s", "total_timeout_s"]
+        fields = ["name", "base_url", "is_local", "connect_timeout_s", "read_timeout_s", "total_timeout_s"]
         field_classes = {"base_url": _URLField}
 
     def clean(self) -> dict[str, Any]:
@@ -69,7 +69,7 @@ class ProviderAdmin(admin.ModelAdmin):
     search_fields = ["name", "base_url"]
     readonly_fields = ["masked_api_key"]
     fieldsets = [
-        (None, {"fields": ["name", "base_url"]}),
+        (None, {"fields": ["name", "base_url", "is_local"]}),
         (_("API key"), {"fields": ["masked_api_key", "api_key", "clear_api_key"]}),
         (_("Timeouts"), {"fields": ["connect_timeout_s", "read_timeout_s", "total_timeout_s"]}),
     ]

@@ -1,9 +1,10 @@
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from personas import crypto
+from personas import addresses, crypto
 
 
 class Provider(models.Model):
@@ -15,6 +16,14 @@ class Provider(models.Model):
         max_length=500,
         validators=[URLValidator(schemes=["http", "https"])],
         help_text=_("The API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1."),
+    )
+    is_local = models.BooleanField(
+        _("on this machine or network"),
+        default=False,
+        help_text=_(
+            "Allow a loopback or private address (Ollama, vLLM, llama.cpp on the same machine or network). "
+            "Cloud metadata and link-local addresses are always refused."
+        ),
     )
     api_key_encrypted = models.TextField(_("API key (encrypted)"), blank=True, editable=False)
     connect_timeout_s = models.FloatField(_("connect timeout (s)"), default=10.0, validators=[MinValueValidator(0.1)])
@@ -34,6 +43,22 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        kind = addresses.host_kind(self.base_url)
+        if kind == addresses.HostKind.FORBIDDEN:
+            raise ValidationError(
+                {"base_url": _("This is a cloud metadata or link-local address; no provider may be there.")}
+            )
+        if kind == addresses.HostKind.LOCAL and not self.is_local:
+            raise ValidationError(
+                {
+                    "base_url": _(
+                        "This is a loopback or private address. If the provider runs there, "
+                        "tick “on this machine or network”."
+                    )
+                }
+            )
 
     @property
     def api_key(self) -> str:

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
 import llm
-from personas import crypto
+from personas import addresses, crypto
 from personas.models import ChatModel, Persona, Provider
 from personas.selectors import provider_upstream_config
 
@@ -200,7 +200,9 @@ def _provider_for(base_url: str) -> tuple[Provider, bool]:
     candidate, n = name, 2
     while Provider.objects.filter(name=candidate).exists():
         candidate, n = f"{name} ({n})", n + 1
-    provider = Provider(name=candidate, base_url=base_url)
+    provider = Provider(
+        name=candidate, base_url=base_url, is_local=addresses.host_kind(base_url) == addresses.HostKind.LOCAL
+    )
     provider.full_clean()
     provider.save()
     return provider, True

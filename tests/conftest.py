@@ -65,6 +65,7 @@ def provider(upstream):
     return Provider.objects.create(
         name="Fake upstream",
         base_url=upstream.base_url,
+        is_local=True,
         api_key_encrypted=crypto.encrypt("sk-test-secret-key-1234"),
         read_timeout_s=5,
         total_timeout_s=30,

@@ -239,6 +239,7 @@ def test_debug_page_of_a_failed_key_change_hides_the_new_key(debug_admin_client,
         {
             "name": provider.name,
             "base_url": provider.base_url,
+            "is_local": "on",
             "api_key": NEW_KEY,
             "connect_timeout_s": "10",
             "read_timeout_s": "60",

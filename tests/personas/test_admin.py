@@ -28,6 +28,7 @@ def _provider_data(**extra) -> dict:
     data = {
         "name": "Groq",
         "base_url": "https://api.groq.com/openai/v1",
+        "is_local": "on",  # the fake upstream of the `provider` fixture is on loopback
         "api_key": "",
         "connect_timeout_s": "10",
         "read_timeout_s": "60",

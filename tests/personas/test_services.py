@@ -243,6 +243,7 @@ def test_seed_uses_base_url_model_and_label_from_the_environment():
     provider = Provider.objects.get()
     assert provider.name == "127.0.0.1:9999"
     assert provider.base_url == "http://127.0.0.1:9999/v1"
+    assert provider.is_local  # a loopback address: seeding an Ollama or vLLM on this machine works
     model = ChatModel.objects.get()
     assert (model.model_id, model.display_name, str(model)) == (
         "fake-echo",
