@@ -72,16 +72,16 @@ def title_html(*, conversation_id: UUID, title: str) -> str:
 
 def text_appended_html(message_id: UUID | str, text: str) -> str:
     """Return the fragment appending escaped `text` to a streaming bubble: O(len(text))."""
-    return (
-        f'<div id="{message_body_dom_id(message_id)}" hx-swap-oob="beforeend">{rendering.render_plain_text(text)}</div>'
-    )
+    return _body_text_html(message_id, text, swap="beforeend")
 
 
 def text_replaced_html(message_id: UUID | str, text: str) -> str:
     """Return the fragment setting a streaming bubble's text to escaped `text` (a snapshot)."""
-    return (
-        f'<div id="{message_body_dom_id(message_id)}" hx-swap-oob="innerHTML">{rendering.render_plain_text(text)}</div>'
-    )
+    return _body_text_html(message_id, text, swap="innerHTML")
+
+
+def _body_text_html(message_id: UUID | str, text: str, *, swap: str) -> str:
+    return f'<div id="{message_body_dom_id(message_id)}" hx-swap-oob="{swap}">{rendering.render_plain_text(text)}</div>'
 
 
 def alert_html(text: str) -> str:

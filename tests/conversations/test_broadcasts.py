@@ -1,5 +1,7 @@
 """Services broadcast their changes to open tabs after the transaction commits, never before or after a rollback."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -18,6 +20,19 @@ def listen(group: str) -> str:
 
 def received(channel: str) -> dict:
     return async_to_sync(get_channel_layer().receive)(channel)
+
+
+def nothing_waiting(channel: str) -> bool:
+    """Return whether no event waits on `channel` (the in-memory layer hands over a sent one at once)."""
+
+    async def receive_now() -> bool:
+        try:
+            await asyncio.wait_for(get_channel_layer().receive(channel), timeout=0.01)
+        except TimeoutError:
+            return True
+        return False
+
+    return async_to_sync(receive_now)()
 
 
 @pytest.fixture
@@ -39,6 +54,7 @@ def test_rename_is_sent_only_once_committed(chat, django_capture_on_commit_callb
 
 @pytest.mark.django_db
 def test_a_rolled_back_change_is_never_sent(chat, django_capture_on_commit_callbacks):
+    channel = listen(events.conversation_group(chat.public_id))
     with (
         django_capture_on_commit_callbacks(execute=True) as callbacks,
         pytest.raises(RuntimeError),
@@ -47,6 +63,7 @@ def test_a_rolled_back_change_is_never_sent(chat, django_capture_on_commit_callb
         services.conversation_rename(conversation=chat, title="Never shown")
         raise RuntimeError
     assert callbacks == []
+    assert nothing_waiting(channel)
 
 
 @pytest.mark.django_db

@@ -6,16 +6,25 @@ from conversations.coalescing import DeltaCoalescer
 
 
 class Recorder:
-    """A send that records (seq, text) and can be made slow, to overlap flushes."""
+    """A send that records (seq, text) and how many sends ran at once.
+
+    delay_s: each send takes this long divided by its seq, so without the
+    coalescer's ordering a later delta would overtake an earlier one.
+    """
 
     def __init__(self, delay_s: float = 0) -> None:
         self.sent: list[tuple[int, str]] = []
         self.delay_s = delay_s
+        self.in_flight = 0
+        self.most_in_flight = 0
 
     async def __call__(self, seq: int, text: str) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
         if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+            await asyncio.sleep(self.delay_s / seq)
         self.sent.append((seq, text))
+        self.in_flight -= 1
 
 
 async def test_first_piece_goes_out_at_once():
@@ -56,8 +65,9 @@ async def test_slow_sends_never_overlap_or_reorder():
     await asyncio.gather(*pushes, deltas.flush(), deltas.flush())
     await deltas.close()
     seqs = [seq for seq, _ in send.sent]
-    assert seqs == list(range(1, len(seqs) + 1))
+    assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 1
     assert "".join(text for _, text in send.sent) == "01234"
+    assert send.most_in_flight == 1
 
 
 async def test_snapshot_matches_the_numbered_deltas():
