@@ -141,6 +141,10 @@ DATABASES = {
             },
             # A file, so a daphne process started by a test sees the test data.
             "TEST": {"NAME": VAR_DIR / "test.sqlite3"},
+            # Kept open between requests and channel layer calls, as DATABASE_URL's are (chatsite/env.py):
+            # reopening it after every call was a measurable share of a reply's CPU (bench/load.py).
+            "CONN_MAX_AGE": 60,
+            "CONN_HEALTH_CHECKS": True,
         },
     )
 }
@@ -157,7 +161,10 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # One process: Channels' in-memory layer, without its per-send scans (chatsite/channel_layers.py).
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "chatsite.channel_layers.LocalChannelLayer", "CONFIG": {"capacity": 1500, "expiry": 60}}
+    }
 
 # CACHE
 

@@ -3,6 +3,7 @@
 import logging
 from importlib import import_module
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
@@ -59,6 +60,23 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_send(
                 events.control_group(self.conversation.public_id), events.layer_message(sync)
             )
+
+    async def dispatch(self, message: dict) -> None:
+        """Run the handler of `message` (a websocket frame or a channel layer event, by its type).
+
+        Channels' own dispatch first closes stale database connections on the
+        one thread that runs the ORM, a thread hop for every event: with a
+        hundred replies streaming, every delta of every tab queued behind the
+        database work (bench/load.py). The handlers here that use the database
+        do it through `database_sync_to_async`, which closes them itself.
+
+        Raises:
+            ValueError: no handler for the message's type (as Channels does).
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         # The reply keeps going: it belongs to the conversation, not to this socket.
@@ -117,7 +135,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 
     async def _start_reply(self, action: str, text: object, idempotency_key: str) -> None:
         try:
-            job = await database_sync_to_async(services.reply_request)(
+            requested = await database_sync_to_async(services.reply_request)(
                 user=self.user,
                 public_id=self.conversation.public_id,
                 action=action,
@@ -133,7 +151,9 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         except services.DuplicateSend:
             return  # A double Enter or a resend: the first one is already under way.
         await self.send_alert("")
-        generation.start_reply(job)
+        # The bubbles first, on every worker: the reply's deltas go into them.
+        await self.channel_layer.group_send(self.group, events.layer_message(requested.changed))
+        generation.start_reply(requested.job)
 
     async def send_alert(self, text: str) -> None:
         """Show `text` (escaped) under the composer of this tab only; "" clears it."""

@@ -201,17 +201,20 @@ def _title_broadcast(*, conversation_id, title: str) -> None:
     events.send_on_commit(events.conversation_group(conversation_id), changed)
 
 
-def _messages_broadcast(*, conversation: Conversation, added: list[Message] | None = None) -> None:
-    """Send the bubbles `added`, or else the whole shown conversation again, to every tab after commit."""
+def _messages_broadcast(*, conversation: Conversation) -> None:
+    """Send the whole shown conversation again to every tab after commit."""
+    events.send_on_commit(
+        events.conversation_group(conversation.public_id), lambda: _messages_changed(conversation=conversation)
+    )
 
-    def changed() -> events.MessagesChanged:
-        if added is not None:
-            html = fragments.messages_added_html(conversation=conversation, messages=added)
-        else:
-            html = fragments.message_list_html(conversation=conversation)
-        return {"type": "messages.changed", "html": html}
 
-    events.send_on_commit(events.conversation_group(conversation.public_id), changed)
+def _messages_changed(*, conversation: Conversation, added: list[Message] | None = None) -> events.MessagesChanged:
+    """Return the event showing the bubbles `added`, or else the whole shown conversation again."""
+    if added is not None:
+        html = fragments.messages_added_html(conversation=conversation, messages=added)
+    else:
+        html = fragments.message_list_html(conversation=conversation)
+    return {"type": "messages.changed", "html": html}
 
 
 def _last_current(conversation: Conversation) -> Message | None:
@@ -393,16 +396,31 @@ def replies_interrupt_stale(*, conversation: Conversation) -> int:
 REPLY_ACTIONS = ("send", "edit", "regenerate")
 
 
-@transaction.atomic  # Nothing stays saved if the quota or the context check refuses the question.
-def reply_request(*, user: User, public_id, action: str, text: object, idempotency_key: str = "") -> upstream.ReplyJob:
-    """Save what `action` writes and return the job that generates its reply; tabs see the bubbles after commit.
+@dataclass(frozen=True)
+class RequestedReply:
+    """A reply asked for: the job that generates it, and the bubbles every open tab must show first.
+
+    changed: the question and the empty reply (a send), or the whole shown
+        conversation (an edit or a regeneration), rendered after the commit.
+        The caller sends it to the conversation's group before it starts the
+        job, so the bubbles reach the tabs before the reply's first delta,
+        and the thread that runs the ORM never waits on the channel layer.
+    """
+
+    job: upstream.ReplyJob
+    changed: events.MessagesChanged
+
+
+def reply_request(*, user: User, public_id, action: str, text: object, idempotency_key: str = "") -> RequestedReply:
+    """Save what `action` writes, in one transaction, and return the reply's job and the bubbles to broadcast.
 
     action: "send" (a new question), "edit" (replace the last question; the
         old one stays a version) or "regenerate" (a new version of the last
         reply; `text` ignored).
     Reloads the conversation (an admin may have changed its persona, model or
     provider meanwhile) and takes the user's quota under a row lock, so two
-    tabs cannot both pass the last free send.
+    tabs cannot both pass the last free send. Nothing stays saved if the
+    quota or the context check refuses the question.
 
     Raises:
         ValidationError: the text, the persona, the quota or the conversation's
@@ -412,18 +430,19 @@ def reply_request(*, user: User, public_id, action: str, text: object, idempoten
     """
     if action not in REPLY_ACTIONS:
         raise ValueError(f"Unknown reply action {action!r}")
-    conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
-    clean = message_text_clean(text=text) if action != "regenerate" else ""
-    upstream.upstream_check(conversation=conversation)
-    quotas.quota_check(user=user, lock=True)
-    if action == "send":
-        sent = message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
-        reply = sent.assistant_message
-        _messages_broadcast(conversation=conversation, added=[sent.user_message, reply])
-    else:
-        if action == "edit":
+    with transaction.atomic():
+        conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
+        clean = message_text_clean(text=text) if action != "regenerate" else ""
+        upstream.upstream_check(conversation=conversation)
+        quotas.quota_check(user=user, lock=True)
+        added: list[Message] | None = None
+        if action == "send":
+            sent = message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
+            reply = sent.assistant_message
+            added = [sent.user_message, reply]
+        elif action == "edit":
             reply = message_edit(conversation=conversation, text=clean).assistant_message
         else:
             reply = reply_regenerate(conversation=conversation)
-        _messages_broadcast(conversation=conversation)
-    return upstream.reply_job_build(conversation=conversation, message=reply)
+        job = upstream.reply_job_build(conversation=conversation, message=reply)
+    return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))

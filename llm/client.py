@@ -13,6 +13,7 @@ Protocol source: OpenAI API reference, "Chat Completions: create" and
 """
 
 import asyncio
+import json
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -100,28 +101,33 @@ async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIter
     deadline = loop.time() + config.total_timeout_s
     client = _client(config, _shared_http_client())
     try:
-        stream = await client.chat.completions.create(
+        # The raw event stream, not the SDK's chunk objects: building a pydantic model per chunk
+        # was a third of the server's CPU under load (bench/load.py). The SDK still sends the
+        # request, applies the timeouts and raises its status errors.
+        async with client.chat.completions.with_streaming_response.create(
             model=request.model,
             messages=_message_params(request.messages),
             stream=True,
             stream_options={"include_usage": True},
             **params,
-        )
-        async with stream:  # Closes the HTTP response on stop (cancellation) or error.
-            async for chunk in stream:
+        ) as response:  # Closes the HTTP response on stop (cancellation) or error.
+            async for data in sse_data(response.iter_lines()):
                 if loop.time() > deadline:
                     raise TimeoutError
+                if data.startswith("[DONE]"):
+                    break
+                chunk = _chunk(data, response.http_request)
                 usage = _chunk_usage(chunk) or usage
-                model = chunk.model or model
-                for choice in chunk.choices or ():
-                    if choice.index != 0:
+                model = chunk.get("model") or model
+                for choice in chunk.get("choices") or ():
+                    if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
                         continue
-                    text = _delta_text(choice.delta)
+                    text = _delta_text(choice.get("delta"))
                     if text:
                         started = True
                         yield Delta(text)
-                    if choice.finish_reason:
-                        finish_reason = choice.finish_reason
+                    if choice.get("finish_reason"):
+                        finish_reason = str(choice["finish_reason"])
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
         raise map_error(exc, config=config, model=request.model, started=started) from exc
     if not finish_reason:
@@ -131,10 +137,55 @@ async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIter
         )
     yield Finish(
         finish_reason=finish_reason,
-        model=model,
+        model=model if isinstance(model, str) else request.model,
         prompt_tokens=_int_or_none(usage, "prompt_tokens"),
         completion_tokens=_int_or_none(usage, "completion_tokens"),
     )
+
+
+async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Yield the data of each server-sent event in `lines` (the body's lines, without their line breaks).
+
+    The event stream format of the WHATWG HTML standard, "Server-sent
+    events" §9.2.6: `data:` lines (one leading space removed) joined by "\n",
+    dispatched at a blank line; comments (`:`) and other fields ignored. An
+    event cut off by the end of the body (no blank line after it) is not
+    dispatched, as the standard says and the openai SDK does.
+    """
+    data: list[str] = []
+    async for line in lines:
+        if not line:
+            if data:
+                yield "\n".join(data)
+                data = []
+        elif line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+
+
+def _chunk(data: str, http_request: httpx2.Request) -> Mapping[str, Any]:
+    """Return one event's chat completion chunk object.
+
+    Raises:
+        openai.APIError: the event is an error object, which providers send inside a 200 stream
+            (as the SDK raises it).
+        LLMError: the event is not a JSON object (kind BAD_RESPONSE).
+    """
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        chunk = None
+    if not isinstance(chunk, Mapping):
+        raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+    error = chunk.get("error")
+    if error:
+        message = error.get("message") if isinstance(error, Mapping) else None
+        raise openai.APIError(
+            message if isinstance(message, str) and message else "An error occurred during streaming",
+            request=http_request,
+            body=error,
+        )
+    return chunk
 
 
 async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
@@ -154,7 +205,7 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
         raise map_error(exc, config=config, model=request.model, started=False) from exc
     if not completion.choices:
         raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider's answer had no choices."))
-    return _delta_text(completion.choices[0].message)
+    return _delta_text(completion.choices[0].message.model_dump())
 
 
 async def list_models(config: UpstreamConfig) -> dict[str, str]:
@@ -180,25 +231,26 @@ def _model_label(model: Any) -> str:
     return label.strip() if isinstance(label, str) else ""
 
 
-def _delta_text(delta: Any) -> str:
-    """Return the visible text of a delta or message: content (a string or text parts) and refusal."""
-    if delta is None:
-        return ""
-    content = getattr(delta, "content", None)
+def _delta_text(delta: object) -> str:
+    """Return the visible text of a delta or message object: content (a string or text parts) and refusal."""
+    if not isinstance(delta, Mapping):
+        return ""  # Azure sends chunks without a delta.
+    content = delta.get("content")
     if isinstance(content, list):
         # Mistral's Magistral sends [{"type": "thinking", ...}, {"type": "text", "text": ...}].
         content = "".join(
             part.get("text", "") for part in content if isinstance(part, Mapping) and part.get("type") == "text"
         )
-    refusal = getattr(delta, "refusal", None)
+    refusal = delta.get("refusal")
     return (content if isinstance(content, str) else "") + (refusal if isinstance(refusal, str) else "")
 
 
-def _chunk_usage(chunk: Any) -> Mapping[str, Any] | None:
-    """Return the usage a chunk carries, as a mapping; later usages replace earlier ones (never summed)."""
-    if chunk.usage is not None:
-        return chunk.usage.model_dump()
-    x_groq = (chunk.model_extra or {}).get("x_groq")
+def _chunk_usage(chunk: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Return the usage a chunk carries; later usages replace earlier ones (never summed)."""
+    usage = chunk.get("usage")
+    if isinstance(usage, Mapping):
+        return usage
+    x_groq = chunk.get("x_groq")
     if isinstance(x_groq, Mapping) and isinstance(x_groq.get("usage"), Mapping):
         return x_groq["usage"]
     return None

@@ -211,7 +211,7 @@ def test_defaults_need_no_configuration_but_a_secret_key(tmp_path):
 
     assert values["engine"] == "django.db.backends.sqlite3"
     assert values["db_name"] == str(tmp_path / "db.sqlite3")
-    assert values["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert values["layer"] == "chatsite.channel_layers.LocalChannelLayer"
     assert values["debug"] is False
     assert values["allowed_hosts"] == ["127.0.0.1", "localhost", "[::1]"]
 

@@ -75,13 +75,17 @@ def test_delete_stops_the_reply_through_the_control_group(chat, django_capture_o
 
 
 @pytest.mark.django_db
-def test_a_send_shows_the_question_and_the_empty_reply_in_every_tab(alice, chat, django_capture_on_commit_callbacks):
+def test_a_send_returns_the_question_and_the_empty_reply_for_every_tab(alice, chat, django_capture_on_commit_callbacks):
+    # The consumer sends them before it starts the reply: the service itself never waits on the channel layer.
     channel = listen(events.conversation_group(chat.public_id))
-    with django_capture_on_commit_callbacks(execute=True):
-        job = services.reply_request(user=alice, public_id=chat.public_id, action="send", text="Hi <there>")
-    event = received(channel)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        requested = services.reply_request(user=alice, public_id=chat.public_id, action="send", text="Hi <there>")
+    assert callbacks == [] and nothing_waiting(channel)
+    event = requested.changed
     assert event["type"] == "messages.changed"
-    assert "Hi &lt;there&gt;" in event["html"] and f'data-message-id="{job.message.public_id}"' in event["html"]
+    assert (
+        "Hi &lt;there&gt;" in event["html"] and f'data-message-id="{requested.job.message.public_id}"' in event["html"]
+    )
 
 
 @pytest.mark.django_db

@@ -167,6 +167,23 @@ async def test_send_streams_deltas_in_order_then_the_rendered_reply(alice, make_
     assert saved == [("assistant", "complete"), ("user", "complete"), ("assistant", "complete")]
 
 
+async def test_relaying_events_never_queues_on_the_database_thread(alice, make_persona, open_socket, monkeypatch):
+    # Channels' dispatch closes stale connections on the ORM's one thread before every event; with a
+    # hundred replies streaming, every delta then waited behind the database work (bench/load.py).
+    calls = []
+
+    async def counted() -> None:
+        calls.append(1)
+
+    monkeypatch.setattr("channels.consumer.aclose_old_connections", counted)
+    conversation = await start_chat(alice, make_persona, "long:20")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("Count for me")
+    frames = await socket.receive_final("complete")
+    assert len(delta_texts(frames)) >= 1
+    assert calls == []
+
+
 async def test_deltas_are_coalesced_when_the_upstream_is_fast(alice, make_persona, open_socket, settings):
     settings.CHAT_COALESCE_MS = 50
     conversation = await start_chat(alice, make_persona, "long:400+delay:1")

@@ -1,0 +1,440 @@
+"""A class pressing Enter at once: N people each send one message at the same moment; what each of them sees.
+
+The site runs as `make run` serves it: daphne on a fresh SQLite database in a
+temporary CHAT_VAR_DIR, the in-memory channel layer, per-user limits lifted
+(`bench/environment.py`); `--database-url` and `--redis` switch to
+PostgreSQL and channels-redis, `--workers 2` starts two daphne processes and
+gives each person one of them in turn. The upstream is the fake OpenAI server
+(`tests/fakes/openai_server.py`) in its own process, paced like gpt-4o by the
+model string `--model` (300 ms before the response headers, 16 ms before each
+streamed event, 230 content chunks). A subclass of the fake (`StampedServer`)
+stamps, with the machine's monotonic clock, when each request arrived and
+when each chunk was written; the clients here stamp with the same clock
+(`time.perf_counter` is CLOCK_MONOTONIC on Linux), so upstream and client
+stamps compare across processes.
+
+For each N of `--sizes`, in the same run:
+
+1. Baseline: N `openai.AsyncOpenAI` streams read the upstream directly, all
+   started at once, from this process.
+2. Site: N users, each with a fresh conversation, open their websocket; once
+   all are open, each sends one message at the same moment and reads frames
+   until the final bubble of its reply.
+
+Figures per N (milliseconds, p50 / p99 over the people or over every chunk):
+
+- own message shown: send → the frame with the person's own bubble;
+- send → upstream request: send → the fake received the reply's request;
+- first token: start (the SDK call, or the send) → the first text;
+- per-chunk delay: the fake wrote a chunk → the client holds its text (for
+  the site, the first delta frame whose text covers the chunk's end);
+- daphne CPU: user + system seconds of the daphne process(es) over the
+  round, and per reply;
+- completeness: replies whose final bubble came, whose deltas add up to the
+  upstream's text, and whose stored text equals it.
+
+Asserts nothing; prints figures. Usage (from the repository root):
+
+    .venv/bin/python bench/load.py                              # N = 1, 10, 50, 100
+    .venv/bin/python bench/load.py --redis redis://127.0.0.1:6379/0 \\
+        --database-url postgres://chat@127.0.0.1/chat_bench --workers 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextvars
+import html
+import json
+import os
+import re
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from bench.environment import bench_site
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.servers import DaphneServer, database_url, free_port, session_cookie
+
+DEFAULT_MODEL = "long:230+ttfb:300+delay:16"
+TAG = re.compile(r"\[load:([\w-]+)\]")
+ARTICLE = re.compile(r'<article id="message-([0-9a-f-]{36})"([^>]*)>')
+DELTA = re.compile(r'<div id="message-([0-9a-f-]{36})-body" hx-swap-oob="beforeend">(.*?)</div>', re.S)
+ALERT = re.compile(r'<div id="composer-alert"[^>]*>(.*?)</div>', re.S)
+_stamps: contextvars.ContextVar[list[float]] = contextvars.ContextVar("stamps")
+
+
+class StampedServer(FakeOpenAIServer):
+    """The fake upstream, stamping each tagged request's arrival and each streamed event's write.
+
+    A request is tagged by `[load:ID]` in its last user message. `GET
+    /_bench/stamps` returns {ID: {"arrived": t, "events": [t, ...]}}: event 0
+    is the role chunk, events 1..n the content chunks, then the finish chunk.
+    Coupled to the fake's private `_record`, `_stream` and `_pace` hooks on
+    purpose: the fake stays free of bench code.
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.stamps: dict[str, dict] = {}
+
+    def make_app(self):
+        app = super().make_app()
+        app.router.add_get("/_bench/stamps", self._stamps_json)
+        return app
+
+    async def _stamps_json(self, request):
+        from aiohttp import web
+
+        return web.json_response(self.stamps)
+
+    async def _record(self, request):
+        arrived = time.perf_counter()
+        body = await super()._record(request)
+        if tag := _tag(body):
+            self.stamps[tag] = {"arrived": arrived, "events": []}
+        return body
+
+    async def _stream(self, request, body, behaviour):
+        tag = _tag(body)
+        token = _stamps.set(self.stamps[tag]["events"] if tag else [])
+        try:
+            return await super()._stream(request, body, behaviour)
+        finally:
+            _stamps.reset(token)
+
+    async def _pace(self, behaviour) -> None:
+        await super()._pace(behaviour)
+        stamps = _stamps.get(None)
+        if stamps is not None:
+            stamps.append(time.perf_counter())  # The event is written right after the pause.
+
+
+def _tag(body: object) -> str:
+    if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+        return ""
+    users = [m for m in body["messages"] if isinstance(m, dict) and m.get("role") == "user"]
+    content = users[-1].get("content") if users else None
+    match = TAG.search(content) if isinstance(content, str) else None
+    return match.group(1) if match else ""
+
+
+def serve_upstream(port: int) -> None:
+    """Run the stamped fake upstream in this process until SIGTERM."""
+
+    async def serve() -> None:
+        server = StampedServer(port=port, delay_ms=0)
+        await server.start_async()
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        print("listening", flush=True)
+        await stop.wait()
+        await server.stop_async()
+
+    asyncio.run(serve())
+
+
+@dataclass
+class Reading:
+    """What one person (or one raw SDK stream) saw, in perf_counter seconds."""
+
+    tag: str
+    started: float = 0.0
+    own_message_at: float | None = None
+    reply_id: str = ""
+    chunks: list[tuple[float, int]] = field(default_factory=list)  # (arrival, text length so far)
+    text: str = ""
+    final_status: str = ""
+    refused: str = ""
+    closed: str = ""
+
+
+async def raw_sdk_round(base_url: str, model: str, size: int, round_id: str) -> list[Reading]:
+    """Read `size` streams with the openai SDK directly, all started at once."""
+    import openai
+
+    client = openai.AsyncOpenAI(api_key="load", base_url=base_url, max_retries=0, timeout=120)
+
+    async def one(i: int) -> Reading:
+        reading = Reading(tag=f"{round_id}-sdk{i}")
+        messages = [{"role": "user", "content": f"Question {i} [load:{reading.tag}]"}]
+        reading.started = time.perf_counter()
+        stream = await client.chat.completions.create(model=model, messages=messages, stream=True)  # type: ignore[arg-type]
+        async for chunk in stream:
+            text = chunk.choices[0].delta.content if chunk.choices else None
+            if text:
+                reading.text += text
+                reading.chunks.append((time.perf_counter(), len(reading.text)))
+            if chunk.choices and chunk.choices[0].finish_reason:
+                reading.final_status = "complete"
+        return reading
+
+    try:
+        return list(await asyncio.gather(*(one(i) for i in range(size))))
+    finally:
+        await client.close()
+
+
+async def site_round(
+    sites: list[DaphneServer], people: list[tuple[str, str]], round_id: str, timeout_s: float
+) -> list[Reading]:
+    """Open one websocket per (conversation id, cookie), then send one message on all of them at once."""
+    from websockets.asyncio.client import connect
+
+    go = asyncio.Event()
+    opened: list[bool] = []
+
+    async def one(i: int, public_id: str, cookie: str) -> Reading:
+        reading = Reading(tag=f"{round_id}-site{i}")
+        site = sites[i % len(sites)]
+        url = site.ws_url(f"/ws/conversations/{public_id}/")
+        try:
+            async with connect(
+                url, origin=site.origin, additional_headers={"Cookie": cookie}, max_size=None, open_timeout=60
+            ) as ws:
+                opened.append(True)
+                if len(opened) == len(people):
+                    go.set()
+                await go.wait()
+                frame = {
+                    "action": "send",
+                    "message": f"Question {i} [load:{reading.tag}]",
+                    "idempotency_key": reading.tag,
+                }
+                reading.started = time.perf_counter()
+                await ws.send(json.dumps(frame))
+                await asyncio.wait_for(_read_reply(ws, reading), timeout_s)
+        except TimeoutError:
+            reading.closed = "timed out"
+        except Exception as exc:  # A closed socket or a refused handshake: recorded, the round goes on.
+            reading.closed = f"{type(exc).__name__}: {exc}"
+            go.set()
+        return reading
+
+    return list(await asyncio.gather(*(one(i, p, c) for i, (p, c) in enumerate(people))))
+
+
+async def _read_reply(ws, reading: Reading) -> None:
+    async for frame in ws:
+        now = time.perf_counter()
+        if (alert := ALERT.search(frame)) and alert.group(1).strip():
+            reading.refused = html.unescape(alert.group(1).strip())
+            return
+        for match in ARTICLE.finditer(frame):
+            message_id, attrs = match.group(1), dict(re.findall(r'([\w-]+)="([^"]*)"', match.group(2)))
+            if attrs.get("data-role") == "user" and reading.own_message_at is None:
+                reading.own_message_at = now
+            elif attrs.get("data-role") == "assistant" and attrs.get("hx-swap-oob") != "true" and not reading.reply_id:
+                reading.reply_id = message_id
+            elif message_id == reading.reply_id and attrs.get("data-status") != "streaming":
+                reading.final_status = attrs.get("data-status", "")
+                return
+        for match in DELTA.finditer(frame):
+            if match.group(1) == reading.reply_id:
+                reading.text += html.unescape(match.group(2))
+                reading.chunks.append((now, len(reading.text)))
+
+
+def chunk_delays_ms(reading: Reading, written: list[float], chunk_texts: list[str]) -> list[float]:
+    """Return, per upstream content chunk, the ms from its write to the first arrival covering its end."""
+    delays, end, k = [], 0, 0
+    for written_at, text in zip(written, chunk_texts, strict=False):
+        end += len(text)
+        while k < len(reading.chunks) and reading.chunks[k][1] < end:
+            k += 1
+        if k == len(reading.chunks):
+            break
+        delays.append((reading.chunks[k][0] - written_at) * 1000)
+    return delays
+
+
+def _percentiles(values: list[float]) -> str:
+    if not values:
+        return "      – /       –"
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return f"{statistics.median(ordered):7.0f} / {p99:7.0f}"
+
+
+@dataclass
+class RoundFigures:
+    size: int
+    own_message: list[float]
+    to_upstream: list[float]
+    first_token: list[float]
+    chunk_delay: list[float]
+    complete: int = 0
+    text_equal: int = 0
+    stored_equal: int = 0
+    cpu_s: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def figures(readings: list[Reading], stamps: dict, expected: str, chunk_texts: list[str]) -> RoundFigures:
+    fig = RoundFigures(len(readings), [], [], [], [])
+    for r in readings:
+        stamp = stamps.get(r.tag)
+        if r.own_message_at is not None:
+            fig.own_message.append((r.own_message_at - r.started) * 1000)
+        if stamp and r.started:
+            fig.to_upstream.append((stamp["arrived"] - r.started) * 1000)
+        if r.chunks:
+            fig.first_token.append((r.chunks[0][0] - r.started) * 1000)
+        if stamp:
+            fig.chunk_delay += chunk_delays_ms(r, stamp["events"][1:], chunk_texts)
+        fig.complete += r.final_status == "complete"
+        fig.text_equal += r.text == expected
+        if r.refused or r.closed:
+            fig.problems.append(f"{r.tag}: {r.refused or r.closed}")
+    return fig
+
+
+def _stored_equal(readings: list[Reading], expected: str) -> int:
+    from conversations.models import Message
+
+    ids = [r.reply_id for r in readings if r.reply_id]
+    return Message.objects.filter(public_id__in=ids, status="complete", content=expected).count()
+
+
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _fetch_stamps(base_url: str) -> dict:
+    with urllib.request.urlopen(base_url.removesuffix("/v1") + "/_bench/stamps", timeout=30) as response:
+        return json.load(response)
+
+
+def _setup(upstream_url: str, model: str, users: int) -> tuple[object, list]:
+    """Create a provider, a persona on `model`, and `users` users with their session cookies."""
+    from django.contrib.auth import get_user_model
+
+    from personas import crypto
+    from personas.models import ChatModel, Persona, Provider
+
+    provider = Provider.objects.create(
+        name="Load upstream", base_url=upstream_url, api_key_encrypted=crypto.encrypt("load-key"), is_local=True
+    )
+    chat_model = ChatModel.objects.create(provider=provider, model_id=model, enabled=True)
+    persona = Persona.objects.create(name="Load", slug="load", model=chat_model, greeting="Hello! Ask me anything.")
+    people = []
+    for i in range(users):
+        user = get_user_model().objects.create_user(f"load{i}", password=secrets.token_urlsafe(16))
+        people.append((user, session_cookie(user)))
+    return persona, people
+
+
+def _new_conversations(persona, people) -> list[tuple[str, str]]:
+    from conversations import services
+
+    return [
+        (str(services.conversation_create(owner=user, persona=persona).public_id), cookie) for user, cookie in people
+    ]
+
+
+def _print(title: str, rows: list[tuple[RoundFigures, RoundFigures]], window_ms: int) -> None:
+    print(title)
+    print(
+        "  N    | raw SDK first token | site first token | own message shown | send → upstream"
+        " | per-chunk delay raw | per-chunk delay site | daphne CPU        | complete, text, stored"
+    )
+    for raw, site in rows:
+        cpu = f"{site.cpu_s:5.1f} s {site.cpu_s / site.size * 1000:5.0f} ms/reply" if site.cpu_s is not None else "–"
+        print(
+            f"  {site.size:<4} | {_percentiles(raw.first_token)}   | {_percentiles(site.first_token)}  "
+            f"| {_percentiles(site.own_message)}   | {_percentiles(site.to_upstream)} "
+            f"| {_percentiles(raw.chunk_delay)}   | {_percentiles(site.chunk_delay)}    | {cpu} "
+            f"| {site.complete}, {site.text_equal}, {site.stored_equal} of {site.size}"
+        )
+    print(f"  (ms, p50 / p99; the site coalesces deltas over {window_ms} ms after the first)")
+    for _raw, site in rows:
+        for problem in site.problems[:5]:
+            print(f"  N={site.size} problem: {problem}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="1,10,50,100", help="comma-separated N (default 1,10,50,100)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"the fake's model string (default {DEFAULT_MODEL})")
+    parser.add_argument("--workers", type=int, default=1, help="daphne processes (default 1)")
+    parser.add_argument("--redis", default="", help="channel layer URL, e.g. redis://127.0.0.1:6379/0")
+    parser.add_argument("--database-url", default="", help="an empty database instead of a fresh SQLite file")
+    parser.add_argument("--timeout", type=float, default=120, help="per reply, seconds (default 120)")
+    parser.add_argument("--serve-upstream", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_upstream:
+        serve_upstream(args.serve_upstream)
+        return 0
+    sizes = [int(n) for n in args.sizes.split(",")]
+    extra = {"REDIS_URL": args.redis} if args.redis else {}
+    if args.database_url:
+        extra["DATABASE_URL"] = args.database_url
+
+    port = free_port()
+    upstream = subprocess.Popen(
+        [sys.executable, __file__, "--serve-upstream", str(port)], stdout=subprocess.PIPE, cwd=BASE_DIR
+    )
+    assert upstream.stdout is not None
+    upstream.stdout.readline()  # "listening"
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        with bench_site("chat-load-", extra):
+            from django.conf import settings
+
+            persona, people = _setup(base_url, args.model, max(sizes))
+            chunk_texts = [f"w{i} " for i in range(int(re.search(r"long:(\d+)", args.model).group(1)))]
+            expected = "".join(chunk_texts)
+            layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+            db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+            sites = [
+                DaphneServer(database_url=database_url(settings.DATABASES["default"])).start()
+                for _ in range(args.workers)
+            ]
+            try:
+                # Warm-up, not counted: the first reply of a process imports and builds what later ones reuse.
+                asyncio.run(raw_sdk_round(base_url, args.model, 1, "warm"))
+                asyncio.run(site_round(sites, _new_conversations(persona, people[:1]), "warm", args.timeout))
+                rows = []
+                for n, size in enumerate(sizes):
+                    raw_readings = asyncio.run(raw_sdk_round(base_url, args.model, size, f"r{n}"))
+                    conversations = _new_conversations(persona, people[:size])
+                    cpu_before = sum(_cpu_s(s.process.pid) for s in sites)
+                    site_readings = asyncio.run(site_round(sites, conversations, f"r{n}", args.timeout))
+                    time.sleep(0.5)  # The last final writes.
+                    cpu = sum(_cpu_s(s.process.pid) for s in sites) - cpu_before
+                    stamps = _fetch_stamps(base_url)
+                    raw = figures(raw_readings, stamps, expected, chunk_texts)
+                    site = figures(site_readings, stamps, expected, chunk_texts)
+                    site.cpu_s = cpu
+                    site.stored_equal = _stored_equal(site_readings, expected)
+                    rows.append((raw, site))
+                logs = [s.log() for s in sites]
+            finally:
+                for s in sites:
+                    s.stop()
+            title = (
+                f"Load: N people send at once; upstream {args.model!r}; {args.workers} daphne process(es), "
+                f"{layer}, {db}; {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+            )
+            _print(title, rows, settings.CHAT_COALESCE_MS)
+            errors = [line for log in logs for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
+            print(f"  daphne log: {len(errors)} ERROR/Traceback lines" + (f"; first: {errors[0]}" if errors else ""))
+    finally:
+        upstream.send_signal(signal.SIGTERM)
+        upstream.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
