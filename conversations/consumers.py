@@ -177,6 +177,12 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             return
         if event["seq"] <= shown:
             return
+        if event["seq"] > shown + 1:
+            # Deltas went missing (a channel layer over capacity drops them): ask for the text so far
+            # rather than show a hole; this delta and the next wait for it.
+            self.early_deltas[message_id] = [event]
+            await self._request_snapshots([message_id])
+            return
         self.shown_seq[message_id] = event["seq"]
         await self.send(text_data=fragments.text_appended_html(message_id, event["text"]))
 

@@ -184,6 +184,32 @@ async def test_relaying_events_never_queues_on_the_database_thread(alice, make_p
     assert calls == []
 
 
+async def test_a_tab_that_misses_deltas_resyncs_at_once_instead_of_showing_a_hole(
+    alice, make_persona, open_socket, monkeypatch
+):
+    # A channel layer over capacity drops messages silently (Channels' group_send skips full channels).
+    from conversations.generation import ReplyGenerator
+
+    send_delta = ReplyGenerator._send_delta
+
+    async def dropping(self, seq: int, text: str) -> None:
+        if seq not in (3, 4):
+            await send_delta(self, seq, text)
+
+    monkeypatch.setattr(ReplyGenerator, "_send_delta", dropping)
+    conversation = await start_chat(alice, make_persona, "long:12+delay:30")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("Count for me")
+    frames = await socket.receive_final("complete")
+    shown = ""  # What the bubble shows before the final one replaces it.
+    for frame in frames:
+        if match := re.search(r'hx-swap-oob="innerHTML">(.*?)</div>', frame, re.S):
+            shown = match.group(1)
+        shown += "".join(delta_texts([frame]))
+    assert any('hx-swap-oob="innerHTML"' in frame and "-body" in frame for frame in frames)
+    assert shown == "".join(f"w{i} " for i in range(12))
+
+
 async def test_deltas_are_coalesced_when_the_upstream_is_fast(alice, make_persona, open_socket, settings):
     settings.CHAT_COALESCE_MS = 50
     conversation = await start_chat(alice, make_persona, "long:400+delay:1")
