@@ -1,6 +1,7 @@
 """The websocket of one conversation page: frames in, HTML fragments out (protocol in events.py)."""
 
 import logging
+from collections import Counter
 from importlib import import_module
 
 from channels.consumer import get_handler_name
@@ -20,13 +21,19 @@ logger = logging.getLogger(__name__)
 CLOSE_ANONYMOUS = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_BAD_FRAME = 4400
+CLOSE_TOO_MANY_SOCKETS = 4429
+
+# Open sockets per user id in this process (CHAT_MAX_SOCKETS_PER_USER caps them).
+_sockets_per_user: Counter[int] = Counter()
 
 
 class ConversationConsumer(AsyncJsonWebsocketConsumer):
     """Relay a conversation's events to one tab and take its frames (send, edit, regenerate, stop, sync).
 
-    Close codes: 4401 anonymous, 4403 unknown or another user's conversation
-    (the two are indistinguishable on purpose), 4400 bad frame (with a reason).
+    Close codes: 4401 anonymous, or signed out since (on any worker); 4403
+    unknown or another user's conversation (the two are indistinguishable on
+    purpose); 4400 bad frame and 4429 more sockets than
+    CHAT_MAX_SOCKETS_PER_USER in this process (both with a reason).
     """
 
     async def connect(self) -> None:
@@ -39,6 +46,15 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_ANONYMOUS)
             return
         self.user = user
+        if _sockets_per_user[user.pk] >= settings.CHAT_MAX_SOCKETS_PER_USER:
+            reason = _("Too many open chat tabs: close some and reload this page.")
+            await self.send_alert(reason)
+            await self.close(code=CLOSE_TOO_MANY_SOCKETS, reason=reason[:120])
+            return
+        _sockets_per_user[user.pk] += 1
+        self.counted = True
+        self.user_group = events.user_group(user.pk)
+        await self.channel_layer.group_add(self.user_group, self.channel_name)
         try:
             self.conversation, streaming_ids = await _load(user, self.scope["url_route"]["kwargs"]["public_id"])
         except Conversation.DoesNotExist:
@@ -82,6 +98,12 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         # The reply keeps going: it belongs to the conversation, not to this socket.
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "counted", False):
+            self.counted = False
+            _sockets_per_user[self.user.pk] -= 1
+            if _sockets_per_user[self.user.pk] <= 0:
+                del _sockets_per_user[self.user.pk]
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
         if not hasattr(self, "group"):
@@ -160,6 +182,16 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         await self.send(text_data=fragments.alert_html(text))
 
     # Channel layer event handlers (see events.py)
+
+    async def session_ended(self, event: events.SessionEnded) -> None:
+        session = self.scope.get("session")
+        key = getattr(session, "session_key", None)
+        if key and constant_time_compare(events.session_hash(key), event["session_hash"]):
+            await self.close(code=CLOSE_ANONYMOUS)
+
+    async def account_changed(self, event: events.AccountChanged) -> None:
+        if not await _still_signed_in(self.scope):
+            await self.close(code=CLOSE_ANONYMOUS)
 
     async def messages_changed(self, event: events.MessagesChanged) -> None:
         await self.send(text_data=event["html"])

@@ -21,6 +21,7 @@ its transaction commits (`send_on_commit`), so no tab is told of a change
 that was rolled back.
 """
 
+import hashlib
 from collections.abc import Callable
 from typing import Any, Literal, NotRequired, TypedDict
 from uuid import UUID
@@ -34,6 +35,11 @@ from django.db import transaction
 def conversation_group(conversation_id: UUID) -> str:
     """Return the group every open tab of a conversation joins."""
     return f"conversation.{conversation_id.hex}"
+
+
+def user_group(user_id: int) -> str:
+    """Return the group every open socket of a user joins, on every worker (sign-out and account changes)."""
+    return f"user.{user_id}"
 
 
 def control_group(conversation_id: UUID) -> str:
@@ -127,6 +133,22 @@ class ReplyFinal(TypedDict):
     html: str
 
 
+class SessionEnded(TypedDict):
+    """To a user's group: the session whose key hashes to `session_hash` signed out; its sockets close.
+
+    session_hash: `session_hash(session_key)`, so no session key travels through the channel layer.
+    """
+
+    type: Literal["session.ended"]
+    session_hash: str
+
+
+class AccountChanged(TypedDict):
+    """To a user's group: the account changed (password, deactivation); each socket checks it is still signed in."""
+
+    type: Literal["account.changed"]
+
+
 class ReplyStop(TypedDict):
     """Control: stop the running reply (sent by any tab, on any worker)."""
 
@@ -140,7 +162,22 @@ class ReplySync(TypedDict):
     reply_channel: str
 
 
-Event = MessagesChanged | TitleChanged | ReplyDelta | ReplySnapshot | ReplyFinal | ReplyStop | ReplySync
+Event = (
+    MessagesChanged
+    | TitleChanged
+    | ReplyDelta
+    | ReplySnapshot
+    | ReplyFinal
+    | SessionEnded
+    | AccountChanged
+    | ReplyStop
+    | ReplySync
+)
+
+
+def session_hash(session_key: str) -> str:
+    """Return a digest naming a session without revealing its key (SHA-256, hex)."""
+    return hashlib.sha256(session_key.encode()).hexdigest()
 
 
 def channel_layer() -> BaseChannelLayer:
