@@ -26,6 +26,7 @@ from conversations import events, fragments, services, titles
 from conversations.coalescing import DeltaCoalescer
 from conversations.models import Message
 from conversations.upstream import ReplyJob
+from llm.tokens import count_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -168,10 +169,9 @@ class ReplyGenerator:
                 finish_reason=finish.finish_reason if finish else "",
                 error_text=outcome.error.message if outcome.error else "",
                 model_id=finish.model if finish else "",
-                prompt_tokens=finish.prompt_tokens if finish else None,
-                completion_tokens=finish.completion_tokens if finish else None,
                 ttft_ms=outcome.ttft_ms,
                 duration_ms=outcome.duration_ms,
+                **self._usage(finish, content),
             )
         except Message.DoesNotExist:
             logger.info("Reply %s dropped: its conversation was deleted", self.message_id)
@@ -183,6 +183,27 @@ class ReplyGenerator:
         final: events.ReplyFinal = {"type": "reply.final", "message_id": self.message_id, "html": html}
         await self.layer.group_send(self.group, events.layer_message(final))
         return content
+
+    def _usage(self, finish: llm.Finish | None, content: str) -> dict:
+        """Return the reply's token counts: the upstream's, else the site's estimate, marked as such.
+
+        Streams without usage (llama.cpp, a stream stopped or cut before its
+        usage chunk) would count nothing toward the daily token quota, though
+        the provider computed, and may bill, every token. Replies that got no
+        text and did not complete asked for nothing countable: None.
+        """
+        prompt = finish.prompt_tokens if finish else None
+        completion = finish.completion_tokens if finish else None
+        if prompt is not None and completion is not None:
+            return {"prompt_tokens": prompt, "completion_tokens": completion, "tokens_estimated": False}
+        if not content and finish is None:
+            return {"prompt_tokens": None, "completion_tokens": None, "tokens_estimated": False}
+        model_id = self.job.request.model
+        return {
+            "prompt_tokens": prompt if prompt is not None else self.job.prompt_tokens_counted,
+            "completion_tokens": completion if completion is not None else count_tokens(content, model_id=model_id),
+            "tokens_estimated": True,
+        }
 
 
 def _retry_wait_s(error: llm.LLMError, *, attempt: int, text_shown: bool) -> float | None:

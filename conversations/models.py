@@ -70,6 +70,8 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # The upstream's stream carried no usage: the token counts are the site's own estimate (llm.tokens).
+    tokens_estimated = models.BooleanField(default=False)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=64, blank=True)

@@ -154,12 +154,14 @@ def reply_finish(
     model_id: str = "",
     prompt_tokens: int | None = None,
     completion_tokens: int | None = None,
+    tokens_estimated: bool = False,
     ttft_ms: int | None = None,
     duration_ms: int | None = None,
 ) -> Message:
     """Store a finished reply with its rendered HTML and upstream metadata, in one write.
 
-    `status` is one of Message.Status other than STREAMING; times in milliseconds.
+    `status` is one of Message.Status other than STREAMING; times in milliseconds;
+    `tokens_estimated`: the token counts are the site's estimate, not the upstream's.
 
     Raises:
         Message.DoesNotExist: the conversation was deleted while the reply was written.
@@ -174,6 +176,7 @@ def reply_finish(
         "model_id": model_id or message.model_id,
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
+        "tokens_estimated": tokens_estimated,
         "ttft_ms": ttft_ms,
         "duration_ms": duration_ms,
     }

@@ -31,6 +31,8 @@ class ReplyJob:
     request: llm.ChatRequest
     # The first user message, when a title should be generated after this reply.
     title_from: str = ""
+    # The request's prompt tokens as the site counts them (llm.tokens), for an upstream that reports no usage.
+    prompt_tokens_counted: int = 0
 
 
 def upstream_check(*, conversation: Conversation) -> None:
@@ -78,6 +80,7 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
         conversation_id=conversation.public_id,
         message=message,
         title_from=question.content if wants_title else "",
+        prompt_tokens_counted=upstream.context.tokens,
         config=provider_upstream_config(provider=model.provider),
         request=llm.ChatRequest(
             model=model.model_id,

@@ -83,13 +83,37 @@ def map_error(exc: BaseException, *, config: UpstreamConfig, model: str, started
     if isinstance(exc, openai.APIResponseValidationError):
         return LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
     if isinstance(exc, openai.APIError):
-        # Raised by the SDK for an error event inside a 200 stream.
+        # Raised for an error event inside a 200 stream: llama.cpp servers report an overflowing prompt so.
+        body = exc.body if isinstance(exc.body, Mapping) else {}
+        if {body.get("code"), body.get("type")} & CONTEXT_OVERFLOW_CODES or CONTEXT_OVERFLOW.search(detail):
+            return _context_too_long(None)
         return LLMError(
             ErrorKind.STREAM_ERROR,
             _("The provider reported an error in the middle of the reply: %(detail)s") % {"detail": detail},
         )
     logger.warning("Unexpected transport error from provider %s: %s", config.base_url, type(exc).__name__)
     return LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+
+
+# How providers say a prompt overflowed the context window. OpenAI: code context_length_exceeded, "This
+# model's maximum context length is ..." (vLLM and DeepSeek say the same); llama.cpp server: type
+# exceed_context_size_error, "the request exceeds the available context size"; llama-cpp-python:
+# "Requested tokens (4050) exceed context window of 4096"; Anthropic and Gemini endpoints: "prompt is too
+# long", "input token count ... exceeds the maximum".
+CONTEXT_OVERFLOW_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error", "string_above_max_length"})
+CONTEXT_OVERFLOW = re.compile(
+    r"context[ _](?:length|window|size)|maximum context|prompt is too long|input token count.{0,40}exceeds"
+    r"|too many (?:input )?tokens",
+    re.IGNORECASE,
+)
+
+
+def _context_too_long(status: int | None) -> LLMError:
+    return LLMError(
+        ErrorKind.CONTEXT_TOO_LONG,
+        _("The conversation is too long for the model's context window. Start a new chat to continue."),
+        status=status,
+    )
 
 
 def _timeout_error(exc: BaseException, config: UpstreamConfig) -> LLMError:
@@ -144,12 +168,9 @@ def _map_status_error(exc: openai.APIStatusError, *, detail: str, model: str) ->
                 "seconds": round(retry_after_s)
             }
         return LLMError(ErrorKind.RATE_LIMITED, message, status=status, retry_after_s=retry_after_s)
-    if status == 400 and (code == "context_length_exceeded" or "context length" in detail.lower()):
-        return LLMError(
-            ErrorKind.CONTEXT_TOO_LONG,
-            _("The conversation is too long for the model's context window. Start a new chat to continue."),
-            status=status,
-        )
+    overflow_code = code in CONTEXT_OVERFLOW_CODES or exc.type in CONTEXT_OVERFLOW_CODES
+    if status in (400, 413) and (overflow_code or CONTEXT_OVERFLOW.search(detail)):
+        return _context_too_long(status)
     if status >= 500:
         return LLMError(
             ErrorKind.UNAVAILABLE,

@@ -342,6 +342,25 @@ async def test_stop_ends_the_reply_and_keeps_the_partial_text(alice, make_person
     assert len(reply.content.split()) < 500
 
 
+async def test_a_reply_stopped_before_its_usage_counts_estimated_tokens_toward_the_quota(
+    alice, make_persona, open_socket
+):
+    from conversations import quotas
+
+    conversation = await start_chat(alice, make_persona, "long:200+delay:20")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("Count for me")
+    await socket.receive_until("w5 ")
+    await socket.stop()
+    await socket.receive_final("stopped")
+    reply = await wait_for_reply()
+    assert reply.tokens_estimated and reply.prompt_tokens > 0
+    assert reply.completion_tokens >= len(reply.content.split())  # "w12 " is at least one token
+    status = await sync_to_async(quotas.quota_status)(user=alice)
+    assert status.usage.tokens_today == reply.prompt_tokens + reply.completion_tokens
+    assert "(estimated)" in socket.received[-1]  # The final bubble says so.
+
+
 async def test_stop_from_another_tab_stops_the_reply(alice, make_persona, open_socket):
     conversation = await start_chat(alice, make_persona, "long:500+delay:20")
     sender = await open_socket(alice, conversation.public_id)

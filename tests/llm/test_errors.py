@@ -65,3 +65,86 @@ async def test_a_redirect_is_not_followed_and_the_key_stays_home(upstream):
         await runner.cleanup()
     assert raised.value.status == 307
     assert upstream.requests == []  # the redirect's target never saw the key
+
+
+OVERFLOWS = {
+    # (status, body): how providers say the prompt overflowed the model's context window.
+    "openai": (
+        400,
+        {
+            "error": {
+                "message": "This model's maximum context length is 128000 tokens. However, "
+                "your messages resulted in 130512 tokens.",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+        },
+    ),
+    "llama.cpp server": (
+        400,
+        {
+            "error": {
+                "code": 400,
+                "message": "the request exceeds the available context size, try increasing it",
+                "type": "exceed_context_size_error",
+            }
+        },
+    ),
+    "llama-cpp-python": (
+        400,
+        {
+            "error": {
+                "message": "Requested tokens (4050) exceed context window of 4096",
+                "type": "internal_server_error",
+                "param": None,
+                "code": None,
+            }
+        },
+    ),
+    "anthropic compatible": (
+        400,
+        {"error": {"message": "prompt is too long: 210000 tokens > 200000 maximum", "type": "invalid_request_error"}},
+    ),
+    "llama-cpp-python, in the stream": (
+        200,
+        {
+            "error": {
+                "message": "Requested tokens (4050) exceed context window of 4096",
+                "type": "internal_server_error",
+            }
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize("provider", OVERFLOWS)
+async def test_an_overflowing_prompt_is_reported_as_too_long_for_the_context_window(provider):
+    import json
+
+    status, body = OVERFLOWS[provider]
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        if status != 200:
+            return web.json_response(body, status=status)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(f"data: {json.dumps(body)}\n\n".encode())
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    config = llm.UpstreamConfig(base_url=f"http://127.0.0.1:{runner.addresses[0][1]}/v1", api_key=KEY)
+    request = llm.ChatRequest(model="local", messages=[{"role": "user", "content": "长" * 5000}])
+    try:
+        with pytest.raises(llm.LLMError) as raised:
+            async for _event in llm.stream_chat(config, request):
+                pass
+    finally:
+        await runner.cleanup()
+    assert raised.value.kind == llm.ErrorKind.CONTEXT_TOO_LONG
+    assert "too long for the model's context window" in raised.value.message
