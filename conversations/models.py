@@ -70,6 +70,10 @@ class Message(models.Model):
     finish_reason = models.CharField(max_length=32, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    # What the content costs in a prompt, counted once when it is saved (llm.tokens.count_tokens with the
+    # counter named in tokens_counter); None for messages saved before, counted when needed.
+    content_tokens = models.PositiveIntegerField(null=True, blank=True)
+    tokens_counter = models.CharField(max_length=16, blank=True)
     # The upstream's stream carried no usage: the token counts are the site's own estimate (llm.tokens).
     tokens_estimated = models.BooleanField(default=False)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)

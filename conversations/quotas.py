@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.utils import timezone
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
@@ -101,7 +102,7 @@ def quota_check(*, user: User, lock: bool = False, now: datetime | None = None) 
         QuotaExceeded: the first exceeded limit, checked in this order: tokens
             today, replies started in the last minute, replies streaming.
     """
-    if lock:
+    if lock and connection.features.has_select_for_update:  # SQLite has none: its writer lock already serializes.
         list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
     status = quota_status(user=user, now=now)
     limits, usage = status.limits, status.usage

@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from conversations import events, fragments, quotas, rendering, selectors, upstream
 from conversations.models import Conversation, Message
+from llm.tokens import count_tokens, counter_name
 from personas.models import Persona
 
 TITLE_MAX_CHARS = 80
@@ -45,6 +46,7 @@ def conversation_create(*, owner: User, persona: Persona) -> Conversation:
                 role=Message.Role.ASSISTANT,
                 content=persona.greeting,
                 content_html=rendering.render_markdown(persona.greeting),
+                **content_tokens(persona.greeting, model_id=persona.model.model_id),
                 status=Message.Status.COMPLETE,
             )
     return conversation
@@ -114,6 +116,7 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
                 content=text,
                 status=Message.Status.COMPLETE,
                 idempotency_key=idempotency_key[:64],
+                **_persona_content_tokens(conversation, text),
             )
             assistant_message = _reply_create(conversation=conversation, question=user_message)
             conversation.updated_at = now
@@ -130,6 +133,16 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
             raise DuplicateSend(idempotency_key) from None
         raise
     return SentMessage(user_message=user_message, assistant_message=assistant_message)
+
+
+def content_tokens(text: str, *, model_id: str) -> dict[str, object]:
+    """Return the Message fields recording what `text` costs in a prompt to `model_id` (`llm.tokens.count_tokens`)."""
+    return {"content_tokens": count_tokens(text, model_id=model_id), "tokens_counter": counter_name(model_id)}
+
+
+def _persona_content_tokens(conversation: Conversation, text: str) -> dict[str, object]:
+    persona = conversation.persona
+    return content_tokens(text, model_id=persona.model.model_id) if persona is not None else {}
 
 
 def _reply_create(*, conversation: Conversation, question: Message) -> Message:
@@ -177,6 +190,7 @@ def reply_finish(
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "tokens_estimated": tokens_estimated,
+        **content_tokens(content, model_id=model_id or message.model_id),
         "ttft_ms": ttft_ms,
         "duration_ms": duration_ms,
     }
@@ -287,6 +301,7 @@ def message_edit(*, conversation: Conversation, text: str) -> SentMessage:
             parent_id=question.parent_id,
             role=Message.Role.USER,
             content=text,
+            **_persona_content_tokens(conversation, text),
             status=Message.Status.COMPLETE,
         )
         assistant_message = _reply_create(conversation=conversation, question=user_message)

@@ -16,6 +16,7 @@ import llm
 from conversations import selectors
 from conversations.models import Conversation, Message
 from llm import context
+from llm.tokens import counter_name
 from personas.crypto import DecryptionError
 from personas.models import Persona
 from personas.selectors import provider_upstream_config
@@ -139,6 +140,8 @@ def _select(*, conversation: Conversation, persona: Persona, next_message: str |
     limit = max(persona.history_limit, 1)
     history = selectors.message_history_for_upstream(conversation=conversation, limit=limit)
     items = [(m.role, m.content) for m in history.recent]
+    counter = counter_name(model.model_id)
+    known = [m.content_tokens if m.tokens_counter == counter else None for m in history.recent]
     if next_message is not None:
         items.append((Message.Role.USER, next_message))
     try:
@@ -150,6 +153,7 @@ def _select(*, conversation: Conversation, persona: Persona, next_message: str |
             context_window=model.context_window,
             max_tokens=persona.max_tokens or model.max_output_tokens,
             model_id=model.model_id,
+            content_tokens=known,
         )
     except context.ContextTooLarge as exc:
         raise ValidationError(str(exc), code="context_too_large") from None

@@ -90,6 +90,7 @@ def select_context(
     context_window: int | None,
     max_tokens: int | None,
     model_id: str,
+    content_tokens: Sequence[int | None] = (),
 ) -> UpstreamContext:
     """Return the messages to send for a new reply, keeping as much recent history as fits.
 
@@ -101,6 +102,10 @@ def select_context(
         `history_limit` applies.
     max_tokens: the reply's limit in tokens, reserved out of the context
         window; None reserves `reply_reserve`'s default.
+    content_tokens: per `history` item, its content's `tokens.count_tokens`
+        when known (stored with the message), else None or left out: those
+        are counted here. Known counts keep a send's work from growing with
+        the length of the messages it looks back on.
 
     The system prompt, the greeting and the new message always go. Earlier
     messages go newest first while both the message limit and the token
@@ -131,16 +136,18 @@ def select_context(
     head_tokens = token_count.REPLY_PRIMING_TOKENS + sum(
         token_count.count_message_tokens(m, model_id=model_id) for m in head
     )
-    new_tokens = token_count.count_message_tokens(new, model_id=model_id)
+    known = list(content_tokens) + [None] * (len(history) - len(content_tokens))
+    new_tokens = token_count.count_message_tokens(new, model_id=model_id, content_tokens=known[-1])
     used = head_tokens + new_tokens
     if budget is not None and used > budget:
         raise ContextTooLarge(new_tokens, max(budget - head_tokens, 0))
 
     kept: list[dict[str, str]] = []
-    earlier = history[-max(history_limit, 1) : -1]
-    for role, content in reversed(earlier):
+    first = max(len(history) - max(history_limit, 1), 0)
+    for index in range(len(history) - 2, first - 1, -1):
+        role, content = history[index]
         message = {"role": role, "content": content}
-        cost = token_count.count_message_tokens(message, model_id=model_id)
+        cost = token_count.count_message_tokens(message, model_id=model_id, content_tokens=known[index])
         if budget is not None and used + cost > budget:
             break
         kept.append(message)

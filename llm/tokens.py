@@ -137,6 +137,17 @@ def encoding_name_for(model_id: str) -> str | None:
     return None
 
 
+ESTIMATE_COUNTER = "estimate"
+
+
+def counter_name(model_id: str) -> str:
+    """Return the name of what `count_tokens` counts `model_id`'s text with: its encoding, or "estimate".
+
+    Counts stored with one name stay valid for any model with the same name.
+    """
+    return encoding_name_for(model_id) or ESTIMATE_COUNTER
+
+
 def is_exact(model_id: str) -> bool:
     """Return whether counts for `model_id` are its real tokenizer's, not an estimate."""
     return encoding_name_for(model_id) is not None
@@ -191,13 +202,18 @@ def _estimate(text: str) -> int:
     return math.ceil(len(_encoding("cl100k_base").encode_ordinary(text)) * ESTIMATE_FACTOR) if text else 0
 
 
-def count_message_tokens(message: dict[str, str], *, model_id: str) -> int:
+def count_message_tokens(message: dict[str, str], *, model_id: str, content_tokens: int | None = None) -> int:
     """Return the tokens one chat message {"role", "content"[, "name"]} adds to a prompt.
 
     Each value is counted, plus `TOKENS_PER_MESSAGE`, plus one for a "name"
-    (OpenAI Cookbook, "How to count tokens with tiktoken").
+    (OpenAI Cookbook, "How to count tokens with tiktoken"). `content_tokens`:
+    the content's count when already known (`count_tokens` of it, by the same
+    `counter_name`), so the content is not tokenized again.
     """
-    tokens = TOKENS_PER_MESSAGE + sum(count_tokens(value, model_id=model_id) for value in message.values())
+    tokens = TOKENS_PER_MESSAGE + sum(
+        content_tokens if key == "content" and content_tokens is not None else count_tokens(value, model_id=model_id)
+        for key, value in message.items()
+    )
     return tokens + 1 if "name" in message else tokens
 
 

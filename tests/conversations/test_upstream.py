@@ -52,3 +52,29 @@ def test_upstream_check_refuses_unusable_personas(alice, persona, provider, chan
     conversation.refresh_from_db()
     with pytest.raises(ValidationError):
         upstream.upstream_check(conversation=conversation)
+
+
+def test_a_saved_message_records_its_token_cost_and_a_send_does_not_tokenize_the_history(
+    alice, make_persona, monkeypatch
+):
+    from llm import tokens
+
+    persona = make_persona(history_limit=50)
+    conversation = services.conversation_create(owner=alice, persona=persona)
+    for i in range(20):
+        sent = services.message_send(conversation=conversation, text=f"question {i}")
+        services.reply_finish(message=sent.assistant_message, content=f"answer {i}", status="complete")
+    question = conversation.messages.filter(role="user").last()
+    model_id = persona.model.model_id
+    assert question.content_tokens == tokens.count_tokens("question 19", model_id=model_id)
+    assert question.tokens_counter == tokens.counter_name(model_id)
+    assert sent.assistant_message.content_tokens == tokens.count_tokens("answer 19", model_id=model_id)
+
+    counted: list[str] = []
+    count = tokens.count_tokens
+    monkeypatch.setattr(
+        tokens, "count_tokens", lambda text, *, model_id: counted.append(text) or count(text, model_id=model_id)
+    )
+    job = job_for(conversation)
+    assert len(job.request.messages) == 43  # greeting, 40 earlier messages, the new question
+    assert not [text for text in counted if text.startswith(("question", "answer"))]

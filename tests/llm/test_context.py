@@ -175,3 +175,24 @@ def test_other_models_are_counted_about_and_say_so():
 def test_an_empty_history_is_a_programming_error():
     with pytest.raises(ValueError):
         select(history=[])
+
+
+def test_known_content_counts_are_used_instead_of_counting_again():
+    history = conversation(5)
+    plain = select(history=history, context_window=10_000)
+    # An earlier message whose stored count is huge no longer fits: the stored count was used.
+    known = [None, None, 9_000, None, None]
+    trimmed = select(history=history, context_window=10_000, content_tokens=known)
+    assert plain.kept_count == 5 and trimmed.kept_count == 2
+    assert trimmed.tokens == plain.tokens - sum(cost(*m) for m in history[:3])
+
+
+def test_known_counts_spare_the_tokenizer(monkeypatch):
+    history = [("user" if i % 2 == 0 else "assistant", f"message number {i}") for i in range(41)]
+    counted: list[str] = []
+    count = tokens.count_tokens
+    monkeypatch.setattr(
+        tokens, "count_tokens", lambda text, *, model_id: counted.append(text) or count(text, model_id=model_id)
+    )
+    select(history=history, history_limit=50, content_tokens=[3] * 41)
+    assert not any(text.startswith("message number") for text in counted)  # Roles and the head only.
