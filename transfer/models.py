@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 
@@ -31,12 +32,28 @@ class ImportJob(models.Model):
     notes = models.TextField(blank=True, help_text=_("What could not be imported as text, e.g. images."))
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("Last sign of life of the worker running the job; an old one means its process died."),
+    )
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text=_("How many times a worker took the job up; a worker's writes check it is still theirs.")
+    )
 
     # Not a field: set by transfer.views for the templates (jobs.import_job_stalled), absent until then.
     stalled: bool
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # One waiting or running import per user (transfer.jobs.import_job_create refuses a second one).
+            models.UniqueConstraint(
+                fields=["owner"],
+                condition=Q(status__in=["pending", "running"]),
+                name="transfer_importjob_one_unfinished_per_owner",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.filename} ({self.status})"
