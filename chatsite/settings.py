@@ -248,6 +248,9 @@ LOGGING = {
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32_000, minimum=1)
 # A websocket frame larger than this (bytes) closes the socket with 4400.
 CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
+# The largest frame the site sends (bytes), well under daphne's 1 MiB: a larger fragment (a huge reply, a
+# page of long messages) is replaced by one that has the page fetch the messages over HTTP.
+CHAT_MAX_SENT_FRAME_BYTES = env_int("CHAT_MAX_SENT_FRAME_BYTES", 256 * 1024, minimum=4096)
 # Open websockets one user may hold in one worker process; more are closed with 4429.
 CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=1)
 # Deltas after the first are coalesced over this window before going out.

@@ -148,7 +148,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         if html:
-            await self.send(text_data=html)
+            await self._send_html(html)
         await self._request_snapshots(streaming_ids)
 
     async def _refuse(self, reason: str) -> None:
@@ -177,6 +177,29 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_send(self.group, events.layer_message(requested.changed))
         generation.start_reply(requested.job)
 
+    async def _send_text(self, message_id: str, text: str, *, replace: bool) -> None:
+        """Append `text` to a streaming bubble (or, with `replace`, set it), in frames that fit the limit."""
+        # Escaping at most sextuples a character's UTF-8 bytes ("&quot;"), a fragment adds about 100.
+        piece = settings.CHAT_MAX_SENT_FRAME_BYTES // 8
+        for start in range(0, max(len(text), 1), piece):
+            part = text[start : start + piece]
+            if replace and start == 0:
+                await self.send(text_data=fragments.text_replaced_html(message_id, part))
+            else:
+                await self.send(text_data=fragments.text_appended_html(message_id, part))
+
+    async def _send_html(self, html: str) -> None:
+        """Send `html`, or, when it is over CHAT_MAX_SENT_FRAME_BYTES, a fragment fetching the messages over HTTP.
+
+        Daphne refuses frames over 1 MiB and the page would reconnect forever;
+        a fragment that big (a huge reply, a page of long messages) goes to
+        the page by HTTP instead, which has no such limit.
+        """
+        limit = settings.CHAT_MAX_SENT_FRAME_BYTES
+        if len(html) > limit // 4 and len(html.encode()) > limit:
+            html = fragments.messages_refetch_html(conversation=self.conversation)
+        await self.send(text_data=html)
+
     async def send_alert(self, text: str) -> None:
         """Show `text` (escaped) under the composer of this tab only; "" clears it."""
         await self.send(text_data=fragments.alert_html(text))
@@ -194,10 +217,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_ANONYMOUS)
 
     async def messages_changed(self, event: events.MessagesChanged) -> None:
-        await self.send(text_data=event["html"])
+        await self._send_html(event["html"])
 
     async def title_changed(self, event: events.TitleChanged) -> None:
-        await self.send(text_data=event["html"])
+        await self._send_html(event["html"])
 
     async def reply_delta(self, event: events.ReplyDelta) -> None:
         message_id = event["message_id"]
@@ -216,21 +239,21 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self._request_snapshots([message_id])
             return
         self.shown_seq[message_id] = event["seq"]
-        await self.send(text_data=fragments.text_appended_html(message_id, event["text"]))
+        await self._send_text(message_id, event["text"], replace=False)
 
     async def reply_snapshot(self, event: events.ReplySnapshot) -> None:
         message_id = event["message_id"]
         if self.shown_seq.get(message_id, 0) is not None:
             return  # Not asked for, or already synced.
         self.shown_seq[message_id] = event["seq"]
-        await self.send(text_data=fragments.text_replaced_html(message_id, event["text"]))
+        await self._send_text(message_id, event["text"], replace=True)
         for delta in self.early_deltas.pop(message_id, []):
             await self.reply_delta(delta)
 
     async def reply_final(self, event: events.ReplyFinal) -> None:
         self.shown_seq.pop(event["message_id"], None)
         self.early_deltas.pop(event["message_id"], None)
-        await self.send(text_data=event["html"])
+        await self._send_html(event["html"])
 
 
 # The fields each frame may carry (events.py) and their JSON types; others are ignored

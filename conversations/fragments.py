@@ -90,3 +90,13 @@ def alert_html(text: str) -> str:
         '<div id="composer-alert" class="composer-alert" role="alert" hx-swap-oob="true">'
         f"{rendering.render_plain_text(text)}</div>"
     )
+
+
+def messages_refetch_html(*, conversation: Conversation) -> str:
+    """Return a fragment emptying `#messages` for a loader that fetches them over HTTP (the latest page).
+
+    For an update too large for a websocket frame: the loader's GET of the
+    conversation page (htmx: its partial) replaces `#messages` with the one
+    in the answer. No query.
+    """
+    return render_to_string("conversations/partials/messages_refetch.html", {"conversation": conversation})

@@ -398,3 +398,29 @@ async def test_database_writes_per_reply_stay_at_three_whatever_its_length(
         assert len(user_message_writes) == 1, write_counter
         # The empty reply, the conversation's title and time, the finished reply.
         assert len(reply_writes) <= 3, reply_writes
+
+
+async def test_no_frame_the_site_sends_exceeds_the_limit_and_a_huge_reply_still_ends(
+    alice, make_persona, open_socket, settings
+):
+    settings.CHAT_MAX_SENT_FRAME_BYTES = 4096
+    conversation = await start_chat(alice, make_persona, "long:2000")  # About 12 KB, fast: big coalesced deltas.
+    socket = await open_socket(alice, conversation.public_id)
+    late = await open_socket(alice, conversation.public_id)
+    await socket.send("Count for me")
+    await late.communicator.send_json_to({"action": "sync", "streaming": [], "full": True})
+    await socket.receive_until('hx-select="#messages"')
+    for tab in (socket, late):
+        try:
+            while True:
+                await tab.receive(timeout=0.5)
+        except TimeoutError:
+            pass
+        assert all(len(frame.encode()) <= 4096 for frame in tab.received)
+    texts = "".join(delta_texts(socket.received))
+    assert texts == "".join(f"w{i} " for i in range(2000))
+    # The final bubble did not fit: the page fetches the messages over HTTP instead.
+    refetch = [frame for frame in socket.received if 'hx-select="#messages"' in frame]
+    assert refetch and f'hx-get="/c/{conversation.public_id}/"' in refetch[-1]
+    reply = await wait_for_reply()
+    assert reply.status == Message.Status.COMPLETE and len(reply.content_html) > 4096
