@@ -33,13 +33,34 @@ def bubble_html(*, conversation: Conversation, message: Message, oob: bool = Fal
 
 
 def message_list_html(*, conversation: Conversation) -> str:
-    """Return the whole shown conversation as a fragment replacing the content of `#messages`."""
-    messages = with_versions(
-        conversation=conversation,
-        messages=list(selectors.message_list_for_conversation(conversation=conversation)),
-    )
+    """Return the shown conversation's latest page as a fragment replacing the content of `#messages`.
+
+    The page is `selectors.MESSAGE_PAGE_SIZE` bubbles at most, under the
+    sentinel that loads older ones, so the fragment's size does not grow
+    with the conversation (a full resync, a version switch). Two queries.
+    """
+    page = selectors.message_page_for_conversation(conversation=conversation)
     return render_to_string(
-        "conversations/partials/messages_replaced.html", {"message_list": messages, "conversation": conversation}
+        "conversations/partials/messages_replaced.html",
+        {"message_page": page_with_versions(conversation=conversation, page=page), "conversation": conversation},
+    )
+
+
+def page_with_versions(*, conversation: Conversation, page: selectors.MessagePage) -> selectors.MessagePage:
+    """Return `page` with `versions` set on each of its messages (see `with_versions`), in one query."""
+    with_versions(conversation=conversation, messages=page.messages)
+    return page
+
+
+def message_page_html(*, conversation: Conversation, page: selectors.MessagePage) -> str:
+    """Return the bubbles of `page` under the sentinel that loads the page before it (none at the start).
+
+    The answer to a sentinel: it replaces the sentinel (`hx-swap="outerHTML"`),
+    so the older bubbles land above the ones shown. One query (versions).
+    """
+    return render_to_string(
+        "conversations/partials/message_page.html",
+        {"message_page": page_with_versions(conversation=conversation, page=page), "conversation": conversation},
     )
 
 

@@ -66,9 +66,11 @@ class Hit:
 
     @property
     def url(self) -> str:
-        """Return the conversation's URL, at the message's bubble when there is one."""
+        """Return the conversation's URL; for a message, opened at its bubble (`?around=` shows it however old)."""
         url = self.conversation.get_absolute_url()
-        return f"{url}#{message_dom_id(self.message.public_id)}" if self.message is not None else url
+        if self.message is None:
+            return url
+        return f"{url}?around={self.message.public_id}#{message_dom_id(self.message.public_id)}"
 
 
 @dataclass(frozen=True)

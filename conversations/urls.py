@@ -8,6 +8,7 @@ urlpatterns = [
     path("", chat.conversation_new, name="conversation-new"),
     path("c/", chat.conversation_create, name="conversation-create"),
     path("c/<uuid:public_id>/", chat.conversation_detail, name="conversation-detail"),
+    path("c/<uuid:public_id>/messages/", chat.message_page, name="message-page"),
     path("c/<uuid:public_id>/messages/<uuid:message_id>/show/", chat.message_show, name="message-show"),
     path("c/<uuid:public_id>/rename/", manage.conversation_rename, name="conversation-rename"),
     path("c/<uuid:public_id>/delete/", manage.conversation_delete, name="conversation-delete"),

@@ -41,6 +41,7 @@ HTMX = {"HX-Request": "true"}
 ID_PATTERNS = {
     "conversations:conversation-detail",
     "conversations:message-show",
+    "conversations:message-page",
     "conversations:conversation-rename",
     "conversations:conversation-delete",
     "conversations:conversation-archive",

@@ -1,15 +1,25 @@
+import re
+from urllib.parse import urlencode
+from uuid import UUID
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from conversations import fragments, selectors, services, upstream
+from conversations.dom import message_dom_id
 from conversations.forms import ConversationCreateForm
+from conversations.models import Conversation, Message
 from conversations.quotas import quota_status
 from conversations.views.shortcuts import AuthenticatedHttpRequest, get_owned_or_404, render_page
 from personas.selectors import persona_list_active
+
+# A message page's cursor: the public id, as 32 hex digits, of the oldest message the page after it shows.
+_CURSOR = re.compile(r"[0-9a-f]{32}")
 
 
 @login_required
@@ -38,17 +48,61 @@ def conversation_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def conversation_detail(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
-    """Show one of the user's conversations with its messages and the composer."""
+    """Show one of the user's conversations: its latest messages (older ones load on scroll) and the composer.
+
+    `?around=<message public id>` (a search hit's link) opens the page at
+    that message when it is older than the latest page, so that its bubble
+    is there; an unknown or hidden message is ignored.
+    """
     conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     services.replies_interrupt_stale(conversation=conversation)  # A dead worker's reply is not "streaming" forever.
-    messages = list(selectors.message_list_for_conversation(conversation=conversation))
+    around = _message_or_none(request, conversation, request.GET.get("around", ""))
+    if around is None:
+        page = selectors.message_page_for_conversation(conversation=conversation)
+    else:
+        page = selectors.message_page_from(conversation=conversation, first=around)
     context = {
         "conversation": conversation,
-        "message_list": fragments.with_versions(conversation=conversation, messages=messages),
+        "message_page": fragments.page_with_versions(conversation=conversation, page=page),
         "context_budget": upstream.context_budget(conversation=conversation),
         "quota": quota_status(user=request.user),
     }
     return render_page(request, "conversations/detail.html", "conversations/partials/conversation.html", context)
+
+
+def _message_or_none(request: AuthenticatedHttpRequest, conversation: Conversation, public_id: str) -> Message | None:
+    if not public_id:
+        return None
+    try:
+        return selectors.message_get_for_user(user=request.user, conversation=conversation, public_id=public_id)
+    except Message.DoesNotExist:
+        return None
+
+
+@login_required
+@require_GET
+def message_page(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
+    """Show the page of messages before `?before=<cursor>` (a `MessagePage.older_cursor`).
+
+    htmx (the sentinel at the top of the messages, on scroll): those bubbles,
+    oldest first, under the next sentinel if older ones remain. Plain GET (no
+    JavaScript): a redirect to the conversation opened at that page's first
+    message. A cursor that is not 32 hex digits answers 400; one naming no
+    message of this conversation, or another user's conversation, 404.
+    """
+    conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
+    cursor = request.GET.get("before", "")
+    if _CURSOR.fullmatch(cursor) is None:
+        return HttpResponseBadRequest(_("That link to older messages is broken."), content_type="text/plain")
+    before = get_owned_or_404(
+        selectors.message_get_for_user, user=request.user, conversation=conversation, public_id=UUID(hex=cursor)
+    )
+    page = selectors.message_page_for_conversation(conversation=conversation, before=before)
+    if not request.htmx:
+        first = page.messages[0] if page.messages else before
+        url = f"{conversation.get_absolute_url()}?{urlencode({'around': first.public_id})}"
+        return redirect(f"{url}#{message_dom_id(first.public_id)}")
+    return HttpResponse(fragments.message_page_html(conversation=conversation, page=page))
 
 
 @login_required

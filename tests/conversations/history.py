@@ -1,7 +1,8 @@
-"""Builders of conversation histories for the export and import tests."""
+"""Builders of conversation histories for the export, import and message page tests."""
 
 from datetime import UTC, datetime, timedelta
 
+from conversations import services
 from conversations.models import Conversation, Message
 
 START = datetime(2025, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
@@ -49,3 +50,31 @@ def _message(conversation, parent, role, content, created, **fields) -> Message:
     Message.objects.filter(pk=message.pk).update(created_at=created)
     message.refresh_from_db()
     return message
+
+
+def long_conversation(owner, persona, count: int, *, per_second: int = 3) -> tuple[Conversation, list[Message]]:
+    """Return a conversation whose shown path is its greeting and then `count` alternating questions and replies.
+
+    The path's messages are a parent chain; `per_second` of them share each
+    created_at, after the greeting's. Returned oldest first, greeting included.
+    """
+    conversation = services.conversation_create(owner=owner, persona=persona)
+    greeting = conversation.messages.get()
+    rows = Message.objects.bulk_create(
+        [
+            Message(
+                conversation=conversation,
+                role="user" if i % 2 == 0 else "assistant",
+                content=f"Question {i} <script>alert({i})</script>" if i % 2 == 0 else f"Reply {i}",
+                content_html="" if i % 2 == 0 else f"<p>Reply {i}</p>\n",
+            )
+            for i in range(count)
+        ]
+    )
+    previous = greeting
+    for i, message in enumerate(rows):
+        message.parent = previous
+        message.created_at = greeting.created_at + timedelta(seconds=1 + i // per_second)
+        previous = message
+    Message.objects.bulk_update(rows, ["parent", "created_at"], batch_size=500)
+    return conversation, [greeting, *rows]

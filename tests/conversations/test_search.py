@@ -17,7 +17,9 @@ pytestmark = pytest.mark.django_db
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 SEARCH_URL = reverse("conversations:search")
-HIT = re.compile(r'<a href="(/c/[0-9a-f-]{36}/(?:#message-[0-9a-f-]{36})?)" class="search-hit-link">')
+HIT = re.compile(
+    r'<a href="(/c/[0-9a-f-]{36}/(?:\?around=[0-9a-f-]{36}#message-[0-9a-f-]{36})?)" class="search-hit-link">'
+)
 
 
 @pytest.fixture
@@ -40,7 +42,7 @@ def hits(client, query: str) -> list[str]:
 
 
 def message_url(conversation, message) -> str:
-    return f"{conversation.get_absolute_url()}#message-{message.public_id}"
+    return f"{conversation.get_absolute_url()}?around={message.public_id}#message-{message.public_id}"
 
 
 def test_finds_message_text_and_links_to_the_message(client, alice, chat):

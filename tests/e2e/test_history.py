@@ -85,5 +85,6 @@ def test_search_box_shows_results_while_typing_and_opens_the_message(page, site,
     expect(page.locator("#search-results .search-hit-snippet mark")).to_have_text("pengu")
     expect(page).to_have_url(re.compile(r"/search/\?q=pengu$"))
     page.click("#search-results .search-hit-link")
-    expect(page).to_have_url(site.url(f"{conversation.get_absolute_url()}#message-{message.public_id}"))
+    url = f"{conversation.get_absolute_url()}?around={message.public_id}#message-{message.public_id}"
+    expect(page).to_have_url(site.url(url))
     expect(page.locator(f"#message-{message.public_id}")).to_be_visible()

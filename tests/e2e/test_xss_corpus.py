@@ -6,7 +6,8 @@ side) go through a real browser as
 
 (a) user messages and (c) rendered replies: one conversation holding all of
     them, made the way the site makes them (`services.message_send`,
-    `services.reply_finish` renders), loaded as a page and as the htmx partial;
+    `services.reply_finish` renders), loaded as a page and as the htmx partial,
+    their older pages as the htmx fragments the page loads on scroll;
 (b) replies streamed one character per delta: each payload typed into the
     composer of a conversation whose model (the fake upstream's ``echo-raw``)
     answers with exactly that text, the server's coalescing window at 0;
@@ -119,6 +120,14 @@ def _swap_main(page: Page, watch: Watch, url: str) -> list[str]:
     return []
 
 
+def _load_older_messages(page: Page) -> None:
+    """Scroll the conversation's messages to the top until no older page is left to load."""
+    while page.locator("#messages .messages-older").count():
+        shown = page.locator("#messages article.message").count()
+        page.eval_on_selector("#messages", "list => { list.scrollTop = 0; }")
+        page.wait_for_function("n => document.querySelectorAll('#messages article.message').length > n", arg=shown)
+
+
 def _log_in(page: Page, site, user) -> None:
     name, value = session_cookie(user).split("=", 1)
     page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
@@ -182,9 +191,8 @@ def test_payloads_stay_inert_as_user_messages_and_rendered_replies(page, site, a
         question, reply = sent.user_message, sent.assistant_message
         for message, place in ((question, "user message"), (reply, "rendered reply")):
             labels[f"message-{message.public_id}"] = _label(line, place)
-            labels[f"{conversation.get_absolute_url()}#{message_dom_id(message.public_id)}"] = _label(
-                line, f"{place} in search"
-            )
+            hit = f"{conversation.get_absolute_url()}?around={message.public_id}#{message_dom_id(message.public_id)}"
+            labels[hit] = _label(line, f"{place} in search")
         items.append(
             Item(
                 selector=f"#message-{question.public_id}-body",
@@ -198,10 +206,12 @@ def test_payloads_stay_inert_as_user_messages_and_rendered_replies(page, site, a
     _log_in(page, site, alice)
 
     page.goto(url)
+    _load_older_messages(page)  # The page opens at the latest messages; the others come in htmx fragments.
     problems = watch.check(hooks=("chat",), items=items, labels=labels)
     if page.locator("#messages article.message").count() != 1 + 2 * len(corpus):  # the greeting, then each pair
         problems.append(f"page: {page.locator('#messages article.message').count()} bubbles")
     problems += _swap_main(page, watch, url)
+    _load_older_messages(page)
     problems += watch.check(hooks=("chat",), items=items, labels=labels)
     watch.set_phase("search")
     page.goto(site.url("/search/?q=alert"))
