@@ -1,6 +1,7 @@
 // Chat page behaviour: Enter sends, Shift+Enter adds a line, one idempotency key
 // per send, the composer clears after a send, Stop shows while a reply streams,
-// copy buttons on messages and code blocks, editing the last question.
+// copy buttons on messages and code blocks, editing the last question, older
+// messages loaded on scroll without moving what the reader sees.
 // Text is only ever read from the page (innerText) and set as text, never as HTML.
 (function () {
   "use strict";
@@ -158,9 +159,109 @@
 
   document.addEventListener("htmx:load", function (event) { addCodeCopyButtons(event.detail.elt); });
 
+  // Older messages. The page shows the latest ones under a sentinel
+  // (.messages-older) that htmx replaces with the page before it when it
+  // scrolls into view. The older bubbles go in above the ones the reader
+  // sees; keeping the distance to the bottom of the list keeps those in place.
+  //
+  // The work after a swap runs as a microtask queued before it: htmx swaps
+  // synchronously after its before-swap events, and its after-swap events
+  // fire on the element that asked, which may have left the page by then.
+  function messageList() { return document.getElementById("messages"); }
+
+  var olderPages = 0;  // older pages loaded since the list was last replaced
+
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var sentinel = event.detail.target;
+    var list = messageList();
+    if (!event.detail.shouldSwap || !list || !sentinel.classList || !sentinel.classList.contains("messages-older")) return;
+    var fromBottom = list.scrollHeight - list.scrollTop;
+    queueMicrotask(function () {
+      if (sentinel.isConnected) return;  // Not swapped after all.
+      list.scrollTop = list.scrollHeight - fromBottom;
+      olderPages += 1;
+      seekStep();
+    });
+  });
+
+  // Replacing the whole list (a version switch, the resync after a reconnect,
+  // the loader that fetches it over HTTP when it is too large for a frame)
+  // brings back the latest page only. The reader stays where they were: at
+  // the end if they were there, else at the bubble at the top of the view;
+  // if that is on an older page, those pages load again (no more of them
+  // than were loaded before). A version switch replaces the list twice (the
+  // broadcast to every tab, and the answer to the click): the second
+  // replacement starts the search for the same bubble again.
+  var seeking = null;  // {id, offset, atEnd, budget, pages}: where to bring the reader back, pages it may load
+
+  function readingPlace(list) {
+    var top = list.getBoundingClientRect().top;
+    var atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 120;
+    var bubbles = list.querySelectorAll(":scope > article");
+    for (var i = 0; i < bubbles.length; i++) {
+      var box = bubbles[i].getBoundingClientRect();
+      if (box.bottom > top) return { id: bubbles[i].id, offset: box.top - top, atEnd: atEnd };
+    }
+    return null;
+  }
+
+  function seekStep() {
+    var list = messageList();
+    if (!list) seeking = null;  // The conversation left the page.
+    if (!seeking || list.querySelector(":scope > .messages-loading")) return;  // Coming over HTTP: its swap calls back.
+    var bubble = document.getElementById(seeking.id);
+    if (seeking.atEnd || bubble) {
+      if (seeking.atEnd) scrollToEnd(true);
+      else list.scrollTop += bubble.getBoundingClientRect().top - list.getBoundingClientRect().top - seeking.offset;
+      seeking = null;
+      return;
+    }
+    var sentinel = list.querySelector(":scope > .messages-older");
+    if (!sentinel || seeking.pages <= 0) {
+      seeking = null;
+      return;
+    }
+    if (sentinel.classList.contains("htmx-request")) return;  // Already loading: its swap calls seekStep.
+    seeking.pages -= 1;
+    // Asked for here rather than triggered: a sentinel just swapped in gets htmx's listeners only once it settles.
+    htmx.ajax("GET", sentinel.getAttribute("hx-get"), { source: sentinel, target: sentinel, swap: "outerHTML" });
+  }
+
+  function listReplaced(reading) {
+    if (seeking) {
+      seeking.pages = seeking.budget;
+    } else if (reading) {
+      seeking = { id: reading.id, offset: reading.offset, atEnd: reading.atEnd, budget: olderPages, pages: olderPages };
+    }
+    olderPages = 0;
+    seekStep();
+  }
+
+  // Bubbles sent over the socket: appended below (nothing to do), or the whole list.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var list = event.detail.target;
+    if (!list || list.id !== "messages") return;
+    var first = list.querySelector(":scope > article");
+    var reading = seeking ? null : readingPlace(list);
+    queueMicrotask(function () {
+      if (first && !first.isConnected) listReplaced(reading);
+    });
+  });
+
+  // The list fetched over HTTP (the loader of a list too large for a frame) replaces the element itself.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var list = event.detail.target;
+    if (!event.detail.shouldSwap || !list || list.id !== "messages") return;
+    var reading = seeking ? null : readingPlace(list);
+    queueMicrotask(function () { listReplaced(reading); });
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     addCodeCopyButtons(document);
     refreshStop();
-    scrollToEnd(true);
+    // A link to a bubble (a search hit: ?around=...#message-<id>) opens at that bubble, else at the end.
+    var linked = location.hash && document.getElementById(location.hash.slice(1));
+    if (linked && linked.parentElement === messageList()) linked.scrollIntoView({ block: "start" });
+    else scrollToEnd(true);
   });
 })();

@@ -2,7 +2,8 @@
 
 Scrolling the sidebar loads older pages; renaming swaps the entry in place;
 archiving removes it with an out-of-band swap; the search box shows results
-as the user types. Rows are committed (`transaction=True`) so the daphne
+as the user types; scrolling up a long conversation loads its older messages
+where they belong, without moving what the reader sees. Rows are committed (`transaction=True`) so the daphne
 process sees them; the browser logs in with a session cookie.
 """
 
@@ -14,7 +15,8 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from conversations import services
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
+from tests.conversations.history import long_conversation
 from tests.servers import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -88,3 +90,104 @@ def test_search_box_shows_results_while_typing_and_opens_the_message(page, site,
     url = f"{conversation.get_absolute_url()}?around={message.public_id}#message-{message.public_id}"
     expect(page).to_have_url(site.url(url))
     expect(page.locator(f"#message-{message.public_id}")).to_be_visible()
+
+
+BUBBLES = "#messages > article"
+# Scrolls the list of messages to its top; returns how far below the list's top edge the bubble `id` then is (px).
+SCROLL_TO_TOP = """id => {
+  const list = document.getElementById("messages");
+  list.scrollTop = 0;
+  return document.getElementById(id).getBoundingClientRect().top - list.getBoundingClientRect().top;
+}"""
+OFFSET = """id => document.getElementById(id).getBoundingClientRect().top
+  - document.getElementById("messages").getBoundingClientRect().top"""
+
+
+def test_scrolling_up_a_long_conversation_loads_older_messages_without_moving_the_page(page, site, alice, persona):
+    conversation, messages = long_conversation(alice, persona, 119)
+    _log_in(page, site, alice)
+    page.goto(site.url(conversation.get_absolute_url()))
+    expect(page.locator(BUBBLES)).to_have_count(50)
+    expect(page.locator(f"#message-{messages[-1].public_id}")).to_be_in_viewport()  # The page opens at the end.
+    for top, expected in ((messages[-50], 100), (messages[-100], 120)):
+        top_id = f"message-{top.public_id}"
+        before = page.evaluate(SCROLL_TO_TOP, top_id)
+        expect(page.locator(BUBBLES)).to_have_count(expected)
+        # The older bubbles went in above: the bubble that was at the top has not moved, and is still in view.
+        assert abs(page.evaluate(OFFSET, top_id) - before) < 2
+        expect(page.locator(f"#{top_id}")).to_be_in_viewport()
+        assert page.evaluate("document.getElementById('messages').scrollTop") > 0
+    shown = page.eval_on_selector_all(BUBBLES, "bubbles => bubbles.map(b => b.dataset.messageId)")
+    assert shown == [str(m.public_id) for m in messages]
+    expect(page.locator("#messages .messages-older")).to_have_count(0)
+
+
+# Counts what the page does: the socket open, and each swap into #messages sent by the server.
+WATCH = """
+window.chatTest = { open: false, swaps: 0 };
+document.addEventListener("htmx:wsOpen", () => { window.chatTest.open = true; });
+document.addEventListener("htmx:oobBeforeSwap", (event) => {
+  if (event.detail.target.id === "messages") window.chatTest.swaps += 1;
+});
+"""
+# Scrolls the list so that bubble `id` is `offset` px below its top edge.
+PLACE = """([id, offset]) => {
+  const list = document.getElementById("messages");
+  list.scrollTop += document.getElementById(id).getBoundingClientRect().top - list.getBoundingClientRect().top - offset;
+}"""
+BACK_IN_PLACE = """([id, offset, swaps]) => {
+  const bubble = document.getElementById(id);
+  const list = document.getElementById("messages");
+  return window.chatTest.swaps >= swaps && bubble !== null && !document.querySelector("#messages .htmx-request")
+    && Math.abs(bubble.getBoundingClientRect().top - list.getBoundingClientRect().top - offset) < 2;
+}"""
+
+
+def _chain(conversation, parent, count: int, start, *, current: bool = True) -> list[Message]:
+    """Add `count` messages after `parent`, a second apart from `start`, alternating questions and replies."""
+    rows = []
+    for i in range(count):
+        parent = Message.objects.create(
+            conversation=conversation,
+            parent=parent,
+            role="user" if i % 2 == 0 else "assistant",
+            content=f"after {parent.content[:20]}: {i}",
+            is_current=current,
+        )
+        Message.objects.filter(pk=parent.pk).update(created_at=start + timedelta(seconds=i))
+        rows.append(parent)
+    return rows
+
+
+def test_a_version_switch_on_an_older_page_keeps_the_reader_in_place(page, site, alice, persona):
+    # 41 shared messages, a question, then two versions of its reply, each followed by 100 messages.
+    conversation, shared = long_conversation(alice, persona, 40)
+    start = shared[-1].created_at
+    question, first = _chain(conversation, shared[-1], 2, start + timedelta(minutes=1))
+    second = Message.objects.create(
+        conversation=conversation, parent=question, role="assistant", content="Second version", is_current=False
+    )
+    Message.objects.filter(pk=second.pk).update(created_at=start + timedelta(minutes=2))
+    _chain(conversation, first, 100, start + timedelta(minutes=3))
+    after_second = _chain(conversation, second, 100, start + timedelta(minutes=3), current=False)
+    page.add_init_script(WATCH)
+    _log_in(page, site, alice)
+    page.goto(site.url(conversation.get_absolute_url()))
+    page.wait_for_function("() => window.chatTest.open")
+    for expected in (100, 143):  # Every page: the versions of the reply are on the oldest one.
+        page.eval_on_selector("#messages", "list => { list.scrollTop = 0; }")
+        expect(page.locator(BUBBLES)).to_have_count(expected)
+    reading = f"message-{shared[30].public_id}"
+    page.evaluate(PLACE, [reading, 10])
+    expect(page.locator(f"#message-{first.public_id} .version-index")).to_have_text("1/2")
+
+    # Without moving the page (a click from the script, not Playwright's, which scrolls to the button).
+    page.eval_on_selector(f"#message-{first.public_id} .version-next", "button => button.click()")
+
+    # The broadcast and the answer to the click both replace the list with the latest page (of the other
+    # version's path); the pages down to the bubble being read load again, and it is where it was.
+    page.wait_for_function(BACK_IN_PLACE, arg=[reading, 10, 2])
+    expect(page.locator(f"#message-{second.public_id} .version-index")).to_have_text("2/2")
+    expect(page.locator(f"#message-{first.public_id}")).to_have_count(0)
+    expect(page.locator(f"#message-{after_second[-1].public_id}")).to_have_count(1)
+    expect(page.locator(BUBBLES)).to_have_count(143)
