@@ -1,10 +1,13 @@
-"""Measure the server time of the sidebar with 10,000 conversations, and of a conversation page with 1,000 messages.
+"""Measure the server time of the sidebar with 10,000 conversations, and of a conversation with 1,000 messages.
 
 Builds a fresh SQLite database in a temporary CHAT_VAR_DIR (migrated first,
 static files collected so pages render as in production, DJANGO_DEBUG=0),
 with one user owning 10,000 conversations spread over two years and one
 conversation of 1,000 messages (a question/reply chain; replies carry
-rendered Markdown with a code block). Requests go through
+rendered Markdown with a code block). The conversation page shows its latest
+messages only (`selectors.MESSAGE_PAGE_SIZE`); older pages come as htmx
+fragments from the sentinel at the top, and a search hit opens the page at
+its message (`?around=`), however far back. Requests go through
 `django.test.Client`: the whole Django stack (middleware, session, views,
 templates) without a socket, so the figures are server time only. Each
 figure is the median of --runs requests after --warmup unmeasured ones.
@@ -128,8 +131,9 @@ def main(argv: list[str] | None = None) -> None:
         setup_s = time.perf_counter() - started
 
         from django.test import Client
+        from django.urls import reverse
 
-        from conversations import sidebar
+        from conversations import selectors, sidebar
 
         client = Client()
         client.force_login(user)
@@ -144,8 +148,24 @@ def main(argv: list[str] | None = None) -> None:
                 f"/conversations/?before={deep.next_cursor}",
                 HTMX,
             ),
-            (f"conversation page, {args.messages} messages", big.get_absolute_url(), {}),
+            (f"conversation page, {args.messages} messages (latest page)", big.get_absolute_url(), {}),
         ]
+        path = list(selectors.message_list_for_conversation(conversation=big))
+        if len(path) > selectors.MESSAGE_PAGE_SIZE:
+            middle = path[len(path) // 2]
+            older_url = reverse("conversations:message-page", args=[big.public_id])
+            rows += [
+                (
+                    f"older messages before message {len(path) // 2} (htmx fragment)",
+                    f"{older_url}?before={middle.public_id.hex}",
+                    HTMX,
+                ),
+                (
+                    "conversation page opened at its first message (?around=)",
+                    f"{big.get_absolute_url()}?around={path[0].public_id}",
+                    {},
+                ),
+            ]
         results = [(label, *_measure(client, path, args.runs, args.warmup, **headers)) for label, path, headers in rows]
 
     print(
