@@ -92,6 +92,9 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_conversation_created"),
             models.Index(fields=["conversation", "is_current", "created_at"], name="message_current_path"),
+            # The quota's counts: replies of the last minute, replies streaming (selectors.user_usage).
+            models.Index(fields=["created_at"], name="message_created"),
+            models.Index(fields=["status"], condition=Q(status="streaming"), name="message_streaming"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -107,6 +110,25 @@ class Message(models.Model):
     @property
     def is_streaming(self) -> bool:
         return self.status == self.Status.STREAMING
+
+
+class DailyUsage(models.Model):
+    """The tokens a user's replies used on one local day (settings.TIME_ZONE), added as each reply is stored.
+
+    The daily token quota reads one row instead of summing the day's replies
+    on every send (services.usage_add, selectors.user_usage). A reply counts
+    on the day it started, prompt and completion tokens, estimated or not.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="daily_usage")
+    day = models.DateField()
+    tokens = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="daily_usage_unique_user_day")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.day}: {self.tokens}"
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,10 @@ from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import Count, IntegerField, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from conversations.models import Conversation, Message, Versions
+from conversations.models import Conversation, DailyUsage, Message, Versions
 
 SIDEBAR_PAGE_SIZE = 50
 
@@ -63,67 +62,6 @@ def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Mes
     Earlier versions of regenerated or edited messages are left out.
     """
     return Message.objects.filter(conversation=conversation, is_current=True).order_by("created_at", "id")
-
-
-# Shown messages per page of a conversation: the page opens with the latest ones, older pages load on scroll.
-MESSAGE_PAGE_SIZE = 50
-
-
-@dataclass(frozen=True)
-class MessagePage:
-    """Consecutive shown messages of a conversation, oldest first; `more_before`: older shown messages exist."""
-
-    messages: list[Message]
-    more_before: bool
-
-    @property
-    def older_cursor(self) -> str:
-        """Return the cursor of the page before this one (the oldest message's public id, 32 hex digits), or ""."""
-        return self.messages[0].public_id.hex if self.more_before and self.messages else ""
-
-
-def _earlier_than(message: Message) -> Q:
-    """Messages placed before `message` in the order (created_at, id) of `message_list_for_conversation`."""
-    # The first condition alone lets the (conversation, is_current, created_at) index bound the scan.
-    return Q(created_at__lte=message.created_at) & (Q(created_at__lt=message.created_at) | Q(pk__lt=message.pk))
-
-
-def message_page_for_conversation(
-    *, conversation: Conversation, before: Message | None = None, size: int = MESSAGE_PAGE_SIZE
-) -> MessagePage:
-    """Return the last `size` shown messages of `conversation` placed before `before` (all of them when None).
-
-    Keyset pagination in the order of `message_list_for_conversation`
-    (created_at, then id): `before` is any message of `conversation` (the
-    oldest one a page shows, whether or not it is still shown), so a page
-    costs one query on the (conversation, is_current, created_at) index
-    however far back it is, reading one row more than `size` to know whether
-    older ones remain. Messages come oldest first.
-    """
-    messages = message_list_for_conversation(conversation=conversation)
-    if before is not None:
-        messages = messages.filter(_earlier_than(before))
-    rows = list(messages.order_by("-created_at", "-id")[: size + 1])
-    return MessagePage(messages=rows[:size][::-1], more_before=len(rows) > size)
-
-
-def message_page_from(*, conversation: Conversation, first: Message, size: int = MESSAGE_PAGE_SIZE) -> MessagePage:
-    """Return the shown messages of `conversation` from `first` to the newest, or the latest `size` if more.
-
-    For a link to a message deep in the history (a search hit): the page
-    must show it, so it opens at that message, however many follow it. A
-    `first` that is not shown (an earlier version) changes nothing. One
-    query when `first` is among the latest `size`, three otherwise.
-    """
-    latest = message_page_for_conversation(conversation=conversation, size=size)
-    if not first.is_current or not latest.more_before or first.conversation_id != conversation.pk:
-        return latest
-    oldest = latest.messages[0]
-    if (first.created_at, first.pk) >= (oldest.created_at, oldest.pk):
-        return latest
-    shown = message_list_for_conversation(conversation=conversation)
-    rows = list(shown.filter(Q(created_at__gt=first.created_at) | Q(created_at=first.created_at, pk__gte=first.pk)))
-    return MessagePage(messages=rows, more_before=shown.filter(_earlier_than(first)).exists())
 
 
 def message_streaming_ids(*, conversation: Conversation) -> list[UUID]:
@@ -304,7 +242,7 @@ class Usage:
 
 
 def user_usage(*, user: User, now: datetime | None = None, stale_before: datetime | None = None) -> Usage:
-    """Return what `user` has used at `now` (default: the current time), in one aggregate query.
+    """Return what `user` has used at `now` (default: the current time). Three queries.
 
     Counts the user's assistant messages (one per reply asked of the upstream,
     so sends, edits and regenerations all count):
@@ -312,34 +250,28 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     - streaming; with `stale_before`, only those whose heartbeat (or, without
       one, whose start) is at or after it: an older one was left by a worker
       that died and is no longer being written (see conversations.services.replies_interrupt_stale);
-    - started since local midnight: the sum of their prompt + completion
-      tokens as the upstream reported them (a reply without usage counts 0).
-    Other users' messages never count. Rows read: the user's replies of the
-    day plus their streaming ones, through Conversation's owner index and
-    Message's (conversation, created_at) index.
+    and the tokens of the replies started since local midnight, from the
+    day's `DailyUsage` row (services.usage_add adds each reply's as it is
+    stored). Other users' messages never count. Rows read: the site's
+    replies of the last minute and its streaming ones (the `message_created`
+    and `message_streaming` indexes), never the history.
     """
     now = now or timezone.now()
     day_start, day_end = _local_day(now)
     minute_ago = now - SEND_WINDOW
-    streaming = Q(status=Message.Status.STREAMING)
-    live = streaming
+    live = Q(status=Message.Status.STREAMING)
     if stale_before is not None:
         live &= Q(heartbeat_at__gte=stale_before) | Q(heartbeat_at__isnull=True, created_at__gte=stale_before)
-    tokens = Coalesce("prompt_tokens", 0) + Coalesce("completion_tokens", 0)
-    totals = (
-        # A reply answers a question; a greeting (no parent) was asked of no upstream.
-        Message.objects.filter(conversation__owner=user, role=Message.Role.ASSISTANT, parent__isnull=False)
-        .filter(Q(created_at__gte=min(minute_ago, day_start)) | streaming)
-        .aggregate(
-            sends=Count("pk", filter=Q(created_at__gt=minute_ago)),
-            streaming=Count("pk", filter=live),
-            tokens=Sum(tokens, filter=Q(created_at__gte=day_start), output_field=IntegerField()),
-        )
-    )
+    # A reply answers a question; a greeting (no parent) was asked of no upstream. Two counts, not one
+    # with an OR: SQLite then reads each through its own index (the OR made it read the whole history).
+    replies = Message.objects.filter(conversation__owner=user, role=Message.Role.ASSISTANT, parent__isnull=False)
+    sends = replies.filter(created_at__gt=minute_ago).count()
+    streaming = replies.filter(live).count()
+    tokens = DailyUsage.objects.filter(user=user, day=day_start.date()).values_list("tokens", flat=True).first()
     return Usage(
-        sends_last_minute=totals["sends"],
-        replies_streaming=totals["streaming"],
-        tokens_today=totals["tokens"] or 0,
+        sends_last_minute=sends,
+        replies_streaming=streaming,
+        tokens_today=tokens or 0,
         now=now,
         day_start=day_start,
         day_end=day_end,

@@ -6,18 +6,18 @@ titles, and stopping a deleted conversation's reply.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conversations import events, fragments, quotas, rendering, selectors, upstream
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, DailyUsage, Message
 from llm.tokens import count_tokens, counter_name
 from personas.models import Persona
 
@@ -194,11 +194,27 @@ def reply_finish(
         "ttft_ms": ttft_ms,
         "duration_ms": duration_ms,
     }
-    if not Message.objects.filter(pk=message.pk).update(**fields):
-        raise Message.DoesNotExist("The conversation was deleted while the reply was written.")
+    with transaction.atomic():
+        if not Message.objects.filter(pk=message.pk).update(**fields):
+            raise Message.DoesNotExist("The conversation was deleted while the reply was written.")
+        tokens = (prompt_tokens or 0) + (completion_tokens or 0)
+        if tokens:
+            usage_add(user_id=message.conversation.owner_id, started_at=message.created_at, tokens=tokens)
     for name, value in fields.items():
         setattr(message, name, value)
     return message
+
+
+def usage_add(*, user_id: int, started_at: datetime, tokens: int) -> None:
+    """Add `tokens` to the user's usage of the local day (settings.TIME_ZONE) of `started_at`. Two queries at most."""
+    day = timezone.localtime(started_at, timezone.get_default_timezone()).date()
+    if DailyUsage.objects.filter(user_id=user_id, day=day).update(tokens=F("tokens") + tokens):
+        return
+    try:
+        with transaction.atomic():
+            DailyUsage.objects.create(user_id=user_id, day=day, tokens=tokens)
+    except IntegrityError:  # Another reply of the same user and day created the row meanwhile.
+        DailyUsage.objects.filter(user_id=user_id, day=day).update(tokens=F("tokens") + tokens)
 
 
 def conversation_title_generated_set(*, public_id, title: str) -> bool:

@@ -375,7 +375,7 @@ async def test_stop_from_another_tab_stops_the_reply(alice, make_persona, open_s
 # Database writes
 
 
-async def test_database_writes_per_reply_stay_at_three_whatever_its_length(
+async def test_database_writes_per_reply_stay_at_five_whatever_its_length(
     alice, make_persona, open_socket, write_counter, settings
 ):
     # Checkpoints are per interval of time, tested on their own; here the
@@ -396,8 +396,9 @@ async def test_database_writes_per_reply_stay_at_three_whatever_its_length(
         ]
         reply_writes = [write for write in write_counter if write not in user_message_writes]
         assert len(user_message_writes) == 1, write_counter
-        # The empty reply, the conversation's title and time, the finished reply.
-        assert len(reply_writes) <= 3, reply_writes
+        # The empty reply, the conversation's title and time, the finished reply, the day's usage
+        # (an UPDATE, and on the day's first reply an INSERT after it found no row).
+        assert len(reply_writes) <= 5, reply_writes
 
 
 async def test_no_frame_the_site_sends_exceeds_the_limit_and_a_huge_reply_still_ends(

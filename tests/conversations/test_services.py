@@ -4,7 +4,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conversations import services
-from conversations.models import Message
+from conversations.models import DailyUsage, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +73,7 @@ def test_message_send_with_a_used_idempotency_key_saves_nothing(conversation):
     assert Message.objects.count() == count
 
 
-def test_reply_finish_stores_rendered_reply_and_metadata_in_one_write(conversation):
+def test_reply_finish_stores_rendered_reply_and_metadata_in_one_write_and_counts_its_tokens(conversation):
     reply = services.message_send(conversation=conversation, text="hi").assistant_message
     with CaptureQueriesContext(connection) as queries:
         services.reply_finish(
@@ -87,7 +87,10 @@ def test_reply_finish_stores_rendered_reply_and_metadata_in_one_write(conversati
             ttft_ms=12,
             duration_ms=40,
         )
-    assert len(queries) == 1
+    message_writes = [q["sql"] for q in queries if "conversations_message" in q["sql"]]
+    assert len(message_writes) == 1 and message_writes[0].startswith("UPDATE")
+    # The day's usage gets the reply's tokens in the same transaction: the quota reads that one row.
+    assert DailyUsage.objects.get(user=conversation.owner).tokens == 5
     reply.refresh_from_db()
     assert reply.content_html == "<p><strong>done</strong></p>\n"
     assert (reply.status, reply.finish_reason, reply.model_id) == ("complete", "stop", "gpt-x")
