@@ -64,6 +64,67 @@ def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Mes
     return Message.objects.filter(conversation=conversation, is_current=True).order_by("created_at", "id")
 
 
+# Shown messages per page of a conversation: the page opens with the latest ones, older pages load on scroll.
+MESSAGE_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class MessagePage:
+    """Consecutive shown messages of a conversation, oldest first; `more_before`: older shown messages exist."""
+
+    messages: list[Message]
+    more_before: bool
+
+    @property
+    def older_cursor(self) -> str:
+        """Return the cursor of the page before this one (the oldest message's public id, 32 hex digits), or ""."""
+        return self.messages[0].public_id.hex if self.more_before and self.messages else ""
+
+
+def _earlier_than(message: Message) -> Q:
+    """Messages placed before `message` in the order (created_at, id) of `message_list_for_conversation`."""
+    # The first condition alone lets the (conversation, is_current, created_at) index bound the scan.
+    return Q(created_at__lte=message.created_at) & (Q(created_at__lt=message.created_at) | Q(pk__lt=message.pk))
+
+
+def message_page_for_conversation(
+    *, conversation: Conversation, before: Message | None = None, size: int = MESSAGE_PAGE_SIZE
+) -> MessagePage:
+    """Return the last `size` shown messages of `conversation` placed before `before` (all of them when None).
+
+    Keyset pagination in the order of `message_list_for_conversation`
+    (created_at, then id): `before` is any message of `conversation` (the
+    oldest one a page shows, whether or not it is still shown), so a page
+    costs one query on the (conversation, is_current, created_at) index
+    however far back it is, reading one row more than `size` to know whether
+    older ones remain. Messages come oldest first.
+    """
+    messages = message_list_for_conversation(conversation=conversation)
+    if before is not None:
+        messages = messages.filter(_earlier_than(before))
+    rows = list(messages.order_by("-created_at", "-id")[: size + 1])
+    return MessagePage(messages=rows[:size][::-1], more_before=len(rows) > size)
+
+
+def message_page_from(*, conversation: Conversation, first: Message, size: int = MESSAGE_PAGE_SIZE) -> MessagePage:
+    """Return the shown messages of `conversation` from `first` to the newest, or the latest `size` if more.
+
+    For a link to a message deep in the history (a search hit): the page
+    must show it, so it opens at that message, however many follow it. A
+    `first` that is not shown (an earlier version) changes nothing. One
+    query when `first` is among the latest `size`, three otherwise.
+    """
+    latest = message_page_for_conversation(conversation=conversation, size=size)
+    if not first.is_current or not latest.more_before or first.conversation_id != conversation.pk:
+        return latest
+    oldest = latest.messages[0]
+    if (first.created_at, first.pk) >= (oldest.created_at, oldest.pk):
+        return latest
+    shown = message_list_for_conversation(conversation=conversation)
+    rows = list(shown.filter(Q(created_at__gt=first.created_at) | Q(created_at=first.created_at, pk__gte=first.pk)))
+    return MessagePage(messages=rows, more_before=shown.filter(_earlier_than(first)).exists())
+
+
 def message_streaming_ids(*, conversation: Conversation) -> list[UUID]:
     """Return the public ids of `conversation`'s replies still streaming."""
     return list(
