@@ -7,3 +7,9 @@ class TransferConfig(AppConfig):
 
     name = "transfer"
     verbose_name = _("Export and import")
+
+    def ready(self) -> None:
+        """Start the import worker thread when this process serves the site (daphne, runserver), not otherwise."""
+        from transfer import jobs
+
+        jobs.import_worker_start_if_serving()

@@ -3,39 +3,68 @@
 The transfer app's writes, named like services elsewhere (`<entity>_<verb>`,
 typed, returning objects).
 
-1. `import_job_create` checks the upload (size, file type), saves it as an
-   `ImportJob` under MEDIA_ROOT and, once the transaction commits, starts
-   `start_import_thread`.
-2. The thread runs `import_job_run`: it reads the file with
-   `importers.parse_export` and calls `conversations_import`, which renders
-   every message first (progress goes to the job every `PROGRESS_EVERY`
-   conversations, a few writes in all) and then writes everything in one
-   transaction. A malformed file or any failure imports nothing and leaves
-   its reason on the job. The uploaded file is deleted when the job ends.
+1. `import_job_create` checks the upload (size, file type) and that its
+   owner has no other import waiting or running (one per user, also a
+   partial unique constraint on `ImportJob`), saves it as a pending
+   `ImportJob` under MEDIA_ROOT and, once the transaction commits, wakes the
+   worker (`start_import_thread`).
+2. The worker is one daemon thread per process (`import_worker_start`),
+   started when the process serves the site (`TransferConfig.ready` calls
+   `import_worker_start_if_serving`: daphne, or runserver's serving
+   process; never tests or other management commands) and woken when a job
+   is created. It takes jobs one at a time, oldest first, so imports from
+   many users queue instead of multiplying memory, and looks for work every
+   `POLL_S` seconds even when nobody wakes it.
+3. Taking a job (`import_job_claim`) is one `UPDATE ... WHERE` on the row:
+   a pending job, or a running one whose `heartbeat_at` is older than
+   `ORPHANED_AFTER` (its process died), becomes running with `attempts`
+   one higher. `attempts` is the claim: every later write of the worker
+   checks it, so a worker whose job was taken over stops instead of
+   writing twice. A job taken up more than `MAX_ATTEMPTS` times fails.
+4. Running a job (`import_job_run` for one job, or the worker) reads the
+   file with `importers.parse_export` (the whole document is in memory, as
+   JSON needs) and calls `conversations_import` on the conversations not yet
+   imported: whole conversations are rendered a batch at a time (at most
+   `BATCH_ROWS` rows and `BATCH_CHARS` characters of text; a larger
+   conversation is a batch alone) and each batch is written in its own
+   short transaction, which also moves the job's `done` and `heartbeat_at`
+   on. So `done` is exactly how many of the file's conversations, in file
+   order, are in the database: a job taken up again after a restart skips
+   them (the file's order is its stable key) and never imports one twice or
+   half of one. Only one batch's rendered messages are held at a time.
+5. When the job ends, done or failed, it says so and its upload is deleted.
+   A failure says how many conversations were imported before it; a job
+   whose upload is gone fails saying so. `import_uploads_sweep` (run when
+   the worker starts) deletes the uploads of ended jobs that a crash left
+   behind.
 
-A job whose process stops while it runs (a restart) stays "importing" in
-the database; after `STALLED_AFTER` the pages say it stopped and stop
-polling (`import_job_stalled`), and the upload can be made again.
+A job nobody has taken up or heartbeaten for `STALLED_AFTER` (no worker
+runs) shows as stopped (`import_job_stalled`); a new upload then fails it
+and takes its place.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
-from django.db.models import Field, Model
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Field, Model, Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from conversations import rendering
 from conversations.models import Conversation, Message
@@ -48,21 +77,42 @@ from transfer.models import ImportJob
 logger = logging.getLogger(__name__)
 
 ALLOWED_EXTENSIONS = (".json", ".zip")
-# Conversations prepared between two progress writes to the job.
-PROGRESS_EVERY = 25
-# Rows per INSERT statement of the import.
+UNFINISHED = (ImportJob.Status.PENDING, ImportJob.Status.RUNNING)
+# The most rows (conversations and messages) and characters of message text written per transaction
+# (the rendered HTML about doubles the text), whole conversations only: a larger conversation is a batch
+# of its own. About 10 ms of SQLite writes on a small machine, and all that one batch holds in memory.
+BATCH_ROWS = 100
+BATCH_CHARS = 125_000
+# Rows per INSERT statement.
 BULK_BATCH_SIZE = 500
-# An unfinished job older than this was cut off by a restart: the largest
-# allowed file imports in well under a minute.
+# Seconds between heartbeats while one large batch is being rendered (a batch written is one too).
+HEARTBEAT_EVERY_S = 5.0
+# A running job without a heartbeat for this long was left by a process that died: it is taken up again.
+ORPHANED_AFTER = timedelta(seconds=60)
+# A job taken up more often than this (each time its process died under it) fails instead.
+MAX_ATTEMPTS = 3
+# Seconds the idle worker waits for a wake-up before looking for pending and orphaned jobs itself.
+POLL_S = 30.0
+# An unfinished job without a sign of life for this long has no worker: pages show it as stopped.
 STALLED_AFTER = timedelta(hours=1)
 
 
+class ClaimLost(Exception):
+    """Another worker took the job over (this one was presumed dead); this one must stop writing."""
+
+
 def import_job_create(*, owner: User, upload: UploadedFile) -> ImportJob:
-    """Save `upload` as `owner`'s pending import job; the import starts in a thread after commit.
+    """Save `upload` as `owner`'s pending import job; the worker is woken after commit.
+
+    A stalled unfinished job of `owner` (`import_job_stalled`) is failed and
+    replaced; any other unfinished one refuses the upload, which is then not
+    stored.
 
     Raises:
-        ValidationError: the file is empty, larger than
-            `settings.CHAT_IMPORT_MAX_BYTES` bytes, or not a .json or .zip file.
+        ValidationError: the file is empty (code "empty"), larger than
+            `settings.CHAT_IMPORT_MAX_BYTES` bytes ("too_large"), not a .json
+            or .zip file ("file_type"), or `owner` already has an import
+            waiting or running ("unfinished").
     """
     limit = settings.CHAT_IMPORT_MAX_BYTES
     if upload.size is not None and upload.size > limit:
@@ -79,112 +129,235 @@ def import_job_create(*, owner: User, upload: UploadedFile) -> ImportJob:
             _("Upload a .json file (conversations.json) or the .zip file of an export."), code="file_type"
         )
     with transaction.atomic():
-        job = ImportJob.objects.create(owner=owner, source=upload, filename=filename[:255], size_bytes=upload.size)
+        for unfinished in ImportJob.objects.select_for_update().filter(owner=owner, status__in=UNFINISHED):
+            if not import_job_stalled(unfinished):
+                raise _unfinished_refusal()
+            _job_stalled_fail(unfinished)
+        # The upload is stored by the INSERT's pre_save, so only once the checks passed.
+        job = ImportJob(owner=owner, source=upload, filename=filename[:255], size_bytes=upload.size)
+        try:
+            with transaction.atomic():
+                job.save()
+        except IntegrityError:
+            # Another upload of the same user got in between (the constraint): drop the stored copy.
+            if job.source.name:
+                job.source.storage.delete(job.source.name)
+            raise _unfinished_refusal() from None
         # Looked up at commit time, so tests can put their own starter in its place.
         transaction.on_commit(lambda: start_import_thread(job.pk))
     return job
 
 
 def import_job_stalled(job: ImportJob) -> bool:
-    """Return whether `job` is unfinished but older than `STALLED_AFTER`: its thread died with its process."""
-    unfinished = job.status in (ImportJob.Status.PENDING, ImportJob.Status.RUNNING)
-    return unfinished and job.created_at < timezone.now() - STALLED_AFTER
+    """Return whether `job` is unfinished with no sign of life for `STALLED_AFTER`: no worker takes it up."""
+    if job.status not in UNFINISHED:
+        return False
+    last_sign = job.heartbeat_at or job.created_at
+    return last_sign < timezone.now() - STALLED_AFTER
 
 
-def start_import_thread(job_id: int) -> threading.Thread:
-    """Run `import_job_run` for job `job_id` in a daemon thread and return the started thread."""
-    thread = threading.Thread(target=_run_in_thread, args=(job_id,), name=f"import-job-{job_id}", daemon=True)
-    thread.start()
-    return thread
+def import_job_claim(*, job_id: int | None = None) -> ImportJob | None:
+    """Take up job `job_id`, or else the oldest job waiting to run; return it running, or None.
+
+    A job can be taken up when it is pending, or running with a heartbeat
+    (or, lacking one, a creation time) older than `ORPHANED_AFTER`. Taking
+    it sets it running, `heartbeat_at` to now and `attempts` one higher, in
+    one UPDATE that checks `attempts` did not change since it was read: of
+    two workers, one gets the job.
+    """
+    now = timezone.now()
+    orphaned_before = now - ORPHANED_AFTER
+    claimable = Q(status=ImportJob.Status.PENDING) | Q(
+        Q(heartbeat_at__lt=orphaned_before) | Q(heartbeat_at__isnull=True, created_at__lt=orphaned_before),
+        status=ImportJob.Status.RUNNING,
+    )
+    candidates = ImportJob.objects.filter(claimable)
+    if job_id is not None:
+        candidates = candidates.filter(pk=job_id)
+    for pk, attempts in candidates.order_by("created_at", "pk").values_list("pk", "attempts")[:5]:
+        taken = ImportJob.objects.filter(claimable, pk=pk, attempts=attempts).update(
+            status=ImportJob.Status.RUNNING, heartbeat_at=now, attempts=attempts + 1
+        )
+        if taken:
+            return ImportJob.objects.select_related("owner").get(pk=pk)
+    return None
 
 
 def import_job_run(*, job_id: int) -> ImportJob:
-    """Import the file of pending job `job_id`; return the job, done or failed.
+    """Take up job `job_id` (see `import_job_claim`) and import its file; return the job as it ended.
 
-    Only a pending job is run (a second call returns it unchanged). The job's
-    `format`, `total`, `done`, `notes`, `error_text` and `finished_at` tell
-    the outcome; nothing is imported unless it is done.
+    A job that cannot be taken up (done, failed, or running with a fresh
+    heartbeat) is returned unchanged. Otherwise the job's `format`, `total`,
+    `done` (conversations imported), `notes`, `error_text` and `finished_at`
+    tell the outcome, and its upload is deleted.
     """
-    claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.PENDING).update(
-        status=ImportJob.Status.RUNNING
-    )
-    job = ImportJob.objects.select_related("owner").get(pk=job_id)
-    if not claimed:
-        return job
+    job = import_job_claim(job_id=job_id)
+    if job is None:
+        return ImportJob.objects.select_related("owner").get(pk=job_id)
+    return import_job_process(job)
+
+
+def import_job_process(job: ImportJob) -> ImportJob:
+    """Import the file of `job`, just taken up by `import_job_claim`; return the job as it ended.
+
+    Resumes after the `job.done` conversations already imported. Ends the job
+    done or failed, with its upload deleted, except when another worker took
+    it over (`ClaimLost`, logged): then the job is left to that worker.
+    """
+    if job.total and job.done >= job.total:  # Its process died between the last batch and the end.
+        return _job_end(job, ImportJob.Status.DONE)
+    if job.attempts > MAX_ATTEMPTS:
+        return _job_end(
+            job,
+            ImportJob.Status.FAILED,
+            ngettext(
+                "The import was cut off %(count)d time by a restart and was given up. %(imported)s",
+                "The import was cut off %(count)d times by a restart and was given up. %(imported)s",
+                job.attempts - 1,
+            )
+            % {"count": job.attempts - 1, "imported": _imported_sentence(job)},
+        )
+    if not job.source.name or not job.source.storage.exists(job.source.name):
+        return _job_end(
+            job,
+            ImportJob.Status.FAILED,
+            _("The uploaded file is no longer on the server, so the import could not go on. %(imported)s")
+            % {"imported": _imported_sentence(job)},
+        )
     try:
         parsed = parse_export(_read_source(job), max_bytes=settings.CHAT_IMPORT_MAX_BYTES)
-        job.format = parsed.format
-        job.total = len(parsed.conversations)
-        job.notes = "\n".join(parsed.notes)
-        job.save(update_fields=["format", "total", "notes"])
-        job.done = conversations_import(
+        job.format, job.total, job.notes = parsed.format, len(parsed.conversations), "\n".join(parsed.notes)
+        _job_write(job, format=job.format, total=job.total, notes=job.notes, heartbeat_at=timezone.now())
+        already = job.done
+
+        def on_batch(imported: int) -> None:
+            job.done = already + imported
+            _job_write(job, done=job.done, heartbeat_at=timezone.now())
+
+        conversations_import(
             owner=job.owner,
-            conversations=parsed.conversations,
-            on_progress=lambda done: ImportJob.objects.filter(pk=job_id).update(done=done),
+            conversations=parsed.conversations[already:],
+            on_batch=on_batch,
+            heartbeat=lambda: _job_write(job, heartbeat_at=timezone.now()),
         )
-        job.status = ImportJob.Status.DONE
+    except ClaimLost:
+        logger.warning("Import job %s was taken over by another worker; this one stops", job.public_id)
+        return job
     except ImportFormatError as error:
-        job.status = ImportJob.Status.FAILED
-        job.error_text = _("%(reason)s Nothing was imported.") % {"reason": error}
+        # Raised by parsing, before any write: this attempt imported nothing.
+        return _job_end(
+            job,
+            ImportJob.Status.FAILED,
+            _("%(reason)s Nothing was imported.") % {"reason": error}
+            if not job.done
+            else f"{error} {_imported_sentence(job)}",
+        )
     except Exception:
         logger.exception("Import job %s failed", job.public_id)
-        job.status = ImportJob.Status.FAILED
-        job.error_text = _("The import failed unexpectedly and nothing was imported. Try again later.")
-    if job.status == ImportJob.Status.FAILED:
-        job.done = 0
-    job.finished_at = timezone.now()
-    job.source.delete(save=False)
-    job.source = ""
-    job.save(update_fields=["status", "done", "error_text", "finished_at", "source"])
-    return job
+        # `done` counts the batches committed: the failed batch was rolled back whole.
+        job.done = ImportJob.objects.filter(pk=job.pk).values_list("done", flat=True).get()
+        if not job.done:
+            reason = _("The import failed unexpectedly and nothing was imported. Try again later.")
+        else:
+            reason = _("The import failed unexpectedly. %(imported)s") % {"imported": _imported_sentence(job)}
+        return _job_end(job, ImportJob.Status.FAILED, reason)
+    return _job_end(job, ImportJob.Status.DONE)
+
+
+def import_uploads_sweep() -> int:
+    """Delete the uploads that ended jobs still name (a crash between a job's end and the deletion); return how many."""
+    swept = 0
+    ended = ImportJob.objects.exclude(status__in=UNFINISHED).exclude(source="")
+    for job in ended.only("pk", "source"):
+        job.source.storage.delete(job.source.name)
+        ImportJob.objects.filter(pk=job.pk).update(source="")
+        swept += 1
+    return swept
 
 
 def conversations_import(
     *,
     owner: User,
     conversations: Sequence[ParsedConversation],
-    on_progress: Callable[[int], object] | None = None,
+    on_batch: Callable[[int], object] | None = None,
+    heartbeat: Callable[[], object] | None = None,
 ) -> int:
-    """Create `owner`'s copies of `conversations` in one transaction; return how many were created.
+    """Create `owner`'s copies of `conversations`, a short transaction per batch; return how many were created.
 
     Each conversation gets the active persona whose slug it names, if any
     (else none), its title marked as set by the user (or one taken from its
     first question), its times, and its messages as one shown path: each
-    message's parent is the one before. Replies get their HTML rendered here,
-    before the transaction, reporting `on_progress(conversations prepared)`
-    every `PROGRESS_EVERY` conversations. The writes are bulk: one INSERT per
-    `BULK_BATCH_SIZE` rows, then one prepared UPDATE run for all rows of a table.
+    message's parent is the one before.
+
+    Batches are whole conversations, in order, of at most `BATCH_ROWS` rows
+    (a conversation and its messages) and `BATCH_CHARS` characters of
+    message text; a larger conversation is a batch of its own. A batch's replies get their HTML rendered before its
+    transaction, and only one batch is held at a time. Inside the
+    transaction, before its rows are written, `on_batch(n)` is called with
+    the number of conversations imported once it commits, so a count it
+    writes commits with the rows it counts (an exception from it rolls the
+    batch back). `heartbeat()` is called between transactions about every
+    `HEARTBEAT_EVERY_S` seconds while a large batch is rendered.
+
+    Raises:
+        Whatever a batch raised: the batches before it stay imported (as
+        `on_batch` last reported), none of its own rows are.
     """
     slugs = {parsed.persona_slug for parsed in conversations if parsed.persona_slug}
     personas = {persona.slug: persona for persona in persona_list_active().filter(slug__in=slugs)} if slugs else {}
     now = timezone.now()
-    prepared = []
-    for done, parsed in enumerate(conversations, 1):
-        prepared.append(_prepare(owner, parsed, personas.get(parsed.persona_slug), now))
-        if on_progress is not None and done % PROGRESS_EVERY == 0 and done < len(conversations):
-            on_progress(done)
+    last_beat = time.monotonic()
 
+    def tick() -> None:
+        nonlocal last_beat
+        if heartbeat is not None and time.monotonic() - last_beat >= HEARTBEAT_EVERY_S:
+            heartbeat()
+            last_beat = time.monotonic()
+
+    imported = 0
+    batch: list[_Prepared] = []
+    rows = chars = 0
+    for parsed in conversations:
+        size = 1 + len(parsed.messages)
+        text_size = sum(len(message.content) for message in parsed.messages)
+        if batch and (rows + size > BATCH_ROWS or chars + text_size > BATCH_CHARS):
+            imported += _batch_write(batch, on_batch, imported + len(batch))
+            last_beat = time.monotonic()
+            batch, rows, chars = [], 0, 0
+        batch.append(_prepare(owner, parsed, personas.get(parsed.persona_slug), now, tick))
+        rows += size
+        chars += text_size
+    if batch:
+        imported += _batch_write(batch, on_batch, imported + len(batch))
+    return imported
+
+
+def _batch_write(batch: list[_Prepared], on_batch: Callable[[int], object] | None, done: int) -> int:
+    """Write `batch` in one transaction; return its number of conversations. The writes are bulk: one
+    INSERT per `BULK_BATCH_SIZE` rows, then one prepared UPDATE run for all rows of a table."""
     with transaction.atomic():
-        Conversation.objects.bulk_create([item.conversation for item in prepared], batch_size=BULK_BATCH_SIZE)
+        if on_batch is not None:
+            on_batch(done)  # First: on PostgreSQL it locks the job's row, which a takeover waits for.
+        Conversation.objects.bulk_create([item.conversation for item in batch], batch_size=BULK_BATCH_SIZE)
         Message.objects.bulk_create(
-            [message for item in prepared for message, _ in item.messages], batch_size=BULK_BATCH_SIZE
+            [message for item in batch for message, _ in item.messages], batch_size=BULK_BATCH_SIZE
         )
         # bulk_create stamps auto_now_add fields with the current time, and a
         # message's parent has no pk before its insert: both are set afterwards.
         _rows_update(
             Conversation,
             ["created_at", "updated_at"],
-            [(item.conversation.pk, item.created, item.updated) for item in prepared],
+            [(item.conversation.pk, item.created, item.updated) for item in batch],
         )
         links: list[tuple[int, int | None, datetime]] = []
-        for item in prepared:
+        for item in batch:
             parent_id: int | None = None
             for message, created in item.messages:
                 message.parent_id, message.created_at = parent_id, created
                 links.append((message.pk, parent_id, created))
                 parent_id = message.pk
         _rows_update(Message, ["parent", "created_at"], links)
-    return len(prepared)
+    return len(batch)
 
 
 def _rows_update(model: type[Model], field_names: list[str], rows: list[tuple]) -> None:
@@ -225,7 +398,9 @@ class _Prepared:
     messages: list[tuple[Message, datetime]]
 
 
-def _prepare(owner: User, parsed: ParsedConversation, persona: Persona | None, now: datetime) -> _Prepared:
+def _prepare(
+    owner: User, parsed: ParsedConversation, persona: Persona | None, now: datetime, tick: Callable[[], None]
+) -> _Prepared:
     message_times = [message.created for message in parsed.messages if message.created is not None]
     created = parsed.created or (min(message_times) if message_times else now)
     updated = parsed.updated or (max(message_times) if message_times else created)
@@ -239,28 +414,30 @@ def _prepare(owner: User, parsed: ParsedConversation, persona: Persona | None, n
         title_source=Conversation.TitleSource.USER,
         archived=parsed.archived,
     )
-    messages = [
-        (
-            Message(
-                conversation=conversation,
-                is_current=True,
-                role=message.role,
-                content=storable_text(message.content),
-                # As the site does: user messages show as text, others as rendered Markdown.
-                content_html=rendering.render_markdown(message.content)
-                if message.role != Message.Role.USER and message.content
-                else "",
-                status=message.status,
-                error_text=message.error_text,
-                model_id=message.model_id,
-                finish_reason=message.finish_reason,
-                prompt_tokens=message.prompt_tokens,
-                completion_tokens=message.completion_tokens,
-            ),
-            message.created or created,
+    messages = []
+    for message in parsed.messages:
+        tick()
+        messages.append(
+            (
+                Message(
+                    conversation=conversation,
+                    is_current=True,
+                    role=message.role,
+                    content=storable_text(message.content),
+                    # As the site does: user messages show as text, others as rendered Markdown.
+                    content_html=rendering.render_markdown(message.content)
+                    if message.role != Message.Role.USER and message.content
+                    else "",
+                    status=message.status,
+                    error_text=message.error_text,
+                    model_id=message.model_id,
+                    finish_reason=message.finish_reason,
+                    prompt_tokens=message.prompt_tokens,
+                    completion_tokens=message.completion_tokens,
+                ),
+                message.created or created,
+            )
         )
-        for message in parsed.messages
-    ]
     return _Prepared(conversation, created, updated, messages)
 
 
@@ -275,9 +452,165 @@ def _read_source(job: ImportJob) -> bytes:
     return data
 
 
-def _run_in_thread(job_id: int) -> None:
+def _job_write(job: ImportJob, **fields: object) -> None:
+    """Set `fields` of `job` if this worker still holds it (same `attempts`, still running).
+
+    Raises:
+        ClaimLost: another worker took the job up since.
+    """
+    held = ImportJob.objects.filter(pk=job.pk, attempts=job.attempts, status=ImportJob.Status.RUNNING)
+    if not held.update(**fields):
+        raise ClaimLost(job.pk)
+
+
+def _job_end(job: ImportJob, status: str, error_text: str = "") -> ImportJob:
+    """Mark `job` ended with `status` (and `error_text`), then delete its upload; return the job.
+
+    The upload's name is blanked only after the file is deleted, so a crash
+    in between leaves it to `import_uploads_sweep`. A job taken over by
+    another worker is left alone.
+    """
+    job.status, job.error_text, job.finished_at = status, error_text, timezone.now()
     try:
-        import_job_run(job_id=job_id)
-    finally:
-        # The thread opened its own database connection; nothing else will close it.
-        connection.close()
+        _job_write(job, status=status, error_text=error_text, done=job.done, finished_at=job.finished_at)
+    except ClaimLost:
+        logger.warning("Import job %s was taken over by another worker; this one stops", job.public_id)
+        return job
+    _upload_delete(job)
+    return job
+
+
+def _job_stalled_fail(job: ImportJob) -> None:
+    """Fail `job`, which no worker has taken up for `STALLED_AFTER`; its upload is deleted after commit."""
+    job.status, job.finished_at = ImportJob.Status.FAILED, timezone.now()
+    job.error_text = _("This import stopped when the site restarted and was not resumed. %(imported)s") % {
+        "imported": _imported_sentence(job)
+    }
+    ImportJob.objects.filter(pk=job.pk).update(
+        status=job.status, finished_at=job.finished_at, error_text=job.error_text
+    )
+    transaction.on_commit(lambda: _upload_delete(job))
+
+
+def _upload_delete(job: ImportJob) -> None:
+    if job.source.name:
+        job.source.delete(save=False)
+    job.source.name = ""
+    ImportJob.objects.filter(pk=job.pk).update(source="")
+
+
+def _imported_sentence(job: ImportJob) -> str:
+    if not job.done:
+        return _("Nothing was imported.")
+    if job.total:
+        return ngettext(
+            "%(done)d of %(total)d conversation was imported; the others were not.",
+            "%(done)d of %(total)d conversations were imported; the others were not.",
+            job.total,
+        ) % {"done": job.done, "total": job.total}
+    return ngettext("%(done)d conversation was imported.", "%(done)d conversations were imported.", job.done) % {
+        "done": job.done
+    }
+
+
+def _unfinished_refusal() -> ValidationError:
+    return ValidationError(
+        _("You already have an import waiting or running. Wait until it has finished, then upload the next file."),
+        code="unfinished",
+    )
+
+
+# The worker
+
+
+class _Worker(threading.Thread):
+    """The process's import worker: claims and runs one job at a time until stopped."""
+
+    def __init__(self) -> None:
+        super().__init__(name="import-worker", daemon=True)
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            self._sweep()
+            while not self.stopping.is_set():
+                if not self._run_one():
+                    self.wake.wait(POLL_S)
+                    self.wake.clear()
+        finally:
+            connection.close()  # The thread's own connection; nothing else would close it.
+
+    def _run_one(self) -> bool:
+        """Claim and run the next job; return whether there was one (or an error worth a quick retry)."""
+        try:
+            job = import_job_claim()
+            if job is None:
+                return False
+            import_job_process(job)
+            return True
+        except Exception:
+            logger.exception("The import worker failed; it tries again in %s s", POLL_S)
+            return False
+        finally:
+            connection.close()
+
+    def _sweep(self) -> None:
+        try:
+            import_uploads_sweep()
+        except Exception:
+            logger.exception("Deleting the uploads of ended import jobs failed")
+
+
+_worker: _Worker | None = None
+_worker_lock = threading.Lock()
+
+
+def import_worker_start() -> threading.Thread:
+    """Start this process's import worker thread unless it runs, wake it, and return it."""
+    global _worker
+    with _worker_lock:
+        if _worker is None or not _worker.is_alive():
+            _worker = _Worker()
+            _worker.start()
+        _worker.wake.set()
+        return _worker
+
+
+def import_worker_stop(*, timeout_s: float = 30.0) -> None:
+    """Stop the worker after the job it is running (if any) and wait up to `timeout_s` seconds for it."""
+    global _worker
+    with _worker_lock:
+        worker, _worker = _worker, None
+    if worker is not None:
+        worker.stopping.set()
+        worker.wake.set()
+        worker.join(timeout_s)
+
+
+def start_import_thread(job_id: int) -> threading.Thread:
+    """Wake the import worker (starting it if needed) for new job `job_id`; return the worker thread.
+
+    Called by `import_job_create` after commit; tests replace it to keep
+    imports from running, or to run them inline.
+    """
+    return import_worker_start()
+
+
+def import_worker_start_if_serving(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> threading.Thread | None:
+    """Start the worker when this process serves the site; return it, or None.
+
+    Serving means run as daphne (`daphne ...` or `python -m daphne ...`) or
+    as the process of `manage.py runserver` that serves (the autoreloader's
+    child, `RUN_MAIN=true`, or `--noreload`). Tests, `migrate`, the shell
+    and other commands start no thread. `argv` and `environ` default to
+    the process's own.
+    """
+    argv = sys.argv if argv is None else argv
+    environ = os.environ if environ is None else environ
+    program = Path(argv[0]) if argv else Path()
+    daphne = program.name == "daphne" or (program.name == "__main__.py" and program.parent.name == "daphne")
+    runserver = len(argv) > 1 and argv[1] == "runserver" and (environ.get("RUN_MAIN") == "true" or "--noreload" in argv)
+    return import_worker_start() if daphne or runserver else None

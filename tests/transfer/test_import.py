@@ -1,4 +1,8 @@
-"""Import: reading both formats, the atomic write, the background job and its progress."""
+"""Import: reading both formats, the write in short batches, the job and its progress.
+
+The worker thread, taking jobs up again after a restart and one import per
+user are in test_import_worker.py.
+"""
 
 import io
 import json
@@ -13,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from conversations import selectors
 from conversations.models import Conversation, Message
 from tests.conversations.history import make_conversation
+from tests.waiting import wait_until
 from transfer import export, importers
 from transfer import jobs as import_jobs
 from transfer.importers import ImportFormatError, ParsedConversation, ParsedMessage
@@ -258,7 +263,7 @@ def test_import_gives_the_active_persona_with_the_exported_slug(alice, make_pers
     assert personas == {"A": travel.pk, "B": None, "C": None}
 
 
-def test_import_writes_nothing_when_any_write_fails(alice, monkeypatch):
+def test_a_failing_batch_writes_none_of_its_conversations(alice, monkeypatch):
     rows_update = import_jobs._rows_update
 
     def fail_on_the_last_write(model, field_names, rows):
@@ -268,17 +273,79 @@ def test_import_writes_nothing_when_any_write_fails(alice, monkeypatch):
 
     monkeypatch.setattr(import_jobs, "_rows_update", fail_on_the_last_write)
     with pytest.raises(RuntimeError):
+        # Both fit in one batch: neither is written, not even in part.
         import_jobs.conversations_import(owner=alice, conversations=[parsed_conversation(), parsed_conversation()])
     assert not Conversation.objects.exists() and not Message.objects.exists()
 
 
-def test_import_reports_progress_every_few_conversations(alice, monkeypatch):
-    monkeypatch.setattr(import_jobs, "PROGRESS_EVERY", 2)
+def test_a_failure_in_conversation_k_keeps_conversations_1_to_k_minus_1(alice, monkeypatch):
+    monkeypatch.setattr(import_jobs, "BATCH_ROWS", 3)  # a conversation and its two messages: one per batch
+    bulk_create = Message.objects.bulk_create
+    batches = []
+
+    def fail_in_the_third(objs, *args, **kwargs):
+        batches.append(len(objs))
+        if len(batches) == 3:
+            raise RuntimeError("disk full")
+        return bulk_create(objs, *args, **kwargs)
+
+    monkeypatch.setattr(Message.objects, "bulk_create", fail_in_the_third)
+    reported = []
+    with pytest.raises(RuntimeError):
+        import_jobs.conversations_import(
+            owner=alice, conversations=[parsed_conversation(str(i)) for i in range(1, 6)], on_batch=reported.append
+        )
+    assert sorted(Conversation.objects.filter(owner=alice).values_list("title", flat=True)) == ["1", "2"]
+    assert Message.objects.count() == 4
+    assert reported == [1, 2, 3]  # the third was counted inside its transaction, and rolled back with it
+
+
+def test_import_reports_progress_per_batch_of_whole_conversations(alice, monkeypatch):
+    monkeypatch.setattr(import_jobs, "BATCH_ROWS", 6)  # two conversations of three rows
     reported = []
     import_jobs.conversations_import(
-        owner=alice, conversations=[parsed_conversation(str(i)) for i in range(5)], on_progress=reported.append
+        owner=alice, conversations=[parsed_conversation(str(i)) for i in range(5)], on_batch=reported.append
     )
-    assert reported == [2, 4]
+    assert reported == [2, 4, 5]
+
+
+def test_a_batch_also_ends_at_batch_chars_of_text(alice, monkeypatch):
+    monkeypatch.setattr(import_jobs, "BATCH_CHARS", 40)  # a conversation's text is 2 × 13 characters
+    reported = []
+    import_jobs.conversations_import(
+        owner=alice, conversations=[parsed_conversation(str(i)) for i in range(3)], on_batch=reported.append
+    )
+    assert reported == [1, 2, 3]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_transaction_holds_whole_conversations_and_at_most_batch_rows(alice, monkeypatch):
+    """Counted at each commit: a transaction never holds part of a conversation, nor more than BATCH_ROWS rows
+    unless it holds one conversation alone."""
+    from django.db import connections
+
+    monkeypatch.setattr(import_jobs, "BATCH_ROWS", 10)
+    sizes = [3, 3, 2, 30, 4, 4, 1, 5]
+    database = connections["default"]
+    commit = database.commit
+    seen: list[tuple[int, int]] = []
+
+    def counting_commit():
+        commit()
+        seen.append((Conversation.objects.count(), Message.objects.count()))
+
+    monkeypatch.setattr(database, "commit", counting_commit)
+    conversations = [parsed_conversation(f"C{i}", count=n) for i, n in enumerate(sizes)]
+    assert import_jobs.conversations_import(owner=alice, conversations=conversations) == len(sizes)
+    monkeypatch.undo()
+
+    steps = [(c - c0, m - m0) for (c0, m0), (c, m) in zip([(0, 0), *seen], seen, strict=False)]
+    assert [c for c, _ in steps] == [2, 1, 1, 2, 2]  # rows 4+4 | 3 | 31 alone | 5+5 | 2+6
+    done = 0
+    for conversations_added, messages_added in steps:
+        assert messages_added == sum(sizes[done : done + conversations_added])  # whole conversations only
+        assert conversations_added + messages_added <= 10 or conversations_added == 1
+        done += conversations_added
 
 
 def test_round_trip_export_import_export_gives_the_same_conversations(alice, bob, make_persona):
@@ -339,18 +406,45 @@ def test_job_run_of_a_malformed_file_fails_with_the_reason_and_imports_nothing(a
 def test_job_run_failing_while_writing_imports_nothing(alice, monkeypatch):
     monkeypatch.setattr(Message.objects, "bulk_create", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
     job = import_jobs.import_job_run(job_id=make_job(alice, chatgpt_bytes()).pk)
-    assert job.status == "failed" and "failed unexpectedly" in job.error_text
+    assert job.status == "failed" and job.done == 0
+    assert job.error_text == "The import failed unexpectedly and nothing was imported. Try again later."
     assert not Conversation.objects.exists()
 
 
-def test_job_run_writes_progress_a_few_times_not_per_message(alice, monkeypatch, write_counter):
-    monkeypatch.setattr(import_jobs, "PROGRESS_EVERY", 2)
+def test_job_failing_in_conversation_k_keeps_the_ones_before_and_says_how_many(alice, monkeypatch, _media_root):
+    monkeypatch.setattr(import_jobs, "BATCH_ROWS", 1)  # one conversation per batch
+    render = import_jobs.rendering.render_markdown
+
+    def fail_in_the_third(text):
+        if text.startswith("Third"):
+            raise RuntimeError("renderer crashed")
+        return render(text)
+
+    monkeypatch.setattr(import_jobs.rendering, "render_markdown", fail_in_the_third)
+    conversations = [chatgpt_conversation(f"C{i}") for i in range(1, 5)]
+    conversations[2]["mapping"]["a2"]["message"]["content"] = text("Third conversation's last reply")
+    job = make_job(alice, chatgpt_bytes(*conversations))
+    path = _media_root / job.source.name
+
+    job = import_jobs.import_job_run(job_id=job.pk)
+
+    assert (job.status, job.done, job.total) == ("failed", 2, 4)
+    assert job.error_text == (
+        "The import failed unexpectedly. 2 of 4 conversations were imported; the others were not."
+    )
+    assert sorted(Conversation.objects.filter(owner=alice).values_list("title", flat=True)) == ["C1", "C2"]
+    assert Message.objects.filter(conversation__owner=alice).count() == 2 * 6  # whole conversations
+    assert ImportJob.objects.get(pk=job.pk).done == 2 and not path.exists()
+
+
+def test_job_run_writes_progress_per_batch_not_per_message(alice, monkeypatch, write_counter):
+    monkeypatch.setattr(import_jobs, "BATCH_ROWS", 14)  # two conversations of 1 + 6 rows
     job = make_job(alice, chatgpt_bytes(*[chatgpt_conversation(f"C{i}") for i in range(5)]))
     write_counter.clear()
     import_jobs.import_job_run(job_id=job.pk)
     job_updates = [sql for sql, _ in write_counter if sql.startswith('UPDATE "transfer_importjob"')]
-    # Claimed, format and total, progress at 2 and 4, finished.
-    assert len(job_updates) == 5
+    # Claimed; format and total; done after each of the 3 batches; ended; the upload's name blanked.
+    assert len(job_updates) == 1 + 1 + 3 + 1 + 1
     assert ImportJob.objects.get(pk=job.pk).done == 5
 
 
@@ -384,7 +478,7 @@ def test_job_create_keeps_a_long_file_name_for_the_page_and_a_short_one_on_disk(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_job_create_starts_a_thread_that_imports_after_commit(alice, monkeypatch):
+def test_job_create_wakes_the_worker_thread_which_imports_after_commit(alice, monkeypatch):
     threads: list[threading.Thread] = []
     start = import_jobs.start_import_thread
     monkeypatch.setattr(import_jobs, "start_import_thread", lambda job_id: threads.append(start(job_id)))
@@ -392,8 +486,8 @@ def test_job_create_starts_a_thread_that_imports_after_commit(alice, monkeypatch
         owner=alice, upload=SimpleUploadedFile("chatgpt.zip", _zipped(chatgpt_bytes()), content_type="application/zip")
     )
     [thread] = threads
-    assert thread.daemon
-    thread.join(timeout=30)
+    assert thread.daemon and thread.name == "import-worker"
+    wait_until(lambda: ImportJob.objects.filter(pk=job.pk, status="done").exists(), message="the job did not end")
     job.refresh_from_db()
     assert (job.status, job.done, job.filename) == ("done", 1, "chatgpt.zip")
     assert Conversation.objects.filter(owner=alice).count() == 1

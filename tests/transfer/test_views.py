@@ -288,6 +288,15 @@ def test_import_cut_off_by_a_restart_stops_polling_and_says_so(client, alice, jo
         assert "stopped when the site restarted" in page and "hx-trigger" not in page, url
 
 
+def test_import_cut_off_after_some_batches_says_how_many_were_imported(client, alice, job):
+    two_hours_ago = timezone.now() - timedelta(hours=2)
+    ImportJob.objects.filter(pk=job.pk).update(status=ImportJob.Status.RUNNING, heartbeat_at=two_hours_ago, done=120)
+    client.force_login(alice)
+    page = client.get(job_url(job), **HTMX).content.decode()
+    assert "stopped when the site restarted and was not resumed; 120 of 400 conversations were imported" in page
+    assert "hx-trigger" not in page
+
+
 def test_import_progress_plain_request_gets_the_whole_page(client, alice, job):
     client.force_login(alice)
     page = client.get(job_url(job)).content.decode()
@@ -367,6 +376,23 @@ def test_far_oversized_upload_is_refused_before_it_is_parsed(client, alice, sett
     response = client.post(reverse("transfer:import-create"), upload(b"[" + b" " * 200_000 + b"]"))
     assert response.status_code == 413 and "The file is larger than 2.0\xa0KB" in response.content.decode()
     assert not ImportJob.objects.exists()
+
+
+def test_a_second_upload_while_an_import_is_unfinished_is_refused_and_not_stored(
+    client, alice, bob, monkeypatch, _media_root, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(import_jobs, "start_import_thread", lambda job_id: None)  # the first import keeps waiting
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(reverse("transfer:import-create"), upload(b"[]")).status_code == 302
+    response = client.post(reverse("transfer:import-create"), upload(b"[]", "second.json"))
+    assert response.status_code == 400
+    assert "You already have an import waiting or running." in response.content.decode()
+    assert ImportJob.objects.filter(owner=alice).count() == 1
+    assert [path.name for path in _media_root.rglob("*.json")] == ["conversations.json"]
+    client.force_login(bob)  # another user's upload is taken
+    assert client.post(reverse("transfer:import-create"), upload(b"[]")).status_code == 302
+    assert ImportJob.objects.filter(owner=bob).count() == 1
 
 
 @pytest.mark.parametrize(
