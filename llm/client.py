@@ -14,6 +14,7 @@ Protocol source: OpenAI API reference, "Chat Completions: create" and
 
 import asyncio
 import json
+import re
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -111,7 +112,7 @@ async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIter
             stream_options={"include_usage": True},
             **params,
         ) as response:  # Closes the HTTP response on stop (cancellation) or error.
-            async for data in sse_data(response.iter_lines()):
+            async for data in sse_data(response.iter_bytes()):
                 if loop.time() > deadline:
                     raise TimeoutError
                 if data.startswith("[DONE]"):
@@ -143,24 +144,42 @@ async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIter
     )
 
 
-async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Yield the data of each server-sent event in `lines` (the body's lines, without their line breaks).
+async def sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """Yield the data of each server-sent event in `body` (the response body's chunks, UTF-8).
 
     The event stream format of the WHATWG HTML standard, "Server-sent
-    events" §9.2.6: `data:` lines (one leading space removed) joined by "\n",
-    dispatched at a blank line; comments (`:`) and other fields ignored. An
-    event cut off by the end of the body (no blank line after it) is not
-    dispatched, as the standard says and the openai SDK does.
+    events" §9.2.6: lines end at CRLF, LF or CR, and only there (httpx's
+    `aiter_lines` also splits at U+2028, U+0085 and the like, which JSON
+    strings may hold unescaped); `data:` lines (one leading space removed)
+    are joined by "\n" and dispatched at a blank line; comments (`:`) and
+    other fields are ignored. An event cut off by the end of the body (no
+    blank line after it) is not dispatched, as the standard says and the
+    openai SDK does.
     """
     data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield "\n".join(data)
-                data = []
-        elif line.startswith("data:"):
-            value = line[5:]
-            data.append(value[1:] if value.startswith(" ") else value)
+    pending = b""
+    ended = False
+    while not ended:
+        chunk = await anext(body, None)
+        ended = chunk is None
+        buffer = pending + (chunk or b"")
+        # A CR closing the buffer may be half of a CRLF split across chunks: it waits for the next one,
+        # except at the end of the body, where it ends its line.
+        held = b"\r" if buffer.endswith(b"\r") and not ended else b""
+        lines = _LINE_END.split(buffer[: len(buffer) - len(held)])
+        pending = lines.pop() + held
+        for raw in lines:
+            line = raw.decode("utf-8", errors="replace")
+            if not line:
+                if data:
+                    yield "\n".join(data)
+                    data = []
+            elif line.startswith("data:"):
+                value = line[5:]
+                data.append(value[1:] if value.startswith(" ") else value)
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 
 
 def _chunk(data: str, http_request: httpx2.Request) -> Mapping[str, Any]:

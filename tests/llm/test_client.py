@@ -5,33 +5,47 @@ import asyncio
 from llm.client import sse_data
 
 
-def events(lines: list[str]) -> list[str]:
+def events(*chunks: bytes) -> list[str]:
     async def read() -> list[str]:
-        async def source():
-            for line in lines:
-                yield line
+        async def body():
+            for chunk in chunks:
+                yield chunk
 
-        return [data async for data in sse_data(source())]
+        return [data async for data in sse_data(body())]
 
     return asyncio.run(read())
 
 
 def test_each_event_ends_at_a_blank_line():
-    assert events(['data: {"a": 1}', "", 'data: {"b": 2}', "", "data: [DONE]", ""]) == [
-        '{"a": 1}',
-        '{"b": 2}',
-        "[DONE]",
-    ]
+    assert events(b'data: {"a": 1}\n\ndata: {"b": 2}\n\ndata: [DONE]\n\n') == ['{"a": 1}', '{"b": 2}', "[DONE]"]
 
 
 def test_data_lines_of_one_event_are_joined_by_newlines_and_one_leading_space_goes():
-    assert events(["data: first", "data:second", "data:  third", ""]) == ["first\nsecond\n third"]
+    assert events(b"data: first\ndata:second\ndata:  third\n\n") == ["first\nsecond\n third"]
 
 
 def test_comments_other_fields_and_empty_events_are_skipped():
-    assert events([": keep-alive", "", "event: message", "id: 7", "retry: 10", "data: x", "", "", ""]) == ["x"]
+    assert events(b": keep-alive\n\nevent: message\nid: 7\nretry: 10\ndata: x\n\n\n\n") == ["x"]
 
 
 def test_an_event_cut_off_by_the_end_of_the_body_is_not_dispatched():
     # WHATWG HTML, server-sent events §9.2.6; the openai SDK reads it the same way.
-    assert events(["data: whole", "", 'data: {"error": {"message": "cut"}}']) == ["whole"]
+    assert events(b'data: whole\n\ndata: {"error": {"message": "cut"}}') == ["whole"]
+
+
+def test_lines_end_at_crlf_lf_or_cr_wherever_the_chunks_split():
+    body = b"data: a\r\n\r\ndata: b\r\rdata: c\n\n"
+    assert events(body) == ["a", "b", "c"]
+    assert events(*(body[i : i + 1] for i in range(len(body)))) == ["a", "b", "c"]  # A CRLF split in two.
+    assert events(b"data: a\r", b"\r") == ["a"]  # A CR at the very end ends its line.
+
+
+def test_unicode_line_separators_inside_the_json_do_not_split_it():
+    # JSON strings may hold U+2028, U+2029, U+0085 unescaped; str.splitlines (httpx's aiter_lines) splits there.
+    text = '{"content": "a\u2028b\u2029c\u0085d\x1ce"}'
+    assert events(f"data: {text}\n\n".encode()) == [text]
+
+
+def test_a_character_split_across_chunks_arrives_whole():
+    body = "data: 你好\n\n".encode()
+    assert events(body[:8], body[8:]) == ["你好"]
