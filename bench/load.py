@@ -33,9 +33,21 @@ Figures per N (milliseconds, p50 / p99 over the people or over every chunk):
 - completeness: replies whose final bubble came, whose deltas add up to the
   upstream's text, and whose stored text equals it.
 
+Then two black-box scenarios (`--scenarios`, both by default; `none` skips them):
+
+- flood: one user opens 200 websockets and sends 5 malformed frames on each
+  (1,000 frames); another user's send → first token, alone (median of 3)
+  and while the flood runs;
+- import: one user uploads a ChatGPT export of `--import-mb` MB (47,
+  synthetic: conversations of 4 to 40 messages of Markdown) through the
+  data page while 10 other users keep sending messages and renaming their
+  conversations: their own-message and rename latencies, any failure, the
+  import's duration and daphne's memory.
+
 Asserts nothing; prints figures. Usage (from the repository root):
 
-    .venv/bin/python bench/load.py                              # N = 1, 10, 50, 100
+    .venv/bin/python bench/load.py                              # N = 1, 10, 50, 100, then the scenarios
+    .venv/bin/python bench/load.py --sizes 50 --scenarios none
     .venv/bin/python bench/load.py --redis redis://127.0.0.1:6379/0 \\
         --database-url postgres://chat@127.0.0.1/chat_bench --workers 2
 """
@@ -48,6 +60,7 @@ import contextvars
 import html
 import json
 import os
+import random
 import re
 import secrets
 import signal
@@ -56,6 +69,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -343,6 +357,15 @@ def _new_conversations(persona, people) -> list[tuple[str, str]]:
     ]
 
 
+def _title(args: argparse.Namespace, settings) -> str:
+    layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
+    db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    return (
+        f"Load: N people send at once; upstream {args.model!r}; {args.workers} daphne process(es), {layer}, {db}; "
+        f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+
+
 def _print(title: str, rows: list[tuple[RoundFigures, RoundFigures]], window_ms: int) -> None:
     print(title)
     print(
@@ -363,6 +386,214 @@ def _print(title: str, rows: list[tuple[RoundFigures, RoundFigures]], window_ms:
             print(f"  N={site.size} problem: {problem}")
 
 
+async def flood_round(site: DaphneServer, public_id: str, cookie: str, sockets: int, frames: int) -> Counter:
+    """Open `sockets` websockets of one user at once and send `frames` malformed frames on each; count the closes."""
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+    closes: Counter = Counter()
+
+    async def one() -> None:
+        url = site.ws_url(f"/ws/conversations/{public_id}/")
+        try:
+            async with connect(url, origin=site.origin, additional_headers={"Cookie": cookie}, open_timeout=60) as ws:
+                for _ in range(frames):
+                    await ws.send('{"action": 1}')
+                async for _frame in ws:
+                    pass
+        except ConnectionClosed as exc:
+            closes[exc.rcvd.code if exc.rcvd else "no close frame"] += 1
+        except (InvalidStatus, OSError, TimeoutError) as exc:
+            closes[type(exc).__name__] += 1
+        else:
+            closes[ws.close_code] += 1
+
+    await asyncio.gather(*(one() for _ in range(sockets)))
+    return closes
+
+
+def run_flood(sites, persona, people, flooder, round_id: str, timeout_s: float) -> None:
+    """Print another user's first token alone and while one user floods 1,000 frames."""
+    alone = []
+    for k in range(3):
+        (reading,) = asyncio.run(
+            site_round(sites[:1], _new_conversations(persona, people[:1]), f"{round_id}a{k}", timeout_s)
+        )
+        alone.append((reading.chunks[0][0] - reading.started) * 1000 if reading.chunks else float("nan"))
+    victim = _new_conversations(persona, people[:1])
+    (flood_conversation,) = _new_conversations(persona, [flooder])
+
+    async def both():
+        flood = asyncio.create_task(flood_round(sites[0], *flood_conversation, sockets=200, frames=5))
+        await asyncio.sleep(0.05)  # The flood's handshakes and frames are under way.
+        readings = await site_round(sites[:1], victim, f"{round_id}f", timeout_s)
+        return readings[0], await flood
+
+    reading, closes = asyncio.run(both())
+    loaded = (reading.chunks[0][0] - reading.started) * 1000 if reading.chunks else float("nan")
+    print("Flood: one user opens 200 sockets and sends 5 malformed frames on each (1,000 frames)")
+    print(
+        f"  another user's send -> first token: alone {statistics.median(alone):.0f} ms (median of 3), "
+        f"during the flood {loaded:.0f} ms ({loaded - statistics.median(alone):+.0f} ms)"
+        f"{'; ' + (reading.refused or reading.closed) if reading.refused or reading.closed else ''}"
+    )
+    print(f"  the flood's sockets closed with: {dict(sorted(closes.items(), key=str))}")
+
+
+def chatgpt_export(megabytes: float, seed: int = 0) -> bytes:
+    """Return a synthetic ChatGPT conversations.json of about `megabytes` MB (its documented shape)."""
+    rng = random.Random(seed)
+    words = ["the", "of", "and", "to", "in", "is", "you", "that", "it", "was", "for", "on", "are", "with", "they"]
+
+    def para(n: int) -> str:
+        return " ".join(rng.choice(words) for _ in range(n))
+
+    conversations, size, start = [], 0, 1_700_000_000
+    while size < megabytes * 1_000_000:
+        mapping: dict = {"root": {"id": "root", "message": None, "parent": None, "children": []}}
+        parent = "root"
+        for i in range(rng.randint(4, 40)):
+            node, role = f"n{i}", "user" if i % 2 == 0 else "assistant"
+            body = (
+                para(rng.randint(20, 80)) if role == "user" else f"## Step\n\n{para(200)}\n\n```python\nprint({i})\n```"
+            )
+            message = {"id": node, "author": {"role": role}, "content": {"content_type": "text", "parts": [body]}}
+            mapping[node] = {
+                "id": node,
+                "message": {**message, "create_time": start + i},
+                "parent": parent,
+                "children": [],
+            }
+            mapping[parent]["children"].append(node)
+            parent = node
+        conversation = {
+            "title": f"Chat {len(conversations)}",
+            "create_time": start,
+            "update_time": start + 60,
+            "mapping": mapping,
+            "current_node": parent,
+        }
+        conversations.append(conversation)
+        size += len(json.dumps(conversation))
+    return json.dumps(conversations).encode()
+
+
+async def _import_upload(site: DaphneServer, cookie: str, data: bytes) -> int:
+    import aiohttp
+
+    csrf = secrets.token_hex(16)  # A CSRF secret: 32 letters and digits, in the cookie and the header.
+    form = aiohttp.FormData()
+    form.add_field("file", data, filename="conversations.json", content_type="application/json")
+    headers = {"Cookie": f"{cookie}; csrftoken={csrf}", "X-CSRFToken": csrf, "Origin": site.origin}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(site.url("/data/import/"), data=form, headers=headers, allow_redirects=False) as response,
+    ):
+        return response.status
+
+
+async def _rename(http, site: DaphneServer, public_id: str, cookie: str, title: str) -> tuple[float, int]:
+    csrf = secrets.token_hex(16)
+    headers = {"Cookie": f"{cookie}; csrftoken={csrf}", "X-CSRFToken": csrf, "Origin": site.origin}
+    started = time.perf_counter()
+    async with http.post(
+        site.url(f"/c/{public_id}/rename/"), data={"title": title}, headers=headers, allow_redirects=False
+    ) as response:
+        await response.read()
+        return (time.perf_counter() - started) * 1000, response.status
+
+
+def run_import(sites, persona, people, importer, megabytes: float, timeout_s: float) -> None:
+    """Print other users' write latencies while one user imports a large ChatGPT export."""
+    import aiohttp
+    from websockets.asyncio.client import connect
+
+    from transfer.models import ImportJob
+
+    data = chatgpt_export(megabytes)
+    site = sites[0]
+    victims = _new_conversations(persona, people[:10])
+    sends: list[float] = []
+    renames: list[float] = []
+    failures: list[str] = []
+    pid = site.process.pid
+    rss_before = _proc_status(pid)["VmRSS"].strip()
+
+    async def victim(i: int, public_id: str, cookie: str, done: asyncio.Event) -> None:
+        url = site.ws_url(f"/ws/conversations/{public_id}/")
+        async with (
+            aiohttp.ClientSession() as http,
+            connect(url, origin=site.origin, additional_headers={"Cookie": cookie}, max_size=None) as ws,
+        ):
+            n = 0
+            while not done.is_set():
+                reading = Reading(tag=f"imp{i}-{n}")
+                frame = {
+                    "action": "send",
+                    "message": f"Still there? [load:{reading.tag}]",
+                    "idempotency_key": reading.tag,
+                }
+                reading.started = time.perf_counter()
+                await ws.send(json.dumps(frame))
+                try:
+                    await asyncio.wait_for(_read_reply(ws, reading), timeout_s)
+                except TimeoutError:
+                    failures.append(f"{reading.tag}: no final bubble in {timeout_s:g} s")
+                if reading.own_message_at is not None:
+                    sends.append((reading.own_message_at - reading.started) * 1000)
+                if reading.refused or reading.final_status not in ("complete", ""):
+                    failures.append(f"{reading.tag}: {reading.refused or reading.final_status}")
+                elapsed, status = await _rename(http, site, public_id, cookie, f"Renamed {n}")
+                renames.append(elapsed)
+                if status not in (200, 302):
+                    failures.append(f"rename {public_id}: HTTP {status}")
+                n += 1
+
+    async def scenario() -> tuple[float, str]:
+        done = asyncio.Event()
+        tasks = [asyncio.create_task(victim(i, p, c, done)) for i, (p, c) in enumerate(victims)]
+        await asyncio.sleep(1)
+        started = time.perf_counter()
+        status = await _import_upload(site, importer[1], data)
+        job_status = f"upload answered {status}"
+        deadline = started + 600
+        while time.perf_counter() < deadline:
+            job = await asyncio.to_thread(
+                lambda: ImportJob.objects.filter(owner=importer[0]).values_list("status", "done", "total").last()
+            )
+            if job and job[0] in ("done", "failed"):
+                job_status = f"{job[0]}, {job[1]} of {job[2]} conversations"
+                break
+            await asyncio.sleep(0.5)
+        elapsed = time.perf_counter() - started
+        done.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return elapsed, job_status
+
+    elapsed, job_status = asyncio.run(scenario())
+    status = _proc_status(pid)
+    print(f"Import: one user uploads a {len(data) / 1e6:.0f} MB ChatGPT export while 10 others send and rename")
+    print(f"  the import: {job_status} in {elapsed:.1f} s (upload included)")
+    print(
+        f"  others' own message shown: {_percentiles(sends)} ms p50 / p99, "
+        f"max {max(sends, default=0):.0f} ms (n={len(sends)})"
+    )
+    print(
+        f"  others' renames (HTTP):    {_percentiles(renames)} ms p50 / p99, "
+        f"max {max(renames, default=0):.0f} ms (n={len(renames)})"
+    )
+    print(f"  failures: {len(failures)}" + (f"; first: {failures[0]}" if failures else ""))
+    print(
+        f"  daphne memory: RSS {rss_before} before, {status['VmRSS'].strip()} after, "
+        f"peak (VmHWM) {status['VmHWM'].strip()}"
+    )
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if ":" in line)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,50,100", help="comma-separated N (default 1,10,50,100)")
@@ -371,6 +602,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default="", help="channel layer URL, e.g. redis://127.0.0.1:6379/0")
     parser.add_argument("--database-url", default="", help="an empty database instead of a fresh SQLite file")
     parser.add_argument("--timeout", type=float, default=120, help="per reply, seconds (default 120)")
+    parser.add_argument("--scenarios", default="flood,import", help="flood, import, both (default) or none")
+    parser.add_argument("--import-mb", type=float, default=47, help="size of the import scenario's file (default 47)")
     parser.add_argument("--serve-upstream", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_upstream:
@@ -392,11 +625,10 @@ def main(argv: list[str] | None = None) -> int:
         with bench_site("chat-load-", extra):
             from django.conf import settings
 
-            persona, people = _setup(base_url, args.model, max(sizes))
+            persona, people = _setup(base_url, args.model, max([*sizes, 10]) + 2)
+            flooder, importer = people.pop(), people.pop()
             chunk_texts = [f"w{i} " for i in range(int(re.search(r"long:(\d+)", args.model).group(1)))]
             expected = "".join(chunk_texts)
-            layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
-            db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
             sites = [
                 DaphneServer(database_url=database_url(settings.DATABASES["default"])).start()
                 for _ in range(args.workers)
@@ -419,15 +651,16 @@ def main(argv: list[str] | None = None) -> int:
                     site.cpu_s = cpu
                     site.stored_equal = _stored_equal(site_readings, expected)
                     rows.append((raw, site))
+                _print(_title(args, settings), rows, settings.CHAT_COALESCE_MS)
+                scenarios = set(args.scenarios.split(","))
+                if "flood" in scenarios:
+                    run_flood(sites, persona, people, flooder, "flood", args.timeout)
+                if "import" in scenarios:
+                    run_import(sites, persona, people, importer, args.import_mb, args.timeout)
                 logs = [s.log() for s in sites]
             finally:
                 for s in sites:
                     s.stop()
-            title = (
-                f"Load: N people send at once; upstream {args.model!r}; {args.workers} daphne process(es), "
-                f"{layer}, {db}; {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
-            )
-            _print(title, rows, settings.CHAT_COALESCE_MS)
             errors = [line for log in logs for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
             print(f"  daphne log: {len(errors)} ERROR/Traceback lines" + (f"; first: {errors[0]}" if errors else ""))
     finally:

@@ -105,8 +105,20 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 del _sockets_per_user[self.user.pk]
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
 
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        self.closing = True
+        await super().close(code=code, reason=reason)
+
+    async def send(  # type: ignore[override]  # The stubs give it AsyncConsumer.send(message)'s signature.
+        self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False
+    ) -> None:
+        # Frames and events still queued when the socket was closed get no answer: daphne would
+        # raise "Attempt to send on a closed protocol" for each (a flood of bad frames, bench/load.py).
+        if not getattr(self, "closing", False):
+            await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
-        if not hasattr(self, "group"):
+        if not hasattr(self, "group") or getattr(self, "closing", False):
             return
         if text_data is not None and len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES:
             await self._refuse(_("The frame is too large."))

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -166,11 +167,7 @@ def import_job_claim(*, job_id: int | None = None) -> ImportJob | None:
     two workers, one gets the job.
     """
     now = timezone.now()
-    orphaned_before = now - ORPHANED_AFTER
-    claimable = Q(status=ImportJob.Status.PENDING) | Q(
-        Q(heartbeat_at__lt=orphaned_before) | Q(heartbeat_at__isnull=True, created_at__lt=orphaned_before),
-        status=ImportJob.Status.RUNNING,
-    )
+    claimable = _claimable(now)
     candidates = ImportJob.objects.filter(claimable)
     if job_id is not None:
         candidates = candidates.filter(pk=job_id)
@@ -181,6 +178,24 @@ def import_job_claim(*, job_id: int | None = None) -> ImportJob | None:
         if taken:
             return ImportJob.objects.select_related("owner").get(pk=pk)
     return None
+
+
+def _claimable(now: datetime) -> Q:
+    orphaned_before = now - ORPHANED_AFTER
+    return Q(status=ImportJob.Status.PENDING) | Q(
+        Q(heartbeat_at__lt=orphaned_before) | Q(heartbeat_at__isnull=True, created_at__lt=orphaned_before),
+        status=ImportJob.Status.RUNNING,
+    )
+
+
+def import_job_next_id() -> int | None:
+    """Return the id of the oldest job `import_job_claim` would take up now, without taking it; None if none."""
+    return (
+        ImportJob.objects.filter(_claimable(timezone.now()))
+        .order_by("created_at", "pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
 
 
 def import_job_run(*, job_id: int) -> ImportJob:
@@ -524,7 +539,14 @@ def _unfinished_refusal() -> ValidationError:
 
 
 class _Worker(threading.Thread):
-    """The process's import worker: claims and runs one job at a time until stopped."""
+    """The process's import worker: runs one job at a time until stopped, each in a child process.
+
+    The child (`manage.py import_job_run ID`, a fresh interpreter on the
+    same settings and environment) takes the job up and imports it; its CPU
+    runs on another core and the memory of parsing the file goes back to the
+    system when it ends. With CHAT_IMPORT_SUBPROCESS off (the tests), the
+    job runs in this thread.
+    """
 
     def __init__(self) -> None:
         super().__init__(name="import-worker", daemon=True)
@@ -542,12 +564,22 @@ class _Worker(threading.Thread):
             connection.close()  # The thread's own connection; nothing else would close it.
 
     def _run_one(self) -> bool:
-        """Claim and run the next job; return whether there was one (or an error worth a quick retry)."""
+        """Run the next job that can be taken up; return whether there was one and it ran without a crash."""
         try:
-            job = import_job_claim()
-            if job is None:
+            job_id = import_job_next_id()
+            if job_id is None:
                 return False
-            import_job_process(job)
+            if not settings.CHAT_IMPORT_SUBPROCESS:
+                import_job_run(job_id=job_id)
+                return True
+            # A process of its own: rendering thousands of messages in a thread of the serving process
+            # held the interpreter lock the event loop needs, and other users' writes waited up to half a
+            # second (bench/load.py, import scenario). The child takes the job up itself (import_job_run).
+            command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "import_job_run", str(job_id)]
+            exit_code = subprocess.run(command, cwd=settings.BASE_DIR, check=False).returncode
+            if exit_code != 0:
+                logger.error("The import process of job %s exited with %s; retrying in %s s", job_id, exit_code, POLL_S)
+                return False
             return True
         except Exception:
             logger.exception("The import worker failed; it tries again in %s s", POLL_S)

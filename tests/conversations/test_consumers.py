@@ -425,3 +425,16 @@ async def test_no_frame_the_site_sends_exceeds_the_limit_and_a_huge_reply_still_
     assert refetch and f'hx-get="/c/{conversation.public_id}/"' in refetch[-1]
     reply = await wait_for_reply()
     assert reply.status == Message.Status.COMPLETE and len(reply.content_html) > 4096
+
+
+async def test_frames_queued_behind_a_refused_one_get_no_answer(alice, make_persona, open_socket):
+    # Each answer would go to a closed socket: daphne logs an error for every one (a flood of bad frames).
+    conversation = await start_chat(alice, make_persona)
+    socket = await open_socket(alice, conversation.public_id)
+    for _ in range(3):
+        await socket.communicator.send_to(text_data='{"action": 1}')
+    outputs = []
+    while not await socket.communicator.receive_nothing(timeout=0.3):
+        outputs.append(await socket.communicator.receive_output())
+    assert [output["type"] for output in outputs] == ["websocket.send", "websocket.close"]
+    assert outputs[1]["code"] == 4400

@@ -1,0 +1,21 @@
+"""`manage.py import_job_run ID`: take up import job ID and import its file, in this process.
+
+The import worker of a serving process (transfer/jobs.py) runs each job so,
+in a child process of its own. By hand, it imports a job that is waiting, or
+one left running by a process that died (after `jobs.ORPHANED_AFTER`).
+"""
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from transfer import jobs
+
+
+class Command(BaseCommand):
+    help = "Take up an import job (waiting, or left by a dead process) and import its file."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("job_id", type=int, help="the ImportJob's id (its database primary key)")
+
+    def handle(self, *args, job_id: int, **options) -> None:
+        job = jobs.import_job_run(job_id=job_id)
+        self.stdout.write(f"Import job {job.pk}: {job.status}, {job.done} of {job.total} conversations.")
