@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from conversations import selectors
 from conversations.models import Conversation, Message
@@ -84,6 +86,47 @@ def test_json_document_is_written_one_conversation_at_a_time(conversation):
     assert len(json.loads(b"".join(chunks))["conversations"]) == 3
     empty = json.loads(b"".join(export.json_document_chunks([], exported_at=EXPORTED_AT)))
     assert empty["conversations"] == []
+
+
+TRICKY_TEXTS = [
+    "",
+    'plain ASCII with "quotes", a \\ backslash, a / slash',
+    "".join(map(chr, range(0x80))),  # every control character, and DEL
+    "caf\u00e9 \u65c5\u884c \U0001f9ed \u2028 \u2029 \u0085 \ufeff",
+    "mixed\x7f",
+    "line\r\nbreaks\tand\x00NUL\x1b[31m",
+]
+
+
+@pytest.mark.parametrize("text", TRICKY_TEXTS)
+def test_record_json_is_what_json_dumps_writes(text):
+    """The export's own JSON writer gives byte for byte what json.dumps(ensure_ascii=False) gives."""
+    persona = SimpleNamespace(
+        name=text, slug="s", avatar="\U0001f9ed", system_prompt=text, greeting="", model=SimpleNamespace(model_id=text)
+    )
+    conversation = SimpleNamespace(
+        public_id=SHORT_ID_UUID, title=text, created_at=START, updated_at=START, archived=True, persona=persona
+    )
+    messages = [
+        SimpleNamespace(
+            public_id=uuid.uuid4(),
+            role="assistant",
+            content=text,
+            created_at=START.replace(microsecond=microsecond),
+            model_id=text,
+            status="error",
+            finish_reason=text[:32],
+            prompt_tokens=tokens,
+            completion_tokens=0 if tokens is None else tokens + 1,
+            error_text=text,
+        )
+        for microsecond, tokens in [(123456, None), (0, 7), (1, 2**31 - 1)]
+    ]
+    expected = json.dumps(export.conversation_record(conversation, messages), ensure_ascii=False)
+    assert export.conversation_record_json(conversation, messages) == expected
+    conversation.persona = None
+    expected = json.dumps(export.conversation_record(conversation, []), ensure_ascii=False)
+    assert export.conversation_record_json(conversation, []) == expected
 
 
 # Markdown and text
@@ -219,10 +262,10 @@ def test_export_reads_every_conversation_of_the_user_with_its_shown_path(alice, 
         selectors.message_iter_for_export(conversations=selectors.conversation_iter_for_export(user=alice), per_query=2)
     )
     assert [c.pk for c, _ in pairs] == [c.pk for c in mine] + [empty.pk]
-    assert all(len(messages) == 4 for _, messages in pairs[:5]) and pairs[5][1] == []
-    assert all(m.is_current and m.conversation_id == c.pk for c, messages in pairs for m in messages)
-    created = [m.created_at for m in pairs[0][1]]
-    assert created == sorted(created)
+    assert pairs[5][1] == []
+    for conversation, messages in pairs[:5]:  # the shown path, oldest first
+        assert [m.public_id for m in messages] == [m.public_id for m in shown(conversation)]
+        assert all(m.conversation_id == conversation.pk for m in messages)
 
 
 def test_export_reads_take_one_query_per_batch_of_conversations(alice, persona, django_assert_num_queries):
@@ -254,9 +297,33 @@ def test_export_reads_use_chunked_iterators(alice, persona, monkeypatch):
     ]
 
 
-def test_export_leaves_message_html_unread(alice, persona):
+def test_export_reads_message_rows_of_the_columns_it_writes_only(alice, persona):
+    """Rows of values, not models (building a model per message was most of the reading time); never the HTML."""
     make_conversation(alice, persona)
-    conversations = selectors.conversation_iter_for_export(user=alice)
-    [(_, messages)] = selectors.message_iter_for_export(conversations=conversations)
-    assert "content_html" in messages[0].get_deferred_fields()
-    assert Message.objects.filter(conversation__owner=alice).count() == 5
+    for fields in [selectors.EXPORT_MESSAGE_FIELDS, export.MARKDOWN_MESSAGE_FIELDS]:
+        conversations = selectors.conversation_iter_for_export(user=alice)
+        with CaptureQueriesContext(connection) as queries:
+            [(_, messages)] = selectors.message_iter_for_export(conversations=conversations, fields=fields)
+        assert len(messages) == 4 and not isinstance(messages[0], Message)
+        assert messages[0]._fields == ("conversation_id", *fields)
+        message_sql = queries.captured_queries[-1]["sql"]
+        assert "content_html" not in message_sql and ("public_id" in message_sql) == ("public_id" in fields)
+
+
+def test_export_rows_give_the_same_json_and_markdown_as_messages(conversation):
+    """The "export all" files read rows; the one-conversation downloads read Messages: the same files."""
+    [(row_conversation, rows)] = selectors.message_iter_for_export(
+        conversations=selectors.conversation_iter_for_export(user=conversation.owner)
+    )
+    [(_, markdown_rows)] = selectors.message_iter_for_export(
+        conversations=selectors.conversation_iter_for_export(user=conversation.owner),
+        fields=export.MARKDOWN_MESSAGE_FIELDS,
+    )
+    messages = shown(conversation)
+    assert export.conversation_record(row_conversation, rows) == export.conversation_record(conversation, messages)
+    assert export.conversation_json(row_conversation, rows, exported_at=EXPORTED_AT) == export.conversation_json(
+        conversation, messages, exported_at=EXPORTED_AT
+    )
+    assert export.conversation_markdown(row_conversation, markdown_rows) == export.conversation_markdown(
+        conversation, messages
+    )
