@@ -236,6 +236,7 @@ EXPORT_MESSAGE_FIELDS = (
     "finish_reason",
     "prompt_tokens",
     "completion_tokens",
+    "tokens_estimated",
     "error_text",
 )
 

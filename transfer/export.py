@@ -73,8 +73,9 @@ def conversation_record(conversation: Any, messages: Iterable[Any]) -> dict[str,
     Returns:
         ``{"id", "title", "created", "updated", "archived", "persona",
         "messages": [{"id", "role", "content", "created", "model", "status",
-        "finish_reason", "prompt_tokens", "completion_tokens", "error"}]}``;
-        ids are public ids, "persona" a snapshot or None, token counts ints or None.
+        "finish_reason", "prompt_tokens", "completion_tokens",
+        "tokens_estimated", "error"}]}``; ids are public ids, "persona" a
+        snapshot or None, token counts ints or None.
     """
     return {
         **_conversation_fields(conversation),
@@ -89,6 +90,7 @@ def conversation_record(conversation: Any, messages: Iterable[Any]) -> dict[str,
                 "finish_reason": message.finish_reason,
                 "prompt_tokens": message.prompt_tokens,
                 "completion_tokens": message.completion_tokens,
+                "tokens_estimated": message.tokens_estimated,
                 "error": message.error_text,
             }
             for message in messages
@@ -312,6 +314,7 @@ def _message_json(message: Any) -> str:
         f'"finish_reason": {_json_str(message.finish_reason)}, '
         f'"prompt_tokens": {_json_int(message.prompt_tokens)}, '
         f'"completion_tokens": {_json_int(message.completion_tokens)}, '
+        f'"tokens_estimated": {"true" if message.tokens_estimated else "false"}, '
         f'"error": {_json_str(message.error_text)}}}'
     )
 

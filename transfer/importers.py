@@ -62,6 +62,8 @@ class ParsedMessage:
     finish_reason: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # The exporting site counted (some of) the tokens itself: its upstream reported no usage, or part of it.
+    tokens_estimated: bool = False
     error_text: str = ""
 
 
@@ -368,6 +370,7 @@ def _site_message(message: Any, where: str) -> ParsedMessage:
         finish_reason=_text(message, "finish_reason", where)[:FINISH_REASON_MAX_CHARS],
         prompt_tokens=_tokens(message, "prompt_tokens", where),
         completion_tokens=_tokens(message, "completion_tokens", where),
+        tokens_estimated=_bool(message, "tokens_estimated", where),
         error_text=_text(message, "error", where),
     )
 

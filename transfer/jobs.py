@@ -449,6 +449,7 @@ def _prepare(
                     finish_reason=message.finish_reason,
                     prompt_tokens=message.prompt_tokens,
                     completion_tokens=message.completion_tokens,
+                    tokens_estimated=message.tokens_estimated,
                 ),
                 message.created or created,
             )

@@ -56,11 +56,12 @@ def test_json_export_follows_the_documented_schema(conversation):
     first_reply = record["messages"][1]
     assert set(first_reply) == {
         "id", "role", "content", "created", "model", "status", "finish_reason",
-        "prompt_tokens", "completion_tokens", "error",
+        "prompt_tokens", "completion_tokens", "tokens_estimated", "error",
     }  # fmt: skip
     assert first_reply["created"] == "2025-03-01T09:31:45.123456Z"
     assert (first_reply["model"], first_reply["finish_reason"]) == ("gpt-4o-mini", "stop")
     assert (first_reply["prompt_tokens"], first_reply["completion_tokens"]) == (12, 34)
+    assert first_reply["tokens_estimated"] is False
     last = record["messages"][-1]
     assert (last["status"], last["error"], last["prompt_tokens"]) == ("error", "The provider is unavailable.", None)
 
@@ -86,6 +87,15 @@ def test_json_document_is_written_one_conversation_at_a_time(conversation):
     assert len(json.loads(b"".join(chunks))["conversations"]) == 3
     empty = json.loads(b"".join(export.json_document_chunks([], exported_at=EXPORTED_AT)))
     assert empty["conversations"] == []
+
+
+def test_estimated_token_counts_are_marked_in_the_json(conversation):
+    reply = Message.objects.get(conversation=conversation, is_current=True, finish_reason="stop")
+    Message.objects.filter(pk=reply.pk).update(prompt_tokens=40, completion_tokens=900, tokens_estimated=True)
+    document = json.loads(export.conversation_json(conversation, shown(conversation), exported_at=EXPORTED_AT))
+    messages = document["conversations"][0]["messages"]
+    assert [m["tokens_estimated"] for m in messages] == [False, True, False, False]
+    assert (messages[1]["prompt_tokens"], messages[1]["completion_tokens"]) == (40, 900)
 
 
 TRICKY_TEXTS = [
@@ -118,6 +128,7 @@ def test_record_json_is_what_json_dumps_writes(text):
             finish_reason=text[:32],
             prompt_tokens=tokens,
             completion_tokens=0 if tokens is None else tokens + 1,
+            tokens_estimated=tokens is not None,
             error_text=text,
         )
         for microsecond, tokens in [(123456, None), (0, 7), (1, 2**31 - 1)]

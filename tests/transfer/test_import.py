@@ -169,6 +169,7 @@ def site_document(**changes):
         (site_document(**{"conversations.0.messages.0.status": "done"}), "status must be one of"),
         (site_document(**{"conversations.0.messages.0.prompt_tokens": -1}), "prompt_tokens must be a whole number"),
         (site_document(**{"conversations.0.archived": "yes"}), "archived must be true or false"),
+        (site_document(**{"conversations.0.messages.0.tokens_estimated": 1}), "tokens_estimated must be true or false"),
         (site_document(**{"conversations.0.title": ["x"]}), "Conversation 1: title must be text"),
         (chatgpt_bytes({**chatgpt_conversation(), "current_node": "nope"}), "current_node does not name a message"),
         (chatgpt_bytes({**chatgpt_conversation(), "mapping": {}}), "has no message mapping"),
@@ -374,6 +375,33 @@ def test_round_trip_export_import_export_gives_the_same_conversations(alice, bob
 
     assert without_ids(second) == without_ids(first)
     assert {c["id"] for c in second["conversations"]}.isdisjoint(c["id"] for c in first["conversations"])
+
+
+def test_estimated_token_counts_stay_marked_through_export_and_import(alice, bob, persona):
+    conversation = make_conversation(alice, persona)
+    reply = conversation.messages.get(is_current=True, finish_reason="stop")
+    Message.objects.filter(pk=reply.pk).update(prompt_tokens=40, completion_tokens=900, tokens_estimated=True)
+    pairs = selectors.message_iter_for_export(conversations=selectors.conversation_iter_for_export(user=alice))
+    data = b"".join(export.archive_chunks(json_pairs=pairs, markdown_pairs=[], exported_at=datetime.now(UTC)))
+    document = zipfile.ZipFile(io.BytesIO(data)).read("conversations.json")
+    assert [m["tokens_estimated"] for m in json.loads(document)["conversations"][0]["messages"]] == [
+        False, True, False, False,
+    ]  # fmt: skip
+
+    parsed = importers.parse_export(document, max_bytes=MAX_BYTES)
+    assert [m.tokens_estimated for m in parsed.conversations[0].messages] == [False, True, False, False]
+    import_jobs.conversations_import(owner=bob, conversations=parsed.conversations)
+    imported = Message.objects.filter(conversation__owner=bob).order_by("created_at", "id")
+    assert [(m.tokens_estimated, m.prompt_tokens, m.completion_tokens) for m in imported] == [
+        (False, None, None), (True, 40, 900), (False, None, None), (False, None, None),
+    ]  # fmt: skip
+
+
+def test_a_file_without_tokens_estimated_imports_counts_as_reported():
+    """Files exported before the field existed: their token counts came from the upstream."""
+    data = site_document(**{"conversations.0.messages.0.prompt_tokens": 5})
+    [message] = importers.parse_export(data, max_bytes=MAX_BYTES).conversations[0].messages
+    assert (message.prompt_tokens, message.tokens_estimated) == (5, False)
 
 
 # The job
