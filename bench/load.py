@@ -604,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120, help="per reply, seconds (default 120)")
     parser.add_argument("--scenarios", default="flood,import", help="flood, import, both (default) or none")
     parser.add_argument("--import-mb", type=float, default=47, help="size of the import scenario's file (default 47)")
+    parser.add_argument("--log-lines", type=int, default=0, help="print this many lines of daphne's first error")
     parser.add_argument("--serve-upstream", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_upstream:
@@ -663,6 +664,10 @@ def main(argv: list[str] | None = None) -> int:
                     s.stop()
             errors = [line for log in logs for line in log.splitlines() if "ERROR" in line or "Traceback" in line]
             print(f"  daphne log: {len(errors)} ERROR/Traceback lines" + (f"; first: {errors[0]}" if errors else ""))
+            if errors and args.log_lines:
+                log = next(log for log in logs if errors[0] in log)
+                start = log.index(errors[0])
+                print("\n".join(log[start:].splitlines()[: args.log_lines]))
     finally:
         upstream.send_signal(signal.SIGTERM)
         upstream.wait(timeout=10)

@@ -157,7 +157,22 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 60},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # redis-py 8 caps a pool at 100 connections and fails the 101st at once
+                        # (MaxConnectionsError): a hundred replies streaming at once take more (bench/load.py).
+                        "max_connections": 1000,
+                        # redis-py 8 gives up a read after 5 s by default, the time channels_redis's blocking
+                        # receive (BZPOPMIN) waits on an idle channel: idle sockets were torn down every 5 s
+                        # (channels_redis issue #422). A longer bound keeps a dead server detectable.
+                        "socket_timeout": 30,
+                    }
+                ],
+                "capacity": 1500,
+                "expiry": 60,
+            },
         }
     }
 else:

@@ -86,3 +86,23 @@ def test_reply_streamed_by_one_process_reaches_a_socket_on_another(alice, make_p
         conversation=conversation, role=Message.Role.ASSISTANT, status=Message.Status.COMPLETE, content=expected
     )
     assert reply.completion_tokens == 30
+
+
+def test_an_idle_socket_outlives_the_channel_layers_blocking_receive(alice, make_persona):
+    # channels_redis waits on an idle channel with BZPOPMIN for 5 s; redis-py 8's default 5 s read timeout
+    # used to cut that wait and tear the socket down (channels_redis issue #422).
+    conversation = services.conversation_create(owner=alice, persona=make_persona("long:3"))
+    cookie = session_cookie(alice)
+
+    async def idle_then_chat(server: DaphneServer) -> list[str]:
+        async with await _socket(server, conversation, cookie) as ws:
+            await _joined(ws)
+            await asyncio.sleep(7)
+            await ws.send(json.dumps({"action": "send", "message": "still there?"}))
+            return await _receive_until_final(ws)
+
+    with DaphneServer() as server:
+        frames = asyncio.run(idle_then_chat(server))
+        log = server.log()
+    assert FINAL in frames[-1] and "w2" in frames[-1]
+    assert "Timeout reading" not in log
