@@ -30,8 +30,9 @@ Figures per N (milliseconds, p50 / p99 over the people or over every chunk):
   the site, the first delta frame whose text covers the chunk's end);
 - daphne CPU: user + system seconds of the daphne process(es) over the
   round, and per reply;
-- completeness: replies whose final bubble came, whose deltas add up to the
-  upstream's text, and whose stored text equals it.
+- completeness: replies whose final bubble came, whose streamed text (deltas,
+  and the snapshot a tab asks for after a gap) equals the upstream's, and
+  whose stored text equals it.
 
 Then two black-box scenarios (`--scenarios`, both by default; `none` skips them):
 
@@ -83,7 +84,7 @@ from tests.servers import DaphneServer, database_url, free_port, session_cookie
 DEFAULT_MODEL = "long:230+ttfb:300+delay:16"
 TAG = re.compile(r"\[load:([\w-]+)\]")
 ARTICLE = re.compile(r'<article id="message-([0-9a-f-]{36})"([^>]*)>')
-DELTA = re.compile(r'<div id="message-([0-9a-f-]{36})-body" hx-swap-oob="beforeend">(.*?)</div>', re.S)
+DELTA = re.compile(r'<div id="message-([0-9a-f-]{36})-body" hx-swap-oob="(beforeend|innerHTML)">(.*?)</div>', re.S)
 ALERT = re.compile(r'<div id="composer-alert"[^>]*>(.*?)</div>', re.S)
 _stamps: contextvars.ContextVar[list[float]] = contextvars.ContextVar("stamps")
 
@@ -229,7 +230,7 @@ async def site_round(
                 await ws.send(json.dumps(frame))
                 await asyncio.wait_for(_read_reply(ws, reading), timeout_s)
         except TimeoutError:
-            reading.closed = "timed out"
+            reading.closed = f"no final bubble in {timeout_s:g} s ({len(reading.chunks)} deltas, {len(reading.text)} chars)"
         except Exception as exc:  # A closed socket or a refused handshake: recorded, the round goes on.
             reading.closed = f"{type(exc).__name__}: {exc}"
             go.set()
@@ -255,7 +256,9 @@ async def _read_reply(ws, reading: Reading) -> None:
                 return
         for match in DELTA.finditer(frame):
             if match.group(1) == reading.reply_id:
-                reading.text += html.unescape(match.group(2))
+                # A snapshot (innerHTML: the text so far, after a gap) replaces what the bubble shows.
+                text = html.unescape(match.group(3))
+                reading.text = text if match.group(2) == "innerHTML" else reading.text + text
                 reading.chunks.append((now, len(reading.text)))
 
 

@@ -156,7 +156,7 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [
                     {
@@ -170,8 +170,6 @@ if REDIS_URL:
                         "socket_timeout": 30,
                     }
                 ],
-                "capacity": 1500,
-                "expiry": 60,
             },
         }
     }

@@ -109,3 +109,14 @@ def _test_settings(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture
+def one_process_channel_layer(settings):
+    """Use the one-process channel layer, for tests that read it from synchronous code.
+
+    `async_to_sync` runs each call in an event loop of its own there, and Redis's pub/sub layer keeps
+    a channel's messages in the loop that made it. Broadcasts across processes, through Redis, are
+    tested with real servers (tests/test_scale_out.py).
+    """
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "chatsite.channel_layers.LocalChannelLayer"}}

@@ -228,9 +228,9 @@ def test_database_url_switches_to_postgresql(tmp_path):
 def test_redis_url_switches_the_channel_layer_to_channels_redis(tmp_path):
     values = _settings_json(tmp_path, DJANGO_SECRET_KEY="k" * 50, REDIS_URL="redis://127.0.0.1:6379/2")
 
-    assert values["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert values["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
     assert [host["address"] for host in values["layer_hosts"]] == ["redis://127.0.0.1:6379/2"]
-    # Longer than channels_redis's 5 s blocking receive: redis-py 8's default 5 s cut idle sockets.
+    # Longer than the layer's idle waits: redis-py 8's default 5 s read timeout cut idle sockets.
     assert values["layer_hosts"][0]["socket_timeout"] > 5
 
 

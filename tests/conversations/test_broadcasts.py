@@ -10,6 +10,9 @@ from django.db import transaction
 
 from conversations import events, services
 
+# Read from plain synchronous code, one event loop per call (see the fixture).
+pytestmark = pytest.mark.usefixtures("one_process_channel_layer")
+
 
 def listen(group: str) -> str:
     layer = get_channel_layer()

@@ -146,6 +146,7 @@ def test_a_user_title_is_kept_when_a_title_is_generated_later(client, alice, con
     assert conversation.title == "Mine"
 
 
+@pytest.mark.usefixtures("one_process_channel_layer")
 def test_rename_reaches_the_conversations_open_tabs(client, alice, conversation, django_capture_on_commit_callbacks):
     layer = get_channel_layer()
     channel = async_to_sync(layer.new_channel)()
@@ -217,6 +218,7 @@ def test_delete_over_htmx_answers_with_a_client_redirect(client, alice, conversa
     assert not Conversation.objects.filter(pk=conversation.pk).exists()
 
 
+@pytest.mark.usefixtures("one_process_channel_layer")
 def test_delete_stops_a_reply_still_streaming(client, alice, conversation, django_capture_on_commit_callbacks):
     layer = get_channel_layer()
     generator = async_to_sync(layer.new_channel)()

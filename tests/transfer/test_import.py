@@ -323,19 +323,28 @@ def test_a_batch_also_ends_at_batch_chars_of_text(alice, monkeypatch):
 def test_each_transaction_holds_whole_conversations_and_at_most_batch_rows(alice, monkeypatch):
     """Counted at each commit: a transaction never holds part of a conversation, nor more than BATCH_ROWS rows
     unless it holds one conversation alone."""
-    from django.db import connections
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
 
     monkeypatch.setattr(import_jobs, "BATCH_ROWS", 10)
     sizes = [3, 3, 2, 30, 4, 4, 1, 5]
-    database = connections["default"]
-    commit = database.commit
+    batch_write = import_jobs._batch_write
     seen: list[tuple[int, int]] = []
 
-    def counting_commit():
-        commit()
-        seen.append((Conversation.objects.count(), Message.objects.count()))
+    def committed_counts() -> tuple[int, int]:
+        try:  # Another connection: it sees only what was committed.
+            return Conversation.objects.count(), Message.objects.count()
+        finally:
+            connection.close()
 
-    monkeypatch.setattr(database, "commit", counting_commit)
+    def counting_batch_write(*args, **kwargs):
+        written = batch_write(*args, **kwargs)
+        with ThreadPoolExecutor(1) as other:
+            seen.append(other.submit(committed_counts).result())
+        return written
+
+    monkeypatch.setattr(import_jobs, "_batch_write", counting_batch_write)
     conversations = [parsed_conversation(f"C{i}", count=n) for i, n in enumerate(sizes)]
     assert import_jobs.conversations_import(owner=alice, conversations=conversations) == len(sizes)
     monkeypatch.undo()
