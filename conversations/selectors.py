@@ -8,9 +8,10 @@ from operator import itemgetter
 from typing import Any
 from uuid import UUID
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from conversations.models import Conversation, DailyUsage, Message, Versions
@@ -323,7 +324,7 @@ class Usage:
 
 
 def user_usage(*, user: User, now: datetime | None = None, stale_before: datetime | None = None) -> Usage:
-    """Return what `user` has used at `now` (default: the current time). Three queries.
+    """Return what `user` has used at `now` (default: the current time). One query.
 
     Counts the user's assistant messages (one per reply asked of the upstream,
     so sends, edits and regenerations all count):
@@ -345,18 +346,33 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
         live &= Q(heartbeat_at__gte=stale_before) | Q(heartbeat_at__isnull=True, created_at__gte=stale_before)
     # A reply answers a question; a greeting (no parent) was asked of no upstream. Two counts, not one
     # with an OR: SQLite then reads each through its own index (the OR made it read the whole history).
-    replies = Message.objects.filter(conversation__owner=user, role=Message.Role.ASSISTANT, parent__isnull=False)
-    sends = replies.filter(created_at__gt=minute_ago).count()
-    streaming = replies.filter(live).count()
-    tokens = DailyUsage.objects.filter(user=user, day=day_start.date()).values_list("tokens", flat=True).first()
+    # Both, and the day's tokens, are scalar subqueries of one SELECT on the user's row.
+    replies = Message.objects.filter(conversation__owner=OuterRef("pk"), role=Message.Role.ASSISTANT).exclude(
+        parent=None
+    )
+    usage = (
+        get_user_model()
+        .objects.filter(pk=user.pk)
+        .values(
+            sends=_count(replies.filter(created_at__gt=minute_ago)),
+            streaming=_count(replies.filter(live)),
+            tokens=Subquery(DailyUsage.objects.filter(user=OuterRef("pk"), day=day_start.date()).values("tokens")[:1]),
+        )
+        .first()
+    ) or {"sends": 0, "streaming": 0, "tokens": 0}
     return Usage(
-        sends_last_minute=sends,
-        replies_streaming=streaming,
-        tokens_today=tokens or 0,
+        sends_last_minute=usage["sends"],
+        replies_streaming=usage["streaming"],
+        tokens_today=usage["tokens"] or 0,
         now=now,
         day_start=day_start,
         day_end=day_end,
     )
+
+
+def _count(messages: QuerySet[Message]) -> Subquery:
+    """Return COUNT(*) of `messages` as a scalar subquery (for `.values()`)."""
+    return Subquery(messages.order_by().values(n=Func("pk", function="COUNT")), output_field=IntegerField())
 
 
 def user_send_free_at(*, user: User, limit: int, now: datetime) -> datetime:

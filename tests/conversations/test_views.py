@@ -152,8 +152,8 @@ def test_conversation_page_queries_do_not_grow_with_messages(client, alice, conv
         services.conversation_create(owner=alice, persona=conversation.persona)
     # session, user, conversation with persona/model/provider, stale replies, messages,
     # their versions, the context budget (greeting, latest messages, their count),
-    # the quota (limits; replies of the last minute, streaming ones, the day's tokens), sidebar
-    with django_assert_num_queries(14):
+    # the quota (limits, usage), sidebar
+    with django_assert_num_queries(12):
         assert client.get(detail_url(conversation)).status_code == 200
 
 
