@@ -230,7 +230,9 @@ async def site_round(
                 await ws.send(json.dumps(frame))
                 await asyncio.wait_for(_read_reply(ws, reading), timeout_s)
         except TimeoutError:
-            reading.closed = f"no final bubble in {timeout_s:g} s ({len(reading.chunks)} deltas, {len(reading.text)} chars)"
+            reading.closed = (
+                f"no final bubble in {timeout_s:g} s ({len(reading.chunks)} deltas, {len(reading.text)} chars)"
+            )
         except Exception as exc:  # A closed socket or a refused handshake: recorded, the round goes on.
             reading.closed = f"{type(exc).__name__}: {exc}"
             go.set()
