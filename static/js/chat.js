@@ -1,7 +1,8 @@
 // Chat page behaviour: Enter sends, Shift+Enter adds a line, one idempotency key
 // per send, the composer clears after a send, Stop shows while a reply streams,
 // copy buttons on messages and code blocks, editing the last question, older
-// messages loaded on scroll without moving what the reader sees.
+// messages loaded on scroll without moving what the reader sees, and asking the
+// server again for a reply that stays silent while shown as streaming.
 // Text is only ever read from the page (innerText) and set as text, never as HTML.
 (function () {
   "use strict";
@@ -58,22 +59,45 @@
     scrollToEnd(true);
   });
 
+  // When the socket last brought a frame; see the stall check below.
+  var lastFrameAt = Date.now();
+
   document.addEventListener("htmx:wsAfterMessage", function () {
+    lastFrameAt = Date.now();
     refreshStop();
     scrollToEnd(false);
   });
 
-  // On every (re)open, ask the server to bring the page up to date: replies shown
-  // as streaming that finished meanwhile, and after a reconnect everything.
-  var socketOpenedBefore = false;
-  document.addEventListener("htmx:wsOpen", function (event) {
-    var streaming = Array.prototype.map.call(
+  function streamingIds() {
+    return Array.prototype.map.call(
       document.querySelectorAll('#messages article[data-status="streaming"]'),
       function (article) { return article.dataset.messageId; }
     );
-    event.detail.socketWrapper.send(JSON.stringify({ action: "sync", streaming: streaming, full: socketOpenedBefore }));
+  }
+
+  // On every (re)open, ask the server to bring the page up to date: replies shown
+  // as streaming that finished meanwhile, and after a reconnect everything.
+  var socketOpenedBefore = false;
+  var socket = null;
+  document.addEventListener("htmx:wsOpen", function (event) {
+    socket = event.detail.socketWrapper;
+    socket.send(JSON.stringify({ action: "sync", streaming: streamingIds(), full: socketOpenedBefore }));
     socketOpenedBefore = true;
+    lastFrameAt = Date.now();
   });
+
+  // A bubble still shown as streaming while the socket has said nothing for
+  // STALL_MS: its final bubble may have been lost on the way (a channel layer
+  // delivers at most once). Ask again, as after a reconnect: the server sends
+  // the final bubbles of the replies that ended, and the text so far of the others.
+  var STALL_MS = 10000;
+  setInterval(function () {
+    if (!socket || Date.now() - lastFrameAt < STALL_MS) return;
+    var streaming = streamingIds();
+    if (!streaming.length) return;
+    lastFrameAt = Date.now();
+    socket.send(JSON.stringify({ action: "sync", streaming: streaming, full: false }));
+  }, 1000);
 
   document.addEventListener("htmx:wsClose", function (event) {
     var code = event.detail && event.detail.event && event.detail.event.code;
