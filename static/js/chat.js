@@ -199,6 +199,12 @@
     var sentinel = event.detail.target;
     var list = messageList();
     if (!event.detail.shouldSwap || !list || !sentinel.classList || !sentinel.classList.contains("messages-older")) return;
+    if (!sentinel.isConnected) {
+      // Asked for by a list that was replaced meanwhile: its page belongs to no list any more, and
+      // counting it would move the reader after they were brought back.
+      event.detail.shouldSwap = false;
+      return;
+    }
     var fromBottom = list.scrollHeight - list.scrollTop;
     queueMicrotask(function () {
       if (sentinel.isConnected) return;  // Not swapped after all.
