@@ -78,6 +78,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.environment import bench_site
+from bench.procfs import cpu_seconds, proc_status
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.servers import DaphneServer, database_url, free_port, session_cookie
 
@@ -221,13 +222,7 @@ async def site_round(
                 if len(opened) == len(people):
                     go.set()
                 await go.wait()
-                frame = {
-                    "action": "send",
-                    "message": f"Question {i} [load:{reading.tag}]",
-                    "idempotency_key": reading.tag,
-                }
-                reading.started = time.perf_counter()
-                await ws.send(json.dumps(frame))
+                await _send(ws, reading, f"Question {i}")
                 await asyncio.wait_for(_read_reply(ws, reading), timeout_s)
         except TimeoutError:
             reading.closed = (
@@ -239,6 +234,13 @@ async def site_round(
         return reading
 
     return list(await asyncio.gather(*(one(i, p, c) for i, (p, c) in enumerate(people))))
+
+
+async def _send(ws, reading: Reading, text: str) -> None:
+    """Send `text` tagged for the stamping upstream, keyed by the reading's tag; stamp `reading.started`."""
+    frame = {"action": "send", "message": f"{text} [load:{reading.tag}]", "idempotency_key": reading.tag}
+    reading.started = time.perf_counter()
+    await ws.send(json.dumps(frame))
 
 
 async def _read_reply(ws, reading: Reading) -> None:
@@ -323,11 +325,6 @@ def _stored_equal(readings: list[Reading], expected: str) -> int:
 
     ids = [r.reply_id for r in readings if r.reply_id]
     return Message.objects.filter(public_id__in=ids, status="complete", content=expected).count()
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _fetch_stamps(base_url: str) -> dict:
@@ -522,7 +519,7 @@ def run_import(sites, persona, people, importer, megabytes: float, timeout_s: fl
     renames: list[float] = []
     failures: list[str] = []
     pid = site.process.pid
-    rss_before = _proc_status(pid)["VmRSS"].strip()
+    rss_before = proc_status(pid)["VmRSS"].strip()
 
     async def victim(i: int, public_id: str, cookie: str, done: asyncio.Event) -> None:
         url = site.ws_url(f"/ws/conversations/{public_id}/")
@@ -533,13 +530,7 @@ def run_import(sites, persona, people, importer, megabytes: float, timeout_s: fl
             n = 0
             while not done.is_set():
                 reading = Reading(tag=f"imp{i}-{n}")
-                frame = {
-                    "action": "send",
-                    "message": f"Still there? [load:{reading.tag}]",
-                    "idempotency_key": reading.tag,
-                }
-                reading.started = time.perf_counter()
-                await ws.send(json.dumps(frame))
+                await _send(ws, reading, "Still there?")
                 try:
                     await asyncio.wait_for(_read_reply(ws, reading), timeout_s)
                 except TimeoutError:
@@ -576,7 +567,7 @@ def run_import(sites, persona, people, importer, megabytes: float, timeout_s: fl
         return elapsed, job_status
 
     elapsed, job_status = asyncio.run(scenario())
-    status = _proc_status(pid)
+    status = proc_status(pid)
     print(f"Import: one user uploads a {len(data) / 1e6:.0f} MB ChatGPT export while 10 others send and rename")
     print(f"  the import: {job_status} in {elapsed:.1f} s (upload included)")
     print(
@@ -592,11 +583,6 @@ def run_import(sites, persona, people, importer, megabytes: float, timeout_s: fl
         f"  daphne memory: RSS {rss_before} before, {status['VmRSS'].strip()} after, "
         f"peak (VmHWM) {status['VmHWM'].strip()}"
     )
-
-
-def _proc_status(pid: int) -> dict[str, str]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return dict(line.split(":", 1) for line in lines if ":" in line)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -647,10 +633,10 @@ def main(argv: list[str] | None = None) -> int:
                 for n, size in enumerate(sizes):
                     raw_readings = asyncio.run(raw_sdk_round(base_url, args.model, size, f"r{n}"))
                     conversations = _new_conversations(persona, people[:size])
-                    cpu_before = sum(_cpu_s(s.process.pid) for s in sites)
+                    cpu_before = sum(cpu_seconds(s.process.pid) for s in sites)
                     site_readings = asyncio.run(site_round(sites, conversations, f"r{n}", args.timeout))
                     time.sleep(0.5)  # The last final writes.
-                    cpu = sum(_cpu_s(s.process.pid) for s in sites) - cpu_before
+                    cpu = sum(cpu_seconds(s.process.pid) for s in sites) - cpu_before
                     stamps = _fetch_stamps(base_url)
                     raw = figures(raw_readings, stamps, expected, chunk_texts)
                     site = figures(site_readings, stamps, expected, chunk_texts)

@@ -66,6 +66,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.environment import bench_site
+from bench.procfs import cpu_seconds, proc_status
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.servers import DaphneServer, database_url, free_port, session_cookie
 
@@ -305,16 +306,6 @@ def _setup_site(upstream_url: str, args: argparse.Namespace) -> list[tuple[str, 
         conversation = services.conversation_create(owner=user, persona=persona)
         conversations.append((str(conversation.public_id), cookie))
     return conversations
-
-
-def _proc_status(pid: int) -> dict[str, str]:
-    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    return dict(line.split(":", 1) for line in lines if ":" in line)
-
-
-def _cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def _load_average() -> str:
@@ -557,8 +548,8 @@ def main(argv: list[str] | None = None) -> int:
             layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
             with DaphneServer(database_url=database_url(settings.DATABASES["default"])) as site:
                 pid = site.process.pid
-                rss_start = _proc_status(pid)["VmRSS"].strip()
-                cpu_start = _cpu_s(pid)
+                rss_start = proc_status(pid)["VmRSS"].strip()
+                cpu_start = cpu_seconds(pid)
                 clients = [Client(i, public_id, cookie) for i, (public_id, cookie) in enumerate(conversations)]
 
                 async def soak() -> float:
@@ -572,12 +563,12 @@ def main(argv: list[str] | None = None) -> int:
                 started = time.perf_counter()
                 finished = asyncio.run(soak())
                 settle_s = _settle(args.settle_s)
-                status = _proc_status(pid)
+                status = proc_status(pid)
                 daphne = {
                     "rss_start": rss_start,
                     "rss_end": status["VmRSS"].strip(),
                     "peak": status["VmHWM"].strip(),
-                    "cpu_s": _cpu_s(pid) - cpu_start,
+                    "cpu_s": cpu_seconds(pid) - cpu_start,
                     "load": f"{load_start} at start, {_load_average()} at the end ({os.cpu_count()} CPUs)",
                 }
                 log = site.log()

@@ -164,9 +164,9 @@ if REDIS_URL:
                         # redis-py 8 caps a pool at 100 connections and fails the 101st at once
                         # (MaxConnectionsError): a hundred replies streaming at once take more (bench/load.py).
                         "max_connections": 1000,
-                        # redis-py 8 gives up a read after 5 s by default, the time channels_redis's blocking
-                        # receive (BZPOPMIN) waits on an idle channel: idle sockets were torn down every 5 s
-                        # (channels_redis issue #422). A longer bound keeps a dead server detectable.
+                        # redis-py 8 gives up a read after 5 s by default, which cut channels-redis's idle
+                        # waits: idle sockets were torn down every 5 s (channels_redis issue #422). A longer
+                        # bound keeps a dead server detectable.
                         "socket_timeout": 30,
                     }
                 ],

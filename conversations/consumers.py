@@ -36,6 +36,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     CHAT_MAX_SOCKETS_PER_USER in this process (both with a reason).
     """
 
+    # Whether this socket counts toward its user's cap, and whether it is closing (queued frames get no answer).
+    counted = False
+    closing = False
+
     async def connect(self) -> None:
         # Accept first: a close before accept is an HTTP 403 and loses the code.
         await self.accept()
@@ -98,7 +102,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         # The reply keeps going: it belongs to the conversation, not to this socket.
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
-        if getattr(self, "counted", False):
+        if self.counted:
             self.counted = False
             _sockets_per_user[self.user.pk] -= 1
             if _sockets_per_user[self.user.pk] <= 0:
@@ -114,11 +118,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     ) -> None:
         # Frames and events still queued when the socket was closed get no answer: daphne would
         # raise "Attempt to send on a closed protocol" for each (a flood of bad frames, bench/load.py).
-        if not getattr(self, "closing", False):
+        if not self.closing:
             await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
-        if not hasattr(self, "group") or getattr(self, "closing", False):
+        if not hasattr(self, "group") or self.closing:
             return
         if text_data is not None and len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES:
             await self._refuse(_("The frame is too large."))

@@ -26,7 +26,6 @@ from conversations import events, fragments, services, titles
 from conversations.coalescing import DeltaCoalescer
 from conversations.models import Message
 from conversations.upstream import ReplyJob
-from llm.tokens import count_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -189,8 +188,11 @@ class ReplyGenerator:
 
         Streams without usage (llama.cpp, a stream stopped or cut before its
         usage chunk) would count nothing toward the daily token quota, though
-        the provider computed, and may bill, every token. Replies that got no
-        text and did not complete asked for nothing countable: None.
+        the provider computed, and may bill, every token. The prompt's estimate
+        is the count the context was selected with; a missing completion count
+        is left None for `services.reply_finish`, which counts the reply's text
+        anyway (off the event loop). Replies that got no text and did not
+        complete asked for nothing countable: None.
         """
         prompt = finish.prompt_tokens if finish else None
         completion = finish.completion_tokens if finish else None
@@ -198,10 +200,9 @@ class ReplyGenerator:
             return {"prompt_tokens": prompt, "completion_tokens": completion, "tokens_estimated": False}
         if not content and finish is None:
             return {"prompt_tokens": None, "completion_tokens": None, "tokens_estimated": False}
-        model_id = self.job.request.model
         return {
             "prompt_tokens": prompt if prompt is not None else self.job.prompt_tokens_counted,
-            "completion_tokens": completion if completion is not None else count_tokens(content, model_id=model_id),
+            "completion_tokens": completion,
             "tokens_estimated": True,
         }
 

@@ -7,6 +7,7 @@ titles, and stopping a deleted conversation's reply.
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -135,12 +136,12 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
     return SentMessage(user_message=user_message, assistant_message=assistant_message)
 
 
-def content_tokens(text: str, *, model_id: str) -> dict[str, object]:
+def content_tokens(text: str, *, model_id: str) -> dict[str, Any]:
     """Return the Message fields recording what `text` costs in a prompt to `model_id` (`llm.tokens.count_tokens`)."""
     return {"content_tokens": count_tokens(text, model_id=model_id), "tokens_counter": counter_name(model_id)}
 
 
-def _persona_content_tokens(conversation: Conversation, text: str) -> dict[str, object]:
+def _persona_content_tokens(conversation: Conversation, text: str) -> dict[str, Any]:
     persona = conversation.persona
     return content_tokens(text, model_id=persona.model.model_id) if persona is not None else {}
 
@@ -174,12 +175,16 @@ def reply_finish(
     """Store a finished reply with its rendered HTML and upstream metadata, in one write.
 
     `status` is one of Message.Status other than STREAMING; times in milliseconds;
-    `tokens_estimated`: the token counts are the site's estimate, not the upstream's.
+    `tokens_estimated`: the token counts are the site's estimate, not the upstream's;
+    a `completion_tokens` of None is then the content's own count (`content_tokens`).
 
     Raises:
         Message.DoesNotExist: the conversation was deleted while the reply was written.
     """
     content = storable_text(content)
+    cost = content_tokens(content, model_id=model_id or message.model_id)
+    if tokens_estimated and completion_tokens is None:
+        completion_tokens = cost["content_tokens"]
     fields = {
         "content": content,
         "content_html": rendering.render_markdown(content) if content else "",
@@ -190,7 +195,7 @@ def reply_finish(
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "tokens_estimated": tokens_estimated,
-        **content_tokens(content, model_id=model_id or message.model_id),
+        **cost,
         "ttft_ms": ttft_ms,
         "duration_ms": duration_ms,
     }

@@ -44,26 +44,30 @@ def test_a_long_message_is_cut_after_scrubbing():
     assert "sk-proj" not in _scrub(straddling, "")
 
 
+async def stream_error(handler, text: str) -> llm.LLMError:
+    """Stream a chat completion of `text` from a server answering with `handler`; return the LLMError raised."""
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    config = llm.UpstreamConfig(base_url=f"http://127.0.0.1:{runner.addresses[0][1]}/v1", api_key=KEY)
+    request = llm.ChatRequest(model="local", messages=[{"role": "user", "content": text}])
+    try:
+        with pytest.raises(llm.LLMError) as raised:
+            async for _event in llm.stream_chat(config, request):
+                pass
+    finally:
+        await runner.cleanup()
+    return raised.value
+
+
 async def test_a_redirect_is_not_followed_and_the_key_stays_home(upstream):
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPTemporaryRedirect(f"{upstream.base_url}/chat/completions")
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", redirect)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    config = llm.UpstreamConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY)
-    request = llm.ChatRequest(model="fake-echo", messages=[{"role": "user", "content": "hi"}])
-    try:
-        with pytest.raises(llm.LLMError) as raised:
-            async for _ in llm.stream_chat(config, request):
-                pass
-    finally:
-        await runner.cleanup()
-    assert raised.value.status == 307
+    error = await stream_error(redirect, "hi")
+    assert error.status == 307
     assert upstream.requests == []  # the redirect's target never saw the key
 
 
@@ -132,19 +136,6 @@ async def test_an_overflowing_prompt_is_reported_as_too_long_for_the_context_win
         await response.write(f"data: {json.dumps(body)}\n\n".encode())
         return response
 
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    config = llm.UpstreamConfig(base_url=f"http://127.0.0.1:{runner.addresses[0][1]}/v1", api_key=KEY)
-    request = llm.ChatRequest(model="local", messages=[{"role": "user", "content": "长" * 5000}])
-    try:
-        with pytest.raises(llm.LLMError) as raised:
-            async for _event in llm.stream_chat(config, request):
-                pass
-    finally:
-        await runner.cleanup()
-    assert raised.value.kind == llm.ErrorKind.CONTEXT_TOO_LONG
-    assert "too long for the model's context window" in raised.value.message
+    error = await stream_error(answer, "长" * 5000)
+    assert error.kind == llm.ErrorKind.CONTEXT_TOO_LONG
+    assert "too long for the model's context window" in error.message
