@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts.views import LoginView
+from chatsite.views import account_page
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Before allauth's own: the same page, with a lockout answered 429.
     path("accounts/login/", LoginView.as_view(), name="account_login"),
     path("accounts/", include("allauth.urls")),
+    path("account/", account_page, name="account"),
     path("", include("transfer.urls")),
     path("", include("conversations.urls")),
 ]
