@@ -61,3 +61,31 @@ class UsageLimit(models.Model):
 
     def __str__(self) -> str:
         return str(self.user or self.group)
+
+
+class Preference(models.Model):
+    """One user's display choices, kept across devices: the interface language and the colour theme.
+
+    `language` is a code from settings.LANGUAGES, or empty to follow the
+    browser's Accept-Language; `theme` is one of Theme's values.
+    """
+
+    class Theme(models.TextChoices):
+        SYSTEM = "system", _("As the system")
+        LIGHT = "light", _("Light")
+        DARK = "dark", _("Dark")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference", verbose_name=_("user")
+    )
+    language = models.CharField(
+        _("language"), max_length=16, blank=True, help_text=_("Empty: follow the browser's language.")
+    )
+    theme = models.CharField(_("theme"), max_length=8, choices=Theme.choices, default=Theme.SYSTEM)
+
+    class Meta:
+        verbose_name = _("preference")
+        verbose_name_plural = _("preferences")
+
+    def __str__(self) -> str:
+        return str(self.user)
