@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 
 from accounts.views import LoginView
 from chatsite.views import account_page
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # gettext() and friends for static/js (Django docs, "Internationalization: in JavaScript code").
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     # Before allauth's own: the same page, with a lockout answered 429.
     path("accounts/login/", LoginView.as_view(), name="account_login"),
     path("accounts/", include("allauth.urls")),
