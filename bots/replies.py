@@ -10,6 +10,7 @@ Commands (`/help`, `/new`, `/link CODE`) are answered here.
 """
 
 import asyncio
+import contextvars
 import logging
 import re
 from typing import Protocol
@@ -48,8 +49,13 @@ class Sink(Protocol):
 
 
 def start_background(coroutine) -> asyncio.Task:
-    """Run `coroutine` in its own task on the running loop, after the callback has been answered; return the task."""
-    task = asyncio.get_running_loop().create_task(coroutine)
+    """Run `coroutine` in its own task on the running loop, after the callback has been answered; return the task.
+
+    The task starts from an empty context, not the request's: Django runs each
+    request's database calls on an executor (asgiref's ThreadSensitiveContext)
+    that closes with the response.
+    """
+    task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
     _running.add(task)
     task.add_done_callback(_running.discard)
     return task
@@ -133,7 +139,7 @@ async def _answer(*, delivery: Delivery, chat: BotChat, identity: BotIdentity, s
         return
     command = text.lower()
     if command in HELP_COMMANDS:
-        await sink.say(help_text(channel=chat.channel))
+        await sink.say(help_text(channel=delivery.channel))
         return
     if command in NEW_COMMANDS:
         await database_sync_to_async(services.chat_conversation)(chat=chat, fresh=True)
