@@ -53,11 +53,12 @@ async def test_a_linked_chat_is_in_the_site_users_sidebar_and_export(site, feish
 
     def site_pages():
         client.force_login(alice)
-        return client.get(reverse("conversations:conversation-new")), client.get(reverse("transfer:export-all"))
+        export = client.get(reverse("transfer:export-all"))
+        return client.get(reverse("conversations:conversation-new")), b"".join(export.streaming_content)
 
     page, export = await sync_to_async(site_pages)()
     assert conversation.get_absolute_url() in page.content.decode()  # in the sidebar
-    archive = zipfile.ZipFile(io.BytesIO(b"".join(export.streaming_content)))
+    archive = zipfile.ZipFile(io.BytesIO(export))
     exported = "".join(archive.read(name).decode() for name in archive.namelist())
     assert "question before linking" in exported and "question after linking" in exported
 
