@@ -20,7 +20,7 @@ from personas.crypto import DecryptionError
 SECRETS = ("app_secret", "token", "aes_key")
 
 
-def _secret_field(label: str, help_text: str) -> forms.CharField:
+def _secret_field(label: Any, help_text: Any) -> forms.CharField:  # str or lazy str
     return forms.CharField(
         label=label,
         required=False,
@@ -33,9 +33,7 @@ class BotChannelForm(forms.ModelForm):
     """The channel's fields plus write-only secrets; a stored secret is never rendered."""
 
     app_secret = _secret_field(_("New App Secret"), _("Feishu/Lark App Secret or WeChat AppSecret. Empty keeps it."))
-    token = _secret_field(
-        _("New token"), _("Feishu/Lark Verification Token, or WeChat Token. Empty keeps it.")
-    )
+    token = _secret_field(_("New token"), _("Feishu/Lark Verification Token, or WeChat Token. Empty keeps it."))
     aes_key = _secret_field(
         _("New encryption key"),
         _("Feishu/Lark Encrypt Key, or WeChat EncodingAESKey (43 characters). Empty keeps it."),

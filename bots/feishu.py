@@ -115,7 +115,7 @@ def callback_payload(
     is_check = payload.get("type") == "url_verification"
     if encrypt_key and not is_check:
         _check_signature(body=body, headers=headers, encrypt_key=encrypt_key, now=now)
-    header = payload.get("header") if isinstance(payload.get("header"), dict) else {}
+    header = payload["header"] if isinstance(payload.get("header"), dict) else {}
     token = payload.get("token") if is_check or "header" not in payload else header.get("token")
     if verification_token and not hmac.compare_digest(str(token or ""), verification_token):
         raise CallbackRefused("The Verification Token does not match.", status=403)
@@ -215,8 +215,11 @@ def _message_text(message_type: str, content: dict, mentions: list[dict], bot_op
 
 
 def card_json(markdown: str) -> str:
-    """Return an interactive card showing `markdown`, updatable in place (`update_multi`), as the JSON string to send."""
-    card = {"config": {"wide_screen_mode": True, "update_multi": True}, "elements": [{"tag": "markdown", "content": markdown}]}
+    """Return an interactive card showing `markdown`, updatable in place (`update_multi`), as a JSON string."""
+    card = {
+        "config": {"wide_screen_mode": True, "update_multi": True},
+        "elements": [{"tag": "markdown", "content": markdown}],
+    }
     return json.dumps(card, ensure_ascii=False)
 
 

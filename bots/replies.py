@@ -222,4 +222,3 @@ def reply_text(*, message_pk: int) -> str:
     if note:
         text = f"{text}\n\n{note}" if text else note
     return text or _("(no reply)")
-

@@ -19,4 +19,6 @@ def channel_get_enabled(*, public_id, kinds: tuple[str, ...]) -> BotChannel:
 
 def identity_list_for_user(*, user: User) -> QuerySet[BotIdentity]:
     """Return the IM identities linked to `user`'s account, with their channels."""
-    return BotIdentity.objects.filter(user=user, linked_at__isnull=False).select_related("channel").order_by("linked_at")
+    return (
+        BotIdentity.objects.filter(user=user, linked_at__isnull=False).select_related("channel").order_by("linked_at")
+    )

@@ -34,7 +34,11 @@ def channel_set_secrets(
 ) -> BotChannel:
     """Store the given secrets encrypted on `channel` (None keeps one, "" clears it); return the saved channel."""
     fields = []
-    for field, value in (("app_secret_encrypted", app_secret), ("token_encrypted", token), ("aes_key_encrypted", aes_key)):
+    for field, value in (
+        ("app_secret_encrypted", app_secret),
+        ("token_encrypted", token),
+        ("aes_key_encrypted", aes_key),
+    ):
         if value is not None:
             setattr(channel, field, crypto.encrypt(value) if value else "")
             fields.append(field)
@@ -56,7 +60,9 @@ def _account_create(*, channel: BotChannel, key: str, label: str) -> User:
 
 def identity_get_or_create(*, channel: BotChannel, platform_user_id: str, union_id: str = "") -> BotIdentity:
     """Return the person's identity on `channel`, creating it with an account of their own the first time."""
-    identity = BotIdentity.objects.select_related("user").filter(channel=channel, platform_user_id=platform_user_id).first()
+    identity = (
+        BotIdentity.objects.select_related("user").filter(channel=channel, platform_user_id=platform_user_id).first()
+    )
     if identity is not None:
         return identity
     try:
@@ -159,4 +165,3 @@ def identity_link(*, identity: BotIdentity, code: str) -> User:
         if own_account:
             previous.delete()
     return site_user
-

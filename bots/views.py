@@ -82,7 +82,10 @@ async def wechat_callback(request: HttpRequest, public_id) -> HttpResponse:
     token = channel.token
     try:
         wechat.check_signature(
-            token=token, timestamp=query.get("timestamp", ""), nonce=query.get("nonce", ""), given=query.get("signature", "")
+            token=token,
+            timestamp=query.get("timestamp", ""),
+            nonce=query.get("nonce", ""),
+            given=query.get("signature", ""),
         )
     except wechat.CallbackRefused as exc:
         logger.info("WeChat callback of channel %s refused: %s", channel.pk, exc)
@@ -106,7 +109,11 @@ async def wechat_callback(request: HttpRequest, public_id) -> HttpResponse:
     )
     if encrypted:
         xml = wechat.encrypted_reply_xml(
-            token=token, encoding_aes_key=channel.aes_key, app_id=channel.app_id, reply_xml=xml, nonce=secrets.token_hex(8)
+            token=token,
+            encoding_aes_key=channel.aes_key,
+            app_id=channel.app_id,
+            reply_xml=xml,
+            nonce=secrets.token_hex(8),
         )
     return HttpResponse(xml, content_type="application/xml")
 

@@ -70,5 +70,7 @@ async def site():
     """An HTTP client of the real ASGI application (chatsite.asgi), in the test's event loop."""
     from chatsite.asgi import application
 
-    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=application), base_url="http://testserver") as client:
+    async with httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=application), base_url="http://testserver"
+    ) as client:
         yield client

@@ -148,7 +148,9 @@ async def test_a_quota_refusal_is_said_in_the_chat(site, feishu_channel, feishu_
     assert await Message.objects.filter(role="user").acount() == 1
 
 
-async def test_an_upstream_failure_becomes_a_short_message_in_the_chat(site, feishu_channel, make_persona, feishu_server):
+async def test_an_upstream_failure_becomes_a_short_message_in_the_chat(
+    site, feishu_channel, make_persona, feishu_server
+):
     feishu_channel.persona = await sync_to_async(make_persona)("status:401", slug="broken")
     await feishu_channel.asave(update_fields=["persona"])
     event = message_event(text="hello", token=FEISHU_TOKEN)

@@ -36,7 +36,9 @@ async def test_each_im_person_gets_an_account_of_their_own(site, feishu_channel)
     assert not identity.user.has_usable_password()
 
 
-async def test_a_linked_chat_is_in_the_site_users_sidebar_and_export(site, feishu_channel, feishu_server, alice, client):
+async def test_a_linked_chat_is_in_the_site_users_sidebar_and_export(
+    site, feishu_channel, feishu_server, alice, client
+):
     await say(site, feishu_channel, "question before linking")
     shadow = (await BotIdentity.objects.select_related("user").aget()).user
     code = await sync_to_async(services.link_code_create)(user=alice)

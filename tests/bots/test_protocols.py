@@ -68,7 +68,7 @@ def test_feishu_replayed_but_resigned_old_timestamp_is_refused():
 
 
 def test_feishu_wrong_verification_token_is_refused():
-    body, headers = feishu_server.event_request(feishu_server.message_event(text="hi", token="forged"))
+    body, _headers = feishu_server.event_request(feishu_server.message_event(text="hi", token="forged"))
     with pytest.raises(feishu.CallbackRefused, match="Verification Token"):
         feishu.callback_payload(body=body, headers={}, verification_token="tok", encrypt_key="")
 
@@ -143,5 +143,7 @@ def test_split_text_keeps_every_part_within_the_byte_limit():
 
 
 def test_markdown_becomes_readable_plain_text():
-    text = markdown_to_plain("# Title\n\nSome **bold** and a [link](https://example.com).\n\n- one\n- two\n\n```\ncode\n```")
+    text = markdown_to_plain(
+        "# Title\n\nSome **bold** and a [link](https://example.com).\n\n- one\n- two\n\n```\ncode\n```"
+    )
     assert text == "Title\n\nSome bold and a link (https://example.com).\n\n• one\n\n• two\n\ncode"

@@ -110,9 +110,7 @@ class FakeFeishuServer(LoopbackServer):
             return web.json_response({"code": 10014, "msg": "app secret invalid"})
         token = f"t-{next(self._ids)}-{os.urandom(4).hex()}"
         self.tokens.add(token)
-        return web.json_response(
-            {"code": 0, "msg": "ok", "tenant_access_token": token, "expire": self.token_expire_s}
-        )
+        return web.json_response({"code": 0, "msg": "ok", "tenant_access_token": token, "expire": self.token_expire_s})
 
     def _refuse(self, request: web.Request) -> web.Response | None:
         if self._failures:

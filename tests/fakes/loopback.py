@@ -1,10 +1,10 @@
 """Run an aiohttp application on loopback in a background thread, for fakes that sync and async tests share.
 
-    class MyFake(LoopbackServer):
-        def make_app(self) -> web.Application: ...
+class MyFake(LoopbackServer):
+    def make_app(self) -> web.Application: ...
 
-    with MyFake() as fake:
-        fake.url("/path")
+with MyFake() as fake:
+    fake.url("/path")
 """
 
 from __future__ import annotations
