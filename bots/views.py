@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
 from bots import feishu, feishu_bot, replies, resume, selectors, services, wechat, wechat_bot
@@ -75,6 +76,7 @@ async def feishu_callback(request: HttpRequest, public_id) -> HttpResponse:
 
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
+@sensitive_variables("token")
 async def wechat_callback(request: HttpRequest, public_id) -> HttpResponse:
     """Take a WeChat server check (GET: echo `echostr`) or message (POST: a passive reply or "success")."""
     channel = await _channel(public_id, (BotChannel.Kind.WECHAT,))

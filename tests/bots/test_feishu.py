@@ -213,3 +213,22 @@ async def test_unknown_and_disabled_channels_are_404(site, feishu_channel):
     await feishu_channel.asave(update_fields=["enabled"])
     response = await site.post(f"/bots/feishu/{feishu_channel.public_id}/", content=body, headers=headers)
     assert response.status_code == 404
+
+
+async def test_a_lark_channel_calls_the_lark_base_url(site, feishu_channel, feishu_server, settings):
+    settings.BOTS_FEISHU_BASE_URL = "http://127.0.0.1:9"  # nothing listens there: Feishu's URL must not be used
+    feishu_channel.kind = "lark"
+    await feishu_channel.asave(update_fields=["kind"])
+    event = message_event(text="hello from Lark", token=FEISHU_TOKEN)
+
+    await post_event(site, feishu_channel, event)
+    await async_wait_until(deliveries_done, timeout_s=20)
+
+    [card] = feishu_server.replies_to(message_in(event))
+    assert "hello from Lark" in card.markdown()
+
+
+async def test_a_feishu_callback_url_does_not_serve_a_wechat_channel(site, wechat_channel):
+    body, headers = event_request({"type": "url_verification", "challenge": "c", "token": FEISHU_TOKEN})
+    response = await site.post(f"/bots/feishu/{wechat_channel.public_id}/", content=body, headers=headers)
+    assert response.status_code == 404

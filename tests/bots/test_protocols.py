@@ -147,3 +147,13 @@ def test_markdown_becomes_readable_plain_text():
         "# Title\n\nSome **bold** and a [link](https://example.com).\n\n- one\n- two\n\n```\ncode\n```"
     )
     assert text == "Title\n\nSome bold and a link (https://example.com).\n\n• one\n\n• two\n\ncode"
+
+
+def test_the_person_language_follows_their_preference_else_their_script(settings):
+    from types import SimpleNamespace
+
+    from bots.replies import person_language
+
+    assert person_language(user=SimpleNamespace(preference=SimpleNamespace(language="en")), text="你好") == "en"
+    assert person_language(user=None, text="你好，请问") == "zh-hans"
+    assert person_language(user=None, text="hello") == settings.LANGUAGE_CODE
