@@ -10,12 +10,16 @@ further cards. Each card's id is saved as soon as it exists, so a restarted
 site finishes the same cards.
 """
 
+import logging
+
 from channels.db import database_sync_to_async
 from django.conf import settings
 
 from bots import feishu, replies, services
 from bots.models import BotChannel, Delivery
 from bots.text import split_text
+
+logger = logging.getLogger(__name__)
 
 
 def api_for(channel: BotChannel) -> feishu.FeishuApi:
@@ -81,7 +85,19 @@ def _prepare(delivery: Delivery, message: feishu.IncomingMessage) -> Delivery:
 
 
 async def handle(*, delivery: Delivery) -> None:
-    """Answer a recorded `im.message.receive_v1` event (in the background); mark it done."""
+    """Answer a recorded `im.message.receive_v1` event (in the background); mark it done, even when it fails.
+
+    A failure before the answer starts (Feishu unreachable after the retries)
+    is logged; the event is not tried again, so one bad event cannot loop.
+    """
+    try:
+        await _handle(delivery)
+    except Exception:
+        logger.exception("Could not answer Feishu event %s", delivery.event_key)
+        await database_sync_to_async(services.delivery_update)(delivery=delivery, state=Delivery.State.DONE, payload={})
+
+
+async def _handle(delivery: Delivery) -> None:
     api = api_for(delivery.channel)
     payload = delivery.payload
     is_group = ((payload.get("event") or {}).get("message") or {}).get("chat_type") != "p2p"

@@ -6,6 +6,7 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 
+from bots import feishu_bot
 from bots.models import BotChat, Delivery
 from conversations.models import Conversation, Message
 from tests.bots.conftest import FEISHU_ENCRYPT_KEY, FEISHU_TOKEN
@@ -232,3 +233,39 @@ async def test_a_feishu_callback_url_does_not_serve_a_wechat_channel(site, wecha
     body, headers = event_request({"type": "url_verification", "challenge": "c", "token": FEISHU_TOKEN})
     response = await site.post(f"/bots/feishu/{wechat_channel.public_id}/", content=body, headers=headers)
     assert response.status_code == 404
+
+
+async def test_a_long_reply_continues_in_further_cards_within_the_limit(
+    site, feishu_channel, feishu_server, make_persona, settings
+):
+    settings.BOTS_FEISHU_CARD_MAX_CHARS = 100
+    feishu_channel.persona = await sync_to_async(make_persona)("long:80", slug="long")
+    await feishu_channel.asave(update_fields=["persona"])
+    event = message_event(text="a long answer please", token=FEISHU_TOKEN)
+
+    await post_event(site, feishu_channel, event)
+    await async_wait_until(deliveries_done, timeout_s=20)
+
+    cards = feishu_server.replies_to(message_in(event))
+    reply = (await finished_replies())[0]
+    assert len(cards) > 1 and all(len(card.markdown()) <= 100 for card in cards)
+    assert " ".join(card.markdown() for card in cards).split() == reply.content.split()
+
+
+async def test_the_tenant_token_is_cached_and_fetched_again_before_it_expires(feishu_channel, feishu_server, settings):
+    settings.BOTS_TOKEN_REFRESH_MARGIN_S = feishu_server.token_expire_s - 1  # cached for 1 s
+    api = feishu_bot.api_for(feishu_channel)
+    first = await api.token()
+    assert await api.token() == first and feishu_server.token_requests == 1
+
+    renewed = await async_wait_until(_renewed(api, first), timeout_s=5)
+
+    assert renewed != first and feishu_server.token_requests == 2
+
+
+def _renewed(api, first):
+    async def check():
+        token = await api.token()
+        return token if token != first else None
+
+    return check
