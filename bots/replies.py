@@ -100,8 +100,8 @@ def _load(delivery_id: int) -> tuple[Delivery, BotChat, BotIdentity]:
 
 
 @database_sync_to_async
-def _request(*, chat: BotChat, delivery: Delivery, fresh: bool = False) -> conversation_services.RequestedReply:
-    conversation = services.chat_conversation(chat=chat, fresh=fresh)
+def _request(*, chat: BotChat, delivery: Delivery) -> conversation_services.RequestedReply:
+    conversation = services.chat_conversation(chat=chat)
     requested = conversation_services.reply_request(
         user=chat.owner,
         public_id=conversation.public_id,

@@ -1,5 +1,9 @@
 """The platforms' callbacks (Feishu/Lark events, WeChat messages) and the account page's linking section.
 
+Database calls go through asgiref's `sync_to_async` (Django's request
+cycle manages their connections); the answers started in the background use
+Channels' `database_sync_to_async`, which closes stale connections.
+
 Callbacks are CSRF-exempt (the platforms sign them instead) and refuse,
 before anything is written: an unknown or disabled channel (404), a body
 over `settings.BOTS_MAX_BODY_BYTES` or malformed (400), a bad signature,
@@ -9,7 +13,7 @@ token or decryption, or a timestamp too far from now (403).
 import logging
 import secrets
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
@@ -25,7 +29,7 @@ from conversations.views.shortcuts import AuthenticatedHttpRequest, render_page
 logger = logging.getLogger(__name__)
 
 
-@database_sync_to_async
+@sync_to_async
 def _channel(public_id, kinds: tuple[str, ...]) -> BotChannel:
     try:
         return selectors.channel_get_enabled(public_id=public_id, kinds=kinds)
@@ -65,7 +69,7 @@ async def feishu_callback(request: HttpRequest, public_id) -> HttpResponse:
         return JsonResponse({"challenge": str(payload.get("challenge") or "")})
     header = payload.get("header") or {}
     if header.get("event_type") == "im.message.receive_v1" and header.get("event_id"):
-        delivery = await database_sync_to_async(services.delivery_claim)(
+        delivery = await sync_to_async(services.delivery_claim)(
             channel=channel, event_key=str(header["event_id"]), payload=payload
         )
         if delivery is not None:
@@ -149,13 +153,13 @@ async def _wechat_reply(*, channel: BotChannel, message: dict[str, str]) -> str 
     if kind == "event":
         if message.get("Event") != "subscribe":
             return None  # Unsubscribe, menu clicks...: nothing to say.
-        delivery = await wechat_bot.record(channel=channel, message=message)
+        delivery = await sync_to_async(wechat_bot.record)(channel=channel, message=message)
         if delivery is None:
             return None
-        await database_sync_to_async(services.delivery_update)(delivery=delivery, state=Delivery.State.DONE)
+        await sync_to_async(services.delivery_update)(delivery=delivery, state=Delivery.State.DONE)
         greeting = channel.persona.greeting.strip()
         return markdown_to_plain(greeting) if greeting else None
-    delivery = await wechat_bot.record(channel=channel, message=message)
+    delivery = await sync_to_async(wechat_bot.record)(channel=channel, message=message)
     replies.start_background(resume.resume_stale(channel=channel))
     if delivery is None:  # WeChat's retry of a message already being answered.
         return None

@@ -62,7 +62,6 @@ class TextSink:
             )
 
 
-@database_sync_to_async
 def record(*, channel: BotChannel, message: dict[str, str]) -> Delivery | None:
     """Record a text (or other) message of a person once; None when it is a retry of one already recorded."""
     open_id = message.get("FromUserName", "")

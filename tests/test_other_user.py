@@ -48,6 +48,9 @@ ID_PATTERNS = {
     "conversations:conversation-unarchive",
     "transfer:conversation-export",
     "transfer:import-detail",
+    # A bot channel's callback: no id of alice's names a channel.
+    "bots:feishu-callback",
+    "bots:wechat-callback",
 }
 # Patterns without ids: bob's own pages, which must hold nothing of alice's.
 OWN_DATA_PATTERNS = {
@@ -59,6 +62,7 @@ OWN_DATA_PATTERNS = {
     "transfer:export-all",
     "transfer:data",
     "transfer:import-create",
+    "bots:account-links",
 }
 # Values of parameters that are not ids.
 OTHER_PARAMETERS = {"fmt": ["json", "md", "txt"]}
