@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "personas",
     "conversations",
     "transfer",
+    "bots",
 ]
 
 MIDDLEWARE = [
@@ -292,6 +293,32 @@ CHAT_IMPORT_SUBPROCESS = env_bool("CHAT_IMPORT_SUBPROCESS", True)
 CHAT_DEFAULT_SENDS_PER_MINUTE = env_int("CHAT_DEFAULT_SENDS_PER_MINUTE", 20, minimum=0)
 CHAT_DEFAULT_CONCURRENT_REPLIES = env_int("CHAT_DEFAULT_CONCURRENT_REPLIES", 2, minimum=0)
 CHAT_DEFAULT_DAILY_TOKENS = env_int("CHAT_DEFAULT_DAILY_TOKENS", 0, minimum=0)
+
+# BOTS
+
+# Feishu/Lark bots and WeChat Official Accounts (bots/, README "Chat apps").
+# The platforms' API roots: tests and private deployments point them elsewhere.
+BOTS_FEISHU_BASE_URL = env_str("BOTS_FEISHU_BASE_URL", "https://open.feishu.cn")
+BOTS_LARK_BASE_URL = env_str("BOTS_LARK_BASE_URL", "https://open.larksuite.com")
+BOTS_WECHAT_BASE_URL = env_str("BOTS_WECHAT_BASE_URL", "https://api.weixin.qq.com")
+# A callback body larger than this (bytes) is refused with 400; platform events are a few KiB.
+BOTS_MAX_BODY_BYTES = env_int("BOTS_MAX_BODY_BYTES", 64 * 1024, minimum=1024)
+# A signed callback whose timestamp is further than this from now (seconds) is refused as a replay.
+BOTS_MAX_CLOCK_SKEW_S = env_int("BOTS_MAX_CLOCK_SKEW_S", 300, minimum=1)
+# A streaming reply is shown (a Feishu card updated) at most this often; Feishu allows 5 updates/s per message.
+BOTS_STREAM_INTERVAL_MS = env_int("BOTS_STREAM_INTERVAL_MS", 500, minimum=200)
+# A Feishu card holds at most this many characters of a reply (cards are limited to 30 KB); more goes on.
+BOTS_FEISHU_CARD_MAX_CHARS = env_int("BOTS_FEISHU_CARD_MAX_CHARS", 8000, minimum=100)
+# WeChat text messages hold 2048 bytes; a longer reply is sent in several.
+BOTS_WECHAT_MAX_BYTES = env_int("BOTS_WECHAT_MAX_BYTES", 2048, minimum=64)
+# How long a WeChat callback waits for the reply to answer it passively (WeChat gives up at 5 s).
+BOTS_WECHAT_PASSIVE_WAIT_MS = env_int("BOTS_WECHAT_PASSIVE_WAIT_MS", 4000, minimum=0)
+# Platform API calls: timeout (s), retries of transport errors, 429 and 5xx, first backoff (ms, doubled each time).
+BOTS_API_TIMEOUT_S = env_int("BOTS_API_TIMEOUT_S", 10, minimum=1)
+BOTS_API_RETRIES = env_int("BOTS_API_RETRIES", 3, minimum=0)
+BOTS_API_BACKOFF_MS = env_int("BOTS_API_BACKOFF_MS", 500, minimum=0)
+# Access tokens (valid 2 h) are fetched again this long (s) before they expire.
+BOTS_TOKEN_REFRESH_MARGIN_S = env_int("BOTS_TOKEN_REFRESH_MARGIN_S", 300, minimum=0)
 
 # CONTENT SECURITY POLICY
 

@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="account_login"),
     path("accounts/", include("allauth.urls")),
     path("account/", account_page, name="account"),
+    path("", include("bots.urls")),
     path("", include("transfer.urls")),
     path("", include("conversations.urls")),
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("chatsite", "accounts", "llm", "personas", "conversations", "transfer")
+PACKAGES = ("chatsite", "accounts", "llm", "personas", "conversations", "transfer", "bots")
 # Who may import whom; the project package (settings, ASGI, URLs) sits on top.
 ALLOWED = {
     "llm": set(),
@@ -18,6 +18,8 @@ ALLOWED = {
     "personas": {"llm"},
     "conversations": {"llm", "personas", "accounts"},
     "transfer": {"conversations", "personas"},
+    # Feishu/Lark and WeChat bots: reply through conversations' services, secrets through personas.crypto.
+    "bots": {"conversations", "personas"},
     "chatsite": {"accounts", "conversations", "transfer"},
 }
 

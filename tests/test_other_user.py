@@ -48,6 +48,9 @@ ID_PATTERNS = {
     "conversations:conversation-unarchive",
     "transfer:conversation-export",
     "transfer:import-detail",
+    # A bot channel's callback: no id of alice's names a channel.
+    "bots:feishu-callback",
+    "bots:wechat-callback",
 }
 # Patterns without ids: bob's own pages, which must hold nothing of alice's.
 OWN_DATA_PATTERNS = {
@@ -60,6 +63,7 @@ OWN_DATA_PATTERNS = {
     "transfer:data",
     "transfer:import-create",
     "account",
+    "bots:account-links",
 }
 # Patterns that serve nothing of anyone's: the same for every user.
 NO_USER_DATA_PATTERNS = {"javascript-catalog"}
