@@ -36,7 +36,7 @@ def saved_language(*, user: AbstractBaseUser | AnonymousUser) -> str:
     """Return `user`'s saved interface language (a settings.LANGUAGES code), or "" to follow the browser."""
     if not user.is_authenticated:
         return ""
-    language = Preference.objects.filter(user=user).values_list("language", flat=True).first()
+    language = Preference.objects.filter(user_id=user.pk).values_list("language", flat=True).first()
     return supported_language(language or "")
 
 

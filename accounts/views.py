@@ -4,9 +4,9 @@ from allauth.account.views import LoginView as AllauthLoginView
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms import Form
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.views.decorators.http import require_POST
+from django.views.i18n import set_language
 
 from accounts import locale, services
 from accounts.forms import LanguageForm
@@ -49,7 +49,7 @@ class LoginView(AllauthLoginView):
 
 @require_POST
 def language_set(request: HttpRequest) -> HttpResponse:
-    """Switch the interface language, then go back to the form's `next` (a path of this site; else the home page).
+    """Switch the interface language, then go back to the form's `next` (a URL of this site; else the home page).
 
     Anyone may switch: a visitor's choice is kept in Django's language cookie
     (settings.LANGUAGE_COOKIE_*), a signed-in user's also in their
@@ -61,29 +61,13 @@ def language_set(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_text())
     language = form.cleaned_data["language"]
-    next_url = form.cleaned_data["next"]
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
-        next_url = "/"
     if request.user.is_authenticated:
         services.preference_set_language(user=request.user, language=language)
         request.session[locale.SESSION_KEY] = language
-    response = HttpResponseRedirect(next_url)
-    if language:
-        response.set_cookie(
-            settings.LANGUAGE_COOKIE_NAME,
-            language,
-            max_age=settings.LANGUAGE_COOKIE_AGE,
-            path=settings.LANGUAGE_COOKIE_PATH,
-            domain=settings.LANGUAGE_COOKIE_DOMAIN,
-            secure=settings.LANGUAGE_COOKIE_SECURE,
-            httponly=settings.LANGUAGE_COOKIE_HTTPONLY,
-            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
-        )
-    else:
+    # Django's own view: the cookie with every LANGUAGE_COOKIE_* setting, and a redirect to `next` if it is safe.
+    response = set_language(request)
+    if not language:
         response.delete_cookie(
-            settings.LANGUAGE_COOKIE_NAME,
-            path=settings.LANGUAGE_COOKIE_PATH,
-            domain=settings.LANGUAGE_COOKIE_DOMAIN,
-            samesite=settings.LANGUAGE_COOKIE_SAMESITE,
+            settings.LANGUAGE_COOKIE_NAME, path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN
         )
     return response

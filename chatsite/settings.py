@@ -224,6 +224,7 @@ LANGUAGE_CODE = "en"
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese")), ("zh-hant", _("Traditional Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # A visitor's pick from the language switch (accounts.views.language_set); a signed-in user's is also saved.
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # s; Django's default (None) would forget it when the browser closes
 LANGUAGE_COOKIE_SECURE = HTTPS
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "UTC")

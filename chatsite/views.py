@@ -11,5 +11,8 @@ from conversations.views.shortcuts import AuthenticatedHttpRequest, render_page
 def account_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Show the account page, linked from the sidebar: sign-in details and each app's own section."""
     return render_page(
-        request, "accounts/account.html", "accounts/partials/account.html", {"saved_language": saved_language(user=request.user)}
+        request,
+        "accounts/account.html",
+        "accounts/partials/account.html",
+        {"saved_language": saved_language(user=request.user)},
     )

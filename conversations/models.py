@@ -28,7 +28,9 @@ class Conversation(models.Model):
         verbose_name=_("persona"),
     )
     title = models.CharField(_("title"), max_length=200, blank=True)
-    title_source = models.CharField(_("title from"), max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_MESSAGE)
+    title_source = models.CharField(
+        _("title from"), max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_MESSAGE
+    )
     archived = models.BooleanField(_("archived"), default=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("last activity"), auto_now_add=True, db_index=False)

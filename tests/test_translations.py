@@ -58,14 +58,18 @@ def source_strings(domain: str) -> dict[Key, str]:
         for package in PACKAGES:
             for path in (ROOT / package).rglob("*.py"):
                 if "migrations" not in path.parts:
-                    found |= dict.fromkeys(_extracted("python", path.read_bytes(), PYTHON_KEYWORDS), str(path.relative_to(ROOT)))
+                    found |= dict.fromkeys(
+                        _extracted("python", path.read_bytes(), PYTHON_KEYWORDS), str(path.relative_to(ROOT))
+                    )
         for path in (ROOT / "templates").rglob("*.html"):
             # templatize keeps each string on its template line; Python's tokenizer wants no indentation.
             code = "\n".join(line.strip() for line in templatize(path.read_text(), origin=str(path)).splitlines())
             found |= dict.fromkeys(_extracted("python", code.encode(), PYTHON_KEYWORDS), str(path.relative_to(ROOT)))
     else:
         for path in (ROOT / "static" / "js").rglob("*.js"):
-            found |= dict.fromkeys(_extracted("javascript", path.read_bytes(), JS_KEYWORDS), str(path.relative_to(ROOT)))
+            found |= dict.fromkeys(
+                _extracted("javascript", path.read_bytes(), JS_KEYWORDS), str(path.relative_to(ROOT))
+            )
     return found
 
 
@@ -89,15 +93,19 @@ def test_every_string_of_the_source_is_translated(locale, domain):
     problems = []
     for key, path in sorted(source_strings(domain).items(), key=str):
         message = entries.get(key)
-        strings = message.string if message is not None and isinstance(message.string, tuple) else (message and message.string,)
+        strings = (
+            message.string
+            if message is not None and isinstance(message.string, tuple)
+            else (message and message.string,)
+        )
         if message is None:
             problems.append(f"missing: {key[1]!r} ({path})")
         elif message.fuzzy:
             problems.append(f"fuzzy: {key[1]!r} ({path})")
         elif not all(strings):
             problems.append(f"untranslated: {key[1]!r} ({path})")
-    assert not problems, f"locale/{locale}/LC_MESSAGES/{domain}.po (run `make messages`, then translate):\n" + "\n".join(
-        problems
+    assert not problems, (
+        f"locale/{locale}/LC_MESSAGES/{domain}.po (run `make messages`, then translate):\n" + "\n".join(problems)
     )
 
 

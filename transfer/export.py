@@ -207,7 +207,7 @@ class ZipEntry:
     large: bool = False
 
 
-def zip_stream(entries: Iterable[ZipEntry], *, chunk_bytes: int = ZIP_CHUNK_BYTES) -> Iterator[bytes]:
+def zip_stream(entries: Iterable[ZipEntry], *, chunk_bytes: int = ZIP_CHUNK_BYTES) -> Generator[bytes, None, None]:
     """Yield a deflated ZIP archive of `entries` in pieces of about `chunk_bytes`.
 
     Entries and their content are pulled lazily, so memory holds one piece
@@ -241,7 +241,10 @@ def archive_chunks(
     markdown_pairs: Iterable[tuple[Any, list[Any]]],
     exported_at: datetime,
 ) -> Generator[bytes, None, None]:
-    """Yield the "export all" ZIP: conversations.json, then one Markdown file per conversation.
+    """Return the "export all" ZIP's bytes, lazily: conversations.json, then one Markdown file per conversation.
+
+    The Markdown files' labels are in the language active at this call (the
+    page's), however late the chunks are read.
 
     Args:
         json_pairs: (conversation, current-path messages) for every
@@ -253,7 +256,7 @@ def archive_chunks(
             memory at a time; the JSON must be one entry.
         exported_at: the time written into conversations.json.
     """
-    language = translation.get_language()  # The page's: the entries are written later, as the ZIP streams.
+    language = translation.get_language()
     records = (conversation_record_json(conversation, messages) for conversation, messages in json_pairs)
     json_entry = ZipEntry("conversations.json", exported_at, _json_document_chunks(records, exported_at), large=True)
     markdown_entries = (
@@ -264,7 +267,7 @@ def archive_chunks(
         )
         for conversation, messages in markdown_pairs
     )
-    yield from zip_stream(itertools.chain([json_entry], markdown_entries))
+    return zip_stream(itertools.chain([json_entry], markdown_entries))
 
 
 class _Pipe:
