@@ -43,12 +43,15 @@ def saved_language(*, user: AbstractBaseUser | AnonymousUser) -> str:
 def session_language(session: Any, user: AbstractBaseUser | AnonymousUser) -> str:
     """Return the signed-in user's saved language as the session keeps it, reading it once if it does not yet.
 
+    Only a signed-in user's session holds the key (signing out flushes the
+    session), so a session that has it answers without loading the user: the
+    JavaScript catalog, requested by every page, costs no query for it.
     Sessions opened before the user chose (or before this key existed) get it
     from accounts.Preference here, once.
     """
-    if not user.is_authenticated:
-        return ""
     if SESSION_KEY not in session:
+        if not user.is_authenticated:
+            return ""
         session[SESSION_KEY] = saved_language(user=user)
     return supported_language(session[SESSION_KEY])
 

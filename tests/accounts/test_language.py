@@ -2,18 +2,23 @@
 visitor, the user's preference across devices), on pages and on the websocket."""
 
 import re
+from datetime import UTC, date, datetime
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.sessions.backends.db import SessionStore
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from accounts.locale import SESSION_KEY
 from accounts.models import Preference
 from accounts.templatetags.languages import language_tag
 from chatsite.asgi import application
+from conversations import services
+from conversations.sidebar import date_group
 from tests.servers import session_cookie
 from tests.sockets import start_chat
 
@@ -134,8 +139,6 @@ def test_a_session_opened_before_the_pick_reads_the_saved_language_once(client, 
     name, value = session_cookie(alice).split("=", 1)  # a session without the language in it
     client.cookies[name] = value
     assert page_language(client, reverse("account"), accept_language="en") == "zh-Hant"
-    from django.contrib.sessions.backends.db import SessionStore
-
     assert SessionStore(value)[SESSION_KEY] == "zh-hant"
 
 
@@ -157,14 +160,33 @@ def test_the_account_page_shows_the_switch_with_the_saved_choice(client, alice):
 
 
 def test_the_sidebars_groups_and_dates_follow_the_language(client, alice, persona):
-    from conversations import services
-
     services.conversation_create(owner=alice, persona=persona)
     client.force_login(alice)
     page = client.get(reverse("conversations:conversation-new"), headers={"accept-language": "zh-TW"})
     assert '<h2 class="conversation-group">今天</h2>' in page.content.decode()
     page = client.get(reverse("conversations:conversation-new"), headers={"accept-language": "zh-CN"})
     assert "新对话" in page.content.decode() and "對話" not in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"), [("en", ["Yesterday", "November 2026"]), ("zh-hant", ["昨天", "2026年11月"])]
+)
+def test_the_sidebars_day_and_month_groups_are_written_in_the_language(language, expected):
+    today = date(2026, 12, 31)
+    with translation.override(language):
+        labels = [date_group(datetime(2026, 12, 30, 12, tzinfo=UTC), today=today)]
+        labels.append(date_group(datetime(2026, 11, 2, 12, tzinfo=UTC), today=today))
+    assert labels == expected
+
+
+def test_the_javascript_catalog_follows_the_users_language_with_the_session_alone(
+    client, alice, django_assert_num_queries
+):
+    Preference.objects.create(user=alice, language="zh-hant")
+    client.force_login(alice)
+    with django_assert_num_queries(1):  # the session; not the user, not the preference
+        catalog = client.get(reverse("javascript-catalog"), headers={"accept-language": "en-US"})
+    assert '"YEAR_MONTH_FORMAT": "Y\\u5e74n\\u6708"' in catalog.content.decode()  # 2026年11月: Chinese formats
 
 
 # The websocket: refusals and fragments in the page's language
