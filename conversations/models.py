@@ -32,7 +32,7 @@ class Conversation(models.Model):
         _("title from"), max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_MESSAGE
     )
     archived = models.BooleanField(_("archived"), default=False)
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("last activity"), auto_now_add=True, db_index=False)
 
     class Meta:
@@ -96,7 +96,7 @@ class Message(models.Model):
     # Last sign of life of the worker writing a streaming reply (checkpoints);
     # a streaming reply whose heartbeat is too old is shown as interrupted.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     # Not a field: set by fragments.with_versions for the templates (absent until then).
     versions: "Versions | None"
