@@ -49,7 +49,7 @@ class LoginView(AllauthLoginView):
 
 @require_POST
 def language_set(request: HttpRequest) -> HttpResponse:
-    """Switch the interface language, then go back to the form's `next` (a URL of this site; else the home page).
+    """Switch the interface language, then go back to the form's `next` (if of this site; else as Django's set_language).
 
     Anyone may switch: a visitor's choice is kept in Django's language cookie
     (settings.LANGUAGE_COOKIE_*), a signed-in user's also in their

@@ -219,8 +219,9 @@ DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "chat@localhost")
 # I18N
 
 LANGUAGE_CODE = "en"
-# Django's own codes: zh-hans and zh-hant are what its locale folders (zh_Hans, zh_Hant) and LANG_INFO
-# fallbacks name; accounts.locale maps a browser's zh-CN, zh-TW, zh-HK ... onto them.
+# Django's own codes (its locale folders zh_Hans, zh_Hant). LocaleMiddleware maps a browser's zh-CN and zh-SG
+# to zh-hans, zh-TW, zh-HK and zh-MO to zh-hant through LANG_INFO's fallbacks; without zh-hant here it fell
+# back to the first zh-* language, Simplified (tests/accounts/test_language.py).
 LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese")), ("zh-hant", _("Traditional Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 # A visitor's pick from the language switch (accounts.views.language_set); a signed-in user's is also saved.
