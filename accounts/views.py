@@ -49,7 +49,7 @@ class LoginView(AllauthLoginView):
 
 @require_POST
 def language_set(request: HttpRequest) -> HttpResponse:
-    """Switch the interface language, then go back to the form's `next` (if of this site; else as Django's set_language).
+    """Switch the interface language, then go back to the form's `next` (if on this site; else as set_language does).
 
     Anyone may switch: a visitor's choice is kept in Django's language cookie
     (settings.LANGUAGE_COOKIE_*), a signed-in user's also in their
