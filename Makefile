@@ -5,6 +5,8 @@
 #   make test   the whole test suite (PYTEST_ARGS="-k consumer -x" passes options through)
 #   make lint   ruff check, ruff format --check, mypy, and makemigrations --check
 #   make lock   recompile requirements*.txt (the hashed locks) from requirements*.in
+#   make messages         extract new strings into locale/*/LC_MESSAGES/*.po (needs GNU gettext), then compile
+#   make compilemessages  compile the .po catalogs into the committed .mo files (pure Python: Babel)
 #
 # run installs requirements.txt; test, demo and lint install requirements-test.txt. Both are
 # locks: every package, transitive ones included, pinned with hashes (pip checks them).
@@ -29,13 +31,15 @@ PY := $(VENV)/bin/python
 VAR_DIR := $(if $(CHAT_VAR_DIR),$(CHAT_VAR_DIR),var)
 DEMO_VAR_DIR := $(CURDIR)/var/demo
 
-.PHONY: help run demo test lint lock
+.PHONY: help run demo test lint lock messages compilemessages
 
 help:
 	@echo "make run   serve the site (set OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL to seed a provider)"
 	@echo "make demo  serve the site on a fake OpenAI server (offline; database in var/demo)"
 	@echo "make test  run the whole test suite (PYTEST_ARGS=... passes options to pytest)"
 	@echo "make lint  ruff check, ruff format --check, mypy, makemigrations --check (all run; fails if any fails)"
+	@echo "make messages         extract strings into the zh_Hans and zh_Hant catalogs (needs GNU gettext), compile them"
+	@echo "make compilemessages  compile locale/*/LC_MESSAGES/*.po into the .mo files the site reads (pure Python)"
 	@echo "make lock  recompile requirements.txt and requirements-test.txt from the .in files"
 	@echo "           (UPGRADE=1: newest allowed versions; UPGRADE_PACKAGE=\"openai ...\": only those)"
 
@@ -76,6 +80,24 @@ lint: $(VENV)/.installed-test
 	echo "manage.py makemigrations --check --dry-run"; \
 	DATABASE_URL=sqlite://:memory: $(PY) manage.py makemigrations --check --dry-run || status=1; \
 	exit $$status
+
+# Translations. The compiled .mo files are committed, so `make run` needs no compiler. makemessages runs
+# GNU xgettext and msgmerge (apt-get install gettext); it keeps translated entries whose string left the
+# source as obsolete (#~) ones, which come back translated if the string returns. Compiling uses Babel,
+# which skips fuzzy entries as msgfmt does; tests/test_translations.py fails on a missing, fuzzy or
+# empty translation, and on a .mo that does not match its .po.
+LOCALES := zh_Hans zh_Hant
+MESSAGES_FLAGS := $(foreach l,$(LOCALES),-l $(l)) --add-location=file --no-wrap \
+	--ignore=.venv --ignore=.venv-lock --ignore=var --ignore=staticfiles --ignore=tests --ignore=bench \
+	--ignore=static/vendor
+
+messages: $(VENV)/.installed-test
+	DJANGO_SECRET_KEY=make-messages-not-a-secret $(PY) manage.py makemessages $(MESSAGES_FLAGS)
+	DJANGO_SECRET_KEY=make-messages-not-a-secret $(PY) manage.py makemessages -d djangojs $(MESSAGES_FLAGS)
+	$(MAKE) compilemessages
+
+compilemessages: $(VENV)/.installed-test
+	$(VENV)/bin/pybabel compile --statistics -d locale -D "django djangojs"
 
 # The locks are compiled by uv (pinned, in its own venv, not the project's) for CPython 3.11 and
 # later on any platform (--universal: environment markers where the dependencies differ), with

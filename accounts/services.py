@@ -1,6 +1,9 @@
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
+
+from accounts.models import Preference
 
 
 @transaction.atomic
@@ -18,3 +21,18 @@ def user_promote_if_first(*, user: AbstractUser) -> AbstractUser:
         user.is_superuser = True
         user.save(update_fields=["is_staff", "is_superuser"])
     return user
+
+
+@transaction.atomic
+def preference_set_language(*, user: AbstractUser, language: str) -> Preference:
+    """Save `user`'s interface language, kept across devices: a settings.LANGUAGES code, or "" to follow the browser.
+
+    Raises:
+        ValueError: `language` is neither "" nor one of settings.LANGUAGES' codes.
+    """
+    if language and language not in dict(settings.LANGUAGES):
+        raise ValueError(f"Not a language of this site: {language!r}")
+    preference, _created = Preference.objects.select_for_update().get_or_create(user=user)
+    preference.language = language
+    preference.save(update_fields=["language"])
+    return preference

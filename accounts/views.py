@@ -1,10 +1,15 @@
-"""Sign-in: allauth's login view, except that a lockout answers 429 Too Many Requests with Retry-After."""
+"""Sign-in (allauth's login view, except that a lockout answers 429 with Retry-After) and the language switch."""
 
 from allauth.account.views import LoginView as AllauthLoginView
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms import Form
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.views.decorators.http import require_POST
+from django.views.i18n import set_language
+
+from accounts import locale, services
+from accounts.forms import LanguageForm
 
 # The code of allauth's "Too many failed login attempts" error (its adapter's error_messages).
 LOCKOUT_CODE = "too_many_login_attempts"
@@ -40,3 +45,29 @@ class LoginView(AllauthLoginView):
             response.status_code = 429
             response["Retry-After"] = str(login_lockout_s())
         return response
+
+
+@require_POST
+def language_set(request: HttpRequest) -> HttpResponse:
+    """Switch the interface language, then go back to the form's `next` (if on this site; else as set_language does).
+
+    Anyone may switch: a visitor's choice is kept in Django's language cookie
+    (settings.LANGUAGE_COOKIE_*), a signed-in user's also in their
+    accounts.Preference, so it follows them to every device they sign in on.
+    "" forgets the choice: the browser's Accept-Language decides again.
+    Answers 400 for a language the site does not offer.
+    """
+    form = LanguageForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest(form.errors.as_text())
+    language = form.cleaned_data["language"]
+    if request.user.is_authenticated:
+        services.preference_set_language(user=request.user, language=language)
+        request.session[locale.SESSION_KEY] = language
+    # Django's own view: the cookie with every LANGUAGE_COOKIE_* setting, and a redirect to `next` if it is safe.
+    response = set_language(request)
+    if not language:
+        response.delete_cookie(
+            settings.LANGUAGE_COOKIE_NAME, path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN
+        )
+    return response

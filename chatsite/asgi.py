@@ -12,6 +12,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from accounts.locale import WebsocketLanguageMiddleware  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -20,7 +21,7 @@ application = ProtocolTypeRouter(
         # types-channels wants a list of its check-only _ExtendedURLPattern, which path() never returns
         # (a list is invariant; python/typeshed#15080 loosens it).
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
+            AuthMiddlewareStack(WebsocketLanguageMiddleware(URLRouter(websocket_urlpatterns)))  # type: ignore[arg-type]
         ),
     }
 )

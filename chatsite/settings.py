@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A signed-in user's saved language over LocaleMiddleware's pick (cookie, then browser).
+    "accounts.locale.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -218,8 +220,15 @@ DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "chat@localhost")
 # I18N
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
+# Django's own codes (its locale folders zh_Hans, zh_Hant). LocaleMiddleware maps a browser's zh-CN and zh-SG
+# to zh-hans, zh-TW, zh-HK and zh-MO to zh-hant through LANG_INFO's fallbacks; without zh-hant here it fell
+# back to the first zh-* language, Simplified (tests/accounts/test_language.py).
+LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese")), ("zh-hant", _("Traditional Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# A visitor's pick from the language switch (accounts.views.language_set); a signed-in user's is also saved.
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600  # s; Django's default (None) would forget it when the browser closes
+LANGUAGE_COOKIE_SECURE = HTTPS
+LANGUAGE_COOKIE_SAMESITE = "Lax"
 TIME_ZONE = env_str("DJANGO_TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
-from accounts.views import LoginView
+from accounts.views import LoginView, language_set
 from chatsite.views import account_page
 
 urlpatterns = [
@@ -14,6 +14,7 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("account/", account_page, name="account"),
     path("", include("bots.urls")),
+    path("account/language/", language_set, name="language-set"),
     path("", include("transfer.urls")),
     path("", include("conversations.urls")),
 ]

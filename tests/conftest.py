@@ -2,6 +2,7 @@
 
 import pytest
 from channels.layers import channel_layers
+from django.utils import translation
 
 from conversations import services
 from personas import crypto
@@ -109,6 +110,13 @@ def _test_settings(settings):
         **settings.STORAGES,
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after_the_test():
+    # LocaleMiddleware leaves a request's language active on its thread; the next test starts in English.
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture

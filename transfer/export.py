@@ -10,8 +10,9 @@ The JSON schema is documented in docs/export-format.md; `FORMAT` and
 
 The Markdown and text files are documents to download, never pages: the
 site does not render them, and model or user text goes into them as it was
-written. Their labels ("User", "Assistant", "Persona: ...") are part of the
-file format, the same in every language.
+written. Their labels ("User", "Assistant", "Persona: ...") are in the
+active language (the exporting page's), for the person who reads them; an
+import reads only conversations.json, whose keys never change.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 FORMAT = "chatsite.conversations"
 VERSION = 1
@@ -44,7 +49,14 @@ ZIP_COMPRESSLEVEL = 1
 # The message attributes the Markdown and text documents read (a query for them alone reads less).
 MARKDOWN_MESSAGE_FIELDS = ("role", "status", "content", "error_text")
 
-ROLE_LABELS = {"system": "System", "user": "User", "assistant": "Assistant"}
+ROLE_LABELS = {"system": gettext_lazy("System"), "user": gettext_lazy("User"), "assistant": gettext_lazy("Assistant")}
+# A reply's status in its heading when it did not complete (the same words as conversations.Message.Status).
+STATUS_LABELS = {
+    "streaming": gettext_lazy("streaming"),
+    "stopped": gettext_lazy("stopped"),
+    "error": gettext_lazy("error"),
+    "interrupted": gettext_lazy("interrupted"),
+}
 # Path separators, quotes, and the characters Windows refuses in file names.
 _UNSAFE_IN_FILENAME = re.compile(r"[\\/:*?\"<>|'`\u2018\u2019\u201c\u201d]")
 _DASHES = re.compile(r"[\s-]+")
@@ -132,24 +144,27 @@ def conversation_markdown(conversation: Any, messages: Iterable[Any]) -> str:
     Markdown stays Markdown). A reply that did not complete says so in its
     heading, and an error follows its text as a quote.
     """
-    lines = [f"# {_one_line(conversation.title) or 'Untitled conversation'}", ""]
+    title = _one_line(conversation.title) or _("Untitled conversation")
+    empty, error = _("(empty)"), _("Error:")
+    lines = [f"# {title}", ""]
     lines += [f"- {label}: {value}" for label, value in _metadata(conversation)]
     for message in messages:
-        lines += ["", f"### {_message_label(message)}", "", message.content or "_(empty)_"]
+        lines += ["", f"### {_message_label(message)}", "", message.content or f"_{empty}_"]
         if message.error_text:
-            lines += ["", f"> Error: {_one_line(message.error_text)}"]
+            lines += ["", f"> {error} {_one_line(message.error_text)}"]
     return "\n".join(lines) + "\n"
 
 
 def conversation_text(conversation: Any, messages: Iterable[Any]) -> str:
     """Return the conversation as plain text: title, metadata, then each message under its role."""
-    title = _one_line(conversation.title) or "Untitled conversation"
+    title = _one_line(conversation.title) or _("Untitled conversation")
+    error = _("Error:")
     lines = [title, "=" * min(len(title), 80), ""]
     lines += [f"{label}: {value}" for label, value in _metadata(conversation)]
     for message in messages:
         lines += ["", f"--- {_message_label(message)} ---", message.content]
         if message.error_text:
-            lines.append(f"[Error: {_one_line(message.error_text)}]")
+            lines.append(f"[{error} {_one_line(message.error_text)}]")
     return "\n".join(lines) + "\n"
 
 
@@ -192,7 +207,7 @@ class ZipEntry:
     large: bool = False
 
 
-def zip_stream(entries: Iterable[ZipEntry], *, chunk_bytes: int = ZIP_CHUNK_BYTES) -> Iterator[bytes]:
+def zip_stream(entries: Iterable[ZipEntry], *, chunk_bytes: int = ZIP_CHUNK_BYTES) -> Generator[bytes, None, None]:
     """Yield a deflated ZIP archive of `entries` in pieces of about `chunk_bytes`.
 
     Entries and their content are pulled lazily, so memory holds one piece
@@ -226,7 +241,10 @@ def archive_chunks(
     markdown_pairs: Iterable[tuple[Any, list[Any]]],
     exported_at: datetime,
 ) -> Generator[bytes, None, None]:
-    """Yield the "export all" ZIP: conversations.json, then one Markdown file per conversation.
+    """Return the "export all" ZIP's bytes, lazily: conversations.json, then one Markdown file per conversation.
+
+    The Markdown files' labels are in the language active at this call (the
+    page's), however late the chunks are read.
 
     Args:
         json_pairs: (conversation, current-path messages) for every
@@ -238,17 +256,18 @@ def archive_chunks(
             memory at a time; the JSON must be one entry.
         exported_at: the time written into conversations.json.
     """
+    language = translation.get_language()
     records = (conversation_record_json(conversation, messages) for conversation, messages in json_pairs)
     json_entry = ZipEntry("conversations.json", exported_at, _json_document_chunks(records, exported_at), large=True)
     markdown_entries = (
         ZipEntry(
             f"conversations/{conversation_filename(conversation, 'md')}",
             conversation.updated_at,
-            [conversation_markdown(conversation, messages).encode()],
+            [_markdown_in(language, conversation, messages).encode()],
         )
         for conversation, messages in markdown_pairs
     )
-    yield from zip_stream(itertools.chain([json_entry], markdown_entries))
+    return zip_stream(itertools.chain([json_entry], markdown_entries))
 
 
 class _Pipe:
@@ -353,22 +372,27 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def _markdown_in(language: str, conversation: Any, messages: Iterable[Any]) -> str:
+    with translation.override(language):
+        return conversation_markdown(conversation, messages)
+
+
 def _metadata(conversation: Any) -> list[tuple[str, str]]:
     persona = conversation.persona
     rows = []
     if persona is not None:
-        rows.append(("Persona", f"{persona.name} ({persona.slug})"))
-        rows.append(("Model", persona.model.model_id))
-    rows.append(("Created", iso_utc(conversation.created_at) or ""))
-    rows.append(("Updated", iso_utc(conversation.updated_at) or ""))
+        rows.append((_("Persona"), f"{persona.name} ({persona.slug})"))
+        rows.append((_("Model"), persona.model.model_id))
+    rows.append((_("Created"), iso_utc(conversation.created_at) or ""))
+    rows.append((_("Updated"), iso_utc(conversation.updated_at) or ""))
     if conversation.archived:
-        rows.append(("Archived", "yes"))
-    rows.append(("Conversation", str(conversation.public_id)))
+        rows.append((_("Archived"), _("yes")))
+    rows.append((_("Conversation"), str(conversation.public_id)))
     return rows
 
 
 def _message_label(message: Any) -> str:
-    label = ROLE_LABELS.get(message.role, message.role.title())
+    label = str(ROLE_LABELS.get(message.role, message.role.title()))
     if message.status != "complete":
-        label += f" ({message.status})"
+        label += f" ({STATUS_LABELS.get(message.status, message.status)})"
     return label
