@@ -2,6 +2,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 
+from accounts.models import CustomInstructions
+
 
 @transaction.atomic
 def user_promote_if_first(*, user: AbstractUser) -> AbstractUser:
@@ -18,3 +20,16 @@ def user_promote_if_first(*, user: AbstractUser) -> AbstractUser:
         user.is_superuser = True
         user.save(update_fields=["is_staff", "is_superuser"])
     return user
+
+
+def custom_instructions_set(*, user: AbstractUser, about_me: str, reply_style: str) -> CustomInstructions:
+    """Store `user`'s custom instructions (both blank clears them); texts are stripped, NUL replaced.
+
+    The form checks each text's length (CustomInstructions.MAX_CHARS).
+    """
+    texts = {
+        "about_me": about_me.replace("\x00", "\ufffd").strip(),
+        "reply_style": reply_style.replace("\x00", "\ufffd").strip(),
+    }
+    instructions, _created = CustomInstructions.objects.update_or_create(user=user, defaults=texts)
+    return instructions

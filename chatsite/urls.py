@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from accounts.views import LoginView
-from chatsite.views import account_page
+from chatsite.views import account_page, custom_instructions
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,6 +13,8 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="account_login"),
     path("accounts/", include("allauth.urls")),
     path("account/", account_page, name="account"),
+    path("account/instructions/", custom_instructions, name="custom-instructions"),
+    path("", include("attachments.urls")),
     path("", include("transfer.urls")),
     path("", include("conversations.urls")),
 ]

@@ -19,6 +19,10 @@ class Conversation(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     persona = models.ForeignKey("personas.Persona", on_delete=models.SET_NULL, null=True, related_name="conversations")
+    # The model the person switched this chat to; None (or one no longer allowed) uses the persona's.
+    chat_model = models.ForeignKey(
+        "personas.ChatModel", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     title = models.CharField(_("title"), max_length=200, blank=True)
     title_source = models.CharField(max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_MESSAGE)
     archived = models.BooleanField(_("archived"), default=False)

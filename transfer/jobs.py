@@ -319,7 +319,9 @@ def conversations_import(
         `on_batch` last reported), none of its own rows are.
     """
     slugs = {parsed.persona_slug for parsed in conversations if parsed.persona_slug}
-    personas = {persona.slug: persona for persona in persona_list_active().filter(slug__in=slugs)} if slugs else {}
+    personas = (
+        {persona.slug: persona for persona in persona_list_active(user=owner).filter(slug__in=slugs)} if slugs else {}
+    )
     now = timezone.now()
     last_beat = time.monotonic()
 

@@ -1,0 +1,126 @@
+"""Writes of attachments: an upload checked and stored, sent with a message, deleted with its files."""
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
+
+from attachments import inspect, selectors
+from attachments.models import MB, Attachment
+
+
+def attachment_upload(*, owner: User, upload: UploadedFile) -> Attachment:
+    """Check an uploaded file against the site's limits, keep what the site needs of it, and store it unattached.
+
+    The type is found from the content (`attachments.inspect`), never the
+    name or the browser's claim; images are stored encoded again, scaled to
+    the policy's longest side; documents as uploaded, with their text.
+
+    Raises:
+        ValidationError: too large, over the user's storage, a type not
+            accepted, unreadable, or a hostile file (the message says which).
+    """
+    policy = selectors.policy_get()
+    size = upload.size or 0
+    if size == 0:
+        raise ValidationError(_("This file is empty."), code="empty")
+    if size > policy.max_file_mb * MB:
+        raise ValidationError(
+            _("This file is %(size)s; the limit is %(limit)s.")
+            % {"size": filesizeformat(size), "limit": filesizeformat(policy.max_file_mb * MB)},
+            code="too_large",
+        )
+    data = upload.read(policy.max_file_mb * MB + 1)
+    try:
+        inspected = inspect.inspect(data, limits=selectors.policy_limits(policy))
+    except inspect.Refused as exc:
+        raise ValidationError(str(exc), code="refused") from None
+    stored = len(inspected.data)
+    if (
+        policy.max_user_storage_mb
+        and selectors.user_storage_bytes(user=owner) + stored > policy.max_user_storage_mb * MB
+    ):
+        raise ValidationError(
+            _("Your files would take more than your %(limit)s of storage. Delete chats with files you no longer need.")
+            % {"limit": filesizeformat(policy.max_user_storage_mb * MB)},
+            code="storage_full",
+        )
+    attachment = Attachment(
+        owner=owner,
+        kind=inspected.kind,
+        name=inspect.clean_name(upload.name or ""),
+        content_type=inspected.content_type,
+        size_bytes=stored,
+        width=inspected.width,
+        height=inspected.height,
+        text=inspected.text.replace("\x00", "\ufffd"),
+        text_cut=inspected.text_cut or inspected.pages_cut,
+        pages=inspected.pages,
+    )
+    attachment.file.save("upload", ContentFile(inspected.data), save=False)
+    try:
+        attachment.save()
+    except BaseException:
+        default_storage.delete(attachment.file.name)
+        raise
+    return attachment
+
+
+def attachments_attach(*, owner: User, public_ids: Iterable[str], message_id: int) -> list[Attachment]:
+    """Attach `owner`'s unsent uploads `public_ids` to the message `message_id`; return them in upload order.
+
+    Call inside the transaction that creates the message.
+
+    Raises:
+        ValidationError: an id is unknown, another user's or already sent
+            (removed from the composer meanwhile), or there are more than the
+            policy's files per message.
+    """
+    wanted = list(dict.fromkeys(public_ids))
+    policy = selectors.policy_get()
+    if len(wanted) > policy.max_files_per_message:
+        raise ValidationError(
+            _("At most %(limit)d files can go with one message.") % {"limit": policy.max_files_per_message},
+            code="too_many_files",
+        )
+    found = selectors.attachments_unattached_for_user(user=owner, public_ids=wanted)
+    if len(found) != len(wanted):
+        raise ValidationError(_("A file of this message is gone; attach it again."), code="attachment_gone")
+    Attachment.objects.filter(pk__in=[a.pk for a in found]).update(message_id=message_id)
+    for attachment in found:
+        attachment.message_id = message_id
+    return found
+
+
+def attachment_delete_unsent(*, attachment: Attachment) -> None:
+    """Delete an upload no message has taken (removed from the composer) and its file.
+
+    Raises:
+        ValidationError: the attachment was sent with a message.
+    """
+    if attachment.message_id is not None:
+        raise ValidationError(_("This file was sent with a message; delete the chat to delete it."), code="sent")
+    name = attachment.file.name
+    attachment.delete()
+    files_delete_on_commit(names=[name])
+
+
+def files_delete_on_commit(*, names: Iterable[str]) -> None:
+    """Delete the stored files `names` from the default storage once the current transaction commits.
+
+    After the commit, so a rolled-back delete keeps its files; a file already gone is no error.
+    """
+    names = [n for n in names if n]
+
+    def delete() -> None:
+        for name in names:
+            default_storage.delete(name)
+
+    if names:
+        transaction.on_commit(delete)
