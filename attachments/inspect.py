@@ -136,7 +136,12 @@ def _image(data: bytes, *, limits: Limits) -> Inspected:
             frame = image.convert("RGB" if keep_jpeg else "RGBA")
     except Refused:
         raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError):
+    except Image.DecompressionBombError:  # Pillow's own check, at twice its MAX_IMAGE_PIXELS, when opening.
+        raise Refused(
+            _("This image declares more pixels than the limit of %(limit)s megapixels.")
+            % {"limit": MAX_IMAGE_PIXELS // 1_000_000}
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
         raise Refused(_("This image cannot be read: it is damaged or not really an image.")) from None
     frame.thumbnail((limits.max_image_side_px, limits.max_image_side_px))
     out = io.BytesIO()

@@ -63,9 +63,9 @@ def user_storage_bytes(*, user: User) -> int:
     return Attachment.objects.filter(owner=user).aggregate(total=Sum("size_bytes"))["total"] or 0
 
 
-def attachment_files_of(*, message_ids: Iterable[int]) -> list[str]:
-    """Return the storage names of the files attached to the messages `message_ids` (for deleting them)."""
-    return list(Attachment.objects.filter(message_id__in=list(message_ids)).values_list("file", flat=True))
+def attachment_files_of(*, conversation_id: int) -> list[str]:
+    """Return the storage names of the files attached to the messages of conversation `conversation_id`."""
+    return list(Attachment.objects.filter(message__conversation_id=conversation_id).values_list("file", flat=True))
 
 
 def attachment_data_url(attachment: Attachment) -> str:

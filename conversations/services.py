@@ -389,7 +389,7 @@ def conversation_delete(*, conversation: Conversation) -> None:
     """
     public_id = conversation.public_id
     with transaction.atomic():
-        files = attachment_files_of(message_ids=Message.objects.filter(conversation=conversation).values("pk"))
+        files = attachment_files_of(conversation_id=conversation.pk)
         conversation.delete()
         files_delete_on_commit(names=files)
 
