@@ -1,12 +1,12 @@
 """Reads of attachments, each scoped to the user who asks, and the site's attachment limits."""
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import Sum
+from django.db.models import F, Sum
 
 from attachments.inspect import Limits
 from attachments.models import Attachment, AttachmentPolicy
@@ -77,3 +77,22 @@ def attachment_data_url(attachment: Attachment) -> str:
     with attachment.file.open("rb") as f:
         data = f.read()
     return f"data:{attachment.content_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def attachment_list_for_export(*, user: User) -> list[Attachment]:
+    """Return `user`'s sent attachments, oldest first, without their text, each with `message_public_id`.
+
+    One query; for the "export all" ZIP, which lists them with their messages and holds their files.
+    """
+    return list(
+        Attachment.objects.filter(owner=user, message__isnull=False)
+        .defer("text")
+        .annotate(message_public_id=F("message__public_id"))
+        .order_by("pk")
+    )
+
+
+def attachment_chunks(attachment: Attachment) -> Iterator[bytes]:
+    """Yield the attachment's file from storage in pieces (Django's File.chunks, 64 KiB)."""
+    with attachment.file.open("rb") as f:
+        yield from f.chunks()

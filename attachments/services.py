@@ -12,7 +12,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from attachments import inspect, selectors
-from attachments.models import MB, Attachment
+from attachments.models import MB, Attachment, AttachmentPolicy
 
 
 def attachment_upload(*, owner: User, upload: UploadedFile) -> Attachment:
@@ -37,6 +37,30 @@ def attachment_upload(*, owner: User, upload: UploadedFile) -> Attachment:
             code="too_large",
         )
     data = upload.read(policy.max_file_mb * MB + 1)
+    return _store(owner=owner, name=upload.name or "", data=data, policy=policy)
+
+
+def attachment_restore(*, owner: User, message_id: int, name: str, data: bytes) -> Attachment:
+    """Store a file of an imported export with its message, checked exactly as an upload is.
+
+    Raises:
+        ValidationError: as `attachment_upload`.
+    """
+    policy = selectors.policy_get()
+    if len(data) > policy.max_file_mb * MB:
+        raise ValidationError(
+            _("This file is %(size)s; the limit is %(limit)s.")
+            % {"size": filesizeformat(len(data)), "limit": filesizeformat(policy.max_file_mb * MB)},
+            code="too_large",
+        )
+    attachment = _store(owner=owner, name=name, data=data, policy=policy)
+    Attachment.objects.filter(pk=attachment.pk).update(message_id=message_id)
+    attachment.message_id = message_id
+    return attachment
+
+
+def _store(*, owner: User, name: str, data: bytes, policy: AttachmentPolicy) -> Attachment:
+    """Inspect `data`, check the owner's storage, and save the file and its row (unattached)."""
     try:
         inspected = inspect.inspect(data, limits=selectors.policy_limits(policy))
     except inspect.Refused as exc:
@@ -54,7 +78,7 @@ def attachment_upload(*, owner: User, upload: UploadedFile) -> Attachment:
     attachment = Attachment(
         owner=owner,
         kind=inspected.kind,
-        name=inspect.clean_name(upload.name or ""),
+        name=inspect.clean_name(name),
         content_type=inspected.content_type,
         size_bytes=stored,
         width=inspected.width,
