@@ -1,6 +1,7 @@
 """Writes of attachments: an upload checked and stored, sent with a message, deleted with its files."""
 
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
@@ -9,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from attachments import inspect, selectors
@@ -27,6 +29,7 @@ def attachment_upload(*, owner: User, upload: UploadedFile) -> Attachment:
             accepted, unreadable, or a hostile file (the message says which).
     """
     policy = selectors.policy_get()
+    _unsent_sweep(owner=owner)
     size = upload.size or 0
     if size == 0:
         raise ValidationError(_("This file is empty."), code="empty")
@@ -133,6 +136,21 @@ def attachment_delete_unsent(*, attachment: Attachment) -> None:
     name = attachment.file.name
     attachment.delete()
     files_delete_on_commit(names=[name])
+
+
+# Uploads never sent (a tab closed with files in its composer) are deleted after this long.
+UNSENT_KEPT_FOR = timedelta(days=1)
+
+
+def _unsent_sweep(*, owner: User) -> None:
+    """Delete `owner`'s uploads that no message took within UNSENT_KEPT_FOR, and their files."""
+    stale = Attachment.objects.filter(
+        owner=owner, message__isnull=True, created_at__lt=timezone.now() - UNSENT_KEPT_FOR
+    )
+    names = list(stale.values_list("file", flat=True))
+    if names:
+        stale.delete()
+        files_delete_on_commit(names=names)
 
 
 def files_delete_on_commit(*, names: Iterable[str]) -> None:

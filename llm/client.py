@@ -23,7 +23,7 @@ import httpx2
 import openai
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionUserMessageParam
 
 from llm.errors import ErrorKind, LLMError, map_error
 from llm.types import ChatRequest, Content, Delta, Finish, UpstreamConfig
@@ -71,7 +71,8 @@ def _message_params(messages: list[dict[str, Any]]) -> list[ChatCompletionMessag
 
 def _message_param(role: str, content: Content) -> ChatCompletionMessageParam:
     if role == "user":
-        return {"role": "user", "content": content}  # type: ignore[typeddict-item]  # str or content parts
+        user: ChatCompletionUserMessageParam = {"role": "user", "content": content}  # type: ignore[typeddict-item]
+        return user
     if not isinstance(content, str):
         raise ValueError(f"Only user messages carry content parts, not {role!r} ones")
     if role == "system":

@@ -19,8 +19,8 @@ from itertools import product
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.http import StreamingHttpResponse
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path
 

@@ -1,5 +1,6 @@
 """Uploading, fetching and removing attachments: only their owner ever gets them; limits come from the admin."""
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,20 @@ def test_the_upload_needs_a_signed_in_user_and_a_post(client, alice):
     client.force_login(alice)
     assert client.get("/files/").status_code == 405
     assert client.post("/files/", {}).status_code == 400
+
+
+def test_uploads_never_sent_are_deleted_a_day_later(client, alice, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client.force_login(alice)
+    old = _upload(client, "old.txt", b"old").json()
+    path = Path(Attachment.objects.get(public_id=old["id"]).file.path)
+    Attachment.objects.filter(public_id=old["id"]).update(created_at=timezone.now() - timedelta(days=2))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        new = _upload(client, "new.txt", b"new").json()
+
+    assert list(Attachment.objects.values_list("public_id", flat=True)) == [uuid.UUID(new["id"])]
+    assert not path.exists()

@@ -52,7 +52,9 @@ def _replies_done(page: Page, count: int) -> None:
     expect(page.locator(f"{ASSISTANT}[data-status=complete]")).to_have_count(count, timeout=20_000)
 
 
-def test_an_image_sent_to_a_vision_model_arrives_as_an_image_url_part(page, site, alice, make_persona, upstream):
+def test_an_image_sent_to_a_vision_model_arrives_as_an_image_url_part(
+    page, site, alice, make_persona, upstream, screenshot
+):
     persona = make_persona("fake-vision")
     ChatModel.objects.filter(pk=persona.model_id).update(supports_images=True)
     conversation = services.conversation_create(owner=alice, persona=persona)
@@ -60,11 +62,13 @@ def test_an_image_sent_to_a_vision_model_arrives_as_an_image_url_part(page, site
 
     _attach(page, "red.png", "image/png", files.png_bytes(80, 60))
     expect(page.locator("#composer-attachments li.attachment-image[data-attachment-id] img")).to_be_visible()
+    screenshot("composer")
     _send(page, "What colour is this?")
 
     _replies_done(page, 2)  # the greeting and the reply
     expect(page.locator("article.message[data-role=user] .attachments img")).to_have_count(1)
     expect(page.locator("#composer-attachments li")).to_have_count(0)
+    screenshot("sent")
     content = streamed_requests(upstream)[-1].body["messages"][-1]["content"]
     assert content[0] == {"type": "text", "text": "What colour is this?"}
     assert content[1]["type"] == "image_url"
