@@ -6,7 +6,7 @@ from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import F, Sum
+from django.db.models import F, Max
 
 from attachments.inspect import Limits
 from attachments.models import Attachment, AttachmentPolicy
@@ -59,8 +59,9 @@ def attachments_unattached_for_user(*, user: User, public_ids: Iterable[str]) ->
 
 
 def user_storage_bytes(*, user: User) -> int:
-    """Return the bytes `user`'s attachments take up in storage."""
-    return Attachment.objects.filter(owner=user).aggregate(total=Sum("size_bytes"))["total"] or 0
+    """Return the bytes `user`'s attachments take up in storage, each stored file once (edits share files)."""
+    per_file = Attachment.objects.filter(owner=user).order_by().values("file").annotate(size=Max("size_bytes"))
+    return sum(row["size"] for row in per_file)
 
 
 def attachment_files_of(*, conversation_id: int) -> list[str]:

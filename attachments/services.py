@@ -125,6 +125,32 @@ def attachments_attach(*, owner: User, public_ids: Iterable[str], message_id: in
     return found
 
 
+def attachments_copy(*, from_message_id: int, to_message_id: int) -> list[Attachment]:
+    """Attach the files of message `from_message_id` to `to_message_id` too (an edited question keeps them).
+
+    The copies are new rows naming the same stored files (no bytes copied);
+    storage counts each file once (`selectors.user_storage_bytes`).
+    """
+    copies = [
+        Attachment(
+            owner_id=a.owner_id,
+            message_id=to_message_id,
+            kind=a.kind,
+            name=a.name,
+            content_type=a.content_type,
+            file=a.file.name,
+            size_bytes=a.size_bytes,
+            width=a.width,
+            height=a.height,
+            text=a.text,
+            text_cut=a.text_cut,
+            pages=a.pages,
+        )
+        for a in Attachment.objects.filter(message_id=from_message_id).order_by("pk")
+    ]
+    return Attachment.objects.bulk_create(copies)
+
+
 def attachment_delete_unsent(*, attachment: Attachment) -> None:
     """Delete an upload no message has taken (removed from the composer) and its file.
 

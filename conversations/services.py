@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from attachments.models import Attachment
 from attachments.selectors import attachment_files_of
-from attachments.services import attachments_attach, files_delete_on_commit
+from attachments.services import attachments_attach, attachments_copy, files_delete_on_commit
 from conversations import events, fragments, quotas, rendering, selectors, upstream
 from conversations.models import Conversation, DailyUsage, Message
 from llm.tokens import count_tokens, counter_name
@@ -493,11 +493,26 @@ def reply_request(
         elif action == "edit":
             sent = message_edit(conversation=conversation, text=clean)
             reply = sent.assistant_message
+            _edited_keeps_files(sent.user_message)
             _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message)
         else:
             reply = reply_regenerate(conversation=conversation)
         job = upstream.reply_job_build(conversation=conversation, message=reply)
     return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))
+
+
+def _edited_keeps_files(question: Message) -> None:
+    """Give an edited question the files of the version it replaces (the composer does not show them)."""
+    replaced = (
+        Message.objects.filter(
+            conversation_id=question.conversation_id, parent_id=question.parent_id, role=question.role
+        )
+        .exclude(pk=question.pk)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if replaced is not None:
+        attachments_copy(from_message_id=replaced.pk, to_message_id=question.pk)
 
 
 def _attach(*, user: User, conversation: Conversation, public_ids: Sequence[str], message: Message) -> None:

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from accounts.services import custom_instructions_set
+from attachments import selectors as attachment_selectors
 from attachments import services as attachment_services
 from attachments.models import Attachment
 from conversations import services, upstream
@@ -160,3 +161,29 @@ def test_the_model_switch_view_is_the_owners_only(client, alice, bob, conversati
     conversation.refresh_from_db()
     assert conversation.chat_model == other
     assert client.post(url, {"model": "nope"}).status_code == 400
+
+
+def test_an_edited_question_keeps_its_documents_and_adds_new_ones(alice, conversation):
+    first = _upload(alice, "a.txt", b"Alpha document")
+    _send(alice, conversation, "Read this", [first])
+    Message.objects.filter(status=Message.Status.STREAMING).update(status=Message.Status.COMPLETE, content="ok")
+    second = _upload(alice, "b.txt", b"Beta document")
+
+    job = services.reply_request(
+        user=alice, public_id=conversation.public_id, action="edit", text="Read these", attachments=[second]
+    ).job
+
+    content = job.request.messages[-1]["content"]
+    assert content.startswith("Read these")
+    assert "Alpha document" in content and "Beta document" in content
+    stored = Attachment.objects.filter(owner=alice)
+    assert stored.count() == 3 and stored.values("file").distinct().count() == 2
+    assert attachment_selectors.user_storage_bytes(user=alice) == len(b"Alpha document") + len(b"Beta document")
+
+
+def test_a_frame_carries_attachment_ids_as_one_string():
+    from conversations.consumers import frame_problem
+
+    assert frame_problem({"action": "send", "message": "hi", "attachments": "a,b"}) is None
+    assert frame_problem({"action": "edit", "message": "hi", "attachments": ""}) is None
+    assert "attachments" in frame_problem({"action": "send", "message": "hi", "attachments": ["a"]})
