@@ -217,3 +217,29 @@ def test_a_users_own_persona_is_private_to_its_owner(page, site, alice, bob, bro
         assert other.request.get(site.url(f"/personas/{own.slug}/")).status in (403, 404)
     finally:
         other.close()
+
+
+def test_files_pasted_or_dropped_into_the_composer_are_attached(page, site, alice, persona, upstream):
+    conversation = services.conversation_create(owner=alice, persona=persona)
+    _open(page, site, alice, conversation)
+
+    for event, target in (("paste", COMPOSER), ("drop", ".composer-area")):
+        page.evaluate(
+            """([event, target, name]) => {
+                const data = new DataTransfer();
+                data.items.add(new File(["Notes from " + event], name, {type: "text/plain"}));
+                const init = {bubbles: true, cancelable: true};
+                const dispatched = event === "paste"
+                    ? new ClipboardEvent("paste", {...init, clipboardData: data})
+                    : new DragEvent("drop", {...init, dataTransfer: data});
+                document.querySelector(target).dispatchEvent(dispatched);
+            }""",
+            [event, target, f"{event}.txt"],
+        )
+    chips = page.locator("#composer-attachments li.attachment-document[data-attachment-id]")
+    expect(chips).to_have_count(2)
+    _send(page, "Two notes")
+    _replies_done(page, 2)
+
+    sent = streamed_requests(upstream)[-1].body["messages"][-1]["content"]
+    assert "Notes from paste" in sent and "Notes from drop" in sent
