@@ -89,3 +89,30 @@ class Preference(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+class CustomInstructions(models.Model):
+    """What one user wants every chat's model to know about them and how to answer, sent with each reply.
+
+    Added to the system message (conversations.upstream) and counted in the
+    context budget; each text is at most `MAX_CHARS` characters, blank when unset.
+    """
+
+    MAX_CHARS = 1500
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="custom_instructions",
+        verbose_name=_("user"),
+    )
+    about_me = models.TextField(_("what the model should know about you"), max_length=MAX_CHARS, blank=True)
+    reply_style = models.TextField(_("how the model should answer"), max_length=MAX_CHARS, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("custom instructions")
+        verbose_name_plural = _("custom instructions")
+
+    def __str__(self) -> str:
+        return str(self.user)

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Q
 
-from accounts.models import UsageLimit
+from accounts.models import CustomInstructions, UsageLimit
 
 # Each limit's field on UsageLimit and its site default in settings.
 _LIMITS = {
@@ -63,3 +63,24 @@ def user_limits(*, user: User) -> Limits:
             value = getattr(settings, default_setting)
         resolved[field] = value or None
     return Limits(**resolved)
+
+
+def custom_instructions_for_user(*, user: User) -> CustomInstructions | None:
+    """Return `user`'s custom instructions, or None when they have none."""
+    return CustomInstructions.objects.filter(user=user).first()
+
+
+def custom_instructions_text(*, user_id: int) -> str:
+    """Return what the user's custom instructions add to the system message, or "" when they set none.
+
+    English headings, for the model; the texts as the user wrote them.
+    """
+    row = CustomInstructions.objects.filter(user_id=user_id).first()
+    if row is None:
+        return ""
+    parts = []
+    if row.about_me:
+        parts.append(f"What the user wants you to know about them:\n{row.about_me}")
+    if row.reply_style:
+        parts.append(f"How the user wants you to answer:\n{row.reply_style}")
+    return "\n\n".join(parts)

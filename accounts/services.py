@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 
-from accounts.models import Preference
+from accounts.models import CustomInstructions, Preference
 
 
 @transaction.atomic
@@ -36,3 +36,16 @@ def preference_set_language(*, user: AbstractUser, language: str) -> Preference:
     preference.language = language
     preference.save(update_fields=["language"])
     return preference
+
+
+def custom_instructions_set(*, user: AbstractUser, about_me: str, reply_style: str) -> CustomInstructions:
+    """Store `user`'s custom instructions (both blank clears them); texts are stripped, NUL replaced.
+
+    The form checks each text's length (CustomInstructions.MAX_CHARS).
+    """
+    texts = {
+        "about_me": about_me.replace("\x00", "\ufffd").strip(),
+        "reply_style": reply_style.replace("\x00", "\ufffd").strip(),
+    }
+    instructions, _created = CustomInstructions.objects.update_or_create(user=user, defaults=texts)
+    return instructions

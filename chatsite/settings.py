@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "allauth.account",
     "accounts",
     "personas",
+    "attachments",
     "conversations",
     "transfer",
     "bots",

@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
 from accounts.views import LoginView, language_set
-from chatsite.views import account_page
+from chatsite.views import account_page, custom_instructions
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,6 +15,8 @@ urlpatterns = [
     path("account/", account_page, name="account"),
     path("", include("bots.urls")),
     path("account/language/", language_set, name="language-set"),
+    path("account/instructions/", custom_instructions, name="custom-instructions"),
+    path("", include("attachments.urls")),
     path("", include("transfer.urls")),
     path("", include("conversations.urls")),
 ]

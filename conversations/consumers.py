@@ -151,7 +151,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         elif action == "sync":
             await self._bring_up_to_date(content)
         else:
-            await self._start_reply(action, content.get("message", ""), content.get("idempotency_key", ""))
+            attachments = [i for i in content.get("attachments", "").split(",")[:MAX_ATTACHMENT_IDS] if i.strip()]
+            await self._start_reply(
+                action, content.get("message", ""), content.get("idempotency_key", ""), attachments=attachments
+            )
 
     async def _bring_up_to_date(self, frame: dict) -> None:
         """Bring this tab up to date after a reconnect (events.SyncFrame)."""
@@ -171,7 +174,9 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         await self.send_alert(reason)
         await self.close(code=CLOSE_BAD_FRAME, reason=reason[:120])
 
-    async def _start_reply(self, action: str, text: object, idempotency_key: str) -> None:
+    async def _start_reply(
+        self, action: str, text: object, idempotency_key: str, *, attachments: list[str] | None = None
+    ) -> None:
         try:
             requested = await database_sync_to_async(services.reply_request)(
                 user=self.user,
@@ -179,6 +184,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 action=action,
                 text=text,
                 idempotency_key=idempotency_key,
+                attachments=attachments or [],
             )
         except Conversation.DoesNotExist:
             await self.close(code=CLOSE_FORBIDDEN)
@@ -275,13 +281,16 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 # The fields each frame may carry (events.py) and their JSON types; others are ignored
 # (htmx's ws extension adds "HEADERS").
 _FRAME_FIELDS: dict[str, dict[str, type]] = {
-    "send": {"message": str, "idempotency_key": str},
-    "edit": {"message": str},
+    # attachments: the public ids of the uploads sent with the message, comma-separated (one hidden input).
+    "send": {"message": str, "idempotency_key": str, "attachments": str},
+    "edit": {"message": str, "attachments": str},
     "regenerate": {},
     "stop": {},
     "sync": {"streaming": list, "full": bool},
 }
 IDEMPOTENCY_KEY_MAX_CHARS = 64
+# Attachment ids read from one frame; the policy's files per message refuses more than it allows.
+MAX_ATTACHMENT_IDS = 50
 
 
 def frame_problem(content: object) -> str | None:

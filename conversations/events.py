@@ -51,11 +51,15 @@ def control_group(conversation_id: UUID) -> str:
 
 
 class SendFrame(TypedDict):
-    """Send a user message. `idempotency_key`: up to 64 characters chosen by the page per send."""
+    """Send a user message. `idempotency_key`: up to 64 characters chosen by the page per send.
+
+    attachments: the public ids of uploads (POST /files/) sent with it, comma-separated.
+    """
 
     action: Literal["send"]
     message: str
     idempotency_key: NotRequired[str]
+    attachments: NotRequired[str]
 
 
 class EditFrame(TypedDict):
@@ -63,6 +67,7 @@ class EditFrame(TypedDict):
 
     action: Literal["edit"]
     message: str
+    attachments: NotRequired[str]
 
 
 class RegenerateFrame(TypedDict):

@@ -9,6 +9,7 @@ same id, named by `dom.py`.
 
 from uuid import UUID
 
+from django.db.models import prefetch_related_objects
 from django.template.loader import render_to_string
 
 from conversations import quotas, rendering, selectors, upstream
@@ -17,11 +18,20 @@ from conversations.models import Conversation, Message
 
 
 def with_versions(*, conversation: Conversation, messages: list[Message]) -> list[Message]:
-    """Return `messages` with a `versions` attribute (selectors.Versions or None) on each, in one query."""
+    """Return `messages` with a `versions` attribute (selectors.Versions or None) and their attachments.
+
+    Two queries: the versions, and the attachments of the user messages among them (none without any).
+    """
+    _with_attachments(messages)
     versions = selectors.message_versions(conversation=conversation, messages=messages)
     for message in messages:
         message.versions = versions.get(message.pk)
     return messages
+
+
+def _with_attachments(messages: list[Message]) -> None:
+    """Load the attachments of the user messages among `messages` (one query; none when there are none)."""
+    prefetch_related_objects([m for m in messages if m.role == Message.Role.USER], "attachments")
 
 
 def bubble_html(*, conversation: Conversation, message: Message, oob: bool = False) -> str:
@@ -65,7 +75,8 @@ def message_page_html(*, conversation: Conversation, page: selectors.MessagePage
 
 
 def messages_added_html(*, conversation: Conversation, messages: list[Message]) -> str:
-    """Return `messages` (new, so without other versions) appended to `#messages`."""
+    """Return `messages` (new, so without other versions) appended to `#messages`, with their attachments."""
+    _with_attachments(messages)
     return render_to_string(
         "conversations/partials/messages_added.html", {"message_list": messages, "conversation": conversation}
     )

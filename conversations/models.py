@@ -27,6 +27,15 @@ class Conversation(models.Model):
         related_name="conversations",
         verbose_name=_("persona"),
     )
+    # The model the person switched this chat to; None (or one no longer allowed) uses the persona's.
+    chat_model = models.ForeignKey(
+        "personas.ChatModel",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("chat model"),
+    )
     title = models.CharField(_("title"), max_length=200, blank=True)
     title_source = models.CharField(
         _("title from"), max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_MESSAGE

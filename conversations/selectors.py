@@ -54,7 +54,9 @@ def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversat
     if not getattr(user, "is_authenticated", False):
         raise Conversation.DoesNotExist
     try:
-        return Conversation.objects.select_related("persona__model__provider").get(owner=user, public_id=public_id)
+        return Conversation.objects.select_related("persona__model__provider", "chat_model__provider").get(
+            owner=user, public_id=public_id
+        )
     except (ValueError, TypeError, ValidationError):  # Not a UUID.
         raise Conversation.DoesNotExist from None
 

@@ -5,6 +5,7 @@ transaction commits (`events.send_on_commit`): new and replaced bubbles,
 titles, and stopping a deleted conversation's reply.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,10 +18,14 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from attachments.models import Attachment
+from attachments.selectors import attachment_files_of
+from attachments.services import attachments_attach, attachments_copy, files_delete_on_commit
 from conversations import events, fragments, quotas, rendering, selectors, upstream
 from conversations.models import Conversation, DailyUsage, Message
 from llm.tokens import count_tokens, counter_name
-from personas.models import Persona
+from personas.models import ChatModel, Persona
+from personas.selectors import chat_model_list_for_persona
 
 TITLE_MAX_CHARS = 80
 
@@ -142,8 +147,9 @@ def content_tokens(text: str, *, model_id: str) -> dict[str, Any]:
 
 
 def _persona_content_tokens(conversation: Conversation, text: str) -> dict[str, Any]:
-    persona = conversation.persona
-    return content_tokens(text, model_id=persona.model.model_id) if persona is not None else {}
+    if conversation.persona is None:
+        return {}
+    return content_tokens(text, model_id=upstream.chat_model_for(conversation).model_id)
 
 
 def _reply_create(*, conversation: Conversation, question: Message) -> Message:
@@ -153,7 +159,7 @@ def _reply_create(*, conversation: Conversation, question: Message) -> Message:
         parent=question,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
-        model_id=conversation.persona.model.model_id if conversation.persona else "",
+        model_id=upstream.chat_model_for(conversation).model_id if conversation.persona else "",
         heartbeat_at=timezone.now(),
     )
 
@@ -376,14 +382,16 @@ def conversation_rename(*, conversation: Conversation, title: object) -> Convers
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
-    """Delete `conversation` with all its messages and their versions.
+    """Delete `conversation` with all its messages and their versions, and their attachments' files.
 
     A reply still streaming is stopped, on whichever worker generates it:
     nobody will read it, and the upstream bills every token.
     """
     public_id = conversation.public_id
     with transaction.atomic():
+        files = attachment_files_of(conversation_id=conversation.pk)
         conversation.delete()
+        files_delete_on_commit(names=files)
 
         def stop() -> events.ReplyStop:
             return {"type": "reply.stop"}
@@ -450,7 +458,9 @@ class RequestedReply:
     changed: events.MessagesChanged
 
 
-def reply_request(*, user: User, public_id, action: str, text: object, idempotency_key: str = "") -> RequestedReply:
+def reply_request(
+    *, user: User, public_id, action: str, text: object, idempotency_key: str = "", attachments: Sequence[str] = ()
+) -> RequestedReply:
     """Save what `action` writes, in one transaction, and return the reply's job and the bubbles to broadcast.
 
     action: "send" (a new question), "edit" (replace the last question; the
@@ -479,9 +489,65 @@ def reply_request(*, user: User, public_id, action: str, text: object, idempoten
             sent = message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
             reply = sent.assistant_message
             added = [sent.user_message, reply]
+            _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message)
         elif action == "edit":
-            reply = message_edit(conversation=conversation, text=clean).assistant_message
+            sent = message_edit(conversation=conversation, text=clean)
+            reply = sent.assistant_message
+            _edited_keeps_files(sent.user_message)
+            _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message)
         else:
             reply = reply_regenerate(conversation=conversation)
         job = upstream.reply_job_build(conversation=conversation, message=reply)
     return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))
+
+
+def _edited_keeps_files(question: Message) -> None:
+    """Give an edited question the files of the version it replaces (the composer does not show them)."""
+    replaced = (
+        Message.objects.filter(
+            conversation_id=question.conversation_id, parent_id=question.parent_id, role=question.role
+        )
+        .exclude(pk=question.pk)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if replaced is not None:
+        attachments_copy(from_message_id=replaced.pk, to_message_id=question.pk)
+
+
+def _attach(*, user: User, conversation: Conversation, public_ids: Sequence[str], message: Message) -> None:
+    """Attach the user's uploads to `message`; refuse images when the chat's model does not read them.
+
+    Raises:
+        ValidationError: an upload is gone or not the user's, too many files,
+            or an image for a model without vision (the transaction rolls back).
+    """
+    if not public_ids:
+        return
+    attached = attachments_attach(owner=user, public_ids=public_ids, message_id=message.pk)
+    model = upstream.chat_model_for(conversation)
+    if any(a.kind == Attachment.Kind.IMAGE for a in attached) and not model.supports_images:
+        raise ValidationError(
+            _("%(model)s does not accept images. Switch to a model that does, or remove the image.") % {"model": model},
+            code="no_vision",
+        )
+
+
+def conversation_set_model(*, conversation: Conversation, chat_model_id: object) -> Conversation:
+    """Switch `conversation` to another model its persona allows (`chat_model_list_for_persona`).
+
+    Later replies use it; earlier replies keep the model they were written by.
+
+    Raises:
+        ValidationError: no persona, or the model is not among those offered for the chat.
+    """
+    persona = conversation.persona
+    if persona is None:
+        raise ValidationError(_("This chat's persona is no longer available. Start a new chat."))
+    allowed = {str(m.pk): m for m in chat_model_list_for_persona(persona=persona) if m.enabled}
+    chosen: ChatModel | None = allowed.get(str(chat_model_id))
+    if chosen is None:
+        raise ValidationError(_("That model is not offered for this chat. Pick another one."), code="not_allowed")
+    conversation.chat_model = None if chosen.pk == persona.model_id else chosen
+    conversation.save(update_fields=["chat_model"])
+    return conversation

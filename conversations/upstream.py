@@ -6,20 +6,30 @@ the provider's connection settings; `context_budget` is the same selection for
 the next message, shown under the composer.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.core.exceptions import ValidationError
+from django.db.models import prefetch_related_objects
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 import llm
+from accounts.selectors import custom_instructions_text
+from attachments.models import Attachment
+from attachments.selectors import attachment_data_url
 from conversations import selectors
 from conversations.models import Conversation, Message
 from llm import context
-from llm.tokens import counter_name
+from llm.tokens import count_tokens, counter_name, image_tokens
+from llm.types import Content
 from personas.crypto import DecryptionError
-from personas.models import Persona
-from personas.selectors import provider_upstream_config
+from personas.models import ChatModel, Persona
+from personas.selectors import chat_model_list_for_persona, provider_upstream_config
+
+# An image's part until the request is sent: its attachment's public id, replaced by the data URL
+# (`reply_job_build`) only for the images the selected context keeps.
+_IMAGE_REF = "attachment:"
 
 
 @dataclass(frozen=True)
@@ -36,21 +46,34 @@ class ReplyJob:
     prompt_tokens_counted: int = 0
 
 
+def chat_model_for(conversation: Conversation) -> ChatModel:
+    """Return the model `conversation` replies with: the one the person switched to, else its persona's.
+
+    The conversation must have a persona; `upstream_check` refuses a chosen
+    model the admin no longer allows.
+    """
+    assert conversation.persona is not None, "a conversation without a persona gets no reply"
+    return conversation.chat_model or conversation.persona.model
+
+
 def upstream_check(*, conversation: Conversation) -> None:
     """Check that `conversation` can get a reply now, before anything is saved.
 
     Raises:
         ValidationError: its persona was deleted or deactivated, its model was
-            disabled, or its provider's key cannot be decrypted, with a message
-            for the person chatting.
+            disabled or is no longer offered for the persona, or its provider's
+            key cannot be decrypted, with a message for the person chatting.
     """
     persona = conversation.persona
     if persona is None or not persona.is_active:
         raise ValidationError(_("This chat's persona is no longer available. Start a new chat."))
-    if not persona.model.enabled:
+    model = chat_model_for(conversation)
+    if model.pk != persona.model_id and model not in chat_model_list_for_persona(persona=persona):
+        raise ValidationError(_("The model this chat was switched to is no longer offered. Pick another one."))
+    if not model.enabled:
         raise ValidationError(_("This chat's model has been disabled by an admin. Start a new chat."))
     try:
-        provider_upstream_config(provider=persona.model.provider)  # Decrypts the key.
+        provider_upstream_config(provider=model.provider)  # Decrypts the key.
     except DecryptionError:
         raise ValidationError(
             _("The provider's API key cannot be read with the current secret key. An admin must enter it again.")
@@ -71,9 +94,10 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
     """
     persona = conversation.persona
     assert persona is not None, "upstream_check refuses a conversation without a persona"
-    model = persona.model
+    model = chat_model_for(conversation)
     upstream = _select(conversation=conversation, persona=persona, next_message=None)
     question = upstream.history.recent[-1]
+    messages = [_with_image_data(m, upstream.images) for m in upstream.context.messages]
     wants_title = conversation.title_source == Conversation.TitleSource.FIRST_MESSAGE and (
         selectors.message_is_only_question(message=question)
     )
@@ -85,7 +109,7 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
         config=provider_upstream_config(provider=model.provider),
         request=llm.ChatRequest(
             model=model.model_id,
-            messages=upstream.context.messages,
+            messages=messages,
             temperature=persona.temperature,
             top_p=persona.top_p,
             max_tokens=persona.max_tokens or model.max_output_tokens,
@@ -126,6 +150,73 @@ def context_budget(*, conversation: Conversation) -> ContextBudget | None:
 class _Upstream:
     history: selectors.UpstreamHistory
     context: context.UpstreamContext
+    # The images the history refers to, by public id hex (see _IMAGE_REF).
+    images: dict[str, Attachment] = field(default_factory=dict)
+
+
+def system_prompt_for(*, persona: Persona, user_id: int) -> str:
+    """Return the system message of a reply: the persona's system prompt, then the user's custom instructions."""
+    instructions = custom_instructions_text(user_id=user_id)
+    return "\n\n".join(part for part in (persona.system_prompt.strip(), instructions) if part)
+
+
+def message_content(message: Message, *, model: ChatModel) -> Content:
+    """Return what the model sees of `message`: its text, then each attached document inside delimiters.
+
+    Documents come as `<document name="..."> ... </document>` blocks after the
+    text (quotes in the name escaped). Images become image_url parts (their
+    URL an `_IMAGE_REF` until `reply_job_build`) when `model` accepts
+    images; otherwise a line says an image was left out. `message.attachments`
+    must be prefetched.
+    """
+    attachments = list(message.attachments.all()) if message.role == Message.Role.USER else []
+    if not attachments:
+        return message.content
+    text = message.content
+    images = []
+    for attachment in attachments:
+        name = attachment.name.replace('"', "'")
+        if attachment.is_image and model.supports_images:
+            images.append({"type": "image_url", "image_url": {"url": _IMAGE_REF + attachment.public_id.hex}})
+        elif attachment.is_image:
+            text += f'\n\n[An image, "{name}", was attached; this model does not read images.]'
+        else:
+            cut = ' cut="true"' if attachment.text_cut else ""
+            text += f'\n\n<document name="{name}"{cut}>\n{attachment.text}\n</document>'
+    if not images:
+        return text
+    return [{"type": "text", "text": text}, *images]
+
+
+def _content_tokens(message: Message, content: Content, *, model: ChatModel) -> int:
+    """Return what `content` (from `message_content`) costs: its text's tokens, and each image's (by its size)."""
+    if isinstance(content, str):
+        return count_tokens(content, model_id=model.model_id)
+    sizes = {a.public_id.hex: (a.width or 0, a.height or 0) for a in message.attachments.all()}
+    total = 0
+    for part in content:
+        if part["type"] == "text":
+            total += count_tokens(part["text"], model_id=model.model_id)
+        else:
+            total += image_tokens(*sizes.get(part["image_url"]["url"].removeprefix(_IMAGE_REF), (0, 0)))
+    return total
+
+
+def _with_image_data(message: dict, images: dict[str, Attachment]) -> dict:
+    """Return `message` with its image references replaced by the images' data URLs (read from storage)."""
+    content = message["content"]
+    if isinstance(content, str):
+        return message
+    parts = []
+    for part in content:
+        url = part.get("image_url", {}).get("url", "")
+        if url.startswith(_IMAGE_REF):
+            part = {
+                "type": "image_url",
+                "image_url": {"url": attachment_data_url(images[url.removeprefix(_IMAGE_REF)])},
+            }
+        parts.append(part)
+    return {**message, "content": parts}
 
 
 def _select(*, conversation: Conversation, persona: Persona, next_message: str | None) -> _Upstream:
@@ -136,17 +227,27 @@ def _select(*, conversation: Conversation, persona: Persona, next_message: str |
     Raises:
         ValidationError: the newest message alone does not fit the context window.
     """
-    model = persona.model
+    model = chat_model_for(conversation)
     limit = max(persona.history_limit, 1)
     history = selectors.message_history_for_upstream(conversation=conversation, limit=limit)
-    items = [(m.role, m.content) for m in history.recent]
+    prefetch_related_objects(history.recent, "attachments")
     counter = counter_name(model.model_id)
-    known = [m.content_tokens if m.tokens_counter == counter else None for m in history.recent]
+    items: list[tuple[str, Content]] = []
+    known: list[int | None] = []
+    images: dict[str, Attachment] = {}
+    for m in history.recent:
+        content = message_content(m, model=model)
+        items.append((m.role, content))
+        if content is m.content:
+            known.append(m.content_tokens if m.tokens_counter == counter else None)
+        else:
+            known.append(_content_tokens(m, content, model=model))
+            images.update((a.public_id.hex, a) for a in m.attachments.all() if a.is_image)
     if next_message is not None:
         items.append((Message.Role.USER, next_message))
     try:
         selected = context.select_context(
-            system_prompt=persona.system_prompt,
+            system_prompt=system_prompt_for(persona=persona, user_id=conversation.owner_id),
             greeting=history.greeting.content if history.greeting else None,
             history=items,
             history_limit=limit,
@@ -156,5 +257,18 @@ def _select(*, conversation: Conversation, persona: Persona, next_message: str |
             content_tokens=known,
         )
     except context.ContextTooLarge as exc:
+        newest = history.recent[-1] if next_message is None and history.recent else None
+        if newest is not None and items[-1][1] is not newest.content and exc.budget > 0:
+            raise ValidationError(
+                _(
+                    "Your message and its files are about %(tokens)s tokens; this model's context window leaves "
+                    "room for %(budget)s. The message was not sent: remove a document or attach a shorter one."
+                )
+                % {
+                    "tokens": number_format(exc.tokens, force_grouping=True),
+                    "budget": number_format(exc.budget, force_grouping=True),
+                },
+                code="context_too_large",
+            ) from None
         raise ValidationError(str(exc), code="context_too_large") from None
-    return _Upstream(history=history, context=selected)
+    return _Upstream(history=history, context=selected, images=images)

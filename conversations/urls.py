@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations.views import chat, manage, search
+from conversations.views import chat, manage, personas, search
 
 app_name = "conversations"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("c/<uuid:public_id>/", chat.conversation_detail, name="conversation-detail"),
     path("c/<uuid:public_id>/messages/", chat.message_page, name="message-page"),
     path("c/<uuid:public_id>/messages/<uuid:message_id>/show/", chat.message_show, name="message-show"),
+    path("c/<uuid:public_id>/model/", chat.conversation_model, name="conversation-model"),
     path("c/<uuid:public_id>/rename/", manage.conversation_rename, name="conversation-rename"),
     path("c/<uuid:public_id>/delete/", manage.conversation_delete, name="conversation-delete"),
     path("c/<uuid:public_id>/archive/", manage.conversation_archive, name="conversation-archive"),
@@ -17,4 +18,8 @@ urlpatterns = [
     path("conversations/", manage.conversation_list, name="conversation-list"),
     path("archived/", manage.conversation_archived_list, name="conversation-archived-list"),
     path("search/", search.search, name="search"),
+    path("personas/", personas.persona_list, name="persona-list"),
+    path("personas/new/", personas.persona_create, name="persona-create"),
+    path("personas/<slug:slug>/", personas.persona_edit, name="persona-edit"),
+    path("personas/<slug:slug>/delete/", personas.persona_delete, name="persona-delete"),
 ]

@@ -23,10 +23,10 @@ import httpx2
 import openai
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionUserMessageParam
 
 from llm.errors import ErrorKind, LLMError, map_error
-from llm.types import ChatRequest, Delta, Finish, UpstreamConfig
+from llm.types import ChatRequest, Content, Delta, Finish, UpstreamConfig
 
 # One HTTP client per event loop, shared by every reply streamed on it:
 # creating one costs ~50 ms (its TLS context), which would land on every time
@@ -61,16 +61,22 @@ def _client(config: UpstreamConfig, http_client: httpx2.AsyncClient) -> openai.A
     )
 
 
-def _message_params(messages: list[dict[str, str]]) -> list[ChatCompletionMessageParam]:
-    """Return `messages` ({"role", "content"} dicts) as the SDK's typed message params, one per role."""
+def _message_params(messages: list[dict[str, Any]]) -> list[ChatCompletionMessageParam]:
+    """Return `messages` ({"role", "content"} dicts) as the SDK's typed message params, one per role.
+
+    Only a user message may carry content parts (text and image_url); the others are text.
+    """
     return [_message_param(message["role"], message["content"]) for message in messages]
 
 
-def _message_param(role: str, content: str) -> ChatCompletionMessageParam:
+def _message_param(role: str, content: Content) -> ChatCompletionMessageParam:
+    if role == "user":
+        user: ChatCompletionUserMessageParam = {"role": "user", "content": content}  # type: ignore[typeddict-item]
+        return user
+    if not isinstance(content, str):
+        raise ValueError(f"Only user messages carry content parts, not {role!r} ones")
     if role == "system":
         return {"role": "system", "content": content}
-    if role == "user":
-        return {"role": "user", "content": content}
     if role == "assistant":
         return {"role": "assistant", "content": content}
     raise ValueError(f"Unknown chat message role {role!r}: the site sends system, user and assistant messages only")

@@ -13,6 +13,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext
 
 from llm import tokens as token_count
+from llm.types import Content
 
 # Reply reserve when neither the persona nor the model sets max_tokens. The
 # API then lets a reply use whatever the prompt leaves of the context window,
@@ -28,7 +29,8 @@ class UpstreamContext:
     """What one reply is asked with, and how much history made it in.
 
     messages: {"role", "content"} dicts in send order: the system prompt (if
-        not blank), the greeting (if any), the kept history, the new message.
+        not blank), the greeting (if any), the kept history, the new message;
+        content is text, or content parts for a user message with images.
     kept_count: history messages sent, the new message included (>= 1).
     total_count: history messages there were, the new message included.
     tokens: prompt tokens of `messages` as `tokens.count_chat_tokens` counts
@@ -38,7 +40,7 @@ class UpstreamContext:
     exact: whether `tokens` is the model's real count rather than about.
     """
 
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Content]]
     kept_count: int
     total_count: int
     tokens: int
@@ -85,7 +87,7 @@ def select_context(
     *,
     system_prompt: str,
     greeting: str | None,
-    history: Sequence[tuple[str, str]],
+    history: Sequence[tuple[str, Content]],
     history_limit: int,
     context_window: int | None,
     max_tokens: int | None,
@@ -95,7 +97,8 @@ def select_context(
     """Return the messages to send for a new reply, keeping as much recent history as fits.
 
     history: (role, content) pairs, oldest first, the greeting left out; the
-        last one is the new user message.
+        last one is the new user message. Content is text, or content parts
+        (`llm.types.Content`) for a user message with images.
     history_limit: the persona's limit in messages, the new message included;
         below 1 counts as 1.
     context_window: the model's, in tokens; None means unknown, and only
@@ -124,11 +127,11 @@ def select_context(
     """
     if not history:
         raise ValueError("history must end with the new user message")
-    head = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    head: list[dict[str, Content]] = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
     if greeting:
         head.append({"role": "assistant", "content": greeting})
     role, content = history[-1]
-    new = {"role": role, "content": content}
+    new: dict[str, Content] = {"role": role, "content": content}
 
     budget = None
     if context_window is not None:
@@ -142,11 +145,11 @@ def select_context(
     if budget is not None and used > budget:
         raise ContextTooLarge(new_tokens, max(budget - head_tokens, 0))
 
-    kept: list[dict[str, str]] = []
+    kept: list[dict[str, Content]] = []
     first = max(len(history) - max(history_limit, 1), 0)
     for index in range(len(history) - 2, first - 1, -1):
         role, content = history[index]
-        message = {"role": role, "content": content}
+        message: dict[str, Content] = {"role": role, "content": content}
         cost = token_count.count_message_tokens(message, model_id=model_id, content_tokens=known[index])
         if budget is not None and used + cost > budget:
             break

@@ -33,6 +33,7 @@ import math
 import re
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import tiktoken
 
@@ -202,22 +203,53 @@ def _estimate(text: str) -> int:
     return math.ceil(len(_encoding("cl100k_base").encode_ordinary(text)) * ESTIMATE_FACTOR) if text else 0
 
 
-def count_message_tokens(message: dict[str, str], *, model_id: str, content_tokens: int | None = None) -> int:
+def count_message_tokens(message: dict[str, Any], *, model_id: str, content_tokens: int | None = None) -> int:
     """Return the tokens one chat message {"role", "content"[, "name"]} adds to a prompt.
 
     Each value is counted, plus `TOKENS_PER_MESSAGE`, plus one for a "name"
     (OpenAI Cookbook, "How to count tokens with tiktoken"). `content_tokens`:
     the content's count when already known (`count_tokens` of it, by the same
-    `counter_name`), so the content is not tokenized again.
+    `counter_name`), so the content is not tokenized again. Content parts
+    (a list) count their text, and `IMAGE_TOKENS_DEFAULT` per image unless
+    `content_tokens` gives the whole (the caller knows the images' sizes: `image_tokens`).
     """
-    tokens = TOKENS_PER_MESSAGE + sum(
-        content_tokens if key == "content" and content_tokens is not None else count_tokens(value, model_id=model_id)
-        for key, value in message.items()
-    )
+    tokens = TOKENS_PER_MESSAGE
+    for key, value in message.items():
+        if key == "content" and content_tokens is not None:
+            tokens += content_tokens
+        elif isinstance(value, list):
+            tokens += sum(
+                count_tokens(part.get("text", ""), model_id=model_id)
+                if part.get("type") == "text"
+                else IMAGE_TOKENS_DEFAULT
+                for part in value
+            )
+        else:
+            tokens += count_tokens(value, model_id=model_id)
     return tokens + 1 if "name" in message else tokens
 
 
-def count_chat_tokens(messages: list[dict[str, str]], *, model_id: str) -> int:
+# OpenAI's vision pricing ("Images and vision", Calculating costs, high detail): the image is
+# scaled to fit 2048 × 2048, then its shortest side to 768; each 512-pixel tile costs 170 tokens,
+# plus 85 for the image. 765 tokens: a 1024 × 1024 image, the count when the size is unknown.
+IMAGE_TOKENS_BASE = 85
+IMAGE_TOKENS_PER_TILE = 170
+IMAGE_TOKENS_DEFAULT = 765
+
+
+def image_tokens(width: int, height: int) -> int:
+    """Return about what an image of `width` × `height` pixels costs in a prompt (OpenAI's high-detail rule)."""
+    if width <= 0 or height <= 0:
+        return IMAGE_TOKENS_DEFAULT
+    scale = min(1.0, 2048 / max(width, height))
+    w, h = width * scale, height * scale
+    scale = min(1.0, 768 / min(w, h))
+    w, h = w * scale, h * scale
+    tiles = math.ceil(w / 512) * math.ceil(h / 512)
+    return IMAGE_TOKENS_BASE + IMAGE_TOKENS_PER_TILE * tiles
+
+
+def count_chat_tokens(messages: list[dict[str, Any]], *, model_id: str) -> int:
     """Return the prompt tokens of a chat completion request with `messages`, reply priming included.
 
     Follows the OpenAI Cookbook's "How to count tokens with tiktoken"

@@ -1,6 +1,12 @@
 """The values the provider client takes and yields: where to call, what to ask, what comes back."""
 
 from dataclasses import dataclass
+from typing import Any
+
+# A chat message's content: text, or (a user message with images) OpenAI content parts,
+# [{"type": "text", "text": ...}, {"type": "image_url", "image_url": {"url": ...}}]
+# (OpenAI API reference, Chat Completions, "content" of a user message).
+Content = str | list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -19,10 +25,10 @@ class UpstreamConfig:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    """One chat completion request: `messages` as the API takes them ({"role", "content"})."""
+    """One chat completion request: `messages` as the API takes them ({"role", "content": `Content`})."""
 
     model: str
-    messages: list[dict[str, str]]
+    messages: list[dict[str, Any]]
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None

@@ -137,9 +137,18 @@ class ProviderAdmin(admin.ModelAdmin):
 
 @admin.register(ChatModel)
 class ChatModelAdmin(admin.ModelAdmin):
-    list_display = ["model_id", "display_name", "provider", "enabled", "context_window", "max_output_tokens"]
-    list_editable = ["enabled"]
-    list_filter = ["enabled", "provider"]
+    list_display = [
+        "model_id",
+        "display_name",
+        "provider",
+        "enabled",
+        "supports_images",
+        "offered_to_everyone",
+        "context_window",
+        "max_output_tokens",
+    ]
+    list_editable = ["enabled", "supports_images", "offered_to_everyone"]
+    list_filter = ["enabled", "supports_images", "offered_to_everyone", "provider"]
     list_select_related = ["provider"]
     search_fields = ["model_id", "display_name"]
     actions = ["enable_models", "disable_models"]
@@ -161,18 +170,35 @@ class ChatModelAdmin(admin.ModelAdmin):
 
 @admin.register(Persona)
 class PersonaAdmin(admin.ModelAdmin):
-    list_display = ["name", "avatar", "model", "is_active"]
-    list_filter = ["is_active", ("model", admin.RelatedOnlyFieldListFilter)]
-    list_select_related = ["model"]
+    list_display = ["name", "avatar", "model", "owner", "is_published", "is_active"]
+    list_filter = [
+        "is_active",
+        "is_published",
+        ("owner", admin.EmptyFieldListFilter),
+        ("model", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["model", "owner"]
+    filter_horizontal = ["other_models"]
+    raw_id_fields = ["owner"]
     search_fields = ["name", "slug", "description"]
     prepopulated_fields = {"slug": ["name"]}
     fieldsets = [
         (_("Who"), {"fields": ["name", "slug", "avatar", "description", "greeting"]}),
         (
             _("Model"),
-            {"fields": ["model", "system_prompt", "temperature", "top_p", "max_tokens", "history_limit"]},
+            {
+                "fields": [
+                    "model",
+                    "other_models",
+                    "system_prompt",
+                    "temperature",
+                    "top_p",
+                    "max_tokens",
+                    "history_limit",
+                ]
+            },
         ),
-        (None, {"fields": ["is_active"]}),
+        (None, {"fields": ["is_active", "owner", "is_published"]}),
     ]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
 from django.db import models
@@ -79,6 +80,18 @@ class ChatModel(models.Model):
     enabled = models.BooleanField(_("enabled"), default=False)
     context_window = models.PositiveIntegerField(_("context window (tokens)"), null=True, blank=True)
     max_output_tokens = models.PositiveIntegerField(_("max output tokens"), null=True, blank=True)
+    supports_images = models.BooleanField(
+        _("accepts images"),
+        default=False,
+        help_text=_("The model reads images (vision): people may attach pictures to their messages."),
+    )
+    offered_to_everyone = models.BooleanField(
+        _("offered to everyone"),
+        default=False,
+        help_text=_(
+            "Anyone may switch a chat to this model, whatever its persona, and pick it for their own personas."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -133,7 +146,30 @@ class Persona(models.Model):
         default=10,
         help_text=_("How many of the latest messages are sent with each new one."),
     )
+    other_models = models.ManyToManyField(
+        ChatModel,
+        blank=True,
+        related_name="+",
+        limit_choices_to={"enabled": True},
+        verbose_name=_("other models"),
+        help_text=_("Models a chat with this persona may switch to, besides its own and those offered to everyone."),
+    )
     is_active = models.BooleanField(_("active"), default=True)
+    # None: the site's persona, made in the admin and read-only to users. A user: that user's own persona.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="personas",
+        verbose_name=_("owner"),
+        help_text=_("Empty for the site's personas. A user's own persona is private to them unless published."),
+    )
+    is_published = models.BooleanField(
+        _("published to everyone"),
+        default=False,
+        help_text=_("A user's own persona offered to every user (the site's personas always are)."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -141,6 +177,8 @@ class Persona(models.Model):
         ordering = ["name"]
         verbose_name = _("persona")
         verbose_name_plural = _("personas")
+        # Given to a group (or a user) in the admin: its members may create their own personas.
+        permissions = [("create_own_persona", _("Can create their own personas"))]
         constraints = [
             models.CheckConstraint(
                 condition=Q(temperature__isnull=True) | Q(temperature__gte=0, temperature__lte=2),

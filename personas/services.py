@@ -5,11 +5,13 @@ transaction opens, so no database lock is held while a provider answers.
 """
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from asgiref.sync import async_to_sync
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
@@ -247,3 +249,27 @@ def provider_keys_rotate() -> KeyRotation:
             Provider.objects.filter(pk=pk).update(api_key_encrypted=token)
             rotated += 1
     return KeyRotation(rotated=rotated, undecryptable=undecryptable)
+
+
+def persona_save_own(*, persona: Persona, owner: User) -> Persona:
+    """Save a user's own persona from `OwnPersonaForm` (new or edited): private, active, with a random slug.
+
+    Publishing to everyone stays the admin's (`is_published`); an edit keeps it.
+    """
+    persona.owner = owner
+    if not persona.slug:
+        persona.slug = f"u-{secrets.token_hex(8)}"
+    persona.full_clean()
+    persona.save()
+    return persona
+
+
+def persona_delete_own(*, persona: Persona) -> None:
+    """Delete a user's own persona; its chats stay readable (their persona becomes empty) but get no new reply.
+
+    Raises:
+        ValueError: `persona` is a site persona.
+    """
+    if persona.owner_id is None:
+        raise ValueError("Site personas are deleted in the admin")
+    persona.delete()

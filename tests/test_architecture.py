@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("chatsite", "accounts", "llm", "personas", "conversations", "transfer", "bots")
+PACKAGES = ("chatsite", "accounts", "llm", "personas", "attachments", "conversations", "transfer", "bots")
 # Who may import whom; the project package (settings, ASGI, URLs) sits on top.
 ALLOWED = {
     "llm": set(),
     "accounts": set(),
     "personas": {"llm"},
-    "conversations": {"llm", "personas", "accounts"},
-    "transfer": {"conversations", "personas"},
+    "attachments": set(),
+    "conversations": {"llm", "personas", "accounts", "attachments"},
+    "transfer": {"conversations", "personas", "attachments"},
     # Feishu/Lark and WeChat bots: reply through conversations' services, secrets through personas.crypto.
     "bots": {"conversations", "personas"},
     "chatsite": {"accounts", "conversations", "transfer"},

@@ -19,12 +19,16 @@ from itertools import product
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path
 
+from attachments import services as attachments_services
+from attachments.models import Attachment
 from conversations import services
 from conversations.models import Conversation, Message
+from personas.models import Persona
 from tests.conftest import streamed_requests
 from tests.conversations.history import make_conversation
 from transfer import jobs as import_jobs
@@ -33,7 +37,7 @@ from transfer.models import ImportJob
 SKIPPED_PREFIXES = ("admin/", "accounts/")
 ALICE_TITLE = "Quokka expedition planning"
 ALICE_ARCHIVED_TITLE = "Archived wombat notes"
-ALICE_WORDS = ["Quokka", "wombat", "Alfama", "Lisbon", "alices-history.json"]
+ALICE_WORDS = ["Quokka", "wombat", "Alfama", "Lisbon", "alices-history.json", "alices-notes.txt", "Numbat persona"]
 SEARCHED = "Alfama"
 HTMX = {"HX-Request": "true"}
 
@@ -51,6 +55,11 @@ ID_PATTERNS = {
     # A bot channel's callback: no id of alice's names a channel.
     "bots:feishu-callback",
     "bots:wechat-callback",
+    "conversations:conversation-model",
+    "conversations:persona-edit",
+    "conversations:persona-delete",
+    "attachments:attachment-file",
+    "attachments:attachment-remove",
 }
 # Patterns without ids: bob's own pages, which must hold nothing of alice's.
 OWN_DATA_PATTERNS = {
@@ -64,8 +73,12 @@ OWN_DATA_PATTERNS = {
     "transfer:import-create",
     "account",
     "bots:account-links",
+    "custom-instructions",
+    "conversations:persona-list",
+    "conversations:persona-create",
+    "attachments:attachment-upload",
 }
-# Patterns that serve nothing of anyone's: the same for every user.
+# Patterns that show no user's data at all (the same answer for everyone): bob must see nothing of hers.
 NO_USER_DATA_PATTERNS = {"javascript-catalog", "language-set"}
 # Values of parameters that are not ids.
 OTHER_PARAMETERS = {"fmt": ["json", "md", "txt"]}
@@ -104,6 +117,9 @@ def alice_data(alice, bob, persona, settings, tmp_path):
     Conversation.objects.filter(pk=archived.pk).update(title=ALICE_ARCHIVED_TITLE, archived=True)
     ImportJob.objects.create(owner=alice, source="imports/x.json", filename="alices-history.json", total=4)
     services.conversation_create(owner=bob, persona=persona)
+    upload = SimpleUploadedFile("alices-notes.txt", b"Quokka notes from Lisbon")
+    attachments_services.attachment_upload(owner=alice, upload=upload)
+    Persona.objects.create(name="Numbat persona", slug="alices-own", model=persona.model, owner=alice)
     return conversation
 
 
@@ -111,7 +127,9 @@ def alice_ids(alice) -> list[str]:
     conversations = [str(c) for c in Conversation.objects.filter(owner=alice).values_list("public_id", flat=True)]
     messages = [str(m) for m in Message.objects.filter(conversation__owner=alice).values_list("public_id", flat=True)]
     jobs = [str(j) for j in ImportJob.objects.filter(owner=alice).values_list("public_id", flat=True)]
-    return conversations + messages + jobs
+    files = [str(a) for a in Attachment.objects.filter(owner=alice).values_list("public_id", flat=True)]
+    personas = list(Persona.objects.filter(owner=alice).values_list("slug", flat=True))
+    return conversations + messages + jobs + files + personas
 
 
 def snapshot(alice) -> dict[str, list[dict]]:
@@ -120,6 +138,8 @@ def snapshot(alice) -> dict[str, list[dict]]:
         "conversations": list(Conversation.objects.filter(owner=alice).order_by("pk").values()),
         "messages": list(Message.objects.filter(conversation__owner=alice).order_by("pk").values()),
         "import_jobs": list(ImportJob.objects.filter(owner=alice).order_by("pk").values()),
+        "attachments": list(Attachment.objects.filter(owner=alice).order_by("pk").values()),
+        "personas": list(Persona.objects.filter(owner=alice).order_by("pk").values()),
     }
 
 

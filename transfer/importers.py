@@ -26,6 +26,7 @@ import io
 import json
 import zipfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +52,14 @@ class ImportFormatError(ValueError):
 
 
 @dataclass(frozen=True)
+class ParsedAttachment:
+    """A file listed with a message of this site's export: its name and where the ZIP holds it."""
+
+    name: str
+    file: str
+
+
+@dataclass(frozen=True)
 class ParsedMessage:
     """One message on the imported path. Times are aware datetimes in UTC, or None when the file has none."""
 
@@ -65,6 +74,7 @@ class ParsedMessage:
     # The exporting site counted (some of) the tokens itself: its upstream reported no usage, or part of it.
     tokens_estimated: bool = False
     error_text: str = ""
+    attachments: tuple[ParsedAttachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -372,7 +382,40 @@ def _site_message(message: Any, where: str) -> ParsedMessage:
         completion_tokens=_tokens(message, "completion_tokens", where),
         tokens_estimated=_bool(message, "tokens_estimated", where),
         error_text=_text(message, "error", where),
+        attachments=_attachments(message, where),
     )
+
+
+def _attachments(message: dict[str, Any], where: str) -> tuple[ParsedAttachment, ...]:
+    listed = message.get("attachments", [])
+    if not isinstance(listed, list) or not all(
+        isinstance(item, dict) and isinstance(item.get("name"), str) and isinstance(item.get("file"), str)
+        for item in listed
+    ):
+        raise ImportFormatError(
+            _("%(where)s: attachments must be a list of objects with a name and a file.") % {"where": where}
+        )
+    return tuple(ParsedAttachment(name=item["name"], file=item["file"]) for item in listed)
+
+
+def zip_member_reader(data: bytes, *, max_bytes: int) -> Callable[[str], bytes | None]:
+    """Return a function reading one member of the ZIP `data` by name: its bytes, or None when it is
+    missing, unreadable or larger than `max_bytes` (a file of the "export all" ZIP, `export.attachment_file_name`).
+
+    For any other upload (not a ZIP) the function always returns None.
+    """
+
+    def read(name: str) -> bytes | None:
+        if data[:4] != b"PK\x03\x04":
+            return None
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(name) as member:
+                content = member.read(max_bytes + 1)
+        except (KeyError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError):
+            return None
+        return content if len(content) <= max_bytes else None
+
+    return read
 
 
 def _text(record: dict[str, Any], key: str, where: str) -> str:

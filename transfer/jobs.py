@@ -52,7 +52,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -67,12 +67,19 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from attachments.services import attachment_restore
 from conversations import rendering
 from conversations.models import Conversation, Message
 from conversations.services import storable_text, title_from_text
 from personas.models import Persona
 from personas.selectors import persona_list_active
-from transfer.importers import ImportFormatError, ParsedConversation, parse_export
+from transfer.importers import (
+    ImportFormatError,
+    ParsedAttachment,
+    ParsedConversation,
+    parse_export,
+    zip_member_reader,
+)
 from transfer.models import ImportJob
 
 logger = logging.getLogger(__name__)
@@ -240,7 +247,8 @@ def import_job_process(job: ImportJob) -> ImportJob:
             % {"imported": _imported_sentence(job)},
         )
     try:
-        parsed = parse_export(_read_source(job), max_bytes=settings.CHAT_IMPORT_MAX_BYTES)
+        data = _read_source(job)
+        parsed = parse_export(data, max_bytes=settings.CHAT_IMPORT_MAX_BYTES)
         job.format, job.total, job.notes = parsed.format, len(parsed.conversations), "\n".join(parsed.notes)
         _job_write(job, format=job.format, total=job.total, notes=job.notes, heartbeat_at=timezone.now())
         already = job.done
@@ -249,11 +257,17 @@ def import_job_process(job: ImportJob) -> ImportJob:
             job.done = already + imported
             _job_write(job, done=job.done, heartbeat_at=timezone.now())
 
+        def file_refused(note: str) -> None:
+            job.notes = f"{job.notes}\n{note}".strip()
+            _job_write(job, notes=job.notes)
+
         conversations_import(
             owner=job.owner,
             conversations=parsed.conversations[already:],
             on_batch=on_batch,
             heartbeat=lambda: _job_write(job, heartbeat_at=timezone.now()),
+            files=zip_member_reader(data, max_bytes=settings.CHAT_IMPORT_MAX_BYTES),
+            on_file_refused=file_refused,
         )
     except ClaimLost:
         logger.warning("Import job %s was taken over by another worker; this one stops", job.public_id)
@@ -296,8 +310,15 @@ def conversations_import(
     conversations: Sequence[ParsedConversation],
     on_batch: Callable[[int], object] | None = None,
     heartbeat: Callable[[], object] | None = None,
+    files: Callable[[str], bytes | None] | None = None,
+    on_file_refused: Callable[[str], object] | None = None,
 ) -> int:
     """Create `owner`'s copies of `conversations`, a short transaction per batch; return how many were created.
+
+    Attachments listed with messages are restored from `files` (a reader of the
+    uploaded ZIP's members, `importers.zip_member_reader`) after their batch
+    commits, checked as uploads are (`attachments.services.attachment_restore`);
+    one that is missing or refused is reported to `on_file_refused` with a note.
 
     Each conversation gets the active persona whose slug it names, if any
     (else none), its title marked as set by the user (or one taken from its
@@ -319,7 +340,9 @@ def conversations_import(
         `on_batch` last reported), none of its own rows are.
     """
     slugs = {parsed.persona_slug for parsed in conversations if parsed.persona_slug}
-    personas = {persona.slug: persona for persona in persona_list_active().filter(slug__in=slugs)} if slugs else {}
+    personas = (
+        {persona.slug: persona for persona in persona_list_active(user=owner).filter(slug__in=slugs)} if slugs else {}
+    )
     now = timezone.now()
     last_beat = time.monotonic()
 
@@ -337,6 +360,7 @@ def conversations_import(
         text_size = sum(len(message.content) for message in parsed.messages)
         if batch and (rows + size > BATCH_ROWS or chars + text_size > BATCH_CHARS):
             imported += _batch_write(batch, on_batch, imported + len(batch))
+            _files_restore(owner, batch, files, on_file_refused)
             last_beat = time.monotonic()
             batch, rows, chars = [], 0, 0
         batch.append(_prepare(owner, parsed, personas.get(parsed.persona_slug), now, tick))
@@ -344,7 +368,31 @@ def conversations_import(
         chars += text_size
     if batch:
         imported += _batch_write(batch, on_batch, imported + len(batch))
+        _files_restore(owner, batch, files, on_file_refused)
     return imported
+
+
+def _files_restore(
+    owner: User,
+    batch: list[_Prepared],
+    files: Callable[[str], bytes | None] | None,
+    on_file_refused: Callable[[str], object] | None,
+) -> None:
+    """Store the files listed with the messages of a committed batch, each checked as an upload is."""
+    for item in batch:
+        for message, listed in item.attachments:
+            for parsed in listed:
+                data = files(parsed.file) if files is not None else None
+                try:
+                    if data is None:
+                        raise ValidationError(_("it is not in the uploaded file"))
+                    attachment_restore(owner=owner, message_id=message.pk, name=parsed.name, data=data)
+                except ValidationError as exc:
+                    if on_file_refused is not None:
+                        on_file_refused(
+                            _("“%(title)s”: the file %(name)s was not imported: %(reason)s")
+                            % {"title": item.conversation.title, "name": parsed.name, "reason": " ".join(exc.messages)}
+                        )
 
 
 def _batch_write(batch: list[_Prepared], on_batch: Callable[[int], object] | None, done: int) -> int:
@@ -411,6 +459,8 @@ class _Prepared:
     created: datetime
     updated: datetime
     messages: list[tuple[Message, datetime]]
+    # The files listed with each message that has some, restored after the batch commits.
+    attachments: list[tuple[Message, tuple[ParsedAttachment, ...]]] = field(default_factory=list)
 
 
 def _prepare(
@@ -430,31 +480,30 @@ def _prepare(
         archived=parsed.archived,
     )
     messages = []
+    attachments = []
     for message in parsed.messages:
         tick()
-        messages.append(
-            (
-                Message(
-                    conversation=conversation,
-                    is_current=True,
-                    role=message.role,
-                    content=storable_text(message.content),
-                    # As the site does: user messages show as text, others as rendered Markdown.
-                    content_html=rendering.render_markdown(message.content)
-                    if message.role != Message.Role.USER and message.content
-                    else "",
-                    status=message.status,
-                    error_text=message.error_text,
-                    model_id=message.model_id,
-                    finish_reason=message.finish_reason,
-                    prompt_tokens=message.prompt_tokens,
-                    completion_tokens=message.completion_tokens,
-                    tokens_estimated=message.tokens_estimated,
-                ),
-                message.created or created,
-            )
+        row = Message(
+            conversation=conversation,
+            is_current=True,
+            role=message.role,
+            content=storable_text(message.content),
+            # As the site does: user messages show as text, others as rendered Markdown.
+            content_html=rendering.render_markdown(message.content)
+            if message.role != Message.Role.USER and message.content
+            else "",
+            status=message.status,
+            error_text=message.error_text,
+            model_id=message.model_id,
+            finish_reason=message.finish_reason,
+            prompt_tokens=message.prompt_tokens,
+            completion_tokens=message.completion_tokens,
+            tokens_estimated=message.tokens_estimated,
         )
-    return _Prepared(conversation, created, updated, messages)
+        messages.append((row, message.created or created))
+        if message.attachments:
+            attachments.append((row, message.attachments))
+    return _Prepared(conversation, created, updated, messages, attachments)
 
 
 def _read_source(job: ImportJob) -> bytes:

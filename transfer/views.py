@@ -1,6 +1,7 @@
 """Taking history out and bringing it in: downloads of one conversation or all, the "Your data" page, imports."""
 
 from collections.abc import AsyncIterator, Generator, Iterator
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
+from attachments.selectors import attachment_chunks, attachment_list_for_export
 from conversations import selectors
 from conversations.views.shortcuts import AuthenticatedHttpRequest, get_owned_or_404, render_page
 from transfer import export, jobs
@@ -61,7 +63,7 @@ def conversation_export(request: AuthenticatedHttpRequest, public_id, fmt: str) 
 @login_required
 @require_GET
 def export_all(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
-    """Stream a ZIP of all the user's conversations: conversations.json and one Markdown file each.
+    """Stream a ZIP of all the user's conversations: conversations.json, one Markdown file each, their files.
 
     Rows are read in chunks as the archive goes out, twice (once for the
     JSON, once for the Markdown files, which need fewer columns), so memory
@@ -74,10 +76,22 @@ def export_all(request: AuthenticatedHttpRequest) -> StreamingHttpResponse:
         return selectors.message_iter_for_export(conversations=conversations, fields=fields)
 
     exported_at = timezone.now()
+    sent = attachment_list_for_export(user=user)
+    listed: dict[Any, list[dict[str, Any]]] = {}
+    for attachment in sent:
+        listed.setdefault(attachment.message_public_id, []).append(export.attachment_record(attachment))  # type: ignore[attr-defined]
+    files = (
+        export.ZipEntry(
+            export.attachment_file_name(a.public_id, a.extension), a.created_at, attachment_chunks(a), large=True
+        )
+        for a in sent
+    )
     chunks = export.archive_chunks(
         json_pairs=pairs(selectors.EXPORT_MESSAGE_FIELDS),
         markdown_pairs=pairs(export.MARKDOWN_MESSAGE_FIELDS),
         exported_at=exported_at,
+        attachments=listed,
+        files=files,
     )
     response = StreamingHttpResponse(_for_server(request, chunks), content_type="application/zip")
     response["Content-Disposition"] = _attachment(f"chatsite-export-{exported_at:%Y-%m-%d}.zip")

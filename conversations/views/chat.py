@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect
+from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -16,7 +17,7 @@ from conversations.forms import ConversationCreateForm
 from conversations.models import Conversation, Message
 from conversations.quotas import quota_status
 from conversations.views.shortcuts import AuthenticatedHttpRequest, get_owned_or_404, render_page
-from personas.selectors import persona_list_active
+from personas.selectors import chat_model_list_for_persona, persona_list_active
 
 # A message page's cursor: the public id, as 32 hex digits, of the oldest message the page after it shows.
 _CURSOR = re.compile(r"[0-9a-f]{32}")
@@ -26,7 +27,10 @@ _CURSOR = re.compile(r"[0-9a-f]{32}")
 @require_GET
 def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Show the persona picker that starts a new chat."""
-    context = {"personas": list(persona_list_active()), "form": ConversationCreateForm()}
+    context = {
+        "personas": list(persona_list_active(user=request.user)),
+        "form": ConversationCreateForm(user=request.user),
+    }
     return render_page(request, "conversations/new.html", "conversations/partials/persona_picker.html", context)
 
 
@@ -34,9 +38,9 @@ def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_POST
 def conversation_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Start a chat with the posted persona and go to it."""
-    form = ConversationCreateForm(request.POST)
+    form = ConversationCreateForm(request.POST, user=request.user)
     if not form.is_valid():
-        context = {"personas": list(persona_list_active()), "form": form}
+        context = {"personas": list(persona_list_active(user=request.user)), "form": form}
         return render_page(
             request, "conversations/new.html", "conversations/partials/persona_picker.html", context, status=400
         )
@@ -66,8 +70,45 @@ def conversation_detail(request: AuthenticatedHttpRequest, public_id) -> HttpRes
         "message_page": fragments.page_with_versions(conversation=conversation, page=page),
         "context_budget": upstream.context_budget(conversation=conversation),
         "quota": quota_status(user=request.user),
+        **_model_picker(conversation),
     }
     return render_page(request, "conversations/detail.html", "conversations/partials/conversation.html", context)
+
+
+def _model_picker(conversation: Conversation) -> dict:
+    """Return the model picker's context: the model the chat replies with, and those it may switch to."""
+    if conversation.persona is None:
+        return {}
+    models = [m for m in chat_model_list_for_persona(persona=conversation.persona) if m.enabled]
+    return {"chat_model": upstream.chat_model_for(conversation), "chat_models": models}
+
+
+@login_required
+@require_POST
+def conversation_model(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
+    """Switch the chat to the posted model (`model`: a ChatModel pk offered for its persona).
+
+    htmx: the picker again, and the context budget line for the new model;
+    plain: back to the chat. 400 with the reason when the model is not offered.
+    """
+    conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
+    try:
+        services.conversation_set_model(conversation=conversation, chat_model_id=request.POST.get("model", ""))
+    except ValidationError as exc:
+        return HttpResponse(" ".join(exc.messages), status=400, content_type="text/plain; charset=utf-8")
+    if not request.htmx:
+        return redirect(conversation.get_absolute_url())
+    context = {
+        "conversation": conversation,
+        "context_budget": upstream.context_budget(conversation=conversation),
+        "quota": quota_status(user=request.user),
+        "oob": True,
+        **_model_picker(conversation),
+    }
+    return HttpResponse(
+        render_to_string("conversations/partials/model_picker.html", context, request=request)
+        + render_to_string("conversations/partials/composer_status.html", context)
+    )
 
 
 def _message_or_none(request: AuthenticatedHttpRequest, conversation: Conversation, public_id: str) -> Message | None:

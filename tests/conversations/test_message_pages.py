@@ -227,9 +227,10 @@ def test_query_counts_do_not_grow_with_the_conversation(client, alice, persona):
     # The page: the same queries whatever the length (test_views.py lists them); the messages are one of them.
     page = _page_queries(client, small)
     assert _page_queries(client, large) == page
-    # An older page: session, user, conversation, the cursor's message, the page, its versions; wherever it is.
+    # An older page: session, user, conversation, the cursor's message, the page, its attachments, its versions;
+    # wherever it is.
     small_deep = _older_page_queries(client, small, small_messages[PAGE].public_id.hex)
     large_deep = _older_page_queries(client, large, large_messages[PAGE].public_id.hex)
-    assert small_deep == large_deep == _older_page_queries(client, large, large_messages[-PAGE].public_id.hex) == 6
+    assert small_deep == large_deep == _older_page_queries(client, large, large_messages[-PAGE].public_id.hex) == 7
     # Opened at a message older than the latest page: the message, the messages from it, whether older ones exist.
     assert _page_queries(client, large, around=large_messages[10].public_id) == page + 3

@@ -151,9 +151,9 @@ def test_conversation_page_queries_do_not_grow_with_messages(client, alice, conv
     for _ in range(20):
         services.conversation_create(owner=alice, persona=conversation.persona)
     # session, user, conversation with persona/model/provider, stale replies, messages,
-    # their versions, the context budget (greeting, latest messages, their count),
-    # the quota (limits, usage), sidebar
-    with django_assert_num_queries(12):
+    # their attachments, their versions, the context budget (greeting, latest messages, their count,
+    # their attachments, custom instructions), the models offered, the quota (limits, usage), sidebar
+    with django_assert_num_queries(16):
         assert client.get(detail_url(conversation)).status_code == 200
 
 
