@@ -4,8 +4,8 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 
-from accounts.locale import saved_language
 from accounts.forms import CustomInstructionsForm
+from accounts.locale import saved_language
 from accounts.selectors import custom_instructions_for_user
 from accounts.services import custom_instructions_set
 from conversations.views.shortcuts import AuthenticatedHttpRequest, render_page
