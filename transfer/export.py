@@ -266,7 +266,7 @@ def archive_chunks(
     attachments: Mapping[Any, list[dict[str, Any]]] | None = None,
     files: Iterable[ZipEntry] = (),
 ) -> Generator[bytes, None, None]:
-    """Return the "export all" ZIP's bytes, lazily: conversations.json, one Markdown file per conversation, then the files.
+    """Return the "export all" ZIP's bytes, lazily: conversations.json, a Markdown file per conversation, the files.
 
     The Markdown files' labels are in the language active at this call (the
     page's), however late the chunks are read.
