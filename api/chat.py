@@ -9,6 +9,7 @@ client's retries, timeouts and error kinds, checkpoints and the stored reply
 are the page's.
 """
 
+import contextvars
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -19,6 +20,7 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 import llm
@@ -178,7 +180,9 @@ async def chat_completion(
             events.conversation_group(prepared.job.conversation_id), events.layer_message(prepared.changed)
         )
     listener: generation.ReplyListener = generation.ReplyListener()
-    reply = generation.start_reply(prepared.job, listener=listener)
+    # The reply outlives this request: it must not inherit the request's context, whose thread-sensitive
+    # executor (Django's ASGI handler) is gone once the response ends. Only the caller's language goes along.
+    reply = contextvars.Context().run(_start_reply, prepared.job, listener, translation.get_language())
     ended = False
     try:
         while True:
@@ -200,6 +204,14 @@ async def chat_completion(
     finally:
         if not ended:
             reply.stop()
+
+
+def _start_reply(
+    job: upstream.ReplyJob, listener: generation.ReplyListener, language: str | None
+) -> generation.ReplyGenerator:
+    if language:
+        translation.activate(language)
+    return generation.start_reply(job, listener=listener)
 
 
 @dataclass(frozen=True)

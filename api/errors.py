@@ -25,6 +25,7 @@ class ApiErrorKind(StrEnum):
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
     NOT_FOUND = "not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
     RATE_LIMITED = "rate_limited"
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
@@ -38,6 +39,7 @@ STATUS: dict[ApiErrorKind, int] = {
     ApiErrorKind.UNAUTHENTICATED: 401,
     ApiErrorKind.FORBIDDEN: 403,
     ApiErrorKind.NOT_FOUND: 404,
+    ApiErrorKind.METHOD_NOT_ALLOWED: 405,
     ApiErrorKind.RATE_LIMITED: 429,
     ApiErrorKind.UPSTREAM_ERROR: 502,
     ApiErrorKind.UPSTREAM_UNAVAILABLE: 503,
@@ -52,6 +54,7 @@ _TYPE: dict[ApiErrorKind, str] = {
     ApiErrorKind.UNAUTHENTICATED: "authentication_error",
     ApiErrorKind.FORBIDDEN: "permission_error",
     ApiErrorKind.NOT_FOUND: "invalid_request_error",
+    ApiErrorKind.METHOD_NOT_ALLOWED: "invalid_request_error",
     ApiErrorKind.RATE_LIMITED: "rate_limit_error",
     ApiErrorKind.UPSTREAM_ERROR: "api_error",
     ApiErrorKind.UPSTREAM_UNAVAILABLE: "api_error",
