@@ -9,6 +9,7 @@ for origins in CHAT_API_CORS_ORIGINS. Every error is an OpenAI error object
 
 import logging
 from collections.abc import AsyncIterator
+from typing import TypeVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -22,6 +23,8 @@ from api.chat import ChatDelta, ChatEvent, ChatFailed, ChatFinished, ChatStarted
 from api.errors import ApiError, ApiErrorKind
 
 logger = logging.getLogger(__name__)
+
+_Response = TypeVar("_Response", HttpResponse, StreamingHttpResponse)
 
 _CORS_HEADERS = {
     "Access-Control-Allow-Headers": f"Authorization, Content-Type, {wire.CONVERSATION_HEADER}",
@@ -67,7 +70,7 @@ async def models_list(request: HttpRequest) -> HttpResponse:
 
 
 @csrf_exempt
-async def chat_completions(request: HttpRequest) -> HttpResponse:
+async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """Answer a chat completion request, streamed as Server-Sent Events or as one `chat.completion`.
 
     The response carries X-Conversation-Id when the reply is saved (or
@@ -100,7 +103,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if isinstance(first, ChatFailed):
         return _error(request, first.error, headers)
     if parsed.stream:
-        response: HttpResponse | StreamingHttpResponse = StreamingHttpResponse(
+        response = StreamingHttpResponse(
             _sse(started, first, stream, include_usage=parsed.include_usage),
             content_type="text/event-stream; charset=utf-8",
             headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -203,7 +206,7 @@ def _allowed_origin(request: HttpRequest) -> str | None:
     return origin if origin and origin in settings.CHAT_API_CORS_ORIGINS else None
 
 
-def _cors(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+def _cors(request: HttpRequest, response: _Response) -> _Response:
     """Add CORS headers for an origin the admin lists (CHAT_API_CORS_ORIGINS); none otherwise. Never credentials."""
     origin = _allowed_origin(request)
     if origin is not None:

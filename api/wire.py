@@ -199,7 +199,9 @@ def _conversation_id(from_metadata: str | None, from_header: str | None) -> str 
     try:
         UUID(value)
     except ValueError:
-        raise _invalid(_("A conversation id is a UUID, as X-Conversation-Id returns it."), "metadata.conversation_id")
+        raise _invalid(
+            _("A conversation id is a UUID, as X-Conversation-Id returns it."), "metadata.conversation_id"
+        ) from None
     return value
 
 

@@ -1,4 +1,4 @@
-"""/v1 through the real openai SDK (sync and async, streamed and not) against the site in daphne and the fake upstream."""
+"""/v1 through the real openai SDK (sync and async, streamed or not) on the site in daphne, the fake upstream behind."""
 
 import httpx2
 import openai
