@@ -374,7 +374,7 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     )
 
 
-def _count(messages: QuerySet[Message]) -> Subquery:
+def _count(messages: QuerySet[Message] | QuerySet[UnstoredReply]) -> Subquery:
     """Return COUNT(*) of `messages` as a scalar subquery (for `.values()`)."""
     return Subquery(messages.order_by().values(n=Func("pk", function="COUNT")), output_field=IntegerField())
 
