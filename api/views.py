@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
@@ -61,7 +61,7 @@ async def models_list(request: HttpRequest) -> HttpResponse:
         return _preflight(request, "GET")
     _method(request, "GET")
     await _authenticate(request)
-    personas, models = await database_sync_to_async(selectors.callable_models)()
+    personas, models = await sync_to_async(selectors.callable_models)()
     data = [
         {
             "id": p.slug,
@@ -168,7 +168,7 @@ async def _authenticate(request: HttpRequest) -> User:
     header = request.headers.get("Authorization", "")
     scheme, _space, key = header.partition(" ")
     presented = key.strip() if scheme.lower() == "bearer" else None
-    return await database_sync_to_async(auth.key_authenticate)(presented=presented)
+    return await sync_to_async(auth.key_authenticate)(presented=presented)
 
 
 def _method(request: HttpRequest, allowed: str) -> None:

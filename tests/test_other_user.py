@@ -23,6 +23,8 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path
 
+from api import services as api_services
+from api.models import ApiKey
 from conversations import services
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
@@ -33,7 +35,7 @@ from transfer.models import ImportJob
 SKIPPED_PREFIXES = ("admin/", "accounts/")
 ALICE_TITLE = "Quokka expedition planning"
 ALICE_ARCHIVED_TITLE = "Archived wombat notes"
-ALICE_WORDS = ["Quokka", "wombat", "Alfama", "Lisbon", "alices-history.json"]
+ALICE_WORDS = ["Quokka", "wombat", "Alfama", "Lisbon", "alices-history.json", "alices-laptop-key"]
 SEARCHED = "Alfama"
 HTMX = {"HX-Request": "true"}
 
@@ -48,6 +50,7 @@ ID_PATTERNS = {
     "conversations:conversation-unarchive",
     "transfer:conversation-export",
     "transfer:import-detail",
+    "api:key-revoke",
 }
 # Patterns without ids: bob's own pages, which must hold nothing of alice's.
 OWN_DATA_PATTERNS = {
@@ -59,6 +62,12 @@ OWN_DATA_PATTERNS = {
     "transfer:export-all",
     "transfer:data",
     "transfer:import-create",
+    "api:page",
+    "api:keys",
+    "api:console-key",
+    # Cookies never authenticate /v1: bob's session gets a 401 there, as alice's would.
+    "v1:models",
+    "v1:chat-completions",
 }
 # Values of parameters that are not ids.
 OTHER_PARAMETERS = {"fmt": ["json", "md", "txt"]}
@@ -97,6 +106,7 @@ def alice_data(alice, bob, persona, settings, tmp_path):
     Conversation.objects.filter(pk=archived.pk).update(title=ALICE_ARCHIVED_TITLE, archived=True)
     ImportJob.objects.create(owner=alice, source="imports/x.json", filename="alices-history.json", total=4)
     services.conversation_create(owner=bob, persona=persona)
+    api_services.api_key_create(user=alice, name="alices-laptop-key")
     return conversation
 
 
@@ -104,7 +114,8 @@ def alice_ids(alice) -> list[str]:
     conversations = [str(c) for c in Conversation.objects.filter(owner=alice).values_list("public_id", flat=True)]
     messages = [str(m) for m in Message.objects.filter(conversation__owner=alice).values_list("public_id", flat=True)]
     jobs = [str(j) for j in ImportJob.objects.filter(owner=alice).values_list("public_id", flat=True)]
-    return conversations + messages + jobs
+    keys = [str(k) for k in ApiKey.objects.filter(user=alice).values_list("pk", flat=True)]
+    return conversations + messages + jobs + keys
 
 
 def snapshot(alice) -> dict[str, list[dict]]:
@@ -113,6 +124,7 @@ def snapshot(alice) -> dict[str, list[dict]]:
         "conversations": list(Conversation.objects.filter(owner=alice).order_by("pk").values()),
         "messages": list(Message.objects.filter(conversation__owner=alice).order_by("pk").values()),
         "import_jobs": list(ImportJob.objects.filter(owner=alice).order_by("pk").values()),
+        "api_keys": list(ApiKey.objects.filter(user=alice).order_by("pk").values()),
     }
 
 
@@ -148,7 +160,7 @@ def test_bob_can_do_nothing_with_alices_data(client, alice, bob, alice_data, mon
     monkeypatch.setattr(import_jobs, "start_import_thread", lambda job_id: None)  # Bob's imports do not run.
     before = snapshot(alice)
     ids = alice_ids(alice)
-    markers = ALICE_WORDS + ids
+    markers = ALICE_WORDS + [i for i in ids if not i.isdigit()]  # A key's pk ("1") is in any page.
     client.force_login(bob)
 
     if name in ID_PATTERNS:
