@@ -64,7 +64,9 @@ def _setup(upstream_url: str, model: str, users: int) -> list[str]:
     return keys
 
 
-async def api_round(site: DaphneServer, keys: list[str], round_id: str, timeout_s: float) -> list[Reading]:
+async def api_round(
+    site: DaphneServer, keys: list[str], round_id: str, timeout_s: float, *, store: bool = True
+) -> list[Reading]:
     """Start one /v1 stream per key at once, through the openai SDK; record each content delta's arrival."""
     import openai
 
@@ -77,7 +79,9 @@ async def api_round(site: DaphneServer, keys: list[str], round_id: str, timeout_
         messages = [{"role": "user", "content": f"Question {i} [load:{reading.tag}]"}]
         reading.started = time.perf_counter()
         try:
-            stream = await client.chat.completions.create(model="bench", messages=messages, stream=True)  # type: ignore[arg-type]
+            stream = await client.chat.completions.create(  # type: ignore[call-overload]
+                model="bench", messages=messages, stream=True, store=store
+            )
             async for chunk in stream:
                 text = chunk.choices[0].delta.content if chunk.choices else None
                 if text:
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="1,10,100", help="comma-separated N (default 1,10,100)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"the fake's model string (default {DEFAULT_MODEL})")
     parser.add_argument("--timeout", type=float, default=120, help="per stream, seconds (default 120)")
+    parser.add_argument("--no-store", action="store_true", help='send "store": false (nothing saved but the usage)')
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.sizes.split(",")]
     chunk_texts = [f"w{i} " for i in range(int(re.search(r"long:(\d+)", args.model).group(1)))]
@@ -144,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n, size in enumerate(sizes):
                     raw = asyncio.run(raw_sdk_round(base_url, args.model, size, f"r{n}"))
                     cpu_before = cpu_seconds(site.process.pid)
-                    api = asyncio.run(api_round(site, keys[:size], f"r{n}", args.timeout))
+                    api = asyncio.run(api_round(site, keys[:size], f"r{n}", args.timeout, store=not args.no_store))
                     cpu = cpu_seconds(site.process.pid) - cpu_before
                     stamps = _fetch_stamps(base_url)
                     rows.append(
@@ -156,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         upstream.wait(timeout=10)
 
     print(
-        f"API: N openai SDK streams at once on /v1 vs on the upstream directly; upstream {args.model!r}; "
+        f"API: N openai SDK streams at once on /v1 (store {not args.no_store}) vs on the upstream directly; "
+        f"upstream {args.model!r}; "
         f"1 daphne process, SQLite; {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     print(
