@@ -264,7 +264,8 @@ def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]])
 
     turns: (role, text) pairs, role one of Message.Role, text from
         `message_text_clean` (the API saves the earlier turns a caller sent
-        with its question). Assistant text is rendered as a reply is.
+        with its question). Assistant and system text is rendered as a reply
+        is; a user's is shown as typed, as `message_send` saves it.
     One read and one write per message.
     """
     previous = Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
@@ -275,7 +276,7 @@ def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]])
             parent=previous,
             role=role,
             content=text,
-            content_html=rendering.render_markdown(text) if role == Message.Role.ASSISTANT else "",
+            content_html=rendering.render_markdown(text) if role != Message.Role.USER else "",
             status=Message.Status.COMPLETE,
             **_persona_content_tokens(conversation, text),
         )

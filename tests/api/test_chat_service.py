@@ -146,3 +146,30 @@ async def test_replies_not_stored_count_toward_the_replies_at_once_and_per_minut
         await collect(user=alice, model="quick", messages=[ChatMessage("user", "four")])
     assert refused.value.code == "sends_per_minute" and refused.value.retry_after_s >= 1
     assert await Conversation.objects.acount() == 0
+
+
+async def test_a_new_conversation_keeps_the_callers_earlier_messages_in_order(alice, make_persona, upstream):
+    await sync_to_async(make_persona)("echo-raw", slug="echo", greeting="")
+    events = await collect(
+        user=alice,
+        model="echo",
+        messages=[
+            ChatMessage("developer", "Answer in French."),
+            ChatMessage("user", "first"),
+            ChatMessage("assistant", "premier"),
+            ChatMessage("user", "second"),
+        ],
+    )
+    stored = [
+        (m.role, m.content, bool(m.content_html))
+        async for m in Message.objects.filter(conversation__public_id=events[0].conversation_id)
+    ]
+    assert stored == [
+        ("system", "Answer in French.", True),
+        ("user", "first", False),
+        ("assistant", "premier", True),
+        ("user", "second", False),
+        ("assistant", "second", True),
+    ]
+    sent = streamed_requests(upstream)[0].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "system", "user", "assistant", "user"]
