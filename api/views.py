@@ -138,6 +138,17 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
     return _cors(request, JsonResponse(body, headers=headers, json_dumps_params={"ensure_ascii": False}))
 
 
+@_api_view
+async def not_found(request: HttpRequest) -> HttpResponse:
+    """Answer any other path under /v1 with a 404 error object, as OpenAI clients expect, not an HTML page."""
+    raise ApiError(
+        ApiErrorKind.NOT_FOUND,
+        _("There is no %(path)s here: this site answers GET /v1/models and POST /v1/chat/completions.")
+        % {"path": request.path},
+        code="unknown_url",
+    )
+
+
 async def _sse(
     started: ChatStarted, first: ChatEvent, stream: AsyncIterator[ChatEvent], *, include_usage: bool
 ) -> AsyncIterator[bytes]:

@@ -68,6 +68,7 @@ OWN_DATA_PATTERNS = {
     # Cookies never authenticate /v1: bob's session gets a 401 there, as alice's would.
     "v1:models",
     "v1:chat-completions",
+    "v1-not-found",
 }
 # Values of parameters that are not ids.
 OTHER_PARAMETERS = {"fmt": ["json", "md", "txt"]}

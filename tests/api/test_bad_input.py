@@ -84,3 +84,9 @@ def test_other_methods_are_405_with_an_error_object(site, alice_key):
     response = httpx2.get(site.url("/v1/chat/completions"), headers={"Authorization": f"Bearer {alice_key}"})
     assert response.status_code == 405 and "POST" in response.headers["Allow"]
     assert response.json()["error"]["message"]
+
+
+def test_an_unknown_path_under_v1_is_a_404_error_object(site, alice_key):
+    response = httpx2.post(site.url("/v1/embeddings"), json={}, headers={"Authorization": f"Bearer {alice_key}"})
+    assert response.status_code == 404 and response.json()["error"]["code"] == "unknown_url"
+    assert "/v1/embeddings" in response.json()["error"]["message"]
