@@ -123,8 +123,9 @@ class ApiError(Exception):
     def from_validation(cls, error: ValidationError, *, param: str | None = "messages") -> "ApiError":
         """Return the API's error for a send the site refused (`conversations.services.reply_request`).
 
-        A quota or rate limit is 429 with its wait (1 s for replies at once); a context too long is 400
-        context_length_exceeded; anything else is 400 naming `param`.
+        A quota or rate limit is 429 with its wait (1 s for replies at once); a
+        context too long is 400 context_length_exceeded; a provider key the
+        site cannot read is 503; anything else is 400 naming `param`.
         """
         message = " ".join(error.messages)
         if isinstance(error, QuotaExceeded):
@@ -132,6 +133,8 @@ class ApiError(Exception):
             wait_s = error.retry_after_s if error.retry_after_s is not None else 1
             return cls(ApiErrorKind.RATE_LIMITED, message, code=error.limit, retry_after_s=wait_s)
         code = getattr(error, "code", None)
+        if code == "provider_key":  # The site's own configuration, not the caller's request.
+            return cls(ApiErrorKind.UPSTREAM_UNAVAILABLE, message, code=code)
         if code == "context_too_large":
             return cls(ApiErrorKind.CONTEXT_TOO_LONG, message, param="messages", code="context_length_exceeded")
         return cls(ApiErrorKind.INVALID_REQUEST, message, param=param, code=code)

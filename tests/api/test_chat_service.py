@@ -173,3 +173,13 @@ async def test_a_new_conversation_keeps_the_callers_earlier_messages_in_order(al
     ]
     sent = streamed_requests(upstream)[0].body["messages"]
     assert [m["role"] for m in sent] == ["system", "system", "user", "assistant", "user"]
+
+
+async def test_a_provider_key_the_site_cannot_read_is_503_with_the_pages_message(alice, provider, make_persona):
+    await sync_to_async(make_persona)("long:2", slug="helper")
+    provider.api_key_encrypted = "not-a-fernet-token"
+    await provider.asave()
+    with pytest.raises(ApiError) as refused:
+        await collect(user=alice, model="helper", messages=[ChatMessage("user", "hi")])
+    assert refused.value.status == 503 and "cannot be read" in refused.value.message
+    assert await Message.objects.filter(role="user").acount() == 0
