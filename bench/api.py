@@ -12,6 +12,7 @@ The fake upstream is bench/load.py's stamping one, in its own process: it
 stamps when each content chunk is written (`time.perf_counter`, a system-wide
 monotonic clock on Linux, so the two processes' stamps compare). Figures:
 time to first token, from starting the request to the first content delta;
+to upstream, from starting the request to the upstream receiving its request;
 per-delta delay, from the upstream writing a content chunk to the client
 holding it (the API relays every delta as it comes, uncoalesced, so chunk k
 of the upstream is delta k of the API). p50 / p99 in ms. Prints figures;
@@ -100,17 +101,20 @@ async def api_round(
             await client.close()
 
 
-def _figures(readings: list[Reading], stamps: dict, chunk_texts: list[str]) -> tuple[list[float], list[float], int]:
-    """Return (first-token ms, per-delta delay ms, complete replies with the whole text)."""
+def _figures(
+    readings: list[Reading], stamps: dict, chunk_texts: list[str]
+) -> tuple[list[float], list[float], list[float], int]:
+    """Return (first-token ms, request → upstream ms, per-delta delay ms, complete replies with the whole text)."""
     expected = "".join(chunk_texts)
-    first, delays, whole = [], [], 0
+    first, to_upstream, delays, whole = [], [], [], 0
     for r in readings:
         if r.chunks:
             first.append((r.chunks[0][0] - r.started) * 1000)
         if stamp := stamps.get(r.tag):
+            to_upstream.append((stamp["arrived"] - r.started) * 1000)
             delays += chunk_delays_ms(r, stamp["events"][1:], chunk_texts)
         whole += r.final_status == "complete" and r.text == expected
-    return first, delays, whole
+    return first, to_upstream, delays, whole
 
 
 def _added(api: list[float], raw: list[float]) -> str:
@@ -166,12 +170,13 @@ def main(argv: list[str] | None = None) -> int:
         f"1 daphne process, SQLite; {os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     print(
-        "  N    | first token raw   | first token API   | added  | per-delta raw     | per-delta API     | added  "
-        "| daphne CPU        | whole replies"
+        "  N    | first token raw   | first token API   | added   | to upstream raw   | to upstream API   "
+        "| per-delta raw     | per-delta API     | added   | daphne CPU        | whole replies"
     )
-    for size, (raw_first, raw_delays, _), (api_first, api_delays, whole), cpu, api in rows:
+    for size, (raw_first, raw_up, raw_delays, _), (api_first, api_up, api_delays, whole), cpu, api in rows:
         print(
             f"  {size:<4} | {_percentiles(raw_first)} | {_percentiles(api_first)} | {_added(api_first, raw_first)} "
+            f"| {_percentiles(raw_up)} | {_percentiles(api_up)} "
             f"| {_percentiles(raw_delays)} | {_percentiles(api_delays)} | {_added(api_delays, raw_delays)} "
             f"| {cpu:5.1f} s {cpu / size * 1000:5.0f} ms/reply | {whole} of {size}"
         )
