@@ -8,6 +8,7 @@ https://platform.openai.com/docs/guides/error-codes):
 translated sentence the chat page shows for the same problem.
 """
 
+import math
 from enum import StrEnum
 
 from django.core.exceptions import ValidationError
@@ -85,7 +86,8 @@ class ApiError(Exception):
             ("invalid_api_key", "model_not_found", "context_length_exceeded"),
             the site's limit ("daily_tokens", "sends_per_minute",
             "concurrent_replies") or the upstream's `llm.ErrorKind`.
-        retry_after_s: whole seconds until a refused request may succeed (429), else None.
+        retry_after_s: whole seconds until a refused request may succeed (429; a 503 when
+            the upstream said), else None.
     """
 
     def __init__(
@@ -114,10 +116,21 @@ class ApiError(Exception):
 
     @classmethod
     def from_upstream(cls, error: llm.LLMError) -> "ApiError":
-        """Return the API's error for an upstream failure (502, 503, 504, or 400 for a context too long)."""
+        """Return the API's error for an upstream failure (502, 503, 504, or 400 for a context too long).
+
+        The upstream's Retry-After, when it sent one, comes along (whole seconds, rounded up).
+        """
         kind = _UPSTREAM_KIND.get(error.kind, ApiErrorKind.UPSTREAM_ERROR)
         code = "context_length_exceeded" if kind == ApiErrorKind.CONTEXT_TOO_LONG else str(error.kind)
-        return cls(kind, error.message, param="messages" if kind == ApiErrorKind.CONTEXT_TOO_LONG else None, code=code)
+        # The upstream's own Retry-After, passed on (a 503 may carry one too, RFC 9110 §10.2.3).
+        wait_s = math.ceil(error.retry_after_s) if error.retry_after_s is not None else None
+        return cls(
+            kind,
+            error.message,
+            param="messages" if kind == ApiErrorKind.CONTEXT_TOO_LONG else None,
+            code=code,
+            retry_after_s=wait_s,
+        )
 
     @classmethod
     def from_validation(cls, error: ValidationError, *, param: str | None = "messages") -> "ApiError":

@@ -135,3 +135,10 @@ def test_an_upstream_error_after_text_ends_the_stream_with_an_error_event(sdk, m
     assert "".join(text) == "w0 w1 "
     reply = Message.objects.get(role="assistant", parent__isnull=False)
     assert reply.status == "error" and reply.content == "w0 w1 " and failed.value.message == reply.error_text
+
+
+def test_an_upstream_rate_limit_is_503_with_the_upstreams_retry_after(sdk, make_persona, upstream):
+    make_persona("status:429+retry-after:20", slug="busy")
+    with pytest.raises(openai.InternalServerError) as failed:
+        sdk.chat.completions.create(model="busy", messages=HELLO)
+    assert failed.value.status_code == 503 and failed.value.response.headers["Retry-After"] == "20"
