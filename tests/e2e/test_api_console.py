@@ -1,4 +1,4 @@
-"""The API page in Chromium: the console sends to the real /v1 with a short-lived key and shows events and reply.
+"""The API page and the account page in Chromium: keys made and revoked, the console streaming from the real /v1.
 
 The page's own violations of the Content-Security-Policy are collected as in
 test_csp.py, so the console's script must run without inline code.
@@ -59,3 +59,25 @@ def test_a_console_message_streams_its_events_and_text(page, site, alice, make_p
     assert ApiKey.objects.get(user=alice).expires_at is not None
     assert Message.objects.get(role="assistant", parent__isnull=False).content.strip() == reply.inner_text().strip()
     assert csp_errors == []
+
+
+def test_keys_are_created_once_shown_and_revoked_from_the_account_page(page, site, alice):
+    csp_errors: list[str] = []
+    page.on("console", lambda m: csp_errors.append(m.text) if "Content Security Policy" in m.text else None)
+    _log_in(page, site, alice)
+    page.goto(site.url("/account/"))
+    expect(page.locator("#api-keys")).to_contain_text("No keys yet.")  # The section's fragment has loaded.
+
+    page.fill("#api-key-name", "laptop")
+    page.click("#api-keys button[type=submit]")
+    expect(page.locator("#api-new-key")).to_contain_text("chat-")
+    key = page.locator("#api-new-key").inner_text().strip()
+    row = ApiKey.objects.get(user=alice)
+    assert key.startswith(row.prefix) and row.name == "laptop"
+
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click(f"#api-key-{row.pk} button")
+    expect(page.locator(f"#api-key-{row.pk}")).to_have_class("revoked")
+    expect(page.locator("#api-new-key")).to_have_count(0)  # Shown once: gone after the next swap.
+    row.refresh_from_db()
+    assert row.is_revoked and csp_errors == []
