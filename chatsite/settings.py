@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "conversations",
     "transfer",
     "bots",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -329,6 +330,20 @@ BOTS_API_RETRIES = env_int("BOTS_API_RETRIES", 3, minimum=0)
 BOTS_API_BACKOFF_MS = env_int("BOTS_API_BACKOFF_MS", 500, minimum=0)
 # Access tokens (valid 2 h) are fetched again this long (s) before they expire.
 BOTS_TOKEN_REFRESH_MARGIN_S = env_int("BOTS_TOKEN_REFRESH_MARGIN_S", 300, minimum=0)
+
+# API
+
+# The OpenAI-compatible API under /v1 (api/): off here turns it off for the whole site (403); the admin
+# turns it off per group (api.GroupApiAccess).
+CHAT_API_ENABLED = env_bool("CHAT_API_ENABLED", True)
+# Origins whose pages may call /v1 from a browser (CORS), e.g. "https://tools.example.com"; none by default.
+CHAT_API_CORS_ORIGINS = env_list("CHAT_API_CORS_ORIGINS", [])
+# A /v1 request body larger than this (bytes) is refused with 413 before it is parsed.
+CHAT_API_MAX_BODY_BYTES = env_int("CHAT_API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+# A chat completion with more messages than this is refused with 400 before any is read.
+CHAT_API_MAX_MESSAGES = env_int("CHAT_API_MAX_MESSAGES", 1000, minimum=1)
+# How long the API page's console key lasts (seconds).
+CHAT_API_CONSOLE_KEY_S = env_int("CHAT_API_CONSOLE_KEY_S", 3600, minimum=60)
 
 # CONTENT SECURITY POLICY
 

@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.i18n import JavaScriptCatalog
 
 from accounts.views import LoginView, language_set
+from api import views as api_views
 from chatsite.views import account_page, custom_instructions
 
 urlpatterns = [
@@ -17,6 +18,10 @@ urlpatterns = [
     path("account/language/", language_set, name="language-set"),
     path("account/instructions/", custom_instructions, name="custom-instructions"),
     path("", include("attachments.urls")),
+    path("account/api/", include("api.page_urls")),
+    # The OpenAI-compatible API (api/), authenticated by personal keys only.
+    path("v1/", include("api.urls")),
+    re_path(r"^v1/", api_views.not_found, name="v1-not-found"),  # After every /v1 route: a JSON 404.
     path("", include("transfer.urls")),
     path("", include("conversations.urls")),
 ]

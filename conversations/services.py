@@ -22,7 +22,7 @@ from attachments.models import Attachment
 from attachments.selectors import attachment_files_of
 from attachments.services import attachments_attach, attachments_copy, files_delete_on_commit
 from conversations import events, fragments, quotas, rendering, selectors, upstream
-from conversations.models import Conversation, DailyUsage, Message
+from conversations.models import Conversation, DailyUsage, Message, UnstoredReply
 from llm.tokens import count_tokens, counter_name
 from personas.models import ChatModel, Persona
 from personas.selectors import chat_model_list_for_persona
@@ -42,11 +42,15 @@ class SentMessage:
     assistant_message: Message
 
 
-def conversation_create(*, owner: User, persona: Persona) -> Conversation:
-    """Create a conversation with `persona`; its greeting becomes the first assistant message."""
+def conversation_create(*, owner: User, persona: Persona | None) -> Conversation:
+    """Create a conversation with `persona`; its greeting becomes the first assistant message.
+
+    persona: None for a conversation with a model rather than a persona (the
+        API's models for direct use), which has no greeting.
+    """
     with transaction.atomic():
         conversation = Conversation.objects.create(owner=owner, persona=persona)
-        if persona.greeting.strip():
+        if persona is not None and persona.greeting.strip():
             Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.ASSISTANT,
@@ -214,6 +218,76 @@ def reply_finish(
     for name, value in fields.items():
         setattr(message, name, value)
     return message
+
+
+def reply_unstored_start(*, user: User) -> UnstoredReply:
+    """Record a reply asked for `user` that will not be stored, so the quotas count it; return the record.
+
+    Call it in the transaction that checked the quota (`quotas.quota_check`
+    with `lock`). Deletes the user's records that no longer count: a minute
+    old and finished, or a minute old and left by a worker that died. Two writes.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.CHAT_STALE_AFTER_S)
+    UnstoredReply.objects.filter(user=user, created_at__lt=now - selectors.SEND_WINDOW).filter(
+        Q(finished=True) | Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+    ).delete()
+    return UnstoredReply.objects.create(user=user, heartbeat_at=now)
+
+
+def reply_unstored_heartbeat(*, reply: UnstoredReply) -> None:
+    """Record that the worker generating `reply` is alive (one write), as `reply_checkpoint` does for a stored one."""
+    UnstoredReply.objects.filter(pk=reply.pk).update(heartbeat_at=timezone.now())
+
+
+def reply_unstored_finish(
+    *,
+    reply: UnstoredReply,
+    content: str,
+    model_id: str,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    tokens_estimated: bool,
+) -> tuple[int | None, int | None]:
+    """Mark a reply that is not stored (the API's `store: false`) finished and add its tokens to its user's day.
+
+    Counts as `reply_finish` does: with `tokens_estimated` and no
+    `completion_tokens`, the content's own count; the content itself is not
+    kept. Returns the (prompt, completion) tokens counted. Two or three writes.
+    """
+    if tokens_estimated and completion_tokens is None:
+        completion_tokens = count_tokens(content, model_id=model_id)
+    tokens = (prompt_tokens or 0) + (completion_tokens or 0)
+    with transaction.atomic():
+        UnstoredReply.objects.filter(pk=reply.pk).update(finished=True)
+        if tokens:
+            usage_add(user_id=reply.user_id, started_at=reply.created_at, tokens=tokens)
+    return prompt_tokens, completion_tokens
+
+
+def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]]) -> list[Message]:
+    """Append finished messages to the end of `conversation`'s shown path, in order; return them.
+
+    turns: (role, text) pairs, role one of Message.Role, text from
+        `message_text_clean` (the API saves the earlier turns a caller sent
+        with its question). Assistant and system text is rendered as a reply
+        is; a user's is shown as typed, as `message_send` saves it.
+    One read and one write per message.
+    """
+    previous = Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
+    created = []
+    for role, text in turns:
+        previous = Message.objects.create(
+            conversation=conversation,
+            parent=previous,
+            role=role,
+            content=text,
+            content_html=rendering.render_markdown(text) if role != Message.Role.USER else "",
+            status=Message.Status.COMPLETE,
+            **_persona_content_tokens(conversation, text),
+        )
+        created.append(previous)
+    return created
 
 
 def usage_add(*, user_id: int, started_at: datetime, tokens: int) -> None:
@@ -459,7 +533,14 @@ class RequestedReply:
 
 
 def reply_request(
-    *, user: User, public_id, action: str, text: object, idempotency_key: str = "", attachments: Sequence[str] = ()
+    *,
+    user: User,
+    public_id,
+    action: str,
+    text: object,
+    idempotency_key: str = "",
+    attachments: Sequence[str] = (),
+    persona: Persona | None = None,
 ) -> RequestedReply:
     """Save what `action` writes, in one transaction, and return the reply's job and the bubbles to broadcast.
 
@@ -469,7 +550,8 @@ def reply_request(
     Reloads the conversation (an admin may have changed its persona, model or
     provider meanwhile) and takes the user's quota under a row lock, so two
     tabs cannot both pass the last free send. Nothing stays saved if the
-    quota or the context check refuses the question.
+    quota or the context check refuses the question. `persona` answers
+    instead of the conversation's own (`upstream.upstream_check`).
 
     Raises:
         ValidationError: the text, the persona, the quota or the conversation's
@@ -482,7 +564,7 @@ def reply_request(
     with transaction.atomic():
         conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
         clean = message_text_clean(text=text) if action != "regenerate" else ""
-        upstream.upstream_check(conversation=conversation)
+        upstream.upstream_check(conversation=conversation, persona=persona)
         quotas.quota_check(user=user, lock=True)
         added: list[Message] | None = None
         if action == "send":
@@ -497,7 +579,7 @@ def reply_request(
             _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message)
         else:
             reply = reply_regenerate(conversation=conversation)
-        job = upstream.reply_job_build(conversation=conversation, message=reply)
+        job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona)
     return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))
 
 

@@ -7,7 +7,7 @@ the next message, shown under the composer.
 """
 
 from dataclasses import dataclass, field
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.core.exceptions import ValidationError
 from django.db.models import prefetch_related_objects
@@ -19,7 +19,7 @@ from accounts.selectors import custom_instructions_text
 from attachments.models import Attachment
 from attachments.selectors import attachment_data_url
 from conversations import selectors
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, UnstoredReply
 from llm import context
 from llm.tokens import count_tokens, counter_name, image_tokens
 from llm.types import Content
@@ -37,13 +37,16 @@ class ReplyJob:
     """Everything a generation needs, loaded before it starts (no ORM reads while streaming)."""
 
     conversation_id: UUID
-    message: Message
+    # The empty reply the generation fills; None for a reply that is not stored (`reply_job_build_unstored`).
+    message: Message | None
     config: llm.UpstreamConfig
     request: llm.ChatRequest
     # The first user message, when a title should be generated after this reply.
     title_from: str = ""
     # The request's prompt tokens as the site counts them (llm.tokens), for an upstream that reports no usage.
     prompt_tokens_counted: int = 0
+    # The quota's record of a reply that is not stored (`message` None): services.reply_unstored_start.
+    unstored: UnstoredReply | None = None
 
 
 def chat_model_for(conversation: Conversation) -> ChatModel:
@@ -56,46 +59,67 @@ def chat_model_for(conversation: Conversation) -> ChatModel:
     return conversation.chat_model or conversation.persona.model
 
 
-def upstream_check(*, conversation: Conversation) -> None:
-    """Check that `conversation` can get a reply now, before anything is saved.
+def _model_for(conversation: Conversation | None, persona: Persona) -> ChatModel:
+    """Return the model a reply by `persona` is asked of: the chat's own choice when `persona` is the chat's."""
+    if conversation is not None and persona.pk is not None and conversation.persona_id == persona.pk:
+        return chat_model_for(conversation)
+    return persona.model
+
+
+def upstream_check(*, conversation: Conversation | None, persona: Persona | None = None) -> None:
+    """Check that `conversation` (or, without one, `persona`) can get a reply now, before anything is saved.
+
+    persona: the one to answer with instead of the conversation's own (the
+        API's models for direct use: an unsaved persona on a chat model).
 
     Raises:
-        ValidationError: its persona was deleted or deactivated, its model was
-            disabled or is no longer offered for the persona, or its provider's
-            key cannot be decrypted, with a message for the person chatting.
+        ValidationError: the persona was deleted or deactivated (code
+            "persona_unavailable"), the model the chat was switched to is no
+            longer offered ("model_not_offered"), its model was disabled
+            ("model_disabled"), or its provider's key cannot be decrypted
+            ("provider_key"), with a message for the person chatting.
     """
-    persona = conversation.persona
+    persona = persona or (conversation.persona if conversation is not None else None)
     if persona is None or not persona.is_active:
-        raise ValidationError(_("This chat's persona is no longer available. Start a new chat."))
-    model = chat_model_for(conversation)
+        raise ValidationError(
+            _("This chat's persona is no longer available. Start a new chat."), code="persona_unavailable"
+        )
+    model = _model_for(conversation, persona)
     if model.pk != persona.model_id and model not in chat_model_list_for_persona(persona=persona):
-        raise ValidationError(_("The model this chat was switched to is no longer offered. Pick another one."))
+        raise ValidationError(
+            _("The model this chat was switched to is no longer offered. Pick another one."), code="model_not_offered"
+        )
     if not model.enabled:
-        raise ValidationError(_("This chat's model has been disabled by an admin. Start a new chat."))
+        raise ValidationError(
+            _("This chat's model has been disabled by an admin. Start a new chat."), code="model_disabled"
+        )
     try:
         provider_upstream_config(provider=model.provider)  # Decrypts the key.
     except DecryptionError:
         raise ValidationError(
-            _("The provider's API key cannot be read with the current secret key. An admin must enter it again.")
+            _("The provider's API key cannot be read with the current secret key. An admin must enter it again."),
+            code="provider_key",
         ) from None
 
 
-def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob:
+def reply_job_build(*, conversation: Conversation, message: Message, persona: Persona | None = None) -> ReplyJob:
     """Assemble the upstream request for `message`, the empty reply that the send, edit or regenerate created.
 
     The request is what `llm.context.select_context` keeps: the persona's system
-    prompt, the greeting, and as many of the latest messages (ending with the
-    new question) as fit both the persona's history limit and the model's
-    context window less the reply's max_tokens; with the persona's
-    temperature, top_p and max_tokens. Call `upstream_check` first.
+    prompt (with the owner's custom instructions), the greeting, and as many of
+    the latest messages (ending with the new question, its documents and images
+    included) as fit both the persona's history limit and the model's context
+    window less the reply's max_tokens; with the persona's temperature, top_p
+    and max_tokens. `persona` replaces the conversation's own (see
+    `upstream_check`). Call `upstream_check` first.
 
     Raises:
         ValidationError: the new question alone does not fit the context window.
     """
-    persona = conversation.persona
+    persona = persona or conversation.persona
     assert persona is not None, "upstream_check refuses a conversation without a persona"
-    model = chat_model_for(conversation)
-    upstream = _select(conversation=conversation, persona=persona, next_message=None)
+    model = _model_for(conversation, persona)
+    upstream = _select(conversation=conversation, persona=persona, model=model, next_message=None)
     question = upstream.history.recent[-1]
     messages = [_with_image_data(m, upstream.images) for m in upstream.context.messages]
     wants_title = conversation.title_source == Conversation.TitleSource.FIRST_MESSAGE and (
@@ -107,13 +131,67 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
         title_from=question.content if wants_title else "",
         prompt_tokens_counted=upstream.context.tokens,
         config=provider_upstream_config(provider=model.provider),
-        request=llm.ChatRequest(
-            model=model.model_id,
-            messages=messages,
-            temperature=persona.temperature,
-            top_p=persona.top_p,
-            max_tokens=persona.max_tokens or model.max_output_tokens,
-        ),
+        request=_request(persona, model, messages),
+    )
+
+
+def reply_job_build_unstored(
+    *,
+    unstored: UnstoredReply,
+    persona: Persona,
+    conversation: Conversation | None,
+    history: list[tuple[str, str]],
+    question: str,
+) -> ReplyJob:
+    """Assemble the upstream request for a reply that is not stored (the API's `store: false`).
+
+    The context is selected as for a stored reply (`reply_job_build`): the
+    persona's system prompt with the user's custom instructions, its greeting,
+    then as much of the earlier messages as fits, then `question`. The earlier
+    messages are the stored history of `conversation` when given (continuing
+    it without saving to it), else `history` as (role, text) pairs. `unstored`
+    is the reply's record for the quotas (`services.reply_unstored_start`).
+    Call `upstream_check` first; nothing is written.
+
+    Raises:
+        ValidationError: the question alone does not fit the context window (code "context_too_large").
+    """
+    model = _model_for(conversation, persona)
+    if conversation is not None:
+        upstream = _select(conversation=conversation, persona=persona, model=model, next_message=question)
+        selected = upstream.context
+        messages = [_with_image_data(m, upstream.images) for m in selected.messages]
+    else:
+        try:
+            selected = _select_context(
+                persona=persona,
+                model=model,
+                system_prompt=system_prompt_for(persona=persona, user_id=unstored.user_id),
+                greeting=persona.greeting if persona.greeting.strip() else None,
+                items=[*history, (Message.Role.USER, question)],
+                known=None,
+            )
+        except context.ContextTooLarge as exc:
+            raise ValidationError(str(exc), code="context_too_large") from None
+        messages = selected.messages
+    return ReplyJob(
+        conversation_id=uuid4(),
+        message=None,
+        unstored=unstored,
+        prompt_tokens_counted=selected.tokens,
+        config=provider_upstream_config(provider=model.provider),
+        request=_request(persona, model, messages),
+    )
+
+
+def _request(persona: Persona, model: ChatModel, messages: list) -> llm.ChatRequest:
+    """Return the request asking `model` with `messages`, with `persona`'s parameters."""
+    return llm.ChatRequest(
+        model=model.model_id,
+        messages=messages,
+        temperature=persona.temperature,
+        top_p=persona.top_p,
+        max_tokens=persona.max_tokens or model.max_output_tokens,
     )
 
 
@@ -134,7 +212,9 @@ def context_budget(*, conversation: Conversation) -> ContextBudget | None:
     if persona is None:
         return None
     try:
-        upstream = _select(conversation=conversation, persona=persona, next_message="")
+        upstream = _select(
+            conversation=conversation, persona=persona, model=chat_model_for(conversation), next_message=""
+        )
     except ValidationError:  # The persona alone fills the window; the send will say so.
         return None
     return ContextBudget(
@@ -219,15 +299,14 @@ def _with_image_data(message: dict, images: dict[str, Attachment]) -> dict:
     return {**message, "content": parts}
 
 
-def _select(*, conversation: Conversation, persona: Persona, next_message: str | None) -> _Upstream:
+def _select(*, conversation: Conversation, persona: Persona, model: ChatModel, next_message: str | None) -> _Upstream:
     """Select the context for the saved history, plus `next_message` when it is not saved yet.
 
-    `persona` is the conversation's, checked to be there by the caller.
+    `persona` answers (checked to be there by the caller) with `model` (`_model_for`).
 
     Raises:
         ValidationError: the newest message alone does not fit the context window.
     """
-    model = chat_model_for(conversation)
     limit = max(persona.history_limit, 1)
     history = selectors.message_history_for_upstream(conversation=conversation, limit=limit)
     prefetch_related_objects(history.recent, "attachments")
@@ -246,15 +325,13 @@ def _select(*, conversation: Conversation, persona: Persona, next_message: str |
     if next_message is not None:
         items.append((Message.Role.USER, next_message))
     try:
-        selected = context.select_context(
+        selected = _select_context(
+            persona=persona,
+            model=model,
             system_prompt=system_prompt_for(persona=persona, user_id=conversation.owner_id),
             greeting=history.greeting.content if history.greeting else None,
-            history=items,
-            history_limit=limit,
-            context_window=model.context_window,
-            max_tokens=persona.max_tokens or model.max_output_tokens,
-            model_id=model.model_id,
-            content_tokens=known,
+            items=items,
+            known=known,
         )
     except context.ContextTooLarge as exc:
         newest = history.recent[-1] if next_message is None and history.recent else None
@@ -272,3 +349,29 @@ def _select(*, conversation: Conversation, persona: Persona, next_message: str |
             ) from None
         raise ValidationError(str(exc), code="context_too_large") from None
     return _Upstream(history=history, context=selected, images=images)
+
+
+def _select_context(
+    *,
+    persona: Persona,
+    model: ChatModel,
+    system_prompt: str,
+    greeting: str | None,
+    items: list[tuple[str, Content]],
+    known: list[int | None] | None,
+) -> context.UpstreamContext:
+    """Run `llm.context.select_context` with `persona`'s limits on `model` over `items`, the last being the new one.
+
+    Raises:
+        context.ContextTooLarge: the newest item alone does not fit the context window.
+    """
+    return context.select_context(
+        system_prompt=system_prompt,
+        greeting=greeting or None,
+        history=items,
+        history_limit=max(persona.history_limit, 1),
+        context_window=model.context_window,
+        max_tokens=persona.max_tokens or model.max_output_tokens,
+        model_id=model.model_id,
+        content_tokens=known or (),
+    )

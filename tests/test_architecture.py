@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("chatsite", "accounts", "llm", "personas", "attachments", "conversations", "transfer", "bots")
+PACKAGES = ("chatsite", "accounts", "llm", "personas", "attachments", "conversations", "transfer", "bots", "api")
 # Who may import whom; the project package (settings, ASGI, URLs) sits on top.
 ALLOWED = {
     "llm": set(),
@@ -21,7 +21,9 @@ ALLOWED = {
     "transfer": {"conversations", "personas", "attachments"},
     # Feishu/Lark and WeChat bots: reply through conversations' services, secrets through personas.crypto.
     "bots": {"conversations", "personas"},
-    "chatsite": {"accounts", "conversations", "transfer"},
+    # The API is another face of the chat: it sits on the same services as the page.
+    "api": {"llm", "personas", "accounts", "conversations"},
+    "chatsite": {"accounts", "conversations", "transfer", "api"},
 }
 
 

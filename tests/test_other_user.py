@@ -26,6 +26,8 @@ from django.urls import URLPattern, URLResolver, get_resolver, include, path
 
 from attachments import services as attachments_services
 from attachments.models import Attachment
+from api import services as api_services
+from api.models import ApiKey
 from conversations import services
 from conversations.models import Conversation, Message
 from personas.models import Persona
@@ -37,7 +39,7 @@ from transfer.models import ImportJob
 SKIPPED_PREFIXES = ("admin/", "accounts/")
 ALICE_TITLE = "Quokka expedition planning"
 ALICE_ARCHIVED_TITLE = "Archived wombat notes"
-ALICE_WORDS = ["Quokka", "wombat", "Alfama", "Lisbon", "alices-history.json", "alices-notes.txt", "Numbat persona"]
+ALICE_WORDS = ["Quokka", "wombat", "Alfama", "Lisbon", "alices-history.json", "alices-notes.txt", "Numbat persona", "alices-laptop-key"]
 SEARCHED = "Alfama"
 HTMX = {"HX-Request": "true"}
 
@@ -60,6 +62,7 @@ ID_PATTERNS = {
     "conversations:persona-delete",
     "attachments:attachment-file",
     "attachments:attachment-remove",
+    "api:key-revoke",
 }
 # Patterns without ids: bob's own pages, which must hold nothing of alice's.
 OWN_DATA_PATTERNS = {
@@ -77,6 +80,13 @@ OWN_DATA_PATTERNS = {
     "conversations:persona-list",
     "conversations:persona-create",
     "attachments:attachment-upload",
+    "api:page",
+    "api:keys",
+    "api:console-key",
+    # Cookies never authenticate /v1: bob's session gets a 401 there, as alice's would.
+    "v1:models",
+    "v1:chat-completions",
+    "v1-not-found",
 }
 # Patterns that show no user's data at all (the same answer for everyone): bob must see nothing of hers.
 NO_USER_DATA_PATTERNS = {"javascript-catalog", "language-set"}
@@ -120,6 +130,7 @@ def alice_data(alice, bob, persona, settings, tmp_path):
     upload = SimpleUploadedFile("alices-notes.txt", b"Quokka notes from Lisbon")
     attachments_services.attachment_upload(owner=alice, upload=upload)
     Persona.objects.create(name="Numbat persona", slug="alices-own", model=persona.model, owner=alice)
+    api_services.api_key_create(user=alice, name="alices-laptop-key")
     return conversation
 
 
@@ -129,7 +140,8 @@ def alice_ids(alice) -> list[str]:
     jobs = [str(j) for j in ImportJob.objects.filter(owner=alice).values_list("public_id", flat=True)]
     files = [str(a) for a in Attachment.objects.filter(owner=alice).values_list("public_id", flat=True)]
     personas = list(Persona.objects.filter(owner=alice).values_list("slug", flat=True))
-    return conversations + messages + jobs + files + personas
+    keys = [str(k) for k in ApiKey.objects.filter(user=alice).values_list("pk", flat=True)]
+    return conversations + messages + jobs + files + personas + keys
 
 
 def snapshot(alice) -> dict[str, list[dict]]:
@@ -140,6 +152,7 @@ def snapshot(alice) -> dict[str, list[dict]]:
         "import_jobs": list(ImportJob.objects.filter(owner=alice).order_by("pk").values()),
         "attachments": list(Attachment.objects.filter(owner=alice).order_by("pk").values()),
         "personas": list(Persona.objects.filter(owner=alice).order_by("pk").values()),
+        "api_keys": list(ApiKey.objects.filter(user=alice).order_by("pk").values()),
     }
 
 
@@ -175,7 +188,7 @@ def test_bob_can_do_nothing_with_alices_data(client, alice, bob, alice_data, mon
     monkeypatch.setattr(import_jobs, "start_import_thread", lambda job_id: None)  # Bob's imports do not run.
     before = snapshot(alice)
     ids = alice_ids(alice)
-    markers = ALICE_WORDS + ids
+    markers = ALICE_WORDS + [i for i in ids if not i.isdigit()]  # A key's pk ("1") is in any page.
     client.force_login(bob)
 
     if name in ID_PATTERNS:
