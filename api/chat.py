@@ -30,6 +30,7 @@ from conversations import events, generation, quotas, services, upstream
 from conversations import selectors as conversation_selectors
 from conversations.models import Conversation, Message
 from personas.models import ChatModel, Persona
+from personas.selectors import persona_list_active
 
 # The roles a caller's message may have (OpenAI API reference, Chat Completions, "messages"), as the site
 # stores them: "developer" is the newer name of "system". Tool and function messages are refused.
@@ -244,7 +245,7 @@ def _prepare(
     conversation_id: str | UUID | None,
 ) -> _Prepared:
     """Check the request, save what `store` saves, and return the reply's job. Runs the ORM; call it off the loop."""
-    persona, direct = _persona_for(model)
+    persona, direct = _persona_for(model, user=user)
     history, question = _split(messages)
     conversation = None
     if conversation_id is not None:
@@ -284,17 +285,16 @@ def _prepare(
 _MODEL_CODES = ("persona_unavailable", "model_disabled", "provider_key")
 
 
-def _persona_for(model: str) -> tuple[Persona, bool]:
+def _persona_for(model: str, *, user: User) -> tuple[Persona, bool]:
     """Return the persona answering as `model`, and whether it is a model for direct use (an unsaved persona).
 
+    Only the personas `user` may chat with count (`persona_list_active`): the
+    site's, their own and the published ones.
+
     Raises:
-        ApiError: NOT_FOUND, no active persona has that slug and no model for direct use that id.
+        ApiError: NOT_FOUND, no such persona for `user` and no model for direct use with that id.
     """
-    persona = (
-        Persona.objects.filter(slug=model, is_active=True, model__enabled=True)
-        .select_related("model__provider")
-        .first()
-    )
+    persona = persona_list_active(user=user).filter(slug=model).select_related("model__provider").first()
     if persona is not None:
         return persona, False
     chat_model = selectors.direct_model_list().filter(model_id=model).first()

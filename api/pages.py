@@ -44,7 +44,7 @@ def keys_context(request: AuthenticatedHttpRequest, **extra) -> dict:
 @require_GET
 def api_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Show the API page: keys, copy-paste examples (curl, the openai SDK, the terminal client), the live console."""
-    personas = list(persona_list_active())
+    personas = list(persona_list_active(user=request.user))
     context = keys_context(request, personas=personas, example_model=personas[0].slug if personas else "PERSONA")
     return render_page(request, "api/api.html", "api/partials/api.html", context)
 
@@ -107,7 +107,7 @@ def console_key_create(request: AuthenticatedHttpRequest) -> JsonResponse:
 def _keys_response(request: AuthenticatedHttpRequest, *, status: int = 200, **extra) -> HttpResponse:
     if request.htmx:
         return render(request, "api/partials/keys.html", keys_context(request, **extra), status=status)
-    personas = list(persona_list_active())
+    personas = list(persona_list_active(user=request.user))
     context = keys_context(request, personas=personas, example_model=personas[0].slug if personas else "PERSONA")
     context.update(extra)
     return render_page(request, "api/api.html", "api/partials/api.html", context, status=status)

@@ -34,11 +34,11 @@ def direct_model_list() -> QuerySet[ChatModel]:
     )
 
 
-def callable_models() -> tuple[list[Persona], list[ChatModel]]:
-    """Return what an API caller may name as `model`: the active personas and the direct-use models. Two queries.
+def callable_models(*, user: User) -> tuple[list[Persona], list[ChatModel]]:
+    """Return what `user` may name as `model`: the personas they may chat with and the direct-use models. Two queries.
 
     A direct model whose id is also a persona's slug is left out: the persona wins.
     """
-    personas = list(persona_list_active())
+    personas = list(persona_list_active(user=user))
     slugs = {p.slug for p in personas}
     return personas, [m for m in direct_model_list() if m.model_id not in slugs]

@@ -60,8 +60,8 @@ async def models_list(request: HttpRequest) -> HttpResponse:
     if request.method == "OPTIONS":
         return _preflight(request, "GET")
     _method(request, "GET")
-    await _authenticate(request)
-    personas, models = await sync_to_async(selectors.callable_models)()
+    user = await _authenticate(request)
+    personas, models = await sync_to_async(selectors.callable_models)(user=user)
     data = [
         {
             "id": p.slug,

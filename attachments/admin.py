@@ -16,9 +16,20 @@ class AttachmentPolicyAdmin(admin.ModelAdmin):
 class AttachmentAdmin(admin.ModelAdmin):
     """Metadata only (name, type, size, owner); the files themselves are served to their owners alone."""
 
-    list_display = ["name", "kind", "content_type", "size_bytes", "owner", "created_at"]
+    list_display = ("name", "kind", "content_type", "size_bytes", "owner", "created_at")
     list_filter = ["kind"]
-    fields = [*list_display, "width", "height", "pages", "text_cut"]
+    fields = (
+        "name",
+        "kind",
+        "content_type",
+        "size_bytes",
+        "owner",
+        "created_at",
+        "width",
+        "height",
+        "pages",
+        "text_cut",
+    )
     readonly_fields = fields
     search_fields = ["owner__username"]
 

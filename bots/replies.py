@@ -172,14 +172,17 @@ async def _answer(*, delivery: Delivery, chat: BotChat, identity: BotIdentity, s
 async def follow_reply(*, requested: conversation_services.RequestedReply, sink: Sink) -> None:
     """Start the reply's generation and show it through `sink` as it streams, then whole when stored."""
     job = requested.job
+    assert job.message is not None, "a bot's replies are stored"
+    reply = job.message
     layer = events.channel_layer()
     group = events.conversation_group(job.conversation_id)
     channel = await layer.new_channel()
     await layer.group_add(group, channel)
     try:
         await layer.group_send(group, events.layer_message(requested.changed))
-        task = generation.start_reply(job)
-        message_id = str(job.message.public_id)
+        task = generation.start_reply(job).task
+        assert task is not None
+        message_id = str(reply.public_id)
         text = ""
         interval_s = settings.BOTS_STREAM_INTERVAL_MS / 1000
         loop = asyncio.get_running_loop()
@@ -202,7 +205,7 @@ async def follow_reply(*, requested: conversation_services.RequestedReply, sink:
                     shown_at = loop.time()
     finally:
         await layer.group_discard(group, channel)
-    await sink.show(await reply_text(message_pk=job.message.pk), final=True)
+    await sink.show(await reply_text(message_pk=reply.pk), final=True)
 
 
 @database_sync_to_async

@@ -24,10 +24,10 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path
 
-from attachments import services as attachments_services
-from attachments.models import Attachment
 from api import services as api_services
 from api.models import ApiKey
+from attachments import services as attachments_services
+from attachments.models import Attachment
 from conversations import services
 from conversations.models import Conversation, Message
 from personas.models import Persona
@@ -39,7 +39,16 @@ from transfer.models import ImportJob
 SKIPPED_PREFIXES = ("admin/", "accounts/")
 ALICE_TITLE = "Quokka expedition planning"
 ALICE_ARCHIVED_TITLE = "Archived wombat notes"
-ALICE_WORDS = ["Quokka", "wombat", "Alfama", "Lisbon", "alices-history.json", "alices-notes.txt", "Numbat persona", "alices-laptop-key"]
+ALICE_WORDS = [
+    "Quokka",
+    "wombat",
+    "Alfama",
+    "Lisbon",
+    "alices-history.json",
+    "alices-notes.txt",
+    "Numbat persona",
+    "alices-laptop-key",
+]
 SEARCHED = "Alfama"
 HTMX = {"HX-Request": "true"}
 
