@@ -88,6 +88,7 @@ INSTALLED_APPS = [
     "personas",
     "conversations",
     "transfer",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -292,6 +293,20 @@ CHAT_IMPORT_SUBPROCESS = env_bool("CHAT_IMPORT_SUBPROCESS", True)
 CHAT_DEFAULT_SENDS_PER_MINUTE = env_int("CHAT_DEFAULT_SENDS_PER_MINUTE", 20, minimum=0)
 CHAT_DEFAULT_CONCURRENT_REPLIES = env_int("CHAT_DEFAULT_CONCURRENT_REPLIES", 2, minimum=0)
 CHAT_DEFAULT_DAILY_TOKENS = env_int("CHAT_DEFAULT_DAILY_TOKENS", 0, minimum=0)
+
+# API
+
+# The OpenAI-compatible API under /v1 (api/): off here turns it off for the whole site (403); the admin
+# turns it off per group (api.GroupApiAccess).
+CHAT_API_ENABLED = env_bool("CHAT_API_ENABLED", True)
+# Origins whose pages may call /v1 from a browser (CORS), e.g. "https://tools.example.com"; none by default.
+CHAT_API_CORS_ORIGINS = env_list("CHAT_API_CORS_ORIGINS", [])
+# A /v1 request body larger than this (bytes) is refused with 413 before it is parsed.
+CHAT_API_MAX_BODY_BYTES = env_int("CHAT_API_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+# A chat completion with more messages than this is refused with 400 before any is read.
+CHAT_API_MAX_MESSAGES = env_int("CHAT_API_MAX_MESSAGES", 1000, minimum=1)
+# How long the API page's console key lasts (seconds).
+CHAT_API_CONSOLE_KEY_S = env_int("CHAT_API_CONSOLE_KEY_S", 3600, minimum=60)
 
 # CONTENT SECURITY POLICY
 

@@ -12,11 +12,17 @@ and the final event carries the whole bubble, so a tab that missed deltas still 
 A running generator listens on the conversation's control group for
 `reply.stop` (from any tab, on any worker) and `reply.sync` (a tab that joined
 mid-reply asks for the text so far). See `events.py` for the protocol.
+
+A caller in the same process may also listen to one generation directly (the
+API, `api.chat`): it passes a queue that gets every upstream delta as it
+arrives, uncoalesced, then one `ReplyEnd`, and may `stop()` the generation. A
+job without a message (the API's `store: false`) writes nothing but the
+reply's usage, and sends nothing to the channel layer.
 """
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -35,36 +41,84 @@ logger = logging.getLogger(__name__)
 _running: set[asyncio.Task] = set()
 
 
-def start_reply(job: ReplyJob) -> asyncio.Task:
-    """Start generating `job` in its own task on the running loop; return the task."""
-    task = asyncio.get_running_loop().create_task(ReplyGenerator(job).run())
+@dataclass(frozen=True)
+class ReplyEnd:
+    """How a reply ended, the last item a listener gets.
+
+    status: a Message.Status other than STREAMING (COMPLETE, STOPPED or ERROR).
+    finish_reason: the upstream's ("stop", "length", ...); "" unless COMPLETE.
+    model_id: the model that answered, as the upstream named it (else the job's).
+    prompt_tokens, completion_tokens: the upstream's usage, else the site's
+        estimate (`tokens_estimated`); None when nothing countable was asked.
+    error: the upstream failure of an ERROR reply (its kind and message), else None.
+    """
+
+    status: str
+    finish_reason: str
+    model_id: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    tokens_estimated: bool
+    error: llm.LLMError | None
+
+
+# What a listener's queue gets: each upstream delta as it arrives, then one ReplyEnd.
+ReplyListener = asyncio.Queue["llm.Delta | ReplyEnd"]
+
+
+def start_reply(job: ReplyJob, *, listener: ReplyListener | None = None) -> "ReplyGenerator":
+    """Start generating `job` in its own task on the running loop; return its generator (`task`, `stop()`).
+
+    listener: a queue that gets every upstream delta, uncoalesced, as it
+        arrives, then one `ReplyEnd` once the reply is stored.
+    """
+    generator = ReplyGenerator(job, listener=listener)
+    task = asyncio.get_running_loop().create_task(generator.run())
+    generator.task = task
     _running.add(task)
     task.add_done_callback(_running.discard)
-    return task
+    return generator
 
 
 class ReplyGenerator:
     """One reply's generation: upstream stream in, coalesced deltas out, checkpoints, one final write."""
 
-    def __init__(self, job: ReplyJob) -> None:
+    task: asyncio.Task | None = None
+
+    def __init__(self, job: ReplyJob, *, listener: ReplyListener | None = None) -> None:
         self.job = job
+        self.listener = listener
         self.layer = events.channel_layer()
         self.group = events.conversation_group(job.conversation_id)
-        self.message_id = str(job.message.public_id)
+        self.message_id = str(job.message.public_id) if job.message is not None else ""
         self.deltas = DeltaCoalescer(self._send_delta, window_s=settings.CHAT_COALESCE_MS / 1000)
         self.stopped = False
         self.received_chars = 0
         self.started = 0.0
         self.ttft_ms: int | None = None
+        self._consume_task: asyncio.Task | None = None
+
+    def stop(self) -> None:
+        """Stop the reply as a page's Stop does: close the upstream response, keep (and store) the text so far."""
+        self.stopped = True
+        if self._consume_task is not None:
+            self._consume_task.cancel()
 
     async def run(self) -> None:
         """Generate, then store and broadcast the result; never raises (errors become the reply)."""
-        control_channel = await self.layer.new_channel()
-        control_group = events.control_group(self.job.conversation_id)
-        await self.layer.group_add(control_group, control_channel)
-        consume = asyncio.create_task(self._consume())
-        listener = asyncio.create_task(self._listen(control_channel, consume))
-        checkpoints = asyncio.create_task(self._checkpoints())
+        stored = self.job.message is not None
+        consume = self._consume_task = asyncio.create_task(self._consume())
+        if self.stopped:  # Stopped before it started.
+            consume.cancel()
+        helpers = []
+        if stored:
+            control_channel = await self.layer.new_channel()
+            control_group = events.control_group(self.job.conversation_id)
+            await self.layer.group_add(control_group, control_channel)
+            helpers = [
+                asyncio.create_task(self._listen(control_channel, consume)),
+                asyncio.create_task(self._checkpoints()),
+            ]
         try:
             result = await consume
         except asyncio.CancelledError:
@@ -72,9 +126,10 @@ class ReplyGenerator:
                 raise
             result = _Outcome(status=Message.Status.STOPPED, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms())
         finally:
-            listener.cancel()
-            checkpoints.cancel()
-            await self.layer.group_discard(control_group, control_channel)
+            for helper in helpers:
+                helper.cancel()
+            if stored:
+                await self.layer.group_discard(control_group, control_channel)
         await self.deltas.close()
         content = await self._finish(result)
         if self.job.title_from and result.status == Message.Status.COMPLETE and content:
@@ -104,6 +159,8 @@ class ReplyGenerator:
                     if self.ttft_ms is None:
                         self.ttft_ms = self._elapsed_ms()
                     self.received_chars += len(event.text)
+                    if self.listener is not None:
+                        self.listener.put_nowait(event)
                     await self.deltas.push(event.text)
             except llm.LLMError as exc:
                 wait_s = _retry_wait_s(exc, attempt=attempt, text_shown=self.ttft_ms is not None)
@@ -121,6 +178,8 @@ class ReplyGenerator:
         Writes are per interval, never per delta; a crash loses at most one
         interval of text, and the heartbeat tells a dead worker from a slow model.
         """
+        message = self.job.message
+        assert message is not None, "only a stored reply has checkpoints"
         loop = asyncio.get_running_loop()
         saved_chars = 0
         saved_at = loop.time()
@@ -130,14 +189,14 @@ class ReplyGenerator:
             if chars == saved_chars and loop.time() - saved_at < settings.CHAT_HEARTBEAT_S:
                 continue
             try:
-                await database_sync_to_async(services.reply_checkpoint)(
-                    message=self.job.message, content=self.deltas.text
-                )
+                await database_sync_to_async(services.reply_checkpoint)(message=message, content=self.deltas.text)
             except Exception:  # A failed checkpoint must not end the reply; the final write still comes.
                 logger.warning("Checkpoint of reply %s failed", self.message_id, exc_info=True)
             saved_chars, saved_at = chars, loop.time()
 
     async def _send_delta(self, seq: int, text: str) -> None:
+        if self.job.message is None:  # Not stored: no page shows it.
+            return
         event: events.ReplyDelta = {"type": "reply.delta", "message_id": self.message_id, "seq": seq, "text": text}
         await self.layer.group_send(self.group, events.layer_message(event))
 
@@ -157,30 +216,49 @@ class ReplyGenerator:
                 await self.layer.send(event["reply_channel"], events.layer_message(snapshot))
 
     async def _finish(self, outcome: "_Outcome") -> str:
-        """Store the reply once and send its final bubble to every tab; return its text."""
+        """Store the reply once, send its final bubble to every tab and its end to the listener; return its text."""
         content = self.deltas.text
         finish = outcome.finish
+        usage = self._usage(finish, content)
+        end = ReplyEnd(
+            status=outcome.status,
+            finish_reason=finish.finish_reason if finish else "",
+            model_id=finish.model if finish and finish.model else self.job.request.model,
+            error=outcome.error,
+            **usage,
+        )
         try:
-            html = await database_sync_to_async(_store)(
-                message=self.job.message,
-                content=content,
-                status=outcome.status,
-                finish_reason=finish.finish_reason if finish else "",
-                error_text=outcome.error.message if outcome.error else "",
-                model_id=finish.model if finish else "",
-                ttft_ms=outcome.ttft_ms,
-                duration_ms=outcome.duration_ms,
-                **self._usage(finish, content),
-            )
+            if self.job.message is None:
+                end = await database_sync_to_async(_store_usage)(job=self.job, end=end, content=content)
+                html = ""
+            else:
+                message, html = await database_sync_to_async(_store)(
+                    message=self.job.message,
+                    content=content,
+                    status=outcome.status,
+                    finish_reason=end.finish_reason,
+                    error_text=outcome.error.message if outcome.error else "",
+                    model_id=finish.model if finish else "",
+                    ttft_ms=outcome.ttft_ms,
+                    duration_ms=outcome.duration_ms,
+                    **usage,
+                )
+                end = replace(end, prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens)
         except Message.DoesNotExist:
             logger.info("Reply %s dropped: its conversation was deleted", self.message_id)
-            return ""
+            return self._end(end, "")
         except Exception:
             # The generation task has no caller to raise to; log it and leave the bubble as it is.
             logger.exception("Could not store reply %s", self.message_id)
-            return ""
-        final: events.ReplyFinal = {"type": "reply.final", "message_id": self.message_id, "html": html}
-        await self.layer.group_send(self.group, events.layer_message(final))
+            return self._end(end, "")
+        if html:
+            final: events.ReplyFinal = {"type": "reply.final", "message_id": self.message_id, "html": html}
+            await self.layer.group_send(self.group, events.layer_message(final))
+        return self._end(end, content)
+
+    def _end(self, end: ReplyEnd, content: str) -> str:
+        if self.listener is not None:
+            self.listener.put_nowait(end)
         return content
 
     def _usage(self, finish: llm.Finish | None, content: str) -> dict:
@@ -225,10 +303,24 @@ def _retry_wait_s(error: llm.LLMError, *, attempt: int, text_shown: bool) -> flo
     return wait_s if wait_s <= settings.CHAT_UPSTREAM_RETRY_MAX_WAIT_S else None
 
 
-def _store(*, message: Message, **fields) -> str:
-    """Store the finished reply (one write); return the fragments that show it in every tab."""
+def _store(*, message: Message, **fields) -> tuple[Message, str]:
+    """Store the finished reply (one write); return it and the fragments that show it in every tab."""
     message = services.reply_finish(message=message, **fields)
-    return fragments.reply_final_html(conversation=message.conversation, message=message)
+    return message, fragments.reply_final_html(conversation=message.conversation, message=message)
+
+
+def _store_usage(*, job: ReplyJob, end: ReplyEnd, content: str) -> ReplyEnd:
+    """Count a reply that is not stored toward its user's quotas; return `end` with its final token counts."""
+    assert job.owner_id is not None, "a job without a message names its owner"
+    prompt_tokens, completion_tokens = services.reply_unstored_finish(
+        user_id=job.owner_id,
+        content=content,
+        model_id=end.model_id,
+        prompt_tokens=end.prompt_tokens,
+        completion_tokens=end.completion_tokens,
+        tokens_estimated=end.tokens_estimated,
+    )
+    return replace(end, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,15 @@ class SentMessage:
     assistant_message: Message
 
 
-def conversation_create(*, owner: User, persona: Persona) -> Conversation:
-    """Create a conversation with `persona`; its greeting becomes the first assistant message."""
+def conversation_create(*, owner: User, persona: Persona | None) -> Conversation:
+    """Create a conversation with `persona`; its greeting becomes the first assistant message.
+
+    persona: None for a conversation with a model rather than a persona (the
+        API's models for direct use), which has no greeting.
+    """
     with transaction.atomic():
         conversation = Conversation.objects.create(owner=owner, persona=persona)
-        if persona.greeting.strip():
+        if persona is not None and persona.greeting.strip():
             Message.objects.create(
                 conversation=conversation,
                 role=Message.Role.ASSISTANT,
@@ -208,6 +212,53 @@ def reply_finish(
     for name, value in fields.items():
         setattr(message, name, value)
     return message
+
+
+def reply_unstored_finish(
+    *,
+    user_id: int,
+    content: str,
+    model_id: str,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    tokens_estimated: bool,
+) -> tuple[int | None, int | None]:
+    """Count a finished reply that is not stored (the API's `store: false`) toward `user_id`'s daily tokens.
+
+    Counts as `reply_finish` does: with `tokens_estimated` and no
+    `completion_tokens`, the content's own count. Returns the (prompt,
+    completion) tokens counted. One or two writes, to `DailyUsage` only.
+    """
+    if tokens_estimated and completion_tokens is None:
+        completion_tokens = count_tokens(content, model_id=model_id)
+    tokens = (prompt_tokens or 0) + (completion_tokens or 0)
+    if tokens:
+        usage_add(user_id=user_id, started_at=timezone.now(), tokens=tokens)
+    return prompt_tokens, completion_tokens
+
+
+def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]]) -> list[Message]:
+    """Append finished messages to the end of `conversation`'s shown path, in order; return them.
+
+    turns: (role, text) pairs, role one of Message.Role, text from
+        `message_text_clean` (the API saves the earlier turns a caller sent
+        with its question). Assistant text is rendered as a reply is.
+    One read and one write per message.
+    """
+    previous = Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
+    created = []
+    for role, text in turns:
+        previous = Message.objects.create(
+            conversation=conversation,
+            parent=previous,
+            role=role,
+            content=text,
+            content_html=rendering.render_markdown(text) if role == Message.Role.ASSISTANT else "",
+            status=Message.Status.COMPLETE,
+            **_persona_content_tokens(conversation, text),
+        )
+        created.append(previous)
+    return created
 
 
 def usage_add(*, user_id: int, started_at: datetime, tokens: int) -> None:
@@ -450,7 +501,9 @@ class RequestedReply:
     changed: events.MessagesChanged
 
 
-def reply_request(*, user: User, public_id, action: str, text: object, idempotency_key: str = "") -> RequestedReply:
+def reply_request(
+    *, user: User, public_id, action: str, text: object, idempotency_key: str = "", persona: Persona | None = None
+) -> RequestedReply:
     """Save what `action` writes, in one transaction, and return the reply's job and the bubbles to broadcast.
 
     action: "send" (a new question), "edit" (replace the last question; the
@@ -459,7 +512,8 @@ def reply_request(*, user: User, public_id, action: str, text: object, idempoten
     Reloads the conversation (an admin may have changed its persona, model or
     provider meanwhile) and takes the user's quota under a row lock, so two
     tabs cannot both pass the last free send. Nothing stays saved if the
-    quota or the context check refuses the question.
+    quota or the context check refuses the question. `persona` answers
+    instead of the conversation's own (`upstream.upstream_check`).
 
     Raises:
         ValidationError: the text, the persona, the quota or the conversation's
@@ -472,7 +526,7 @@ def reply_request(*, user: User, public_id, action: str, text: object, idempoten
     with transaction.atomic():
         conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
         clean = message_text_clean(text=text) if action != "regenerate" else ""
-        upstream.upstream_check(conversation=conversation)
+        upstream.upstream_check(conversation=conversation, persona=persona)
         quotas.quota_check(user=user, lock=True)
         added: list[Message] | None = None
         if action == "send":
@@ -483,5 +537,5 @@ def reply_request(*, user: User, public_id, action: str, text: object, idempoten
             reply = message_edit(conversation=conversation, text=clean).assistant_message
         else:
             reply = reply_regenerate(conversation=conversation)
-        job = upstream.reply_job_build(conversation=conversation, message=reply)
+        job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona)
     return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))

@@ -7,7 +7,7 @@ the next message, shown under the composer.
 """
 
 from dataclasses import dataclass
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -27,49 +27,62 @@ class ReplyJob:
     """Everything a generation needs, loaded before it starts (no ORM reads while streaming)."""
 
     conversation_id: UUID
-    message: Message
+    # The empty reply the generation fills; None for a reply that is not stored (`reply_job_build_unstored`).
+    message: Message | None
     config: llm.UpstreamConfig
     request: llm.ChatRequest
     # The first user message, when a title should be generated after this reply.
     title_from: str = ""
     # The request's prompt tokens as the site counts them (llm.tokens), for an upstream that reports no usage.
     prompt_tokens_counted: int = 0
+    # Whose quota a reply that is not stored counts toward (a stored one counts toward its conversation's owner).
+    owner_id: int | None = None
 
 
-def upstream_check(*, conversation: Conversation) -> None:
-    """Check that `conversation` can get a reply now, before anything is saved.
+def upstream_check(*, conversation: Conversation | None, persona: Persona | None = None) -> None:
+    """Check that `conversation` (or, without one, `persona`) can get a reply now, before anything is saved.
+
+    persona: the one to answer with instead of the conversation's own (the
+        API's models for direct use: an unsaved persona on a chat model).
 
     Raises:
-        ValidationError: its persona was deleted or deactivated, its model was
-            disabled, or its provider's key cannot be decrypted, with a message
-            for the person chatting.
+        ValidationError: the persona was deleted or deactivated (code
+            "persona_unavailable"), its model was disabled ("model_disabled"),
+            or its provider's key cannot be decrypted ("provider_key"), with a
+            message for the person chatting.
     """
-    persona = conversation.persona
+    persona = persona or (conversation.persona if conversation is not None else None)
     if persona is None or not persona.is_active:
-        raise ValidationError(_("This chat's persona is no longer available. Start a new chat."))
+        raise ValidationError(
+            _("This chat's persona is no longer available. Start a new chat."), code="persona_unavailable"
+        )
     if not persona.model.enabled:
-        raise ValidationError(_("This chat's model has been disabled by an admin. Start a new chat."))
+        raise ValidationError(
+            _("This chat's model has been disabled by an admin. Start a new chat."), code="model_disabled"
+        )
     try:
         provider_upstream_config(provider=persona.model.provider)  # Decrypts the key.
     except DecryptionError:
         raise ValidationError(
-            _("The provider's API key cannot be read with the current secret key. An admin must enter it again.")
+            _("The provider's API key cannot be read with the current secret key. An admin must enter it again."),
+            code="provider_key",
         ) from None
 
 
-def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob:
+def reply_job_build(*, conversation: Conversation, message: Message, persona: Persona | None = None) -> ReplyJob:
     """Assemble the upstream request for `message`, the empty reply that the send, edit or regenerate created.
 
     The request is what `llm.context.select_context` keeps: the persona's system
     prompt, the greeting, and as many of the latest messages (ending with the
     new question) as fit both the persona's history limit and the model's
     context window less the reply's max_tokens; with the persona's
-    temperature, top_p and max_tokens. Call `upstream_check` first.
+    temperature, top_p and max_tokens. `persona` replaces the conversation's
+    own (see `upstream_check`). Call `upstream_check` first.
 
     Raises:
         ValidationError: the new question alone does not fit the context window.
     """
-    persona = conversation.persona
+    persona = persona or conversation.persona
     assert persona is not None, "upstream_check refuses a conversation without a persona"
     model = persona.model
     upstream = _select(conversation=conversation, persona=persona, next_message=None)
@@ -83,13 +96,54 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
         title_from=question.content if wants_title else "",
         prompt_tokens_counted=upstream.context.tokens,
         config=provider_upstream_config(provider=model.provider),
-        request=llm.ChatRequest(
-            model=model.model_id,
-            messages=upstream.context.messages,
-            temperature=persona.temperature,
-            top_p=persona.top_p,
-            max_tokens=persona.max_tokens or model.max_output_tokens,
-        ),
+        request=_request(persona, upstream.context),
+    )
+
+
+def reply_job_build_unstored(
+    *, owner_id: int, persona: Persona, conversation: Conversation | None, history: list[tuple[str, str]], question: str
+) -> ReplyJob:
+    """Assemble the upstream request for a reply that is not stored (the API's `store: false`).
+
+    The context is selected as for a stored reply (`reply_job_build`): the
+    persona's system prompt, its greeting, then as much of the earlier
+    messages as fits, then `question`. The earlier messages are the stored
+    history of `conversation` when given (continuing it without saving to
+    it), else `history` as (role, text) pairs. The reply's usage counts
+    toward `owner_id`. Call `upstream_check` first; nothing is written.
+
+    Raises:
+        ValidationError: the question alone does not fit the context window (code "context_too_large").
+    """
+    if conversation is not None:
+        upstream = _select(conversation=conversation, persona=persona, next_message=question)
+        selected = upstream.context
+    else:
+        selected = _select_context(
+            persona=persona,
+            greeting=persona.greeting if persona.greeting.strip() else None,
+            items=[*history, (Message.Role.USER, question)],
+            known=None,
+        )
+    return ReplyJob(
+        conversation_id=uuid4(),
+        message=None,
+        owner_id=owner_id,
+        prompt_tokens_counted=selected.tokens,
+        config=provider_upstream_config(provider=persona.model.provider),
+        request=_request(persona, selected),
+    )
+
+
+def _request(persona: Persona, selected: context.UpstreamContext) -> llm.ChatRequest:
+    """Return the request asking `persona`'s model with `selected`, with the persona's parameters."""
+    model = persona.model
+    return llm.ChatRequest(
+        model=model.model_id,
+        messages=selected.messages,
+        temperature=persona.temperature,
+        top_p=persona.top_p,
+        max_tokens=persona.max_tokens or model.max_output_tokens,
     )
 
 
@@ -144,17 +198,31 @@ def _select(*, conversation: Conversation, persona: Persona, next_message: str |
     known = [m.content_tokens if m.tokens_counter == counter else None for m in history.recent]
     if next_message is not None:
         items.append((Message.Role.USER, next_message))
+    selected = _select_context(
+        persona=persona, greeting=history.greeting.content if history.greeting else None, items=items, known=known
+    )
+    return _Upstream(history=history, context=selected)
+
+
+def _select_context(
+    *, persona: Persona, greeting: str | None, items: list[tuple[str, str]], known: list[int | None] | None
+) -> context.UpstreamContext:
+    """Run `llm.context.select_context` with `persona`'s prompt and limits over `items`, the last being the new one.
+
+    Raises:
+        ValidationError: the newest item alone does not fit the context window.
+    """
+    model = persona.model
     try:
-        selected = context.select_context(
+        return context.select_context(
             system_prompt=persona.system_prompt,
-            greeting=history.greeting.content if history.greeting else None,
+            greeting=greeting or None,
             history=items,
-            history_limit=limit,
+            history_limit=max(persona.history_limit, 1),
             context_window=model.context_window,
             max_tokens=persona.max_tokens or model.max_output_tokens,
             model_id=model.model_id,
-            content_tokens=known,
+            content_tokens=known or (),
         )
     except context.ContextTooLarge as exc:
         raise ValidationError(str(exc), code="context_too_large") from None
-    return _Upstream(history=history, context=selected)
