@@ -19,7 +19,7 @@ ALLOWED = {
     "conversations": {"llm", "personas", "accounts"},
     "transfer": {"conversations", "personas"},
     # The API is another face of the chat: it sits on the same services as the page.
-    "api": {"llm", "personas", "accounts", "conversations"},
+    "api": {"llm", "personas", "accounts", "conversations", "transfer"},
     "chatsite": {"accounts", "conversations", "transfer", "api"},
 }
 

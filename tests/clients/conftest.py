@@ -23,7 +23,7 @@ EXPECT_TIMEOUT_S = 30
 @pytest.fixture(scope="module")
 def site_server(django_db_setup, fake_upstream):
     """The site in a daphne process for the tests of one module, on the test database."""
-    with DaphneServer() as server:
+    with DaphneServer(env={"CHAT_UPSTREAM_RETRIES": "0"}) as server:
         yield server
 
 

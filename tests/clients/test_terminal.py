@@ -14,7 +14,7 @@ from tests.waiting import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PROMPT = "> "
+PROMPT = ">"  # prompt_toolkit draws the space after it as a cursor move
 
 
 def prompt_of(persona) -> str:
@@ -67,7 +67,7 @@ def test_a_reply_streams_then_is_shown_as_markdown(spawn, helper):
     child.expect_exact("You said: **你好，世界**")
     child.expect_exact("•")
     child.expect_exact(prompt_of(helper))
-    reply = Message.objects.get(role="assistant", conversation__owner__username="alice", status="complete")
+    reply = Message.objects.get(role="assistant", conversation__owner__username="alice", parent__role="user")
     assert reply.content.startswith("You said: **你好，世界**")
     assert reply.conversation.persona == helper
 
@@ -121,10 +121,11 @@ def test_history_and_open_resume_a_conversation(spawn, helper):
     child.expect_exact(prompt_of(helper))
     first = Conversation.objects.get(messages__content="first question")
     send(child, "/history")
-    child.expect(r"1\. second question")
-    child.expect(r"2\. first question")
-    send(child, "/open 2")
-    child.expect_exact("Resumed first question")
+    child.expect(r" 1\. [^\r\n]+ · a-helper · ")
+    child.expect(r" 2\. [^\r\n]+ · a-helper · ")
+    child.expect_exact("/open N resumes one.")
+    send(child, "/open 2")  # Latest activity first: the first conversation is second.
+    child.expect_exact("Resumed ")
     child.expect_exact("You said: **first question**")
     child.expect_exact(prompt_of(helper))
     send(child, "and a follow-up")
@@ -148,7 +149,8 @@ def test_export_writes_the_conversation_as_markdown(spawn, helper, tmp_path):
     send(child, "/export chat.md")
     child.expect_exact("Wrote chat.md")
     markdown = (tmp_path / "chat.md").read_text(encoding="utf-8")
-    assert markdown.startswith("# 导出这段对话")
+    assert markdown.startswith("# ")  # The title the model gave it.
+    assert "- Persona: Helper (a-helper)\n" in markdown
     assert "### User\n\n导出这段对话\n" in markdown
     assert "### Assistant\n\nYou said: **导出这段对话**" in markdown
 
@@ -195,7 +197,7 @@ def test_piped_input_sends_one_message_and_prints_the_reply(client_env, helper):
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("You said: **你好，机器人**\n")
     assert "\x1b[" not in result.stdout  # Plain text for scripts.
-    reply = Message.objects.get(role="assistant")
+    reply = Message.objects.get(role="assistant", parent__role="user")
     assert result.stdout == reply.content + "\n"
 
 

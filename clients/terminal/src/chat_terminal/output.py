@@ -31,11 +31,11 @@ class Output:
 
     def info(self, text: str) -> None:
         """Print a line of the client's own (dim when styled)."""
-        self.console.print(Text(text, style="dim" if self.rich else ""))
+        self.console.print(Text(text, style="dim" if self.rich else ""), soft_wrap=True)
 
     def error(self, text: str) -> None:
         """Print one error line (red when styled)."""
-        self.console.print(Text(text, style="bold red" if self.rich else ""))
+        self.console.print(Text(text, style="bold red" if self.rich else ""), soft_wrap=True)
 
     def reply_start(self, label: str) -> None:
         """Begin a reply: print who answers, on a line of its own."""
