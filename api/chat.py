@@ -169,22 +169,22 @@ async def chat_completion(
     prepared = await database_sync_to_async(_prepare)(
         user=user, model=model, messages=messages, params=params, store=store, conversation_id=conversation_id
     )
-    yield ChatStarted(
-        conversation_id=prepared.conversation_id,
-        model=model,
-        completion_id="chatcmpl-" + secrets.token_hex(12),
-        created=int(time.time()),
-    )
-    if prepared.changed is not None:  # The new bubbles first, to tabs open on the conversation (as the page does).
-        await events.channel_layer().group_send(
-            events.conversation_group(prepared.job.conversation_id), events.layer_message(prepared.changed)
-        )
     listener: generation.ReplyListener = generation.ReplyListener()
-    # The reply outlives this request: it must not inherit the request's context, whose thread-sensitive
-    # executor (Django's ASGI handler) is gone once the response ends. Only the caller's language goes along.
-    reply = contextvars.Context().run(_start_reply, prepared.job, listener, translation.get_language())
+    language = translation.get_language()
+    reply: generation.ReplyGenerator | None = None
     ended = False
     try:
+        if prepared.changed is not None:  # The new bubbles first, to tabs open on the conversation (as the page does).
+            await events.channel_layer().group_send(
+                events.conversation_group(prepared.job.conversation_id), events.layer_message(prepared.changed)
+            )
+        reply = _start_reply(prepared.job, listener, language)
+        yield ChatStarted(
+            conversation_id=prepared.conversation_id,
+            model=model,
+            completion_id="chatcmpl-" + secrets.token_hex(12),
+            created=int(time.time()),
+        )
         while True:
             item = await listener.get()
             if isinstance(item, llm.Delta):
@@ -203,10 +203,23 @@ async def chat_completion(
             return
     finally:
         if not ended:
-            reply.stop()
+            # Gone before the end: stop the reply (one cancelled before it started still ends, stored as stopped).
+            (reply or _start_reply(prepared.job, listener, language)).stop()
 
 
 def _start_reply(
+    job: upstream.ReplyJob, listener: generation.ReplyListener, language: str | None
+) -> generation.ReplyGenerator:
+    """Start generating `job` in a context of its own, with the caller's `language` active.
+
+    The reply outlives the request: it must not inherit the request's
+    context, whose thread-sensitive executor (Django's ASGI handler) is gone
+    once the response ends.
+    """
+    return contextvars.Context().run(_start_in_context, job, listener, language)
+
+
+def _start_in_context(
     job: upstream.ReplyJob, listener: generation.ReplyListener, language: str | None
 ) -> generation.ReplyGenerator:
     if language:
@@ -250,7 +263,11 @@ def _prepare(
                 upstream.upstream_check(conversation=None, persona=persona)
                 quotas.quota_check(user=user, lock=True)
                 job = upstream.reply_job_build_unstored(
-                    owner_id=user.pk, persona=persona, conversation=conversation, history=history, question=question
+                    unstored=services.reply_unstored_start(user=user),
+                    persona=persona,
+                    conversation=conversation,
+                    history=history,
+                    question=question,
                 )
                 changed = None
     except Conversation.DoesNotExist:  # Deleted meanwhile.

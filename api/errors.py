@@ -27,6 +27,7 @@ class ApiErrorKind(StrEnum):
     NOT_FOUND = "not_found"
     METHOD_NOT_ALLOWED = "method_not_allowed"
     RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
     UPSTREAM_ERROR = "upstream_error"
     UPSTREAM_UNAVAILABLE = "upstream_unavailable"
     UPSTREAM_TIMEOUT = "upstream_timeout"
@@ -41,6 +42,7 @@ STATUS: dict[ApiErrorKind, int] = {
     ApiErrorKind.NOT_FOUND: 404,
     ApiErrorKind.METHOD_NOT_ALLOWED: 405,
     ApiErrorKind.RATE_LIMITED: 429,
+    ApiErrorKind.SERVER_ERROR: 500,
     ApiErrorKind.UPSTREAM_ERROR: 502,
     ApiErrorKind.UPSTREAM_UNAVAILABLE: 503,
     ApiErrorKind.UPSTREAM_TIMEOUT: 504,
@@ -56,6 +58,7 @@ _TYPE: dict[ApiErrorKind, str] = {
     ApiErrorKind.NOT_FOUND: "invalid_request_error",
     ApiErrorKind.METHOD_NOT_ALLOWED: "invalid_request_error",
     ApiErrorKind.RATE_LIMITED: "rate_limit_error",
+    ApiErrorKind.SERVER_ERROR: "server_error",
     ApiErrorKind.UPSTREAM_ERROR: "api_error",
     ApiErrorKind.UPSTREAM_UNAVAILABLE: "api_error",
     ApiErrorKind.UPSTREAM_TIMEOUT: "api_error",
@@ -129,6 +132,6 @@ class ApiError(Exception):
             wait_s = error.retry_after_s if error.retry_after_s is not None else 1
             return cls(ApiErrorKind.RATE_LIMITED, message, code=error.limit, retry_after_s=wait_s)
         code = getattr(error, "code", None)
-        if code == "context_too_long":
+        if code == "context_too_large":
             return cls(ApiErrorKind.CONTEXT_TOO_LONG, message, param="messages", code="context_length_exceeded")
         return cls(ApiErrorKind.INVALID_REQUEST, message, param=param, code=code)

@@ -7,14 +7,15 @@ for origins in CHAT_API_CORS_ORIGINS. Every error is an OpenAI error object
 (`api.errors`). The chat itself is `api.chat.chat_completion`.
 """
 
+import functools
 import logging
-from collections.abc import AsyncIterator
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 
@@ -33,17 +34,34 @@ _CORS_HEADERS = {
 }
 
 
-@csrf_exempt
+_View = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponseBase]]
+
+
+def _api_view(view: _View) -> _View:
+    """Wrap an API view: CSRF off (no cookie authenticates here), ApiError and any failure as error objects."""
+
+    @functools.wraps(view)
+    async def wrapped(request: HttpRequest) -> HttpResponseBase:
+        try:
+            return await view(request)
+        except ApiError as exc:
+            return _error(request, exc)
+        except Exception:
+            logger.exception("API request failed: %s %s", request.method, request.path)
+            failure = ApiError(ApiErrorKind.SERVER_ERROR, _("The site failed to answer this request. Try again."))
+            return _error(request, failure)
+
+    return csrf_exempt(wrapped)
+
+
+@_api_view
 async def models_list(request: HttpRequest) -> HttpResponse:
     """List the models the caller may name: active personas (id = slug) and the models for direct use."""
     if request.method == "OPTIONS":
         return _preflight(request, "GET")
-    try:
-        _method(request, "GET")
-        await _authenticate(request)
-        personas, models = await database_sync_to_async(selectors.callable_models)()
-    except ApiError as exc:
-        return _error(request, exc)
+    _method(request, "GET")
+    await _authenticate(request)
+    personas, models = await database_sync_to_async(selectors.callable_models)()
     data = [
         {
             "id": p.slug,
@@ -69,7 +87,7 @@ async def models_list(request: HttpRequest) -> HttpResponse:
     return _cors(request, JsonResponse({"object": "list", "data": data}))
 
 
-@csrf_exempt
+@_api_view
 async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """Answer a chat completion request, streamed as Server-Sent Events or as one `chat.completion`.
 
@@ -79,24 +97,21 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
     """
     if request.method == "OPTIONS":
         return _preflight(request, "POST")
-    try:
-        _method(request, "POST")
-        user = await _authenticate(request)
-        parsed = wire.parse_completion_request(
-            _read_body(request), conversation_header=request.headers.get(wire.CONVERSATION_HEADER)
-        )
-        stream = chat_completion(
-            user=user,
-            model=parsed.model,
-            messages=parsed.messages,
-            params=parsed.params,
-            store=parsed.store,
-            conversation_id=parsed.conversation_id,
-        )
-        started = await anext(stream)
-        assert isinstance(started, ChatStarted)
-    except ApiError as exc:
-        return _error(request, exc)
+    _method(request, "POST")
+    user = await _authenticate(request)
+    parsed = wire.parse_completion_request(
+        _read_body(request), conversation_header=request.headers.get(wire.CONVERSATION_HEADER)
+    )
+    stream = chat_completion(
+        user=user,
+        model=parsed.model,
+        messages=parsed.messages,
+        params=parsed.params,
+        store=parsed.store,
+        conversation_id=parsed.conversation_id,
+    )
+    started = await anext(stream)
+    assert isinstance(started, ChatStarted)
     headers = {wire.CONVERSATION_HEADER: str(started.conversation_id)} if started.conversation_id else {}
     # The status is known at the first event after the start: an upstream failing before any text gets its own.
     first = await anext(stream)

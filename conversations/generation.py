@@ -110,15 +110,12 @@ class ReplyGenerator:
         consume = self._consume_task = asyncio.create_task(self._consume())
         if self.stopped:  # Stopped before it started.
             consume.cancel()
-        helpers = []
+        helpers = [asyncio.create_task(self._checkpoints())]
         if stored:
             control_channel = await self.layer.new_channel()
             control_group = events.control_group(self.job.conversation_id)
             await self.layer.group_add(control_group, control_channel)
-            helpers = [
-                asyncio.create_task(self._listen(control_channel, consume)),
-                asyncio.create_task(self._checkpoints()),
-            ]
+            helpers.append(asyncio.create_task(self._listen(control_channel, consume)))
         try:
             result = await consume
         except asyncio.CancelledError:
@@ -178,8 +175,6 @@ class ReplyGenerator:
         Writes are per interval, never per delta; a crash loses at most one
         interval of text, and the heartbeat tells a dead worker from a slow model.
         """
-        message = self.job.message
-        assert message is not None, "only a stored reply has checkpoints"
         loop = asyncio.get_running_loop()
         saved_chars = 0
         saved_at = loop.time()
@@ -189,7 +184,7 @@ class ReplyGenerator:
             if chars == saved_chars and loop.time() - saved_at < settings.CHAT_HEARTBEAT_S:
                 continue
             try:
-                await database_sync_to_async(services.reply_checkpoint)(message=message, content=self.deltas.text)
+                await database_sync_to_async(_checkpoint)(job=self.job, content=self.deltas.text)
             except Exception:  # A failed checkpoint must not end the reply; the final write still comes.
                 logger.warning("Checkpoint of reply %s failed", self.message_id, exc_info=True)
             saved_chars, saved_at = chars, loop.time()
@@ -309,11 +304,19 @@ def _store(*, message: Message, **fields) -> tuple[Message, str]:
     return message, fragments.reply_final_html(conversation=message.conversation, message=message)
 
 
+def _checkpoint(*, job: ReplyJob, content: str) -> None:
+    """Save a stored reply's text so far with its heartbeat; for one not stored, the heartbeat alone."""
+    if job.message is not None:
+        services.reply_checkpoint(message=job.message, content=content)
+    elif job.unstored is not None:
+        services.reply_unstored_heartbeat(reply=job.unstored)
+
+
 def _store_usage(*, job: ReplyJob, end: ReplyEnd, content: str) -> ReplyEnd:
     """Count a reply that is not stored toward its user's quotas; return `end` with its final token counts."""
-    assert job.owner_id is not None, "a job without a message names its owner"
+    assert job.unstored is not None, "a job without a message has its quota record"
     prompt_tokens, completion_tokens = services.reply_unstored_finish(
-        user_id=job.owner_id,
+        reply=job.unstored,
         content=content,
         model_id=end.model_id,
         prompt_tokens=end.prompt_tokens,

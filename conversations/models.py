@@ -131,6 +131,29 @@ class DailyUsage(models.Model):
         return f"{self.user_id} {self.day}: {self.tokens}"
 
 
+class UnstoredReply(models.Model):
+    """A reply asked of the upstream but not stored (the API's `store: false`), kept for the quotas alone.
+
+    `selectors.user_usage` counts it with the stored replies: toward the
+    replies started in the last minute, and toward the replies streaming
+    until it is `finished` (while its heartbeat is fresh, as for a stored
+    reply). No text is kept. A user's rows a minute old, finished or left by a
+    worker that died, are deleted when they start another
+    (`services.reply_unstored_start`).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="unstored_replies")
+    created_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"], name="unstored_reply_user_created")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
 @dataclass(frozen=True)
 class Versions:
     """Where a message stands among its versions: `index` counts from 1; neighbours by public id.

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from conversations.models import Conversation, DailyUsage, Message, Versions
+from conversations.models import Conversation, DailyUsage, Message, UnstoredReply, Versions
 
 SIDEBAR_PAGE_SIZE = 50
 
@@ -333,7 +333,8 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     """Return what `user` has used at `now` (default: the current time). One query.
 
     Counts the user's assistant messages (one per reply asked of the upstream,
-    so sends, edits and regenerations all count):
+    so sends, edits and regenerations all count), and their `UnstoredReply`
+    rows (replies asked through the API with `store: false`) alike:
     - started in the last 60 s;
     - streaming; with `stale_before`, only those whose heartbeat (or, without
       one, whose start) is at or after it: an older one was left by a worker
@@ -347,7 +348,7 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     now = now or timezone.now()
     day_start, day_end = _local_day(now)
     minute_ago = now - SEND_WINDOW
-    live = Q(status=Message.Status.STREAMING)
+    live = Q()
     if stale_before is not None:
         live &= Q(heartbeat_at__gte=stale_before) | Q(heartbeat_at__isnull=True, created_at__gte=stale_before)
     # A reply answers a question; a greeting (no parent) was asked of no upstream. Two counts, not one
@@ -356,19 +357,22 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     replies = Message.objects.filter(conversation__owner=OuterRef("pk"), role=Message.Role.ASSISTANT).exclude(
         parent=None
     )
+    unstored = UnstoredReply.objects.filter(user=OuterRef("pk"))
     usage = (
         get_user_model()
         .objects.filter(pk=user.pk)
         .values(
             sends=_count(replies.filter(created_at__gt=minute_ago)),
-            streaming=_count(replies.filter(live)),
+            streaming=_count(replies.filter(live, status=Message.Status.STREAMING)),
+            unstored_sends=_count(unstored.filter(created_at__gt=minute_ago)),
+            unstored_streaming=_count(unstored.filter(live & Q(finished=False))),
             tokens=Subquery(DailyUsage.objects.filter(user=OuterRef("pk"), day=day_start.date()).values("tokens")[:1]),
         )
         .first()
-    ) or {"sends": 0, "streaming": 0, "tokens": 0}
+    ) or {"sends": 0, "streaming": 0, "unstored_sends": 0, "unstored_streaming": 0, "tokens": 0}
     return Usage(
-        sends_last_minute=usage["sends"],
-        replies_streaming=usage["streaming"],
+        sends_last_minute=usage["sends"] + usage["unstored_sends"],
+        replies_streaming=usage["streaming"] + usage["unstored_streaming"],
         tokens_today=usage["tokens"] or 0,
         now=now,
         day_start=day_start,
@@ -376,27 +380,26 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     )
 
 
-def _count(messages: QuerySet[Message]) -> Subquery:
+def _count(messages: QuerySet[Message] | QuerySet[UnstoredReply]) -> Subquery:
     """Return COUNT(*) of `messages` as a scalar subquery (for `.values()`)."""
     return Subquery(messages.order_by().values(n=Func("pk", function="COUNT")), output_field=IntegerField())
 
 
 def user_send_free_at(*, user: User, limit: int, now: datetime) -> datetime:
-    """Return when fewer than `limit` of `user`'s replies will have been started in the last 60 s.
+    """Return when fewer than `limit` of `user`'s replies (stored or not) will have been started in the last 60 s.
 
     That is 60 s after the `limit`-th newest reply of the last minute; `now`
     when there are fewer than `limit` of them. One query.
     """
-    started = (
-        Message.objects.filter(
-            conversation__owner=user,
-            role=Message.Role.ASSISTANT,
-            parent__isnull=False,
-            created_at__gt=now - SEND_WINDOW,
-        )
-        .order_by("-created_at")
-        .values_list("created_at", flat=True)[limit - 1 : limit]
+    stored = Message.objects.filter(
+        conversation__owner=user, role=Message.Role.ASSISTANT, parent__isnull=False, created_at__gt=now - SEND_WINDOW
+    ).order_by().values_list("created_at", flat=True)
+    unstored = (
+        UnstoredReply.objects.filter(user=user, created_at__gt=now - SEND_WINDOW)
+        .order_by()
+        .values_list("created_at", flat=True)
     )
+    started = stored.union(unstored, all=True).order_by("-created_at")[limit - 1 : limit]
     return next(iter(started), now - SEND_WINDOW) + SEND_WINDOW
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from conversations import events, fragments, quotas, rendering, selectors, upstream
-from conversations.models import Conversation, DailyUsage, Message
+from conversations.models import Conversation, DailyUsage, Message, UnstoredReply
 from llm.tokens import count_tokens, counter_name
 from personas.models import Persona
 
@@ -214,26 +214,48 @@ def reply_finish(
     return message
 
 
+def reply_unstored_start(*, user: User) -> UnstoredReply:
+    """Record a reply asked for `user` that will not be stored, so the quotas count it; return the record.
+
+    Call it in the transaction that checked the quota (`quotas.quota_check`
+    with `lock`). Deletes the user's records that no longer count: a minute
+    old and finished, or a minute old and left by a worker that died. Two writes.
+    """
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.CHAT_STALE_AFTER_S)
+    UnstoredReply.objects.filter(user=user, created_at__lt=now - selectors.SEND_WINDOW).filter(
+        Q(finished=True) | Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, created_at__lt=stale)
+    ).delete()
+    return UnstoredReply.objects.create(user=user, heartbeat_at=now)
+
+
+def reply_unstored_heartbeat(*, reply: UnstoredReply) -> None:
+    """Record that the worker generating `reply` is alive (one write), as `reply_checkpoint` does for a stored one."""
+    UnstoredReply.objects.filter(pk=reply.pk).update(heartbeat_at=timezone.now())
+
+
 def reply_unstored_finish(
     *,
-    user_id: int,
+    reply: UnstoredReply,
     content: str,
     model_id: str,
     prompt_tokens: int | None,
     completion_tokens: int | None,
     tokens_estimated: bool,
 ) -> tuple[int | None, int | None]:
-    """Count a finished reply that is not stored (the API's `store: false`) toward `user_id`'s daily tokens.
+    """Mark a reply that is not stored (the API's `store: false`) finished and add its tokens to its user's day.
 
     Counts as `reply_finish` does: with `tokens_estimated` and no
-    `completion_tokens`, the content's own count. Returns the (prompt,
-    completion) tokens counted. One or two writes, to `DailyUsage` only.
+    `completion_tokens`, the content's own count; the content itself is not
+    kept. Returns the (prompt, completion) tokens counted. Two or three writes.
     """
     if tokens_estimated and completion_tokens is None:
         completion_tokens = count_tokens(content, model_id=model_id)
     tokens = (prompt_tokens or 0) + (completion_tokens or 0)
-    if tokens:
-        usage_add(user_id=user_id, started_at=timezone.now(), tokens=tokens)
+    with transaction.atomic():
+        UnstoredReply.objects.filter(pk=reply.pk).update(finished=True)
+        if tokens:
+            usage_add(user_id=reply.user_id, started_at=reply.created_at, tokens=tokens)
     return prompt_tokens, completion_tokens
 
 

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 
 import llm
 from conversations import selectors
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, Message, UnstoredReply
 from llm import context
 from llm.tokens import counter_name
 from personas.crypto import DecryptionError
@@ -35,8 +35,8 @@ class ReplyJob:
     title_from: str = ""
     # The request's prompt tokens as the site counts them (llm.tokens), for an upstream that reports no usage.
     prompt_tokens_counted: int = 0
-    # Whose quota a reply that is not stored counts toward (a stored one counts toward its conversation's owner).
-    owner_id: int | None = None
+    # The quota's record of a reply that is not stored (`message` None): services.reply_unstored_start.
+    unstored: UnstoredReply | None = None
 
 
 def upstream_check(*, conversation: Conversation | None, persona: Persona | None = None) -> None:
@@ -101,7 +101,12 @@ def reply_job_build(*, conversation: Conversation, message: Message, persona: Pe
 
 
 def reply_job_build_unstored(
-    *, owner_id: int, persona: Persona, conversation: Conversation | None, history: list[tuple[str, str]], question: str
+    *,
+    unstored: UnstoredReply,
+    persona: Persona,
+    conversation: Conversation | None,
+    history: list[tuple[str, str]],
+    question: str,
 ) -> ReplyJob:
     """Assemble the upstream request for a reply that is not stored (the API's `store: false`).
 
@@ -109,8 +114,9 @@ def reply_job_build_unstored(
     persona's system prompt, its greeting, then as much of the earlier
     messages as fits, then `question`. The earlier messages are the stored
     history of `conversation` when given (continuing it without saving to
-    it), else `history` as (role, text) pairs. The reply's usage counts
-    toward `owner_id`. Call `upstream_check` first; nothing is written.
+    it), else `history` as (role, text) pairs. `unstored` is the reply's
+    record for the quotas (`services.reply_unstored_start`). Call
+    `upstream_check` first; nothing is written.
 
     Raises:
         ValidationError: the question alone does not fit the context window (code "context_too_large").
@@ -128,7 +134,7 @@ def reply_job_build_unstored(
     return ReplyJob(
         conversation_id=uuid4(),
         message=None,
-        owner_id=owner_id,
+        unstored=unstored,
         prompt_tokens_counted=selected.tokens,
         config=provider_upstream_config(provider=persona.model.provider),
         request=_request(persona, selected),

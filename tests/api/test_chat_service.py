@@ -7,7 +7,7 @@ from accounts.models import UsageLimit
 from api.chat import ChatDelta, ChatFailed, ChatFinished, ChatMessage, ChatParams, ChatStarted, chat_completion
 from api.errors import ApiError, ApiErrorKind
 from api.models import DirectModel
-from conversations.models import Conversation, DailyUsage, Message
+from conversations.models import Conversation, DailyUsage, Message, UnstoredReply
 from tests.conftest import streamed_requests
 from tests.waiting import async_wait_until
 
@@ -128,3 +128,21 @@ async def test_a_model_for_direct_use_gets_the_callers_messages_only(alice, prov
     assert body["temperature"] == 0.5
     conversation = await Conversation.objects.aget(public_id=events[0].conversation_id)
     assert conversation.persona_id is None
+
+
+async def test_replies_not_stored_count_toward_the_replies_at_once_and_per_minute(alice, make_persona, upstream):
+    await sync_to_async(make_persona)("long:300+delay:20", slug="slow")
+    await UsageLimit.objects.acreate(user=alice, concurrent_replies=1, sends_per_minute=2)
+    stream = chat_completion(user=alice, model="slow", messages=[ChatMessage("user", "one")], store=False)
+    await anext(stream)
+    with pytest.raises(ApiError) as refused:
+        await collect(user=alice, model="slow", messages=[ChatMessage("user", "two")])
+    assert refused.value.code == "concurrent_replies" and refused.value.retry_after_s == 1
+    await stream.aclose()
+    await async_wait_until(lambda: UnstoredReply.objects.filter(finished=True).aexists())
+    await sync_to_async(make_persona)("long:1", slug="quick")
+    await collect(user=alice, model="quick", messages=[ChatMessage("user", "three")], store=False)
+    with pytest.raises(ApiError) as refused:
+        await collect(user=alice, model="quick", messages=[ChatMessage("user", "four")])
+    assert refused.value.code == "sends_per_minute" and refused.value.retry_after_s >= 1
+    assert await Conversation.objects.acount() == 0

@@ -151,3 +151,10 @@ def test_a_client_gone_mid_stream_stops_the_upstream_and_keeps_the_partial_reply
     assert any('"content":"w0 "' in line for line in seen)
     reply = wait_until(lambda: Message.objects.filter(role="assistant", status="stopped").first(), timeout_s=20)
     assert reply.content.startswith("w0 ") and len(reply.content.split()) < 400
+
+
+def test_without_listed_origins_no_cors_headers_are_sent(site, alice_key):
+    response = httpx2.get(
+        site.url("/v1/models"), headers={"Origin": "https://tools.example.com", "Authorization": f"Bearer {alice_key}"}
+    )
+    assert response.status_code == 200 and "Access-Control-Allow-Origin" not in response.headers
