@@ -9,6 +9,7 @@ Status codes: https://grpc.github.io/grpc/core/md_doc_statuscodes.html
 """
 
 import asyncio
+import logging
 import signal
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
@@ -23,6 +24,8 @@ from api.chat import ChatDelta, ChatFailed, ChatFinished, ChatMessage, ChatStart
 from api.errors import ApiError, ApiErrorKind
 from api.rpc import chat_pb2, chat_pb2_grpc
 
+logger = logging.getLogger(__name__)
+
 # How each kind of refusal or failure ends a call (the HTTP API answers the same kinds with STATUS).
 STATUS_CODES: dict[ApiErrorKind, grpc.StatusCode] = {
     ApiErrorKind.INVALID_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
@@ -33,6 +36,7 @@ STATUS_CODES: dict[ApiErrorKind, grpc.StatusCode] = {
     ApiErrorKind.NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     ApiErrorKind.METHOD_NOT_ALLOWED: grpc.StatusCode.UNIMPLEMENTED,
     ApiErrorKind.RATE_LIMITED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ApiErrorKind.SERVER_ERROR: grpc.StatusCode.INTERNAL,
     ApiErrorKind.UPSTREAM_ERROR: grpc.StatusCode.INTERNAL,
     ApiErrorKind.UPSTREAM_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     ApiErrorKind.UPSTREAM_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
@@ -51,8 +55,8 @@ class ChatService(chat_pb2_grpc.ChatServicer):
         try:
             await _user(context)
             personas, models = await database_sync_to_async(selectors.callable_models)()
-        except ApiError as error:
-            await _abort(context, error)
+        except Exception as error:
+            await _fail(context, error)
         return chat_pb2.ListPersonasResponse(
             personas=[chat_pb2.Persona(id=p.slug, name=p.name, description=p.description) for p in personas]
             + [chat_pb2.Persona(id=m.model_id, name=str(m)) for m in models]
@@ -88,8 +92,8 @@ class ChatService(chat_pb2_grpc.ChatServicer):
                         raise event.error
             finally:
                 await stream.aclose()  # type: ignore[attr-defined]  # an async generator
-        except ApiError as error:
-            await _abort(context, error)
+        except Exception as error:
+            await _fail(context, error)
 
 
 def _finish(event: ChatFinished) -> chat_pb2.Finish:
@@ -120,8 +124,14 @@ async def _user(context: grpc.aio.ServicerContext) -> User:
     return await database_sync_to_async(auth.key_authenticate)(presented=presented)
 
 
-async def _abort(context: grpc.aio.ServicerContext, error: ApiError) -> NoReturn:
-    """End the call with the status code of `error`'s kind, its message, and its details as trailing metadata."""
+async def _fail(context: grpc.aio.ServicerContext, error: Exception) -> NoReturn:
+    """End the call for `error`: an `ApiError` as its kind says, anything else as INTERNAL with a generic message.
+
+    The unexpected error is logged, never shown to the caller (as /v1's JSON 500).
+    """
+    if not isinstance(error, ApiError):
+        logger.error("gRPC call failed", exc_info=error)
+        error = ApiError(ApiErrorKind.SERVER_ERROR, _("The site failed to answer this request. Try again."))
     trailing: list[tuple[str, str]] = []
     if error.code:
         trailing.append(("error-code", str(error.code)))
