@@ -116,3 +116,15 @@ def test_a_session_cookie_is_not_a_key(web, alice, chat, path):
 
 def test_only_get_is_allowed(web, bearer):
     assert web.post("/v1/conversations", **bearer).status_code == 405
+
+
+def test_list_and_detail_take_a_fixed_number_of_queries(web, bearer, chat, alice, persona, django_assert_num_queries):
+    for _ in range(3):
+        services.conversation_create(owner=alice, persona=persona)
+    web.get("/v1/conversations", **bearer)  # The key's first use is recorded once.
+    # The key with its user, the groups' API switches, then the page (personas joined).
+    with django_assert_num_queries(3):
+        assert len(web.get("/v1/conversations", **bearer).json()["data"]) == 4
+    # The key, the switches, the conversation (persona, model, provider joined), its messages.
+    with django_assert_num_queries(4):
+        assert len(web.get(f"/v1/conversations/{chat.public_id}", **bearer).json()["messages"]) == 3
