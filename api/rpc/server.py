@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 import grpc
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import User
+from django.http import HttpRequest
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from api import auth, selectors
@@ -53,6 +55,7 @@ class ChatService(chat_pb2_grpc.ChatServicer):
     ) -> chat_pb2.ListPersonasResponse:
         """Return the personas (and models for direct use) the key's user may name, as GET /v1/models does."""
         try:
+            translation.activate(_language(context))
             await _user(context)
             personas, models = await database_sync_to_async(selectors.callable_models)()
         except Exception as error:
@@ -71,6 +74,7 @@ class ChatService(chat_pb2_grpc.ChatServicer):
         iterator stops the upstream and the partial reply is stored, as when a /v1 stream is dropped.
         """
         try:
+            translation.activate(_language(context))
             user = await _user(context)
             stream = chat_completion(
                 user=user,
@@ -104,6 +108,13 @@ def _finish(event: ChatFinished) -> chat_pb2.Finish:
             chat_pb2.Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion)
         )
     return finish
+
+
+def _language(context: grpc.aio.ServicerContext) -> str:
+    """Return the site's language closest to the call's ``accept-language`` metadata (as a page's request)."""
+    request = HttpRequest()
+    request.META["HTTP_ACCEPT_LANGUAGE"] = dict(context.invocation_metadata() or ()).get("accept-language", "")
+    return translation.get_language_from_request(request)
 
 
 async def _user(context: grpc.aio.ServicerContext) -> User:

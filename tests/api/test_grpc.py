@@ -13,7 +13,7 @@ from grpc_tools import protoc
 from api import services as api_services
 from api.errors import ApiErrorKind
 from api.rpc import chat_pb2, chat_pb2_grpc
-from api.rpc.server import STATUS_CODES
+from api.rpc.server import STATUS_CODES, _language
 from conversations.models import Conversation, Message
 from tests.servers import BASE_DIR, database_url
 from tests.waiting import wait_until
@@ -201,3 +201,19 @@ def test_the_committed_generated_code_is_current(tmp_path):
     for name in GENERATED:
         fresh = (tmp_path / "api" / "rpc" / name).read_text()
         assert (RPC_DIR / name).read_text() == fresh, f"api/rpc/{name} is stale: run `make grpc`"
+
+
+class _Context:
+    def __init__(self, metadata):
+        self.metadata = metadata
+
+    def invocation_metadata(self):
+        return self.metadata
+
+
+@pytest.mark.parametrize(
+    ("metadata", "language"),
+    [((("accept-language", "zh-CN,zh;q=0.9"),), "zh-hans"), ((), settings.LANGUAGE_CODE)],
+)
+def test_the_call_is_answered_in_the_language_its_metadata_asks_for(metadata, language):
+    assert _language(_Context(metadata)) == language

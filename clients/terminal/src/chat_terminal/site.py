@@ -9,6 +9,7 @@ in the site's ``docs/api.md``: ``GET /v1/models``, ``POST /v1/chat/completions``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,16 @@ def error_line(error: BaseException, *, url: str = "") -> str:
     return f"Unexpected error: {_one_line(str(error)) or type(error).__name__}"
 
 
+def user_language() -> str:
+    """Return the user's language as a language tag ("zh-CN") from LC_ALL, LC_MESSAGES or LANG; "" for C/POSIX."""
+    for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
+        value = os.environ.get(name, "")
+        if value:
+            tag = value.split(".")[0].split("@")[0].replace("_", "-")
+            return "" if tag in ("C", "POSIX") else tag
+    return ""
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
@@ -85,11 +96,14 @@ class Site:
 
     def __init__(self, credentials: Credentials) -> None:
         self.url = credentials.url
+        language = user_language()
         self._client = openai.OpenAI(
             base_url=f"{credentials.url}/v1",
             api_key=credentials.api_key,
             max_retries=0,
             timeout=openai.Timeout(TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
+            # The site's messages (errors, refusals) in the user's language, as its pages would be.
+            default_headers={"Accept-Language": language} if language else None,
         )
 
     def close(self) -> None:
