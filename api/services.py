@@ -59,3 +59,9 @@ def api_key_touch(*, key: ApiKey, now: datetime) -> None:
     if key.last_used_at is None or (now - key.last_used_at).total_seconds() >= 60:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
         key.last_used_at = now
+
+
+def console_keys_delete_expired(*, user: User, now: datetime) -> int:
+    """Delete `user`'s short-lived keys that have expired (the API page's console); return how many."""
+    deleted, _by_model = ApiKey.objects.filter(user=user, expires_at__lte=now).delete()
+    return deleted

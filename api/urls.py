@@ -1,8 +1,10 @@
+"""The OpenAI-compatible API, mounted at /v1/ (namespace "v1")."""
+
 from django.urls import path
 
 from api import conversations, views
 
-app_name = "api"
+app_name = "v1"
 
 urlpatterns = [
     path("models", views.models_list, name="models"),

@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="account_login"),
     path("accounts/", include("allauth.urls")),
     path("account/", account_page, name="account"),
+    path("account/api/", include("api.page_urls")),
     # The OpenAI-compatible API (api/), authenticated by personal keys only.
     path("v1/", include("api.urls")),
     path("", include("transfer.urls")),

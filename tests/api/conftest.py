@@ -27,14 +27,14 @@ def alice_key(alice) -> str:
 
 
 @pytest.fixture
-def client(site, alice_key) -> openai.OpenAI:
+def sdk(site, alice_key) -> openai.OpenAI:
     """The real openai SDK on the site's /v1 with alice's key; no retries, so each error is seen as answered."""
     with openai.OpenAI(base_url=site.url("/v1"), api_key=alice_key, max_retries=0, timeout=30) as sdk:
         yield sdk
 
 
 @pytest.fixture
-async def async_client(site, alice_key) -> openai.AsyncOpenAI:
+async def async_sdk(site, alice_key) -> openai.AsyncOpenAI:
     async with openai.AsyncOpenAI(base_url=site.url("/v1"), api_key=alice_key, max_retries=0, timeout=30) as sdk:
         yield sdk
 

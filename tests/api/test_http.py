@@ -14,9 +14,9 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_a_streamed_completion_relays_the_upstreams_text_finish_reason_and_usage(client, make_persona, upstream):
+def test_a_streamed_completion_relays_the_upstreams_text_finish_reason_and_usage(sdk, make_persona, upstream):
     make_persona("long:6", slug="helper")
-    stream = client.chat.completions.create(
+    stream = sdk.chat.completions.create(
         model="helper",
         messages=[{"role": "user", "content": "Count for me"}],
         stream=True,
@@ -34,9 +34,9 @@ def test_a_streamed_completion_relays_the_upstreams_text_finish_reason_and_usage
     assert reply.conversation.title in ("Count for me", "w0 w1 w2 w3 w4 w5")
 
 
-def test_a_completion_without_streaming_is_one_object_with_the_conversation_header(client, make_persona, upstream):
+def test_a_completion_without_streaming_is_one_object_with_the_conversation_header(sdk, make_persona, upstream):
     make_persona("finish:length", slug="helper")
-    raw = client.chat.completions.with_raw_response.create(
+    raw = sdk.chat.completions.with_raw_response.create(
         model="helper", messages=[{"role": "user", "content": "Say **hi**"}]
     )
     completion = raw.parse()
@@ -48,39 +48,37 @@ def test_a_completion_without_streaming_is_one_object_with_the_conversation_head
     assert raw.headers["X-Conversation-Id"] == str(conversation.public_id)
 
 
-async def test_the_async_sdk_streams_and_completes(async_client, make_persona, upstream):
+async def test_the_async_sdk_streams_and_completes(async_sdk, make_persona, upstream):
     from asgiref.sync import sync_to_async
 
     await sync_to_async(make_persona)("long:3", slug="helper")
-    stream = await async_client.chat.completions.create(
+    stream = await async_sdk.chat.completions.create(
         model="helper", messages=[{"role": "user", "content": "hi"}], stream=True
     )
     text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
-    completion = await async_client.chat.completions.create(
+    completion = await async_sdk.chat.completions.create(
         model="helper", messages=[{"role": "user", "content": "again"}]
     )
     assert text == "w0 w1 w2 " == completion.choices[0].message.content
 
 
-def test_models_lists_active_personas_and_models_for_direct_use(client, make_persona):
+def test_models_lists_active_personas_and_models_for_direct_use(sdk, make_persona):
     make_persona("fake-echo", slug="helper", name="Helper")
     make_persona("fake-echo", slug="retired", is_active=False)
     direct = make_persona("gpt-4o-mini", slug="mini", name="Mini").model
     DirectModel.objects.create(model=direct)
-    ids = [m.id for m in client.models.list()]
+    ids = [m.id for m in sdk.models.list()]
     assert ids == ["helper", "mini", "gpt-4o-mini"]
 
 
-def test_continuing_a_conversation_sends_its_history_within_the_context_budget(client, make_persona, upstream):
+def test_continuing_a_conversation_sends_its_history_within_the_context_budget(sdk, make_persona, upstream):
     make_persona("echo-raw", slug="echo", history_limit=3, greeting="")
-    first = client.chat.completions.with_raw_response.create(
-        model="echo", messages=[{"role": "user", "content": "one"}]
-    )
+    first = sdk.chat.completions.with_raw_response.create(model="echo", messages=[{"role": "user", "content": "one"}])
     conversation_id = first.headers["X-Conversation-Id"]
-    client.chat.completions.create(
+    sdk.chat.completions.create(
         model="echo", messages=[{"role": "user", "content": "two"}], metadata={"conversation_id": conversation_id}
     )
-    third = client.chat.completions.with_raw_response.create(
+    third = sdk.chat.completions.with_raw_response.create(
         model="echo",
         messages=[{"role": "user", "content": "three"}],
         extra_headers={"X-Conversation-Id": conversation_id},
@@ -92,13 +90,13 @@ def test_continuing_a_conversation_sends_its_history_within_the_context_budget(c
     assert Conversation.objects.count() == 1 and Message.objects.count() == 6
 
 
-def test_another_users_conversation_id_is_not_found(client, make_persona, bob, upstream):
+def test_another_users_conversation_id_is_not_found(sdk, make_persona, bob, upstream):
     persona = make_persona("long:2", slug="helper")
     from conversations import services
 
     theirs = services.conversation_create(owner=bob, persona=persona)
     with pytest.raises(openai.NotFoundError) as refused:
-        client.chat.completions.create(
+        sdk.chat.completions.create(
             model="helper",
             messages=[{"role": "user", "content": "peek"}],
             metadata={"conversation_id": str(theirs.public_id)},
@@ -107,9 +105,9 @@ def test_another_users_conversation_id_is_not_found(client, make_persona, bob, u
     assert Message.objects.filter(role="user").count() == 0 and not streamed_requests(upstream)
 
 
-def test_store_false_saves_nothing_but_counts_toward_the_quota(client, make_persona, upstream, alice):
+def test_store_false_saves_nothing_but_counts_toward_the_quota(sdk, make_persona, upstream, alice):
     make_persona("long:4", slug="helper")
-    raw = client.chat.completions.with_raw_response.create(
+    raw = sdk.chat.completions.with_raw_response.create(
         model="helper", messages=[{"role": "user", "content": "off the record"}], store=False
     )
     assert raw.parse().choices[0].message.content == "w0 w1 w2 w3 "
@@ -118,24 +116,24 @@ def test_store_false_saves_nothing_but_counts_toward_the_quota(client, make_pers
     assert DailyUsage.objects.get(user=alice).tokens == raw.parse().usage.total_tokens
 
 
-def test_a_quota_is_answered_429_with_retry_after(client, make_persona, alice, upstream):
+def test_a_quota_is_answered_429_with_retry_after(sdk, make_persona, alice, upstream):
     make_persona("long:2", slug="helper")
     UsageLimit.objects.create(user=alice, sends_per_minute=1)
-    client.chat.completions.create(model="helper", messages=[{"role": "user", "content": "one"}])
+    sdk.chat.completions.create(model="helper", messages=[{"role": "user", "content": "one"}])
     with pytest.raises(openai.RateLimitError) as refused:
-        client.chat.completions.create(model="helper", messages=[{"role": "user", "content": "two"}])
+        sdk.chat.completions.create(model="helper", messages=[{"role": "user", "content": "two"}])
     assert 1 <= int(refused.value.response.headers["Retry-After"]) <= 60
     assert refused.value.body["code"] == "sends_per_minute"
     assert "in the last minute" in refused.value.body["message"]
     assert Message.objects.filter(role="user").count() == 1
 
 
-def test_the_daily_token_quota_is_answered_429_until_midnight(client, make_persona, alice, upstream):
+def test_the_daily_token_quota_is_answered_429_until_midnight(sdk, make_persona, alice, upstream):
     make_persona("long:20", slug="helper")
     UsageLimit.objects.create(user=alice, daily_tokens=10)
-    client.chat.completions.create(model="helper", messages=[{"role": "user", "content": "use it up"}], store=False)
+    sdk.chat.completions.create(model="helper", messages=[{"role": "user", "content": "use it up"}], store=False)
     with pytest.raises(openai.RateLimitError) as refused:
-        client.chat.completions.create(model="helper", messages=[{"role": "user", "content": "more"}], stream=True)
+        sdk.chat.completions.create(model="helper", messages=[{"role": "user", "content": "more"}], stream=True)
     assert refused.value.body["code"] == "daily_tokens" and int(refused.value.response.headers["Retry-After"]) >= 1
 
 
