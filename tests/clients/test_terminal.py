@@ -92,6 +92,16 @@ def test_ctrl_c_stops_the_reply_and_the_site_keeps_the_partial_text(spawn, make_
     child.expect(pexpect.EOF)
 
 
+def test_a_reply_cut_by_its_length_limit_says_so(spawn, make_persona):
+    cut = make_persona("long:3+finish:length", slug="a-cut", name="Cut")
+    child = spawn("--no-color")
+    child.expect_exact(prompt_of(cut))
+    send(child, "go")
+    child.expect_exact("w0 w1 w2")
+    child.expect_exact("[cut off: the reply reached its length limit]")
+    child.expect_exact(prompt_of(cut))
+
+
 def test_persona_lists_and_switches_to_a_new_conversation(spawn, helper, make_persona):
     poet = make_persona("fake-echo", slug="b-poet", name="Poet", description="Writes verse")
     child = spawn("--no-color")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -50,11 +50,10 @@ class ConversationSummary:
 
 @dataclass
 class Reply:
-    """A reply being streamed: its conversation, and, once it ends, the finish reason and usage."""
+    """A reply being streamed: its conversation, and, once it ends, the finish reason."""
 
     conversation_id: str | None
     finish_reason: str | None = None
-    usage: dict[str, int] = field(default_factory=dict)
 
 
 def error_line(error: BaseException, *, url: str = "") -> str:
@@ -162,7 +161,7 @@ class Site:
     def chat(self, *, persona: str, message: str, conversation_id: str | None) -> tuple[Reply, Iterator[str]]:
         """Send one message; return the reply's record and an iterator over its text deltas.
 
-        The iterator fills in ``Reply.finish_reason`` and ``Reply.usage`` when the stream ends; closing
+        The iterator fills in ``Reply.finish_reason`` when the stream ends; closing
         it early (``.close()``, e.g. on Ctrl-C) closes the connection, which makes the site stop the
         upstream and keep the partial reply. Continues ``conversation_id`` when given.
 
@@ -174,7 +173,6 @@ class Site:
             model=persona,
             messages=[{"role": "user", "content": message}],
             stream=True,
-            stream_options={"include_usage": True},
             extra_headers=headers,
         )
         reply = Reply(conversation_id=raw.headers.get(CONVERSATION_HEADER) or conversation_id)
@@ -183,11 +181,6 @@ class Site:
         def deltas() -> Iterator[str]:
             with stream:
                 for chunk in stream:
-                    if chunk.usage is not None:
-                        reply.usage = {
-                            "prompt_tokens": chunk.usage.prompt_tokens,
-                            "completion_tokens": chunk.usage.completion_tokens,
-                        }
                     for choice in chunk.choices:
                         if choice.delta.content:
                             yield choice.delta.content
