@@ -3,7 +3,7 @@
 Beyond OpenAI's endpoints, under /v1 like them and authenticated the same way (a personal key as
 ``Authorization: Bearer``; never a session cookie). Every read goes through `conversations.selectors`,
 scoped to the key's user: another user's conversation answers 404, like a missing one. Shapes are
-documented in docs/api.md; a conversation is the record of the export schema (docs/export-format.md).
+documented in docs/api-clients.md; a conversation is the record of the export schema (docs/export-format.md).
 
     GET /v1/conversations?limit=20&after=<id>     {"object": "list", "data": [...], "has_more": bool}
     GET /v1/conversations/<id>                    the export record, messages included
