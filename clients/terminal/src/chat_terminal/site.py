@@ -2,9 +2,10 @@
 
 Everything goes through one ``openai.OpenAI`` client (base URL ``<site>/v1``, ``Authorization: Bearer
 <key>``), so authentication, timeouts and error bodies are handled once. The endpoints are documented
-in the site's ``docs/api.md`` and ``docs/api-clients.md``: ``GET /v1/models``, ``POST /v1/chat/completions`` (the response header
-``X-Conversation-Id`` names the conversation; sent back as a request header it continues it),
-``GET /v1/conversations``, ``GET /v1/conversations/<id>`` and ``GET /v1/conversations/<id>/export``.
+in the site's ``docs/api.md`` and ``docs/api-clients.md``: ``GET /v1/models``,
+``POST /v1/chat/completions`` (the response header ``X-Conversation-Id`` names the conversation; sent
+back as a request header it continues it), ``GET /v1/conversations``, ``GET /v1/conversations/<id>``
+and ``GET /v1/conversations/<id>/export``.
 """
 
 from __future__ import annotations
