@@ -391,9 +391,16 @@ def user_send_free_at(*, user: User, limit: int, now: datetime) -> datetime:
     That is 60 s after the `limit`-th newest reply of the last minute; `now`
     when there are fewer than `limit` of them. One query.
     """
-    stored = Message.objects.filter(
-        conversation__owner=user, role=Message.Role.ASSISTANT, parent__isnull=False, created_at__gt=now - SEND_WINDOW
-    ).order_by().values_list("created_at", flat=True)
+    stored = (
+        Message.objects.filter(
+            conversation__owner=user,
+            role=Message.Role.ASSISTANT,
+            parent__isnull=False,
+            created_at__gt=now - SEND_WINDOW,
+        )
+        .order_by()
+        .values_list("created_at", flat=True)
+    )
     unstored = (
         UnstoredReply.objects.filter(user=user, created_at__gt=now - SEND_WINDOW)
         .order_by()
