@@ -7,6 +7,7 @@
 #   make lock   recompile requirements*.txt (the hashed locks) from requirements*.in
 #   make messages         extract new strings into locale/*/LC_MESSAGES/*.po (needs GNU gettext), then compile
 #   make compilemessages  compile the .po catalogs into the committed .mo files (pure Python: Babel)
+#   make grpc   regenerate api/rpc/chat_pb2*.py from api/rpc/chat.proto (grpcio-tools)
 #
 # run installs requirements.txt; test, demo and lint install requirements-test.txt. Both are
 # locks: every package, transitive ones included, pinned with hashes (pip checks them).
@@ -31,7 +32,7 @@ PY := $(VENV)/bin/python
 VAR_DIR := $(if $(CHAT_VAR_DIR),$(CHAT_VAR_DIR),var)
 DEMO_VAR_DIR := $(CURDIR)/var/demo
 
-.PHONY: help run demo test lint lock messages compilemessages
+.PHONY: help run demo test lint lock messages compilemessages grpc
 
 help:
 	@echo "make run   serve the site (set OPENAI_API_KEY, OPENAI_BASE_URL, OPENAI_MODEL to seed a provider)"
@@ -40,6 +41,7 @@ help:
 	@echo "make lint  ruff check, ruff format --check, mypy, makemigrations --check (all run; fails if any fails)"
 	@echo "make messages         extract strings into the zh_Hans and zh_Hant catalogs (needs GNU gettext), compile them"
 	@echo "make compilemessages  compile locale/*/LC_MESSAGES/*.po into the .mo files the site reads (pure Python)"
+	@echo "make grpc  regenerate the gRPC modules api/rpc/chat_pb2*.py from api/rpc/chat.proto"
 	@echo "make lock  recompile requirements.txt and requirements-test.txt from the .in files"
 	@echo "           (UPGRADE=1: newest allowed versions; UPGRADE_PACKAGE=\"openai ...\": only those)"
 
@@ -65,8 +67,12 @@ demo: $(VENV)/.installed-test $(DEMO_VAR_DIR)/secret_key
 	echo "Demo on http://$(HOST):$(PORT)/ (fake upstream on port $(DEMO_UPSTREAM_PORT)); Ctrl-C stops both."; \
 	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
 
-test: $(VENV)/.installed-test $(VAR_DIR)/secret_key
+test: $(VENV)/.installed-test $(VENV)/.installed-client $(VAR_DIR)/secret_key
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The generated modules are committed (the site needs no build step); a test fails when they are stale.
+grpc: $(VENV)/.installed-test
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. api/rpc/chat.proto
 
 # Each check runs even if an earlier one failed; the exit status says whether all passed.
 # The settings need a secret key: a throwaway one here, and makemigrations checks the migration
@@ -136,6 +142,13 @@ $(VENV)/.installed-runtime: requirements.txt | $(PY)
 
 $(VENV)/.installed-test: requirements.txt requirements-test.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check --quiet --require-hashes -r requirements-test.txt
+	touch $@
+
+# The terminal client (clients/terminal) is a package of its own, run by its tests as the `chat`
+# command. Its dependencies are in the test lock (hash-checked); the client itself is installed
+# editable, without dependencies and without fetching a build backend (setuptools is in the lock).
+$(VENV)/.installed-client: clients/terminal/pyproject.toml $(VENV)/.installed-test
+	$(PY) -m pip install --disable-pip-version-check --quiet --no-deps --no-build-isolation --editable ./clients/terminal
 	touch $@
 
 # A random key, readable by its owner only; never overwritten (it encrypts provider API keys).

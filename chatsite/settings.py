@@ -344,6 +344,10 @@ CHAT_API_MAX_BODY_BYTES = env_int("CHAT_API_MAX_BODY_BYTES", 1024 * 1024, minimu
 CHAT_API_MAX_MESSAGES = env_int("CHAT_API_MAX_MESSAGES", 1000, minimum=1)
 # How long the API page's console key lasts (seconds).
 CHAT_API_CONSOLE_KEY_S = env_int("CHAT_API_CONSOLE_KEY_S", 3600, minimum=60)
+# `manage.py grpcserve` (api/rpc): the address the gRPC chat service listens on (plaintext HTTP/2: keep it
+# on loopback or a private network, or put a TLS-terminating proxy in front). Port 0 picks a free port.
+CHAT_GRPC_HOST = env_str("CHAT_GRPC_HOST", "127.0.0.1")
+CHAT_GRPC_PORT = env_int("CHAT_GRPC_PORT", 50051, minimum=0)
 
 # CONTENT SECURITY POLICY
 

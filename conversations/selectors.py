@@ -25,8 +25,12 @@ def conversation_list_for_user(
     limit: int = SIDEBAR_PAGE_SIZE,
     before: tuple[datetime, UUID] | None = None,
     archived: bool = False,
+    with_persona: bool = False,
 ) -> QuerySet[Conversation]:
     """Return `user`'s unarchived (or only archived) conversations, newest activity first, at most `limit`.
+
+    With `with_persona`, each also has `created_at` and its persona's slug and name, in the same query
+    (the API's list, `api.conversations`).
 
     Keyset pagination: `before` is the (updated_at, public_id) of the last
     conversation of the previous page; this page starts right after it.
@@ -40,9 +44,11 @@ def conversation_list_for_user(
         conversations = conversations.filter(updated_at__lte=updated_at).filter(
             Q(updated_at__lt=updated_at) | Q(public_id__lt=public_id)
         )
-    return conversations.only("public_id", "title", "archived", "updated_at").order_by("-updated_at", "-public_id")[
-        :limit
-    ]
+    fields = ["public_id", "title", "archived", "updated_at"]
+    if with_persona:
+        conversations = conversations.select_related("persona")
+        fields += ["created_at", "persona__slug", "persona__name"]
+    return conversations.only(*fields).order_by("-updated_at", "-public_id")[:limit]
 
 
 def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversation:

@@ -22,7 +22,7 @@ ALLOWED = {
     # Feishu/Lark and WeChat bots: reply through conversations' services, secrets through personas.crypto.
     "bots": {"conversations", "personas"},
     # The API is another face of the chat: it sits on the same services as the page.
-    "api": {"llm", "personas", "accounts", "conversations"},
+    "api": {"llm", "personas", "accounts", "conversations", "transfer"},
     "chatsite": {"accounts", "conversations", "transfer", "api"},
 }
 
