@@ -48,11 +48,14 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
+from mdit_py_plugins.tasklists import tasklists_plugin
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import find_lexer_class_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
+
+from conversations.mathml import math_plugin
 
 __all__ = ["render_markdown", "render_plain_text", "sanitize_html", "stored_html"]
 
@@ -69,17 +72,54 @@ ALLOWED_TAGS = frozenset(
         "strong", "em", "del", "s", "code", "pre", "blockquote",
         "ul", "ol", "li",
         "table", "thead", "tbody", "tr", "th", "td",
-        "a", "span",
+        "a", "span", "input",
     }
 )  # fmt: skip
-# `rel` is not listed: nh3 sets it itself on every <a> (link_rel).
+# MathML Core's presentation elements (https://www.w3.org/TR/mathml-core/#presentation-markup),
+# those latex2mathml writes. Not allowed: <maction> (actions on click), <annotation-xml> and
+# <semantics> (HTML integration points, OWASP's mXSS class), <mglyph> and <malignmark>.
+MATHML_TAGS = frozenset(
+    {
+        "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msub", "msup", "msubsup",
+        "munder", "mover", "munderover", "mfrac", "msqrt", "mroot", "mstyle", "mpadded",
+        "mphantom", "menclose", "mtable", "mtr", "mtd", "merror",
+    }
+)  # fmt: skip
+# `rel` and `target` are not listed: nh3 sets them itself on every <a> (link_rel, LINK_TARGET);
+# neither are <input>'s `type` and `disabled` (TASK_CHECKBOX).
 ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     "*": frozenset(),  # no generic attributes (ammonia's default is lang, title)
     "a": frozenset({"href", "title"}),
     "ol": frozenset({"start"}),
     # Only the fence renderer below emits this, from a checked language token.
     "code": frozenset({"class"}),
+    # GFM task lists: `- [x] done` (https://github.github.com/gfm/#task-list-items-extension-).
+    "input": frozenset({"checked"}),
+    # MathML's presentation attributes that change layout only, never a URL or a colour.
+    "math": frozenset({"display"}),
+    "mi": frozenset({"mathvariant"}),
+    "mo": frozenset({"fence", "separator", "stretchy", "largeop", "movablelimits", "symmetric"})
+    | {"minsize", "maxsize", "lspace", "rspace", "form", "accent"},
+    "mstyle": frozenset({"displaystyle", "scriptlevel", "mathvariant", "mathsize"}),
+    "mspace": frozenset({"width", "height", "depth", "linebreak"}),
+    "mpadded": frozenset({"width", "height", "depth", "lspace", "voffset"}),
+    "mfrac": frozenset({"linethickness"}),
+    "mover": frozenset({"accent"}),
+    "munder": frozenset({"accentunder"}),
+    "munderover": frozenset({"accent", "accentunder"}),
+    "menclose": frozenset({"notation"}),
+    "mtable": frozenset(
+        {"columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines", "frame", "displaystyle"}
+    ),
+    "mtr": frozenset({"columnalign", "rowalign"}),
+    "mtd": frozenset({"columnalign", "rowalign", "columnspan", "rowspan"}),
 }
+# Links open in a new tab (with LINK_REL, so the reply's page cannot reach back into this one).
+LINK_TARGET = "_blank"
+# A task list's box shows its state and cannot be clicked: there is nothing to save it to.
+TASK_CHECKBOX = {"type": "checkbox", "disabled": ""}
+# Table column alignment (GFM `:--:`) as a class: no style attribute is allowed.
+ALIGN_CLASSES = {"left": "align-left", "center": "align-center", "right": "align-right"}
 IMAGE_ATTRIBUTES = frozenset({"src", "alt", "title"})
 LINK_REL = "noopener noreferrer nofollow"
 
@@ -214,6 +254,8 @@ def _markdown(allow_images: bool) -> MarkdownIt:
         {"html": False, "linkify": True, "typographer": False},
     ).enable(["table", "strikethrough", "linkify"])
     md.validateLink = _link_allowed  # type: ignore[method-assign]
+    tasklists_plugin(md)
+    math_plugin(md)
     md.core.ruler.push("chat_mark_images_in_links", _mark_images_in_links)
     md.add_render_rule("fence", _render_fence)
     md.add_render_rule("th_open", _render_cell_open)
@@ -229,18 +271,26 @@ def _cleaner(allow_images: bool) -> nh3.Cleaner:
     if allow_images:
         tags.add("img")
         attributes["img"] = set(IMAGE_ATTRIBUTES)
+    tags |= MATHML_TAGS
+    cell_classes = set(ALIGN_CLASSES.values())
     return nh3.Cleaner(
         tags=tags,
         clean_content_tags={"script", "style"},
         attributes=attributes,
         strip_comments=True,
         link_rel=LINK_REL,
+        set_tag_attribute_values={"a": {"target": LINK_TARGET}, "input": TASK_CHECKBOX},
         generic_attribute_prefixes=set(),
         url_schemes=set(LINK_SCHEMES),
         url_relative="deny",
         allowed_classes={
             "pre": {"highlight"},
-            "span": {name for name in STANDARD_TYPES.values() if name},
+            "span": {name for name in STANDARD_TYPES.values() if name} | {"math-display"},
+            "th": cell_classes,
+            "td": cell_classes,
+            "ul": {"contains-task-list"},
+            "ol": {"contains-task-list"},
+            "li": {"task-list-item"},
         },
     )
 
@@ -378,9 +428,12 @@ def _render_cell_open(
     options: OptionsDict,
     env: EnvType,
 ) -> str:
-    # markdown-it puts column alignment in a style attribute; no style is
-    # allowed, so the alignment is dropped.
-    tokens[idx].attrs.pop("style", None)
+    # markdown-it puts column alignment in a style attribute (`text-align:right`);
+    # no style is allowed, so it becomes a class.
+    style = str(tokens[idx].attrs.pop("style", ""))
+    align = ALIGN_CLASSES.get(style.removeprefix("text-align:"))
+    if align:
+        tokens[idx].attrSet("class", align)
     return self.renderToken(tokens, idx, options, env)
 
 

@@ -22,8 +22,9 @@ JavaScript, against the oracle of tests/fixtures/xss/SOURCES.md:
 - inside content containers (message bodies, conversation titles, persona
   descriptions, search hits): only the elements and attributes that
   `conversations.rendering` allows in rendered Markdown (so no ``hx-*``,
-  ``data-hx-*``, ``ws-*``, ``id``, ``name``, ``style``, ``target``, no form
-  controls), every link ``rel="noopener noreferrer"`` and http(s)/mailto only,
+  ``data-hx-*``, ``ws-*``, ``id``, ``name``, ``style``, no form
+  controls but a task list's disabled checkbox), every link ``rel="noopener noreferrer"``,
+  ``target="_blank"`` if any, and http(s)/mailto only,
   no ``<img>`` (remote images are off by default); text-only containers
   (user messages, streaming replies, titles, descriptions) hold no element at all;
 - the page hooks the chat page relies on (the elements its script and htmx
@@ -61,12 +62,26 @@ INIT_SCRIPT = r"""
     "cite", "longdesc", "lowsrc", "dynsrc", "ping", "manifest", "srcset", "itemtype",
   ]);
   const DANGEROUS = /^(javascript|vbscript|data|file):/;
-  // rendering.ALLOWED_TAGS / ALLOWED_ATTRIBUTES; nh3 adds rel to <a>. No <img>: remote images are off.
+  // rendering.ALLOWED_TAGS / MATHML_TAGS / ALLOWED_ATTRIBUTES; nh3 adds rel and target to <a>,
+  // type and disabled to <input>. No <img>: remote images are off.
   const MARKDOWN = {
     p: [], br: [], hr: [], h1: [], h2: [], h3: [], h4: [], h5: [], h6: [],
     strong: [], em: [], del: [], s: [], code: ["class"], pre: ["class"], blockquote: [],
-    ul: [], ol: ["start"], li: [], table: [], thead: [], tbody: [], tr: [], th: [], td: [],
-    a: ["href", "title", "rel"], span: ["class"],
+    ul: ["class"], ol: ["start", "class"], li: ["class"], table: [], thead: [], tbody: [], tr: [],
+    th: ["class"], td: ["class"], a: ["href", "title", "rel", "target"], span: ["class"],
+    input: ["type", "disabled", "checked"],
+    math: ["display"], mi: ["mathvariant"],
+    mo: ["fence", "separator", "stretchy", "largeop", "movablelimits", "symmetric", "minsize", "maxsize",
+         "lspace", "rspace", "form", "accent"],
+    mstyle: ["displaystyle", "scriptlevel", "mathvariant", "mathsize"],
+    mspace: ["width", "height", "depth", "linebreak"], mpadded: ["width", "height", "depth", "lspace", "voffset"],
+    mfrac: ["linethickness"], mover: ["accent"], munder: ["accentunder"], munderover: ["accent", "accentunder"],
+    menclose: ["notation"],
+    mtable: ["columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines", "frame",
+             "displaystyle"],
+    mtr: ["columnalign", "rowalign"], mtd: ["columnalign", "rowalign", "columnspan", "rowspan"],
+    mrow: [], mn: [], ms: [], mtext: [], msub: [], msup: [], msubsup: [], msqrt: [], mroot: [], mphantom: [],
+    merror: [],
   };
   const SEARCH = {mark: [], span: ["class"]};
 
@@ -145,9 +160,11 @@ INIT_SCRIPT = r"""
       if (!allowed.includes(name)) problems.push(`attribute ${name} on <${el.localName}>`);
     }
     if (kind === "search" && el.localName === "span" && el.className !== "muted") problems.push("span class");
+    if (el.localName === "input" && (el.type !== "checkbox" || !el.disabled)) problems.push("enabled form control");
     if (el.localName === "a") {
       const rel = (el.getAttribute("rel") || "").split(/\s+/);
       if (!rel.includes("noopener") || !rel.includes("noreferrer")) problems.push("link without rel=noopener");
+      if (el.hasAttribute("target") && el.getAttribute("target") !== "_blank") problems.push("link target");
       const href = normalizedUrl(el.getAttribute("href") || "");
       if (!/^(https?:\/\/|mailto:)/.test(href)) problems.push(`link href ${href.slice(0, 40)}`);
     }

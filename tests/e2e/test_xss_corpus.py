@@ -1,6 +1,6 @@
 """The XSS corpus in Chromium: every payload stays inert in every place the site shows it.
 
-The 142 payloads of tests/fixtures/xss/payloads.txt (see its SOURCES.md;
+The 152 payloads of tests/fixtures/xss/payloads.txt (see its SOURCES.md;
 tests/conversations/test_rendering.py checks the same corpus on the server
 side) go through a real browser as
 
@@ -27,7 +27,7 @@ Each browser test runs against the site as configured ("csp") and without its
 Content-Security-Policy ("no-csp", tests/e2e/settings_without_csp.py): a CSP
 blocks injected scripts and requests and so would hide a sanitizer bug; the
 sanitizer and the escaping alone must keep the corpus inert. The titles test
-(142 page loads) runs without the CSP only.
+(152 page loads) runs without the CSP only.
 """
 
 from __future__ import annotations
@@ -291,7 +291,7 @@ def _send_and_check(
     return problems
 
 
-# 142 page loads: run once, without the CSP (the stricter of the two for this oracle).
+# 152 page loads: run once, without the CSP (the stricter of the two for this oracle).
 @pytest.mark.parametrize("site_server", ["no-csp"], indirect=True)
 def test_payloads_stay_inert_as_conversation_titles(page, site, alice, persona, corpus):
     now = timezone.now()
