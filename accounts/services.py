@@ -2,6 +2,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 
+from accounts.models import Preference
+
 
 @transaction.atomic
 def user_promote_if_first(*, user: AbstractUser) -> AbstractUser:
@@ -18,3 +20,18 @@ def user_promote_if_first(*, user: AbstractUser) -> AbstractUser:
         user.is_superuser = True
         user.save(update_fields=["is_staff", "is_superuser"])
     return user
+
+
+@transaction.atomic
+def preference_set_theme(*, user: AbstractUser, theme: str) -> Preference:
+    """Save `user`'s colour theme, kept across devices: one of Preference.Theme's values.
+
+    Raises:
+        ValueError: `theme` is not one of Preference.Theme's values.
+    """
+    if theme not in Preference.Theme.values:
+        raise ValueError(f"Not a theme: {theme!r}")
+    preference, _created = Preference.objects.select_for_update().get_or_create(user=user)
+    preference.theme = theme
+    preference.save(update_fields=["theme"])
+    return preference

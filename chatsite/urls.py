@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.i18n import JavaScriptCatalog
 
+from accounts.theme import theme_set
 from accounts.views import LoginView
 from chatsite.views import account_page
 
@@ -13,6 +14,7 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="account_login"),
     path("accounts/", include("allauth.urls")),
     path("account/", account_page, name="account"),
+    path("account/theme/", theme_set, name="theme-set"),
     path("", include("transfer.urls")),
     path("", include("conversations.urls")),
 ]

@@ -18,7 +18,7 @@ Safety comes in two layers:
    classes and URL schemes. htmx's security docs ask that third-party HTML be
    scrubbed "including removing attributes starting with hx- and data-hx"; the
    allow-list keeps no ``hx-*``, ``data-*``, ``ws-*``, ``on*``, ``style``,
-   ``id``, ``name`` or ``target`` attribute at all.
+   ``id`` or ``name`` attribute at all, and every link's ``target`` is ``_blank``.
 
 This is the only module of the project allowed to call ``mark_safe``.
 
@@ -57,7 +57,7 @@ from pygments.util import ClassNotFound
 
 from conversations.mathml import math_plugin
 
-__all__ = ["render_markdown", "render_plain_text", "sanitize_html", "stored_html"]
+__all__ = ["markdown_text", "render_markdown", "render_plain_text", "sanitize_html", "stored_html"]
 
 # Schemes a link may use. Relative URLs are refused too: a relative link in a
 # reply would point into this site (e.g. a logout or delete URL).
@@ -177,6 +177,7 @@ HIGHLIGHT_LANGUAGES = frozenset(
 )  # fmt: skip
 _BUDGET_KEY = "chat_highlight_budget"  # in markdown-it's per-call env
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_WHITESPACE = re.compile(r"\s+")
 
 
 def render_markdown(text: str) -> SafeString:
@@ -188,13 +189,16 @@ def render_markdown(text: str) -> SafeString:
 
     Returns:
         HTML fragment of block elements (``<p>``, ``<pre>``, ``<table>``...).
+        TeX math (``$…$``, ``$$…$$``, ``\\(…\\)``, ``\\[…\\]``) is MathML
+        (see `conversations.mathml`); GFM task list items hold a disabled
+        checkbox; table cells aligned with ``:--:`` carry ``align-*`` classes.
         Fenced code with a known language is
         ``<pre class="highlight"><code class="language-xx">`` with Pygments
         token classes on ``<span>``s (style them with
         ``HtmlFormatter().get_style_defs(".highlight")``). Images become links
         to their URL unless ``settings.CHAT_ALLOW_REMOTE_IMAGES`` is true,
         in which case ``<img>`` is kept for http(s) sources. Every ``<a>``
-        carries ``rel="noopener noreferrer nofollow"``.
+        carries ``rel="noopener noreferrer nofollow"`` and ``target="_blank"``.
 
     The output depends on the text and the settings only. Cost is linear in
     the input: about 2 ms per KB of prose (markdown-it-py is pure Python).
@@ -207,6 +211,29 @@ def render_markdown(text: str) -> SafeString:
     env = {_BUDGET_KEY: _HighlightBudget()}
     html = _markdown(allow_images).render(text, env)
     return mark_safe(_cleaner(allow_images).clean(html))
+
+
+def markdown_text(text: str) -> str:
+    """Return the words a reader sees in Markdown `text`, without its markup, for a search snippet.
+
+    Emphasis, link and heading markers, list bullets and table pipes go; code
+    and math keep their source; blocks are joined by one space. Plain text,
+    for templates to escape.
+    """
+    words: list[str] = []
+    for token in _markdown(False).parse(text):
+        if token.type == "inline":
+            for child in token.children or []:
+                if child.type in {"text", "code_inline", "math_inline", "math_inline_double"}:
+                    words.append(child.content)
+                elif child.type in {"softbreak", "hardbreak"}:
+                    words.append(" ")
+                elif child.type == "image":
+                    words.append(child.content)
+            words.append(" ")
+        elif token.type in {"fence", "code_block", "math_block"}:
+            words.append(f" {token.content} ")
+    return _WHITESPACE.sub(" ", "".join(words)).strip()
 
 
 def render_plain_text(text: str) -> SafeString:
