@@ -45,10 +45,14 @@ def request_theme(request: HttpRequest) -> str:
     it from accounts.Preference once, then keep it.
     """
     user = getattr(request, "user", None)
+    session = getattr(request, "session", None)  # none on a request that skipped the middleware (an error page's)
     if user is not None and user.is_authenticated:
-        if SESSION_KEY not in request.session:
-            request.session[SESSION_KEY] = saved_theme(user=user)
-        theme = request.session[SESSION_KEY]
+        if session is None:
+            theme = saved_theme(user=user)
+        else:
+            if SESSION_KEY not in session:
+                session[SESSION_KEY] = saved_theme(user=user)
+            theme = session[SESSION_KEY]
     else:
         theme = request.COOKIES.get(THEME_COOKIE, "")
     return theme if theme in THEMES else Preference.Theme.SYSTEM
@@ -76,7 +80,9 @@ def theme_set(request: HttpRequest) -> HttpResponse:
     if chosen not in THEMES:
         return HttpResponseBadRequest("Unknown theme.")
     next_url = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         next_url = "/"
     if request.user.is_authenticated:
         services.preference_set_theme(user=request.user, theme=chosen)
