@@ -1,6 +1,7 @@
 """Error pages: styled like the site, in its theme, with a way back; never Django's bare defaults."""
 
 import re
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -71,5 +72,5 @@ def test_the_favicon_is_an_svg_linked_from_every_page(client):
 
     path = finders.find("favicon.svg")
 
-    assert path is not None and open(path).read().startswith("<svg")
+    assert path is not None and Path(path).read_text().startswith("<svg")
     assert 'rel="icon"' in client.get(reverse("account_login")).content.decode()

@@ -1,4 +1,4 @@
-"""Password reset: a mail when the site has a mail server; without one, the page says to ask an admin, who can set it."""
+"""Password reset: a mail when the site has a mail server; else the page says to ask an admin, who can set it."""
 
 import pytest
 from django.core import mail
