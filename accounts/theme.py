@@ -16,7 +16,7 @@ so the sign-in page after signing out keeps their colours.
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -30,9 +30,9 @@ SESSION_KEY = "chat_theme"
 THEMES = frozenset(Preference.Theme.values)
 
 
-def saved_theme(*, user: AbstractBaseUser | AnonymousUser) -> str:
+def saved_theme(*, user: User | AbstractBaseUser | AnonymousUser) -> str:
     """Return `user`'s saved theme (a Preference.Theme value); "system" when they have none."""
-    if not user.is_authenticated:
+    if not isinstance(user, User) or not user.is_authenticated:
         return Preference.Theme.SYSTEM
     theme = Preference.objects.filter(user=user).values_list("theme", flat=True).first()
     return theme if theme in THEMES else Preference.Theme.SYSTEM

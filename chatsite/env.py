@@ -102,7 +102,7 @@ def env_email(name: str) -> dict:
     Raises:
         ImproperlyConfigured: another scheme, or an SMTP URL without a host.
     """
-    import environ
+    import environ  # type: ignore[import-untyped]  # django-environ publishes no types
 
     raw = env_str(name)
     if not raw:
