@@ -60,6 +60,8 @@ OWN_DATA_PATTERNS = {
     "transfer:data",
     "transfer:import-create",
 }
+# Patterns that hold no one's conversations at all (settings, the JavaScript catalog): nothing of hers may show.
+NO_DATA_PATTERNS = {"javascript-catalog", "account", "theme-set"}
 # Values of parameters that are not ids.
 OTHER_PARAMETERS = {"fmt": ["json", "md", "txt"]}
 POST_DATA = {"title": "Renamed by bob", "place": "sidebar", "next": "/", "persona": "p-1", "message": "hi"}
@@ -160,6 +162,12 @@ def test_bob_can_do_nothing_with_alices_data(client, alice, bob, alice_data, mon
             for response in requests_as(client, url):
                 assert response.status_code in (404, 405), (url, response.status_code)
                 assert leaked(response, markers) == [], url
+    elif name in NO_DATA_PATTERNS:
+        assert not parameters
+        url = fill(route, {})
+        for response in requests_as(client, url):
+            assert response.status_code < 500
+            assert leaked(response, markers) == [], url
     else:
         assert name in OWN_DATA_PATTERNS, f"{name} needs a case in tests/test_other_user.py"
         assert not parameters
@@ -183,7 +191,7 @@ def test_every_url_pattern_has_a_case():
     names = [name for name, _, _ in url_patterns()]
 
     assert len(names) == len(set(names)), "every URL pattern needs a name"
-    assert set(names) == ID_PATTERNS | OWN_DATA_PATTERNS
+    assert set(names) == ID_PATTERNS | OWN_DATA_PATTERNS | NO_DATA_PATTERNS
 
 
 def test_the_walk_finds_patterns_in_nested_includes():
