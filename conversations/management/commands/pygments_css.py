@@ -3,8 +3,8 @@
 Light code uses Pygments' ``default`` style, dark code ``github-dark``: of
 the styles Pygments 2.21 ships, those whose every token colour keeps a WCAG
 2.2 contrast of at least 4.5:1 (success criterion 1.4.3) against the code
-background of their theme (site.css ``--code-bg``: #f8f8f8 light, #161b22
-dark), checked by tests/conversations/test_pygments_css.py. The page's
+background of their theme (site.css ``--code-bg``: LIGHT_CODE_BG,
+DARK_CODE_BG), checked by tests/conversations/test_pygments_css.py. The page's
 ``data-theme`` (accounts/theme.py) picks the dark rules; "system" picks them
 when the browser prefers dark.
 """
@@ -19,6 +19,9 @@ from pygments.token import STANDARD_TYPES
 
 LIGHT_STYLE = "default"
 DARK_STYLE = "github-dark"
+# site.css's --code-bg in each theme: the background every token colour is measured against.
+LIGHT_CODE_BG = "#f8f8f8"
+DARK_CODE_BG = "#161b22"
 SCOPE = ".markdown .highlight"
 DARK_ROOT = ':root[data-theme="dark"]'
 SYSTEM_ROOT = ':root[data-theme="system"]'
