@@ -8,6 +8,8 @@ the main pages, light and dark.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 from playwright.sync_api import Page, expect
@@ -53,6 +55,7 @@ PAGES = {
     "data": reverse("transfer:data"),
     "search": reverse("conversations:search") + "?q=reply",
     "new chat": reverse("conversations:conversation-new"),
+    "not found": "/no/such/page/",
 }
 
 
@@ -94,11 +97,11 @@ def test_every_main_page_has_aa_contrast(page, site, alice, persona, theme, scre
     problems = []
     for name, url in {**PAGES, "chat": conversation.get_absolute_url()}.items():
         page.goto(site.url(url))
-        assert page.evaluate("document.documentElement.dataset.theme") == theme
+        assert page.evaluate("document.documentElement.dataset.theme") == theme, name
         if name == "chat":
             expect(page.locator(".markdown pre.highlight")).to_be_visible()
             expect(page.locator(".markdown math").first).to_be_visible()
-        assert text_count(page) > 10, f"{name}: almost no text was checked"
+        assert text_count(page) > (3 if name == "not found" else 10), f"{name}: almost no text was checked"
         problems += [f"{name}: {line}" for line in low_contrast(page)]
         screenshot(f"{name}-{theme}".replace(" ", "-"))
     page.context.clear_cookies()
@@ -148,7 +151,8 @@ def test_the_sidebar_switch_applies_at_once_keeps_the_draft_and_is_saved(page, s
     page.goto(site.url(reverse("account")))
     expect(page.locator("#account-theme input[value=dark]")).to_be_checked()
 
-    page.locator("#account-theme input[value=light]").check()
+    with page.expect_response(lambda response: response.url.endswith(reverse("theme-set"))):
+        page.locator("#account-theme input[value=light]").check()
 
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
     page.reload()
@@ -218,3 +222,44 @@ def test_task_lists_table_alignment_and_links_in_a_new_tab(page, site, alice, pe
     link = body.locator("a[href='https://example.com/docs']")
     expect(link).to_have_attribute("target", "_blank")
     assert {"noopener", "noreferrer"} <= set((link.get_attribute("rel") or "").split())
+
+
+def test_search_snippets_show_a_replys_words_not_its_markup(page, site, alice, persona):
+    _chat_with_reply(alice, persona)
+    _log_in(page, site, alice)
+
+    page.goto(site.url(reverse("conversations:search") + "?q=emphasis"))
+
+    snippet = page.locator(".search-hit-snippet").first
+    expect(snippet).to_contain_text("Here is bold, emphasis, inline code, a link and struck text.")
+    text = snippet.inner_text()
+    assert "**" not in text and "`" not in text and "](" not in text and "##" not in text
+
+
+def test_the_404_page_leads_back_and_no_page_asks_for_a_missing_favicon(page, site, alice):
+    failed = []
+    page.on("response", lambda response: failed.append(response.url) if response.status >= 400 else None)
+    _log_in(page, site, alice)
+
+    page.goto(site.url(reverse("account")))
+    page.wait_for_load_state("networkidle")
+    assert re.search(
+        r"/static/favicon(\.[0-9a-f]+)?\.svg$", page.evaluate("document.querySelector('link[rel=icon]').href")
+    )
+    assert failed == []
+
+    response = page.goto(site.url("/no/such/page/"))
+    assert response is not None and response.status == 404
+    expect(page.locator("h1")).to_have_text("Page not found")
+    page.locator(".error-actions a.button").click()
+    expect(page).to_have_url(site.url(reverse("conversations:conversation-new")))
+
+
+def test_without_a_mail_server_forgot_password_says_to_ask_an_admin(page, site):
+    page.goto(site.url(reverse("account_login")))
+
+    page.locator(f"a[href='{reverse('account_reset_password')}']").first.click()
+
+    expect(page.locator("main")).to_contain_text("Ask an admin of this site to set a new password for you")
+    expect(page.locator("main")).not_to_contain_text("We have sent you an email")
+    expect(page.locator("input[name=email]")).to_have_count(0)
