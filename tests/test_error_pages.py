@@ -74,3 +74,16 @@ def test_the_favicon_is_an_svg_linked_from_every_page(client):
 
     assert path is not None and Path(path).read_text().startswith("<svg")
     assert 'rel="icon"' in client.get(reverse("account_login")).content.decode()
+
+
+def test_a_refused_csrf_check_gets_a_styled_page_that_explains(alice):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+
+    response = client.post(reverse("theme-set"), {"theme": "dark"})
+
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert "The form has expired" in page and f'href="{HOME}"' in page
