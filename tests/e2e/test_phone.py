@@ -165,6 +165,11 @@ def test_the_drawer_opens_over_a_backdrop_and_closes_by_button_backdrop_and_esca
     phone.goto(site.url(conversation.get_absolute_url()))
     assert phone.evaluate(DRAWER_CLOSED)
     expect(phone.locator(".sidebar-backdrop")).to_be_hidden()
+    # The checkbox behind the drawer is no invisible tab stop: not rendered at all, its labels are the controls.
+    assert phone.evaluate(
+        "() => { const box = document.getElementById('sidebar-toggle'); box.focus(); "
+        "return document.activeElement !== box && box.getClientRects().length === 0; }"
+    )
 
     phone.locator(".sidebar-toggle-button").click()
     expect(phone.locator(".sidebar-backdrop")).to_be_visible()
