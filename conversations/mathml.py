@@ -90,7 +90,8 @@ def tex_to_mathml(tex: str, *, display: bool) -> str | None:
     except Exception:  # its own errors, and IndexError, KeyError, RecursionError on malformed TeX
         return None
     for node in root.iter():
-        if node.tag == "mi" and (node.text or "").startswith("\\"):
+        text = node.text or ""
+        if text.startswith("\\") and len(text) > 1:  # a command latex2mathml does not know, shown by name
             return None
         _decode(node)
     root.attrib.pop("xmlns", None)  # the HTML parser puts <math> in the MathML namespace by itself
