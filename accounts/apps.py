@@ -13,3 +13,6 @@ class AccountsConfig(AppConfig):
         from accounts import locale
 
         user_logged_in.connect(locale.remember_language_on_login, dispatch_uid="accounts.remember_language")
+        from accounts.theme import remember_theme_on_login
+
+        user_logged_in.connect(remember_theme_on_login, dispatch_uid="accounts.theme")

@@ -49,3 +49,18 @@ def custom_instructions_set(*, user: AbstractUser, about_me: str, reply_style: s
     }
     instructions, _created = CustomInstructions.objects.update_or_create(user=user, defaults=texts)
     return instructions
+
+
+@transaction.atomic
+def preference_set_theme(*, user: AbstractUser, theme: str) -> Preference:
+    """Save `user`'s colour theme, kept across devices: one of Preference.Theme's values.
+
+    Raises:
+        ValueError: `theme` is not one of Preference.Theme's values.
+    """
+    if theme not in Preference.Theme.values:
+        raise ValueError(f"Not a theme: {theme!r}")
+    preference, _created = Preference.objects.select_for_update().get_or_create(user=user)
+    preference.theme = theme
+    preference.save(update_fields=["theme"])
+    return preference

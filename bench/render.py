@@ -1,4 +1,4 @@
-"""Measure `render_markdown` on an ordinary reply and on a hostile one, warm and in a fresh process.
+"""Measure `render_markdown` on ordinary and hostile replies (code, math), warm and in a fresh process.
 
 The highlighting in `conversations/rendering.py` is bounded by sizes, not by
 time; this prints what those bounds cost. Each figure is the median and the
@@ -88,6 +88,40 @@ def _hostile() -> str:
     )
 
 
+MATH = r"""The roots of $ax^2+bx+c=0$ are
+
+\[
+x = \frac{-b \pm \sqrt{b^2-4ac}}{2a}
+\]
+
+and the area under $f(x)=x$ from 0 to 1 is $$\int_0^1 x\,dx = \frac{1}{2}.$$
+Euler's identity \(e^{i\pi}+1=0\) costs nothing, unlike a $5 coffee and a $10 lunch.
+
+$$
+\begin{pmatrix} a & b \\ c & d \end{pmatrix}^{-1} = \frac{1}{ad-bc}\begin{pmatrix} d & -b \\ -c & a \end{pmatrix}
+$$
+"""
+
+
+def _hostile_math() -> str:
+    """Return a reply of formulas as long as the bounds let them be, then unclosed openers.
+
+    Formulas of MAX_FORMULA_CHARS until the reply's MAX_MATH_CHARS budget is
+    spent (the rest are shown as code), of the shapes latex2mathml is slowest
+    on: nested fractions and nested groups; then a paragraph of `\\(` and `$`
+    that never close.
+    """
+    from conversations import mathml
+
+    size = mathml.MAX_FORMULA_CHARS
+    fractions = "\\frac{1}{" * (size // 10) + "x" + "}" * (size // 10)
+    groups = "{" * (size // 2 - 1) + "x" + "}" * (size // 2 - 1)
+    sums = "x_{1}^{2}+" * (size // 10)
+    count = mathml.MAX_MATH_CHARS // size + 2
+    blocks = [f"$${shape[:size]}$$" for shape in (fractions, groups, sums) for _ in range(count // 3 + 1)]
+    return "\n\n".join([*blocks, "\\( a $b " * 5_000])
+
+
 def _summary(times: list[float]) -> str:
     ordered = sorted(times)
     p99 = statistics.quantiles(ordered, n=100, method="inclusive")[98] if len(ordered) > 1 else ordered[0]
@@ -168,7 +202,12 @@ def main(argv: list[str] | None = None) -> None:
         from conversations import rendering
 
         hostile = _hostile()
-        messages = [("ordinary reply", ORDINARY), ("hostile reply", hostile)]
+        messages = [
+            ("ordinary reply", ORDINARY),
+            ("hostile reply", hostile),
+            ("math reply", MATH),
+            ("hostile math reply", _hostile_math()),
+        ]
         print(
             f"render_markdown, bounds: {rendering.MAX_HIGHLIGHT_CHARS} chars a block, lines of "
             f"{rendering.MAX_HIGHLIGHT_LINE_CHARS}, {rendering.MAX_HIGHLIGHT_TOTAL_CHARS} chars and "
@@ -179,7 +218,11 @@ def main(argv: list[str] | None = None) -> None:
             times, warm_html = _warm(text, args.runs)
             blocks = warm_html.count("<pre")
             highlighted = warm_html.count('<pre class="highlight">')
-            print(f"  {label} ({len(text)} chars, {highlighted} of {blocks} code blocks highlighted):")
+            formulas = warm_html.count("<math")
+            print(
+                f"  {label} ({len(text)} chars, {highlighted} of {blocks} code blocks highlighted, "
+                f"{formulas} formulas as MathML):"
+            )
             print(f"    warm:  {_summary(times)}")
             if args.cold:
                 cold_times, cold_html = _cold(text, args.cold)

@@ -81,3 +81,48 @@ def env_database(name: str, default: dict) -> dict:
     }:
         raise ImproperlyConfigured(f"{name} must be a postgres:// or sqlite:// URL.")
     return dict(config)  # A plain dict like `default`: dj-database-url types its result as a TypedDict.
+
+
+# The schemes of DJANGO_EMAIL_URL (django-environ's names) and their port when the URL names none.
+_EMAIL_SCHEMES = {"smtp": 25, "smtp+tls": 587, "smtps": 587, "smtp+ssl": 465, "consolemail": None}
+
+
+def env_email(name: str) -> dict:
+    """Return Django's EMAIL_* settings from the mail server URL in `name` (django-environ's parser); {} when unset.
+
+    ``smtp://user:password@host:port`` (plain), ``smtp+tls://`` (STARTTLS,
+    port 587 by default), ``smtp+ssl://`` (TLS from the start, port 465),
+    ``consolemail://`` (print mails to the server's log). Special characters
+    in the user or password are percent-encoded (``@`` is ``%40``).
+
+    Returns:
+        The keys EMAIL_BACKEND, EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER,
+        EMAIL_HOST_PASSWORD, EMAIL_USE_TLS and EMAIL_USE_SSL, for an SMTP URL.
+
+    Raises:
+        ImproperlyConfigured: another scheme, or an SMTP URL without a host.
+    """
+    import environ  # type: ignore[import-untyped]  # django-environ publishes no types
+
+    raw = env_str(name)
+    if not raw:
+        return {}
+    scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+    if scheme not in _EMAIL_SCHEMES:
+        raise ImproperlyConfigured(
+            f"{name} must be an smtp://, smtp+tls://, smtp+ssl:// or consolemail:// URL, not {scheme or raw!r}."
+        )
+    config = environ.Env.email_url_config(raw)
+    if scheme == "consolemail":
+        return {"EMAIL_BACKEND": config["EMAIL_BACKEND"]}
+    if not config.get("EMAIL_HOST"):
+        raise ImproperlyConfigured(f"{name} names no mail server host.")
+    return {
+        "EMAIL_BACKEND": config["EMAIL_BACKEND"],
+        "EMAIL_HOST": config["EMAIL_HOST"],
+        "EMAIL_PORT": config.get("EMAIL_PORT") or _EMAIL_SCHEMES[scheme],
+        "EMAIL_HOST_USER": config.get("EMAIL_HOST_USER") or "",
+        "EMAIL_HOST_PASSWORD": config.get("EMAIL_HOST_PASSWORD") or "",
+        "EMAIL_USE_TLS": bool(config.get("EMAIL_USE_TLS")),
+        "EMAIL_USE_SSL": bool(config.get("EMAIL_USE_SSL")),
+    }

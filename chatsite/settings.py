@@ -11,7 +11,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-from chatsite.env import env_bool, env_database, env_int, env_list, env_str
+from chatsite.env import env_bool, env_database, env_email, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CHAT_VAR_DIR") or BASE_DIR / "var")
@@ -124,6 +124,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "conversations.context_processors.input_limits",
+                "accounts.theme.theme",
             ],
         },
     },
@@ -216,7 +217,20 @@ ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 # "Too many failed login attempts" even for the right password. The per-address
 # limit leaves room for a team behind one NAT; allauth's other limits are kept.
 ACCOUNT_RATE_LIMITS = {"login_failed": "20/5m/ip,5/5m/key"}
-EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Mail (password resets): DJANGO_EMAIL_URL names the mail server (README "Mail"). Without one, mails
+# are printed to the server's log, and the password reset page says to ask an admin instead.
+_CONSOLE_EMAIL = "django.core.mail.backends.console.EmailBackend"
+_EMAIL = env_email("DJANGO_EMAIL_URL")
+EMAIL_BACKEND = _EMAIL.get("EMAIL_BACKEND") or env_str("DJANGO_EMAIL_BACKEND", _CONSOLE_EMAIL)
+EMAIL_HOST = _EMAIL.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = _EMAIL.get("EMAIL_PORT", 25)
+EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _EMAIL.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _EMAIL.get("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = 20  # seconds: a mail server that does not answer fails the reset rather than hanging it
+# Whether mail reaches people (a mail server is configured), as the password reset page needs to know.
+CHAT_EMAIL_ENABLED = EMAIL_BACKEND != _CONSOLE_EMAIL
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "chat@localhost")
 
 # I18N

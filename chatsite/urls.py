@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from django.views.i18n import JavaScriptCatalog
 
+from accounts.password_reset import PasswordResetView
+from accounts.theme import theme_set
 from accounts.views import LoginView, language_set
 from api import views as api_views
 from chatsite.views import account_page, custom_instructions
@@ -12,6 +14,8 @@ urlpatterns = [
     path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     # Before allauth's own: the same page, with a lockout answered 429.
     path("accounts/login/", LoginView.as_view(), name="account_login"),
+    # Before allauth's own: without a mail server, the page says to ask an admin.
+    path("accounts/password/reset/", PasswordResetView.as_view(), name="account_reset_password"),
     path("accounts/", include("allauth.urls")),
     path("account/", account_page, name="account"),
     path("", include("bots.urls")),
@@ -22,6 +26,7 @@ urlpatterns = [
     # The OpenAI-compatible API (api/), authenticated by personal keys only.
     path("v1/", include("api.urls")),
     re_path(r"^v1/", api_views.not_found, name="v1-not-found"),  # After every /v1 route: a JSON 404.
+    path("account/theme/", theme_set, name="theme-set"),
     path("", include("transfer.urls")),
     path("", include("conversations.urls")),
 ]

@@ -18,7 +18,7 @@ Safety comes in two layers:
    classes and URL schemes. htmx's security docs ask that third-party HTML be
    scrubbed "including removing attributes starting with hx- and data-hx"; the
    allow-list keeps no ``hx-*``, ``data-*``, ``ws-*``, ``on*``, ``style``,
-   ``id``, ``name`` or ``target`` attribute at all.
+   ``id`` or ``name`` attribute at all, and every link's ``target`` is ``_blank``.
 
 This is the only module of the project allowed to call ``mark_safe``.
 
@@ -48,13 +48,16 @@ from markdown_it.renderer import RendererHTML
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
+from mdit_py_plugins.tasklists import tasklists_plugin
 from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import find_lexer_class_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
 
-__all__ = ["render_markdown", "render_plain_text", "sanitize_html", "stored_html"]
+from conversations.mathml import math_plugin
+
+__all__ = ["markdown_text", "render_markdown", "render_plain_text", "sanitize_html", "stored_html"]
 
 # Schemes a link may use. Relative URLs are refused too: a relative link in a
 # reply would point into this site (e.g. a logout or delete URL).
@@ -69,17 +72,54 @@ ALLOWED_TAGS = frozenset(
         "strong", "em", "del", "s", "code", "pre", "blockquote",
         "ul", "ol", "li",
         "table", "thead", "tbody", "tr", "th", "td",
-        "a", "span",
+        "a", "span", "input",
     }
 )  # fmt: skip
-# `rel` is not listed: nh3 sets it itself on every <a> (link_rel).
+# MathML Core's presentation elements (https://www.w3.org/TR/mathml-core/#presentation-markup),
+# those latex2mathml writes. Not allowed: <maction> (actions on click), <annotation-xml> and
+# <semantics> (HTML integration points, OWASP's mXSS class), <mglyph> and <malignmark>.
+MATHML_TAGS = frozenset(
+    {
+        "math", "mrow", "mi", "mn", "mo", "ms", "mtext", "mspace", "msub", "msup", "msubsup",
+        "munder", "mover", "munderover", "mfrac", "msqrt", "mroot", "mstyle", "mpadded",
+        "mphantom", "menclose", "mtable", "mtr", "mtd", "merror",
+    }
+)  # fmt: skip
+# `rel` and `target` are not listed: nh3 sets them itself on every <a> (link_rel, LINK_TARGET);
+# neither are <input>'s `type` and `disabled` (TASK_CHECKBOX).
 ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     "*": frozenset(),  # no generic attributes (ammonia's default is lang, title)
     "a": frozenset({"href", "title"}),
     "ol": frozenset({"start"}),
     # Only the fence renderer below emits this, from a checked language token.
     "code": frozenset({"class"}),
+    # GFM task lists: `- [x] done` (https://github.github.com/gfm/#task-list-items-extension-).
+    "input": frozenset({"checked"}),
+    # MathML's presentation attributes that change layout only, never a URL or a colour.
+    "math": frozenset({"display"}),
+    "mi": frozenset({"mathvariant"}),
+    "mo": frozenset({"fence", "separator", "stretchy", "largeop", "movablelimits", "symmetric"})
+    | {"minsize", "maxsize", "lspace", "rspace", "form", "accent"},
+    "mstyle": frozenset({"displaystyle", "scriptlevel", "mathvariant", "mathsize"}),
+    "mspace": frozenset({"width", "height", "depth", "linebreak"}),
+    "mpadded": frozenset({"width", "height", "depth", "lspace", "voffset"}),
+    "mfrac": frozenset({"linethickness"}),
+    "mover": frozenset({"accent"}),
+    "munder": frozenset({"accentunder"}),
+    "munderover": frozenset({"accent", "accentunder"}),
+    "menclose": frozenset({"notation"}),
+    "mtable": frozenset(
+        {"columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines", "frame", "displaystyle"}
+    ),
+    "mtr": frozenset({"columnalign", "rowalign"}),
+    "mtd": frozenset({"columnalign", "rowalign", "columnspan", "rowspan"}),
 }
+# Links open in a new tab (with LINK_REL, so the reply's page cannot reach back into this one).
+LINK_TARGET = "_blank"
+# A task list's box shows its state and cannot be clicked: there is nothing to save it to.
+TASK_CHECKBOX = {"type": "checkbox", "disabled": ""}
+# Table column alignment (GFM `:--:`) as a class: no style attribute is allowed.
+ALIGN_CLASSES = {"left": "align-left", "center": "align-center", "right": "align-right"}
 IMAGE_ATTRIBUTES = frozenset({"src", "alt", "title"})
 LINK_REL = "noopener noreferrer nofollow"
 
@@ -137,6 +177,7 @@ HIGHLIGHT_LANGUAGES = frozenset(
 )  # fmt: skip
 _BUDGET_KEY = "chat_highlight_budget"  # in markdown-it's per-call env
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_WHITESPACE = re.compile(r"\s+")
 
 
 def render_markdown(text: str) -> SafeString:
@@ -148,13 +189,16 @@ def render_markdown(text: str) -> SafeString:
 
     Returns:
         HTML fragment of block elements (``<p>``, ``<pre>``, ``<table>``...).
+        TeX math (``$…$``, ``$$…$$``, ``\\(…\\)``, ``\\[…\\]``) is MathML
+        (see `conversations.mathml`); GFM task list items hold a disabled
+        checkbox; table cells aligned with ``:--:`` carry ``align-*`` classes.
         Fenced code with a known language is
         ``<pre class="highlight"><code class="language-xx">`` with Pygments
         token classes on ``<span>``s (style them with
         ``HtmlFormatter().get_style_defs(".highlight")``). Images become links
         to their URL unless ``settings.CHAT_ALLOW_REMOTE_IMAGES`` is true,
         in which case ``<img>`` is kept for http(s) sources. Every ``<a>``
-        carries ``rel="noopener noreferrer nofollow"``.
+        carries ``rel="noopener noreferrer nofollow"`` and ``target="_blank"``.
 
     The output depends on the text and the settings only. Cost is linear in
     the input: about 2 ms per KB of prose (markdown-it-py is pure Python).
@@ -167,6 +211,29 @@ def render_markdown(text: str) -> SafeString:
     env = {_BUDGET_KEY: _HighlightBudget()}
     html = _markdown(allow_images).render(text, env)
     return mark_safe(_cleaner(allow_images).clean(html))
+
+
+def markdown_text(text: str) -> str:
+    """Return the words a reader sees in Markdown `text`, without its markup, for a search snippet.
+
+    Emphasis, link and heading markers, list bullets and table pipes go; code
+    and math keep their source; blocks are joined by one space. Plain text,
+    for templates to escape.
+    """
+    words: list[str] = []
+    for token in _markdown(False).parse(text):
+        if token.type == "inline":
+            for child in token.children or []:
+                if child.type in {"text", "code_inline", "math_inline", "math_inline_double"}:
+                    words.append(child.content)
+                elif child.type in {"softbreak", "hardbreak"}:
+                    words.append(" ")
+                elif child.type == "image":
+                    words.append(child.content)
+            words.append(" ")
+        elif token.type in {"fence", "code_block", "math_block"}:
+            words.append(f" {token.content} ")
+    return _WHITESPACE.sub(" ", "".join(words)).strip()
 
 
 def render_plain_text(text: str) -> SafeString:
@@ -214,6 +281,8 @@ def _markdown(allow_images: bool) -> MarkdownIt:
         {"html": False, "linkify": True, "typographer": False},
     ).enable(["table", "strikethrough", "linkify"])
     md.validateLink = _link_allowed  # type: ignore[method-assign]
+    tasklists_plugin(md)
+    math_plugin(md)
     md.core.ruler.push("chat_mark_images_in_links", _mark_images_in_links)
     md.add_render_rule("fence", _render_fence)
     md.add_render_rule("th_open", _render_cell_open)
@@ -229,18 +298,26 @@ def _cleaner(allow_images: bool) -> nh3.Cleaner:
     if allow_images:
         tags.add("img")
         attributes["img"] = set(IMAGE_ATTRIBUTES)
+    tags |= MATHML_TAGS
+    cell_classes = set(ALIGN_CLASSES.values())
     return nh3.Cleaner(
         tags=tags,
         clean_content_tags={"script", "style"},
         attributes=attributes,
         strip_comments=True,
         link_rel=LINK_REL,
+        set_tag_attribute_values={"a": {"target": LINK_TARGET}, "input": TASK_CHECKBOX},
         generic_attribute_prefixes=set(),
         url_schemes=set(LINK_SCHEMES),
         url_relative="deny",
         allowed_classes={
             "pre": {"highlight"},
-            "span": {name for name in STANDARD_TYPES.values() if name},
+            "span": {name for name in STANDARD_TYPES.values() if name} | {"math-display"},
+            "th": cell_classes,
+            "td": cell_classes,
+            "ul": {"contains-task-list"},
+            "ol": {"contains-task-list"},
+            "li": {"task-list-item"},
         },
     )
 
@@ -378,9 +455,12 @@ def _render_cell_open(
     options: OptionsDict,
     env: EnvType,
 ) -> str:
-    # markdown-it puts column alignment in a style attribute; no style is
-    # allowed, so the alignment is dropped.
-    tokens[idx].attrs.pop("style", None)
+    # markdown-it puts column alignment in a style attribute (`text-align:right`);
+    # no style is allowed, so it becomes a class.
+    style = str(tokens[idx].attrs.pop("style", ""))
+    align = ALIGN_CLASSES.get(style.removeprefix("text-align:"))
+    if align:
+        tokens[idx].attrSet("class", align)
     return self.renderToken(tokens, idx, options, env)
 
 

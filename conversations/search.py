@@ -20,7 +20,8 @@ PostgreSQL when:
 A substring search cannot use the GIN index; it scans the user's messages.
 
 Snippets are built here from plain text, as `Segment`s that templates
-escape; nothing in this module produces HTML.
+escape; nothing in this module produces HTML. A reply's snippet is taken from
+the words its Markdown shows (`rendering.markdown_text`), not its markup.
 """
 
 import re
@@ -30,6 +31,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Q, QuerySet
 
+from conversations import rendering
 from conversations.dom import message_dom_id
 from conversations.models import Conversation, Message
 
@@ -129,6 +131,29 @@ def segments(text: str, terms: list[str], *, width: int | None = None) -> list[S
     return pieces
 
 
+def _snippet_text(message: Message, terms: list[str]) -> str:
+    """Return the text to cut `message`'s snippet from: a user's text as typed, a reply's without Markdown.
+
+    Only the lines around the first match are converted (SNIPPET_CHARS four
+    times over, each side), so a long reply costs no more than a short one.
+    """
+    text = message.content
+    if message.role != Message.Role.ASSISTANT:
+        return text
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)), re.IGNORECASE)
+    match = pattern.search(text) if terms else None
+    first = match.start() if match else 0
+    reach = 4 * SNIPPET_CHARS
+    # Cut at a line break within another `reach` when there is one, so the Markdown around the match stays whole.
+    low = max(0, first - reach)
+    line_start = text.rfind("\n", max(0, low - reach), low)
+    start = 0 if low == 0 else (line_start + 1 if line_start != -1 else low)
+    high = min(len(text), first + reach)
+    line_end = text.find("\n", high, high + reach)
+    end = line_end if line_end != -1 else min(len(text), high + reach)
+    return rendering.markdown_text(text[start:end])
+
+
 def _all_terms(field: str, terms: list[str]) -> Q:
     condition = Q()
     for term in terms:
@@ -205,7 +230,7 @@ def search_for_user(*, user: User, query: str, max_messages: int = SEARCH_MAX_ME
             conversation=message.conversation,
             message=message,
             title=segments(message.conversation.title, marked),
-            snippet=segments(message.content, marked, width=SNIPPET_CHARS),
+            snippet=segments(_snippet_text(message, marked), marked, width=SNIPPET_CHARS),
         )
         for message in found
     ]

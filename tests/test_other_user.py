@@ -98,7 +98,7 @@ OWN_DATA_PATTERNS = {
     "v1-not-found",
 }
 # Patterns that show no user's data at all (the same answer for everyone): bob must see nothing of hers.
-NO_USER_DATA_PATTERNS = {"javascript-catalog", "language-set"}
+NO_USER_DATA_PATTERNS = {"javascript-catalog", "language-set", "theme-set"}
 # Values of parameters that are not ids.
 OTHER_PARAMETERS = {"fmt": ["json", "md", "txt"]}
 POST_DATA = {"title": "Renamed by bob", "place": "sidebar", "next": "/", "persona": "p-1", "message": "hi"}

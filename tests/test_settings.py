@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from chatsite.env import env_bool, env_database, env_int, env_list, env_str
+from chatsite.env import env_bool, env_database, env_email, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SQLITE_DEFAULT = {"ENGINE": "django.db.backends.sqlite3", "NAME": "default.sqlite3"}
@@ -180,6 +180,48 @@ def test_env_database_rejects_an_unparsable_url_naming_the_variable(monkeypatch,
         env_database("CHAT_TEST_DB", SQLITE_DEFAULT)
 
 
+# env_email
+
+
+def test_env_email_is_empty_when_unset(monkeypatch):
+    monkeypatch.delenv("CHAT_TEST_MAIL", raising=False)
+
+    assert env_email("CHAT_TEST_MAIL") == {}
+
+
+@pytest.mark.parametrize(
+    ("url", "port", "tls", "ssl"),
+    [
+        ("smtp://mail.example.com", 25, False, False),
+        ("smtp+tls://mail.example.com", 587, True, False),
+        ("smtp+ssl://mail.example.com", 465, False, True),
+        ("smtp+tls://mail.example.com:2525", 2525, True, False),
+    ],
+)
+def test_env_email_reads_an_smtp_url(monkeypatch, url, port, tls, ssl):
+    monkeypatch.setenv("CHAT_TEST_MAIL", url.replace("://", "://bot%40example.com:p%40ss@"))
+
+    config = env_email("CHAT_TEST_MAIL")
+
+    assert config == {
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "mail.example.com",
+        "EMAIL_PORT": port,
+        "EMAIL_HOST_USER": "bot@example.com",
+        "EMAIL_HOST_PASSWORD": "p@ss",
+        "EMAIL_USE_TLS": tls,
+        "EMAIL_USE_SSL": ssl,
+    }
+
+
+@pytest.mark.parametrize("url", ["http://mail.example.com", "mail.example.com", "smtp://"])
+def test_env_email_rejects_other_urls_naming_the_variable(monkeypatch, url):
+    monkeypatch.setenv("CHAT_TEST_MAIL", url)
+
+    with pytest.raises(ImproperlyConfigured, match="CHAT_TEST_MAIL"):
+        env_email("CHAT_TEST_MAIL")
+
+
 # settings.py as a whole, in a clean process
 
 
@@ -192,7 +234,8 @@ def _settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
         " 'layer': s.CHANNEL_LAYERS['default']['BACKEND'],"
         " 'layer_hosts': s.CHANNEL_LAYERS['default'].get('CONFIG', {}).get('hosts'),"
         " 'debug': s.DEBUG, 'secret_key': s.SECRET_KEY, 'allowed_hosts': s.ALLOWED_HOSTS,"
-        " 'static_root': str(s.STATIC_ROOT)}))"
+        " 'static_root': str(s.STATIC_ROOT), 'email_backend': s.EMAIL_BACKEND, 'email_host': s.EMAIL_HOST,"
+        " 'email_enabled': s.CHAT_EMAIL_ENABLED}))"
     )
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "CHAT_VAR_DIR": str(tmp_path), **env}
     return subprocess.run(
@@ -268,3 +311,18 @@ def test_chat_static_root_moves_collectstatic_output(tmp_path):
     values = _settings_json(tmp_path, DJANGO_SECRET_KEY="k" * 50, CHAT_STATIC_ROOT=str(tmp_path / "static"))
 
     assert values["static_root"] == str(tmp_path / "static")
+
+
+def test_without_a_mail_url_mail_goes_to_the_log_and_counts_as_disabled(tmp_path):
+    values = _settings_json(tmp_path, DJANGO_SECRET_KEY="k" * 50)
+
+    assert values["email_backend"] == "django.core.mail.backends.console.EmailBackend"
+    assert values["email_enabled"] is False
+
+
+def test_a_mail_url_configures_smtp_and_enables_password_reset_mails(tmp_path):
+    values = _settings_json(tmp_path, DJANGO_SECRET_KEY="k" * 50, DJANGO_EMAIL_URL="smtp+tls://u:p@mail.example.com")
+
+    assert values["email_backend"] == "django.core.mail.backends.smtp.EmailBackend"
+    assert values["email_host"] == "mail.example.com"
+    assert values["email_enabled"] is True

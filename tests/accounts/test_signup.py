@@ -91,7 +91,8 @@ def test_login_with_a_wrong_password_fails(client, alice):
     assert "_auth_user_id" not in client.session
 
 
-def test_password_reset_mails_a_link_that_sets_a_new_password(client, alice):
+def test_password_reset_mails_a_link_that_sets_a_new_password(client, alice, settings):
+    settings.CHAT_EMAIL_ENABLED = True  # a site with a mail server (DJANGO_EMAIL_URL); pytest-django collects the mail
     response = client.post("/accounts/password/reset/", {"email": "alice@example.com"})
 
     assert response.status_code == 302

@@ -40,22 +40,47 @@ ALLOWED_ATTRIBUTES = {
     "code": {"class"},
     "pre": {"class"},
     "blockquote": set(),
-    "ul": set(),
-    "ol": {"start"},
-    "li": set(),
+    "ul": {"class"},
+    "ol": {"start", "class"},
+    "li": {"class"},
+    "input": {"type", "disabled", "checked"},
     "table": set(),
     "thead": set(),
     "tbody": set(),
     "tr": set(),
-    "th": set(),
-    "td": set(),
-    "a": {"href", "title", "rel"},
+    "th": {"class"},
+    "td": {"class"},
+    "a": {"href", "title", "rel", "target"},
     "span": {"class"},
-}
+    # MathML
+    "math": {"display"},
+    "mi": {"mathvariant"},
+    "mo": {
+        "fence", "separator", "stretchy", "largeop", "movablelimits", "symmetric",
+        "minsize", "maxsize", "lspace", "rspace", "form", "accent",
+    },
+    "mstyle": {"displaystyle", "scriptlevel", "mathvariant", "mathsize"},
+    "mspace": {"width", "height", "depth", "linebreak"},
+    "mpadded": {"width", "height", "depth", "lspace", "voffset"},
+    "mfrac": {"linethickness"},
+    "mover": {"accent"},
+    "munder": {"accentunder"},
+    "munderover": {"accent", "accentunder"},
+    "menclose": {"notation"},
+    "mtable": {
+        "columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines", "frame", "displaystyle",
+    },
+    "mtr": {"columnalign", "rowalign"},
+    "mtd": {"columnalign", "rowalign", "columnspan", "rowspan"},
+    **{tag: set() for tag in (
+        "mrow", "mn", "ms", "mtext", "msub", "msup", "msubsup", "msqrt", "mroot", "mphantom", "merror",
+    )},
+}  # fmt: skip
 IMG_ATTRIBUTES = {"src", "alt", "title"}
 FORBIDDEN_ELEMENTS = {
     "script", "iframe", "object", "embed", "base", "meta", "link", "form",
-    "style", "svg", "math", "noscript", "template", "input", "button",
+    "style", "svg", "noscript", "template", "button", "select", "textarea",
+    "maction", "semantics", "annotation", "annotation-xml", "mglyph", "malignmark",
 }  # fmt: skip
 URL_ATTRIBUTES = {
     "href", "src", "action", "formaction", "poster", "background", "xlink:href",
@@ -172,7 +197,7 @@ def _assert_safe(markup: str, *, images_allowed: bool) -> _Collector:
         for name, value in element.attrs:
             assert not name.startswith("on"), markup
             assert not name.startswith(("hx-", "data-", "ws-")), markup
-            assert name not in {"style", "id", "name", "target"}, markup
+            assert name not in {"style", "id", "name"}, markup
             assert name in allowed, f"{name} on <{element.tag}> in {markup!r}"
             if name in URL_ATTRIBUTES:
                 assert not _url_for_scheme_check(value or "").startswith(DANGEROUS_SCHEMES), markup
@@ -182,6 +207,9 @@ def _assert_safe(markup: str, *, images_allowed: bool) -> _Collector:
                 assert href.lower().startswith(("http:", "https:", "mailto:")), markup
             rel = (element.get("rel") or "").split()
             assert "noopener" in rel and "noreferrer" in rel, markup
+            assert element.get("target") == "_blank", markup
+        if element.tag == "input":
+            assert element.get("type") == "checkbox" and element.get("disabled") is not None, markup
         if element.tag == "img":
             assert (element.get("src") or "").lower().startswith(("http:", "https:")), markup
     return parsed
@@ -473,13 +501,15 @@ def test_hostile_code_block_does_not_hang(source, remote_images_off, lexed):
     assert all(len(line) <= rendering.MAX_HIGHLIGHT_LINE_CHARS for code in lexed for line in code.splitlines())
 
 
-def test_gfm_table_renders_without_style(remote_images_off):
-    markup = str(render_markdown("| a | b |\n|:--|--:|\n| 1 | 2 |"))
+def test_gfm_table_alignment_becomes_a_class_not_a_style(remote_images_off):
+    markup = str(render_markdown("| a | b | c | d |\n|:--|:-:|--:|---|\n| 1 | 2 | 3 | 4 |"))
     parsed = _parse(markup)
 
     tags = {element.tag for element in parsed.elements}
     assert {"table", "thead", "tbody", "th", "td"} <= tags
-    assert all(element.attrs == [] for element in parsed.elements)
+    cells = [element.get("class") for element in parsed.elements if element.tag in {"th", "td"}]
+    assert cells == ["align-left", "align-center", "align-right", None] * 2
+    assert all(element.get("style") is None for element in parsed.elements)
 
 
 def test_strikethrough_and_ordered_list_start_render(remote_images_off):
@@ -539,3 +569,176 @@ def test_remote_images_load_over_https_only(settings):
     assert "<img" in render_markdown("![ok](https://example.com/a.png)")
     markup = str(render_markdown("![plain](http://example.com/a.png)"))
     assert "<img" not in markup and 'href="http://example.com/a.png"' in markup
+
+
+# --- math: TeX to MathML ----------------------------------------------------
+
+
+def _math_elements(markup: str) -> list[_Element]:
+    return [element for element in _parse(markup).elements if element.tag == "math"]
+
+
+@pytest.mark.parametrize(
+    ("source", "display"),
+    [
+        ("Euler: $E=mc^2$.", "inline"),
+        ("so \\(a^2+b^2=c^2\\) holds", "inline"),
+        ("$$\\int_0^1 x\\,dx$$", "block"),
+        ("\\[\\sum_{k=1}^n k\\]", "block"),
+        ("\\[\nx = \\frac{-b \\pm \\sqrt{b^2-4ac}}{2a}\n\\]", "block"),
+        ("$$\n\\begin{pmatrix}1 & 2\\\\ 3 & 4\\end{pmatrix}\n$$", "block"),
+        ("the area is \\[\\pi r^2\\] here", "block"),
+    ],
+)
+def test_each_delimiter_renders_mathml(source, display, remote_images_off):
+    markup = str(render_markdown(source))
+
+    (math,) = _math_elements(markup)
+    assert math.get("display") == display
+    assert "$" not in "".join(_parse(markup).text)
+    _assert_safe(markup, images_allowed=False)
+    _assert_stable(markup)
+
+
+def test_backslash_commands_reach_the_formula(remote_images_off):
+    # CommonMark's escapes would turn `\,` into `,` (the bug: "x,dx").
+    parsed = _parse(str(render_markdown("$$\\int_0^1 x\\,dx$$")))
+
+    assert "mspace" in {element.tag for element in parsed.elements}
+    assert "," not in "".join(parsed.text)
+    assert "∫" in "".join(parsed.text)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "It costs $5 and $10.",
+        "From $3.50 to $ 4 and back",
+        "Prices: $20, $30 and $40",
+        "escaped \\$x\\$ dollars",
+        "code `$x$` stays code",
+    ],
+)
+def test_dollar_amounts_and_escaped_dollars_stay_text(source, remote_images_off):
+    markup = str(render_markdown(source))
+
+    assert _math_elements(markup) == []
+    assert "$" in "".join(_parse(markup).text)
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("$\\frac{$ and more", "$\\frac{$"),
+        ("$\\unknowncommand{x}$", "$\\unknowncommand{x}$"),
+        ("\\(\\frac{\\)", "\\(\\frac{\\)"),
+        ("$$\n\\frac{\n$$", "$$\n\\frac{\n$$"),
+    ],
+)
+def test_a_formula_that_does_not_parse_is_shown_as_code(source, shown, remote_images_off):
+    parsed = _parse(str(render_markdown(source)))
+
+    assert "math" not in {element.tag for element in parsed.elements}
+    assert "code" in {element.tag for element in parsed.elements}
+    assert shown in "".join(parsed.text)
+
+
+def test_a_formula_past_the_size_limit_is_shown_as_code(remote_images_off):
+    from conversations.mathml import MAX_FORMULA_CHARS
+
+    tex = "x+" * (MAX_FORMULA_CHARS // 2) + "y"
+    parsed = _parse(str(render_markdown(f"${tex}$")))
+
+    assert "math" not in {element.tag for element in parsed.elements}
+    assert f"${tex}$" in "".join(parsed.text)
+
+
+def test_deeply_nested_formula_is_shown_as_code(remote_images_off):
+    tex = "{" * 1500 + "x" + "}" * 1500
+
+    parsed = _parse(str(render_markdown(f"$${tex}$$")))
+
+    assert "math" not in {element.tag for element in parsed.elements}
+
+
+def test_html_written_in_tex_text_is_text(remote_images_off):
+    markup = str(render_markdown("$\\text{</math><img src=x onerror=alert(1)>}$"))
+    parsed = _assert_safe(markup, images_allowed=False)
+
+    assert [element.tag for element in parsed.elements] == ["p", "math", "mrow", "mtext"]
+    assert "<img\xa0src=x\xa0onerror=alert(1)>" in "".join(parsed.text)
+    _assert_stable(markup)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '<math><mtext href="javascript:alert(1)">x</mtext></math>',
+        '<math><mi xlink:href="javascript:alert(1)">x</mi></math>',
+        '<math><maction actiontype="statusline#javascript:alert(1)"><mi>x</mi></maction></math>',
+        '<math><semantics><mi>x</mi><annotation-xml encoding="text/html">'
+        "<img src=x onerror=alert(1)></annotation-xml></semantics></math>",
+        "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)></style></mglyph></table></mtext></math>",
+        '<math><mi style="position:fixed" mathcolor="red" mathbackground="url(javascript:alert(1))">x</mi></math>',
+        "<math><mtext><script>alert(1)</script></mtext></math>",
+        '<math><annotation encoding="text/html">&lt;img src=x onerror=alert(1)&gt;</annotation></math>',
+        "<mi>outside of math</mi><mglyph src=x></mglyph>",
+    ],
+)
+def test_hostile_mathml_is_cleaned_by_the_allow_list(hostile):
+    markup = str(sanitize_html(hostile))
+
+    parsed = _assert_safe(markup, images_allowed=False)
+    assert not any(
+        name in {"href", "xlink:href", "style", "mathcolor", "mathbackground"}
+        for e in parsed.elements
+        for name, _ in e.attrs
+    )
+    _assert_stable(markup)
+
+
+def test_math_budget_per_reply_leaves_later_formulas_as_code(remote_images_off):
+    from conversations.mathml import MAX_MATH_CHARS
+
+    formula = "$" + "x+" * 900 + "y$ "
+    count = MAX_MATH_CHARS // (len(formula) - 3) + 2
+    parsed = _parse(str(render_markdown(formula * count)))
+
+    rendered = [element for element in parsed.elements if element.tag == "math"]
+    assert 0 < len(rendered) < count
+    assert len([element for element in parsed.elements if element.tag == "code"]) == count - len(rendered)
+
+
+# --- GFM extras: task lists, links in a new tab -----------------------------
+
+
+def test_task_list_items_are_disabled_checkboxes(remote_images_off):
+    markup = str(render_markdown("- [ ] todo\n- [x] done\n- plain"))
+    parsed = _assert_safe(markup, images_allowed=False)
+
+    boxes = [element for element in parsed.elements if element.tag == "input"]
+    assert [(box.get("type"), box.get("disabled") is not None, box.get("checked") is not None) for box in boxes] == [
+        ("checkbox", True, False),
+        ("checkbox", True, True),
+    ]
+    (task_list,) = [element for element in parsed.elements if element.tag == "ul"]
+    assert task_list.get("class") == "contains-task-list"
+
+
+def test_links_open_in_a_new_tab_without_opener(remote_images_off):
+    parsed = _parse(str(render_markdown("[a](https://example.com) and https://example.org")))
+
+    links = [element for element in parsed.elements if element.tag == "a"]
+    assert len(links) == 2
+    for link in links:
+        assert link.get("target") == "_blank"
+        assert {"noopener", "noreferrer"} <= set((link.get("rel") or "").split())
+
+
+def test_a_stored_target_other_than_blank_is_replaced():
+    parsed = _parse(str(sanitize_html('<a href="https://example.com" target="_self">x</a><input type="text">')))
+
+    (link,) = [element for element in parsed.elements if element.tag == "a"]
+    assert link.get("target") == "_blank"
+    (box,) = [element for element in parsed.elements if element.tag == "input"]
+    assert box.get("type") == "checkbox" and box.get("disabled") is not None

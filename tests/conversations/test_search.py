@@ -214,3 +214,38 @@ def test_full_text_search_ranks_better_matches_first_on_postgresql(client, alice
     conversation, (once, twice) = chat("otter", "otter otter and more otter facts")
     client.force_login(alice)
     assert hits(client, "otter") == [message_url(conversation, twice), message_url(conversation, once)]
+
+
+def _reply(conversation, content: str) -> Message:
+    reply = Message.objects.filter(conversation=conversation, role="assistant").first()
+    return services.reply_finish(message=reply, content=content, status="complete")
+
+
+def test_a_reply_snippet_shows_its_words_without_markdown(alice, chat):
+    conversation, _ = chat("question")
+    _reply(conversation, "## Steps\n\n1. Run **`make test`** with *care*\n2. Read [the docs](https://example.com/docs)")
+
+    (hit,) = search.search_for_user(user=alice, query="docs").hits
+
+    text = "".join(piece.text for piece in hit.snippet)
+    assert text == "Steps Run make test with care Read the docs"
+    assert not any(mark in text for mark in ("**", "`", "#", "[", "](", "*"))
+
+
+def test_a_long_reply_snippet_is_cut_around_its_match_without_markup(alice, chat):
+    conversation, _ = chat("question")
+    _reply(conversation, "**filler** " * 2000 + "\n\nthe `needle` is **here**\n\n" + "_tail_ " * 2000)
+
+    (hit,) = search.search_for_user(user=alice, query="needle").hits
+
+    text = "".join(piece.text for piece in hit.snippet)
+    assert "needle is here" in text and "*" not in text and "`" not in text and "_" not in text
+    assert len(text) <= search.SNIPPET_CHARS + 2
+
+
+def test_a_user_message_snippet_keeps_what_was_typed(alice, chat):
+    chat("is **bold** markdown?")
+
+    (hit,) = search.search_for_user(user=alice, query="bold").hits
+
+    assert "".join(piece.text for piece in hit.snippet) == "is **bold** markdown?"

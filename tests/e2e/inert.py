@@ -13,7 +13,8 @@
 `Watch.check(...)` then inspects the whole document, in the page's own
 JavaScript, against the oracle of tests/fixtures/xss/SOURCES.md:
 
-- no ``<script>`` but the site's own (``src`` under ``/static/`` of this origin);
+- no ``<script>`` but the site's own (``src`` under ``/static/`` of this origin, or its
+  JavaScript catalog ``/jsi18n/``);
 - no ``on*`` attribute anywhere; no ``iframe/frame/object/embed/applet/base/portal``;
   no ``meta/link/style`` inside ``<body>``; no ``href/src/action/formaction/
   poster/background/xlink:href/...`` whose value, with whitespace and control
@@ -22,8 +23,9 @@ JavaScript, against the oracle of tests/fixtures/xss/SOURCES.md:
 - inside content containers (message bodies, conversation titles, persona
   descriptions, search hits): only the elements and attributes that
   `conversations.rendering` allows in rendered Markdown (so no ``hx-*``,
-  ``data-hx-*``, ``ws-*``, ``id``, ``name``, ``style``, ``target``, no form
-  controls), every link ``rel="noopener noreferrer"`` and http(s)/mailto only,
+  ``data-hx-*``, ``ws-*``, ``id``, ``name``, ``style``, no form
+  controls but a task list's disabled checkbox), every link ``rel="noopener noreferrer"``,
+  ``target="_blank"`` if any, and http(s)/mailto only,
   no ``<img>`` (remote images are off by default); text-only containers
   (user messages, streaming replies, titles, descriptions) hold no element at all;
 - the page hooks the chat page relies on (the elements its script and htmx
@@ -61,12 +63,26 @@ INIT_SCRIPT = r"""
     "cite", "longdesc", "lowsrc", "dynsrc", "ping", "manifest", "srcset", "itemtype",
   ]);
   const DANGEROUS = /^(javascript|vbscript|data|file):/;
-  // rendering.ALLOWED_TAGS / ALLOWED_ATTRIBUTES; nh3 adds rel to <a>. No <img>: remote images are off.
+  // rendering.ALLOWED_TAGS / MATHML_TAGS / ALLOWED_ATTRIBUTES; nh3 adds rel and target to <a>,
+  // type and disabled to <input>. No <img>: remote images are off.
   const MARKDOWN = {
     p: [], br: [], hr: [], h1: [], h2: [], h3: [], h4: [], h5: [], h6: [],
     strong: [], em: [], del: [], s: [], code: ["class"], pre: ["class"], blockquote: [],
-    ul: [], ol: ["start"], li: [], table: [], thead: [], tbody: [], tr: [], th: [], td: [],
-    a: ["href", "title", "rel"], span: ["class"],
+    ul: ["class"], ol: ["start", "class"], li: ["class"], table: [], thead: [], tbody: [], tr: [],
+    th: ["class"], td: ["class"], a: ["href", "title", "rel", "target"], span: ["class"],
+    input: ["type", "disabled", "checked"],
+    math: ["display"], mi: ["mathvariant"],
+    mo: ["fence", "separator", "stretchy", "largeop", "movablelimits", "symmetric", "minsize", "maxsize",
+         "lspace", "rspace", "form", "accent"],
+    mstyle: ["displaystyle", "scriptlevel", "mathvariant", "mathsize"],
+    mspace: ["width", "height", "depth", "linebreak"], mpadded: ["width", "height", "depth", "lspace", "voffset"],
+    mfrac: ["linethickness"], mover: ["accent"], munder: ["accentunder"], munderover: ["accent", "accentunder"],
+    menclose: ["notation"],
+    mtable: ["columnalign", "rowalign", "columnspacing", "rowspacing", "columnlines", "rowlines", "frame",
+             "displaystyle"],
+    mtr: ["columnalign", "rowalign"], mtd: ["columnalign", "rowalign", "columnspan", "rowspan"],
+    mrow: [], mn: [], ms: [], mtext: [], msub: [], msup: [], msubsup: [], msqrt: [], mroot: [], mphantom: [],
+    merror: [],
   };
   const SEARCH = {mark: [], span: ["class"]};
 
@@ -84,7 +100,8 @@ INIT_SCRIPT = r"""
     if (!script.hasAttribute("src") || script.textContent.trim()) return false;
     try {
       const url = new URL(script.getAttribute("src"), document.baseURI);
-      return url.origin === location.origin && url.pathname.startsWith("/static/");
+      // The site's scripts: its static files and Django's JavaScript catalog (chatsite/urls.py).
+      return url.origin === location.origin && (url.pathname.startsWith("/static/") || url.pathname === "/jsi18n/");
     } catch (e) {
       return false;
     }
@@ -145,9 +162,11 @@ INIT_SCRIPT = r"""
       if (!allowed.includes(name)) problems.push(`attribute ${name} on <${el.localName}>`);
     }
     if (kind === "search" && el.localName === "span" && el.className !== "muted") problems.push("span class");
+    if (el.localName === "input" && (el.type !== "checkbox" || !el.disabled)) problems.push("enabled form control");
     if (el.localName === "a") {
       const rel = (el.getAttribute("rel") || "").split(/\s+/);
       if (!rel.includes("noopener") || !rel.includes("noreferrer")) problems.push("link without rel=noopener");
+      if (el.hasAttribute("target") && el.getAttribute("target") !== "_blank") problems.push("link target");
       const href = normalizedUrl(el.getAttribute("href") || "");
       if (!/^(https?:\/\/|mailto:)/.test(href)) problems.push(`link href ${href.slice(0, 40)}`);
     }

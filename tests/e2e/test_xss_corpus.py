@@ -1,6 +1,6 @@
 """The XSS corpus in Chromium: every payload stays inert in every place the site shows it.
 
-The 142 payloads of tests/fixtures/xss/payloads.txt (see its SOURCES.md;
+The 152 payloads of tests/fixtures/xss/payloads.txt (see its SOURCES.md;
 tests/conversations/test_rendering.py checks the same corpus on the server
 side) go through a real browser as
 
@@ -11,8 +11,8 @@ side) go through a real browser as
 (b) replies streamed one character per delta: each payload typed into the
     composer of a conversation whose model (the fake upstream's ``echo-raw``)
     answers with exactly that text, the server's coalescing window at 0;
-(d) conversation titles, in the sidebar (three pages, the older two loaded by
-    htmx), in the page header and the document title of each conversation;
+(d) conversation titles, in the sidebar (four pages, the older three loaded
+    by htmx), in the page header and the document title of each conversation;
 (e) persona descriptions, on the persona picker (page and htmx partial);
 plus the search page over (a)-(d), and the export views (files, never pages).
 
@@ -27,7 +27,7 @@ Each browser test runs against the site as configured ("csp") and without its
 Content-Security-Policy ("no-csp", tests/e2e/settings_without_csp.py): a CSP
 blocks injected scripts and requests and so would hide a sanitizer bug; the
 sanitizer and the escaping alone must keep the corpus inert. The titles test
-(142 page loads) runs without the CSP only.
+(152 page loads) runs without the CSP only.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from conversations import services
 from conversations.dom import message_dom_id
 from conversations.models import Conversation, Message
+from conversations.selectors import SIDEBAR_PAGE_SIZE
 from personas.models import Persona
 from tests.e2e.inert import Item, Watch, dom_text
 from tests.servers import DaphneServer, session_cookie
@@ -291,7 +292,7 @@ def _send_and_check(
     return problems
 
 
-# 142 page loads: run once, without the CSP (the stricter of the two for this oracle).
+# 152 page loads: run once, without the CSP (the stricter of the two for this oracle).
 @pytest.mark.parametrize("site_server", ["no-csp"], indirect=True)
 def test_payloads_stay_inert_as_conversation_titles(page, site, alice, persona, corpus):
     now = timezone.now()
@@ -327,7 +328,8 @@ def test_payloads_stay_inert_as_conversation_titles(page, site, alice, persona, 
     page.goto(site.url("/"))
     problems = []
     try:
-        for expected in (100, len(corpus)):  # pages 2 and 3 come by htmx as the list scrolls
+        # The older pages (selectors.SIDEBAR_PAGE_SIZE titles each) come by htmx as the list scrolls.
+        for expected in (*range(2 * SIDEBAR_PAGE_SIZE, len(corpus), SIDEBAR_PAGE_SIZE), len(corpus)):
             page.locator(ENTRIES).last.scroll_into_view_if_needed()
             page.wait_for_function(f"() => document.querySelectorAll('{ENTRIES}').length >= {expected}")
     except Error as exc:
