@@ -56,8 +56,8 @@ class ChatService(chat_pb2_grpc.ChatServicer):
         """Return the personas (and models for direct use) the key's user may name, as GET /v1/models does."""
         try:
             translation.activate(_language(context))
-            await _user(context)
-            personas, models = await database_sync_to_async(selectors.callable_models)()
+            user = await _user(context)
+            personas, models = await database_sync_to_async(selectors.callable_models)(user=user)
         except Exception as error:
             await _fail(context, error)
         return chat_pb2.ListPersonasResponse(
