@@ -46,15 +46,25 @@ def upstream_check(*, conversation: Conversation) -> None:
     """
     persona = conversation.persona
     if persona is None or not persona.is_active:
-        raise ValidationError(_("This chat's persona is no longer available. Start a new chat."))
+        raise ValidationError(_("This chat's persona is no longer available. Choose another persona to continue."))
     if not persona.model.enabled:
-        raise ValidationError(_("This chat's model has been disabled by an admin. Start a new chat."))
+        raise ValidationError(_("This chat's model has been disabled by an admin. Choose another persona to continue."))
     try:
         provider_upstream_config(provider=persona.model.provider)  # Decrypts the key.
     except DecryptionError:
         raise ValidationError(
             _("The provider's API key cannot be read with the current secret key. An admin must enter it again.")
         ) from None
+
+
+def persona_usable(*, conversation: Conversation) -> bool:
+    """Return whether `conversation`'s persona can still answer: there, active, on an enabled model.
+
+    When it cannot (an imported chat, a persona or model an admin removed), the
+    page offers the active personas to continue with (`services.conversation_persona_set`).
+    """
+    persona = conversation.persona
+    return persona is not None and persona.is_active and persona.model.enabled
 
 
 def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob:
@@ -95,13 +105,17 @@ def reply_job_build(*, conversation: Conversation, message: Message) -> ReplyJob
 
 @dataclass(frozen=True)
 class ContextBudget:
-    """What the next message would carry: `kept` of `total` earlier messages, about `tokens` of `budget`."""
+    """What the next message would carry: `kept` of `total` earlier messages, about `tokens` of `budget`.
+
+    The greeting, always sent, counts among them (`greeting`: there is one).
+    """
 
     kept: int
     total: int
     tokens: int
     budget: int | None
     exact: bool
+    greeting: bool = False
 
 
 def context_budget(*, conversation: Conversation) -> ContextBudget | None:
@@ -113,12 +127,27 @@ def context_budget(*, conversation: Conversation) -> ContextBudget | None:
         upstream = _select(conversation=conversation, persona=persona, next_message="")
     except ValidationError:  # The persona alone fills the window; the send will say so.
         return None
+    return _budget(upstream.context, total=upstream.history.total, greeting=upstream.history.greeting is not None)
+
+
+def context_budget_for_new(*, persona: Persona) -> ContextBudget | None:
+    """Return the context a new chat's first message would be sent with: the system prompt and greeting."""
+    greeting = persona.greeting if persona.greeting.strip() else None
+    try:
+        selected = _select_context(persona=persona, greeting=greeting, items=[(Message.Role.USER, "")], known=[])
+    except ValidationError:
+        return None
+    return _budget(selected, total=0, greeting=greeting is not None)
+
+
+def _budget(selected: context.UpstreamContext, *, total: int, greeting: bool) -> ContextBudget:
     return ContextBudget(
-        kept=upstream.context.kept_count - 1,
-        total=upstream.history.total,
-        tokens=upstream.context.tokens,
-        budget=upstream.context.budget,
-        exact=upstream.context.exact,
+        kept=selected.kept_count - 1 + greeting,
+        total=total + greeting,
+        tokens=selected.tokens,
+        budget=selected.budget,
+        exact=selected.exact,
+        greeting=greeting,
     )
 
 
@@ -136,20 +165,33 @@ def _select(*, conversation: Conversation, persona: Persona, next_message: str |
     Raises:
         ValidationError: the newest message alone does not fit the context window.
     """
-    model = persona.model
     limit = max(persona.history_limit, 1)
     history = selectors.message_history_for_upstream(conversation=conversation, limit=limit)
     items = [(m.role, m.content) for m in history.recent]
-    counter = counter_name(model.model_id)
+    counter = counter_name(persona.model.model_id)
     known = [m.content_tokens if m.tokens_counter == counter else None for m in history.recent]
     if next_message is not None:
         items.append((Message.Role.USER, next_message))
+    greeting = history.greeting.content if history.greeting else None
+    selected = _select_context(persona=persona, greeting=greeting, items=items, known=known)
+    return _Upstream(history=history, context=selected)
+
+
+def _select_context(
+    *, persona: Persona, greeting: str | None, items: list[tuple[str, str]], known: list[int | None]
+) -> context.UpstreamContext:
+    """Run `llm.context.select_context` with `persona`'s prompt, limits and model.
+
+    Raises:
+        ValidationError: the newest message alone does not fit the context window.
+    """
+    model = persona.model
     try:
-        selected = context.select_context(
+        return context.select_context(
             system_prompt=persona.system_prompt,
-            greeting=history.greeting.content if history.greeting else None,
+            greeting=greeting,
             history=items,
-            history_limit=limit,
+            history_limit=max(persona.history_limit, 1),
             context_window=model.context_window,
             max_tokens=persona.max_tokens or model.max_output_tokens,
             model_id=model.model_id,
@@ -157,4 +199,3 @@ def _select(*, conversation: Conversation, persona: Persona, next_message: str |
         )
     except context.ContextTooLarge as exc:
         raise ValidationError(str(exc), code="context_too_large") from None
-    return _Upstream(history=history, context=selected)
