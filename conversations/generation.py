@@ -15,11 +15,13 @@ mid-reply asks for the text so far). See `events.py` for the protocol.
 """
 
 import asyncio
+import contextvars
 import logging
 from dataclasses import dataclass
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils import translation
 
 import llm
 from conversations import events, fragments, services, titles
@@ -36,8 +38,18 @@ _running: set[asyncio.Task] = set()
 
 
 def start_reply(job: ReplyJob) -> asyncio.Task:
-    """Start generating `job` in its own task on the running loop; return the task."""
-    task = asyncio.get_running_loop().create_task(ReplyGenerator(job).run())
+    """Start generating `job` in its own task on the running loop; return the task.
+
+    The task runs in a context of its own, with only the caller's language
+    active: a reply asked for by an HTTP request (a new chat's first message,
+    `views.chat.conversation_create`) outlives the request, and the request's
+    context holds asgiref's thread for it, which ends with it.
+    """
+    context = contextvars.Context()
+    language = translation.get_language()
+    if language:
+        context.run(translation.activate, language)
+    task = asyncio.get_running_loop().create_task(ReplyGenerator(job).run(), context=context)
     _running.add(task)
     task.add_done_callback(_running.discard)
     return task
