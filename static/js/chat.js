@@ -296,11 +296,11 @@
     if (!chat) return;
     var heading = chat.querySelector('[id$="-heading-title"], #new-chat-title');
     if (!heading) return;  // Being renamed: the title is in a form for now.
-    var title = heading.textContent.trim();
-    var site = chat.dataset.siteName;
-    var wanted = title ? title + " · " + site : site;
-    if (document.title !== wanted) document.title = wanted;
+    // As the server writes <title>; the browser collapses its whitespace the same way for both.
+    var wanted = heading.textContent + " · " + chat.dataset.siteName;
+    if (wanted !== titleSet) document.title = titleSet = wanted;
   }
+  var titleSet = null;
 
   // ---- Copy and edit ----
 
