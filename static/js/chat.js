@@ -36,7 +36,7 @@
 
   // ---- The composer's state ----
   //
-  // pending: the message sent and not yet answered, {form, key, action, text, sent, resend}.
+  // pending: the message sent and not yet answered, {form, key, action, text, sent, sentAt, resend}.
   // The server answers every composer frame with #composer-alert carrying
   // data-outcome ("accepted" or "refused") and the frame's key
   // (fragments.send_outcome_html); only "accepted" empties the box.
@@ -104,7 +104,10 @@
     }
     var key = newKey();
     form.querySelector('input[name="idempotency_key"]').value = key;
-    pending = { form: form, key: key, action: form.querySelector('input[name="action"]').value, text: box.value, sent: false, resend: false };
+    pending = {
+      form: form, key: key, action: form.querySelector('input[name="action"]').value, text: box.value,
+      sent: false, sentAt: 0, resend: false,
+    };
     following = true;
     refresh();
   }, true);
@@ -160,8 +163,16 @@
   });
 
   document.addEventListener("htmx:wsAfterSend", function (event) {
-    if (pending && event.target === pending.form) pending.sent = true;
+    if (pending && event.target === pending.form) {
+      pending.sent = true;
+      pending.sentAt = Date.now();
+    }
   });
+
+  function sendAgain() {
+    pending.sentAt = Date.now();
+    socket.send(JSON.stringify({ action: pending.action, message: pending.text, idempotency_key: pending.key }));
+  }
 
   // A new chat's first message goes by HTTP (the chat is created then): answers that swap nothing.
   document.addEventListener("htmx:afterRequest", function (event) {
@@ -243,8 +254,7 @@
     lastFrameAt = Date.now();
     if (pending && pending.resend) {
       pending.resend = false;
-      var frame = { action: pending.action, message: pending.text, idempotency_key: pending.key };
-      socket.send(JSON.stringify(frame));
+      sendAgain();
     }
     refresh();
   });
@@ -253,9 +263,12 @@
   // STALL_MS: its final bubble may have been lost on the way (a channel layer
   // delivers at most once). Ask again, as after a reconnect: the server sends
   // the final bubbles of the replies that ended, and the text so far of the others.
+  // A message left unanswered as long is sent again, with its key: taken twice, it is saved once.
   var STALL_MS = 10000;
   setInterval(function () {
-    if (!socket || connection !== "open" || Date.now() - lastFrameAt < STALL_MS) return;
+    if (!socket || connection !== "open") return;
+    if (pending && pending.sent && Date.now() - pending.sentAt >= STALL_MS) sendAgain();
+    if (Date.now() - lastFrameAt < STALL_MS) return;
     var ids = streamingIds();
     if (!ids.length) return;
     lastFrameAt = Date.now();
