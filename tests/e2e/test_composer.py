@@ -59,7 +59,9 @@ def from_end(page: Page) -> float:
 # Nothing typed is lost
 
 
-def test_a_refused_first_message_stays_in_the_composer_with_its_reason(logged_in, site, make_persona, alice):
+def test_a_refused_first_message_stays_in_the_composer_with_its_reason(
+    logged_in, site, make_persona, alice, screenshot
+):
     page = logged_in
     persona = make_persona("long:3", slug="small", greeting="Hi.")
     ChatModel.objects.filter(pk=persona.model_id).update(context_window=300, max_output_tokens=100)
@@ -69,6 +71,7 @@ def test_a_refused_first_message_stays_in_the_composer_with_its_reason(logged_in
     expect(page.locator(ALERT)).to_contain_text("Shorten it or start a new chat")
     expect(page.locator(COMPOSER)).to_have_value(text)
     expect(page.locator(COMPOSER)).to_be_editable()
+    screenshot("refused")
     assert not Conversation.objects.exists()
 
     send(page, "A short question")  # Edited down: now taken, and the chat is created.
@@ -93,7 +96,9 @@ def test_a_message_refused_over_the_socket_stays_in_the_composer(logged_in, site
 # One reply at a time
 
 
-def test_send_turns_into_stop_and_no_second_reply_starts_while_one_streams(logged_in, site, make_persona, alice):
+def test_send_turns_into_stop_and_no_second_reply_starts_while_one_streams(
+    logged_in, site, make_persona, alice, screenshot
+):
     page = logged_in
     sockets = []
 
@@ -114,6 +119,7 @@ def test_send_turns_into_stop_and_no_second_reply_starts_while_one_streams(logge
     # The server refuses too, whatever a page sends.
     sockets[-1].send(json.dumps({"action": "send", "message": "parallel", "idempotency_key": "x"}))
     expect(page.locator(ALERT)).to_have_text("Wait for the reply to finish, or stop it, first.")
+    screenshot("stop")
     assert Message.objects.filter(role="user").count() == 1
 
     page.locator(COMPOSER).press("Escape")  # Esc stops the reply.
@@ -128,7 +134,7 @@ def test_send_turns_into_stop_and_no_second_reply_starts_while_one_streams(logge
 # The view follows the reply
 
 
-def test_the_view_follows_a_tall_reply_until_the_reader_scrolls_up(logged_in, site, make_persona, alice):
+def test_the_view_follows_a_tall_reply_until_the_reader_scrolls_up(logged_in, site, make_persona, alice, screenshot):
     page = logged_in
     conversation = services.conversation_create(owner=alice, persona=make_persona("long:3000+delay:5"))
     open_conversation(page, site, conversation)
@@ -148,6 +154,7 @@ def test_the_view_follows_a_tall_reply_until_the_reader_scrolls_up(logged_in, si
     grown = page.evaluate("() => document.getElementById('messages').scrollHeight")
     page.wait_for_function(f"() => document.getElementById('messages').scrollHeight > {grown} + 300")
     assert from_end(page) > 500  # Left where the reader went while the reply grew below.
+    screenshot("jump-to-latest")
     expect(page.locator("#jump-latest")).to_be_visible()
 
     page.locator("#jump-latest").click()
@@ -161,7 +168,9 @@ def test_the_view_follows_a_tall_reply_until_the_reader_scrolls_up(logged_in, si
 # The socket's state
 
 
-def test_reconnecting_is_shown_and_a_message_caught_by_the_drop_is_sent_once(logged_in, site, make_persona, alice):
+def test_reconnecting_is_shown_and_a_message_caught_by_the_drop_is_sent_once(
+    logged_in, site, make_persona, alice, screenshot
+):
     page = logged_in
     state = {"down": False, "drop_after_send": False}
     pages = []
@@ -194,6 +203,7 @@ def test_reconnecting_is_shown_and_a_message_caught_by_the_drop_is_sent_once(log
     expect(status).to_contain_text("will be sent when the connection is back")
     expect(page.locator(COMPOSER)).to_have_value("Sent as the line drops")
     expect(page.locator("#send")).to_be_disabled()
+    screenshot("reconnecting")
     # Meanwhile another tab added to the conversation: the page catches up after the reconnect.
     Message.objects.create(conversation=conversation, role="user", content="Written in another tab")
 
@@ -232,7 +242,9 @@ def test_a_chat_is_created_only_when_its_first_message_is_sent(logged_in, site, 
 # An imported chat whose persona is gone
 
 
-def test_an_imported_chatgpt_conversation_is_continued_with_a_chosen_persona(logged_in, site, make_persona, alice):
+def test_an_imported_chatgpt_conversation_is_continued_with_a_chosen_persona(
+    logged_in, site, make_persona, alice, screenshot
+):
     page = logged_in
     make_persona("fake-echo", slug="tutor", name="Tutor")
     document = [
@@ -259,6 +271,7 @@ def test_an_imported_chatgpt_conversation_is_continued_with_a_chosen_persona(log
     send(page, "Can we go on?")
     expect(page.locator(ALERT)).to_contain_text("persona is no longer available")
     expect(page.locator(COMPOSER)).to_have_value("Can we go on?")
+    screenshot("persona-choice")
 
     page.locator("#persona-choice select").select_option("tutor")
     page.locator("#persona-choice button").click()
@@ -273,7 +286,7 @@ def test_an_imported_chatgpt_conversation_is_continued_with_a_chosen_persona(log
 # Continue
 
 
-def test_continue_after_a_reply_cut_off_by_its_length(logged_in, site, make_persona, alice):
+def test_continue_after_a_reply_cut_off_by_its_length(logged_in, site, make_persona, alice, screenshot):
     page = logged_in
     conversation = services.conversation_create(owner=alice, persona=make_persona("long:4+finish:length"))
     open_conversation(page, site, conversation)
@@ -287,6 +300,7 @@ def test_continue_after_a_reply_cut_off_by_its_length(logged_in, site, make_pers
     # Only the last cut-off reply offers it.
     expect(page.locator(".action-continue").first).to_be_hidden()
     expect(page.locator(ASSISTANT).last.locator(".action-continue")).to_be_visible()
+    screenshot("continue")
 
 
 # Title, copy, touch
