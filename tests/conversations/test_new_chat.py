@@ -143,3 +143,19 @@ def test_the_tab_title_is_the_conversation_title_and_the_site_name(client, alice
     settings.CHAT_SITE_NAME = "Class 3B"
     page = client.get(conversation.get_absolute_url()).content.decode()
     assert "<title>Trip to Kyoto · Class 3B</title>" in page and 'data-site-name="Class 3B"' in page
+
+
+@pytest.mark.django_db
+def test_choosing_a_persona_needs_a_signed_in_owner_and_answers_a_plain_post_with_a_redirect(
+    client, alice, make_persona
+):
+    gone = make_persona(slug="gone", is_active=False)
+    make_persona(slug="tutor")
+    conversation = services.conversation_create(owner=alice, persona=gone)
+    url = reverse("conversations:conversation-persona", kwargs={"public_id": conversation.public_id})
+    response = client.post(url, {"persona": "tutor"})
+    assert response.status_code == 302 and response.url.startswith("/accounts/login/")
+    client.force_login(alice)
+    response = client.post(url, {"persona": "tutor"})
+    assert response.status_code == 302 and response.url == conversation.get_absolute_url()
+    assert client.get(url).status_code == 405
