@@ -73,9 +73,10 @@ async def conversation_create(request: AuthenticatedHttpRequest) -> HttpResponse
 
     htmx (the new chat's composer): the conversation replaces the main panel
     and the address becomes its URL; a refused message answers 200 with the
-    reason only (`fragments.send_outcome_html`), so the composer keeps the text.
-    Plain POST: a redirect to the conversation, or the new chat again with the
-    text and the reason (400). An unknown persona shows the picker (400).
+    reason only (`fragments.send_outcome_html`), so the composer keeps the text;
+    so is a persona gone meanwhile. Plain POST: a redirect to the conversation,
+    or the new chat again with the text and the reason (400); an unknown
+    persona shows the picker (400).
 
     Async so that the reply's task runs on the server's event loop, like a
     reply asked for over the websocket, and outlives the request.
@@ -88,24 +89,31 @@ async def conversation_create(request: AuthenticatedHttpRequest) -> HttpResponse
 
 def _conversation_start(request: AuthenticatedHttpRequest) -> tuple[services.StartedConversation | None, HttpResponse]:
     form = ConversationCreateForm(request.POST)
-    if not form.is_valid():
-        return None, _picker(request, form)
-    persona = form.cleaned_data["persona"]
     text = request.POST.get("message", "")
     key = request.POST.get("idempotency_key", "")
+    if not form.is_valid():  # The persona went away since the page was opened, or a forged post.
+        if request.htmx:
+            return None, _refused(key, " ".join(str(error) for error in form.errors.get("persona", [])))
+        return None, _picker(request, form)
+    persona = form.cleaned_data["persona"]
     try:
         started = services.conversation_start(user=request.user, persona=persona, text=text, idempotency_key=key)
     except ValidationError as exc:
         reason = " ".join(exc.messages)
         if request.htmx:
-            response = HttpResponse(fragments.send_outcome_html(accepted=False, key=key, reason=reason))
-            response["HX-Reswap"] = "none"
-            return None, response
+            return None, _refused(key, reason)
         return None, _new_chat(request, persona=persona, message=text, error=reason, status=400)
     except services.DuplicateSend as exc:  # A double submit: show the chat the first one started.
         assert exc.conversation is not None
         return None, _conversation_opened(request, exc.conversation)
     return started, _conversation_opened(request, started.conversation)
+
+
+def _refused(key: str, reason: str) -> HttpResponse:
+    """Answer htmx with the refusal alone: the composer keeps the text, the reason shows beside it."""
+    response = HttpResponse(fragments.send_outcome_html(accepted=False, key=key, reason=reason))
+    response["HX-Reswap"] = "none"
+    return response
 
 
 def _conversation_opened(request: AuthenticatedHttpRequest, conversation: Conversation) -> HttpResponse:

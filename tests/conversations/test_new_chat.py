@@ -159,3 +159,15 @@ def test_choosing_a_persona_needs_a_signed_in_owner_and_answers_a_plain_post_wit
     response = client.post(url, {"persona": "tutor"})
     assert response.status_code == 302 and response.url == conversation.get_absolute_url()
     assert client.get(url).status_code == 405
+
+
+@pytest.mark.django_db
+def test_a_first_message_to_a_persona_gone_meanwhile_is_refused_with_the_reason(client, alice, make_persona):
+    make_persona(slug="gone", is_active=False)
+    client.force_login(alice)
+    fields = {"persona": "gone", "message": "still here?", "idempotency_key": "k-4"}
+    response = client.post(CREATE, fields, headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 200 and response["HX-Reswap"] == "none"
+    assert 'data-outcome="refused" data-key="k-4"' in body and "That persona is not available" in body
+    assert not Conversation.objects.exists()
