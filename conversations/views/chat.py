@@ -165,7 +165,7 @@ def _conversation_context(
         "message_page": fragments.page_with_versions(conversation=conversation, page=page),
         "context_budget": upstream.context_budget(conversation=conversation) if usable else None,
         "quota": quota_status(user=request.user),
-        "persona_usable": usable,
+        "persona_gone": not usable,
         "personas": [] if usable else list(persona_list_active()),
     }
 
