@@ -9,7 +9,6 @@ client's retries, timeouts and error kinds, checkpoints and the stored reply
 are the page's.
 """
 
-import contextvars
 import secrets
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -211,21 +210,9 @@ async def chat_completion(
 def _start_reply(
     job: upstream.ReplyJob, listener: generation.ReplyListener, language: str | None
 ) -> generation.ReplyGenerator:
-    """Start generating `job` in a context of its own, with the caller's `language` active.
-
-    The reply outlives the request: it must not inherit the request's
-    context, whose thread-sensitive executor (Django's ASGI handler) is gone
-    once the response ends.
-    """
-    return contextvars.Context().run(_start_in_context, job, listener, language)
-
-
-def _start_in_context(
-    job: upstream.ReplyJob, listener: generation.ReplyListener, language: str | None
-) -> generation.ReplyGenerator:
-    if language:
-        translation.activate(language)
-    return generation.start_reply(job, listener=listener)
+    """Start generating `job` with the caller's `language` (`generation.start_reply` gives it a context of its own)."""
+    with translation.override(language):
+        return generation.start_reply(job, listener=listener)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "conversations.context_processors.input_limits",
                 "accounts.theme.theme",
+                "conversations.context_processors.site_name",
             ],
         },
     },
@@ -283,6 +284,8 @@ LOGGING = {
 
 # CHAT
 
+# The site's name in tab titles ("conversation title · site name"); empty: "Chat", translated.
+CHAT_SITE_NAME = env_str("CHAT_SITE_NAME")
 # A user message longer than this is refused before anything is saved.
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 32_000, minimum=1)
 # A websocket frame larger than this (bytes) closes the socket with 4400.

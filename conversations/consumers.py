@@ -28,7 +28,7 @@ _sockets_per_user: Counter[int] = Counter()
 
 
 class ConversationConsumer(AsyncJsonWebsocketConsumer):
-    """Relay a conversation's events to one tab and take its frames (send, edit, regenerate, stop, sync).
+    """Relay a conversation's events to one tab and take its frames (send, edit, regenerate, continue, stop, sync).
 
     Close codes: 4401 anonymous, or signed out since (on any worker); 4403
     unknown or another user's conversation (the two are indistinguishable on
@@ -175,26 +175,32 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         await self.close(code=CLOSE_BAD_FRAME, reason=reason[:120])
 
     async def _start_reply(
-        self, action: str, text: object, idempotency_key: str, *, attachments: list[str] | None = None
+        self, action: str, text: object, idempotency_key: object, *, attachments: list[str] | None = None
     ) -> None:
+        """Ask for a reply; tell this tab whether its frame was taken (`fragments.send_outcome_html`)."""
+        key = idempotency_key if isinstance(idempotency_key, str) else ""
         try:
             requested = await database_sync_to_async(services.reply_request)(
                 user=self.user,
                 public_id=self.conversation.public_id,
                 action=action,
                 text=text,
-                idempotency_key=idempotency_key,
+                idempotency_key=key,
                 attachments=attachments or [],
             )
         except Conversation.DoesNotExist:
             await self.close(code=CLOSE_FORBIDDEN)
             return
         except ValidationError as exc:
-            await self.send_alert(" ".join(exc.messages))
+            await self.send(
+                text_data=fragments.send_outcome_html(accepted=False, key=key, reason=" ".join(exc.messages))
+            )
             return
         except services.DuplicateSend:
-            return  # A double Enter or a resend: the first one is already under way.
-        await self.send_alert("")
+            # A double Enter, or a message resent after a reconnect: the first one is already under way.
+            await self.send(text_data=fragments.send_outcome_html(accepted=True, key=key))
+            return
+        await self.send(text_data=fragments.send_outcome_html(accepted=True, key=key))
         # The bubbles first, on every worker: the reply's deltas go into them.
         await self.channel_layer.group_send(self.group, events.layer_message(requested.changed))
         generation.start_reply(requested.job)
@@ -283,8 +289,9 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
 _FRAME_FIELDS: dict[str, dict[str, type]] = {
     # attachments: the public ids of the uploads sent with the message, comma-separated (one hidden input).
     "send": {"message": str, "idempotency_key": str, "attachments": str},
-    "edit": {"message": str, "attachments": str},
+    "edit": {"message": str, "idempotency_key": str, "attachments": str},
     "regenerate": {},
+    "continue": {"idempotency_key": str},
     "stop": {},
     "sync": {"streaming": list, "full": bool},
 }
@@ -306,7 +313,7 @@ def frame_problem(content: object) -> str | None:
         return _("The frame must be a JSON object.")
     action = content.get("action")
     if not isinstance(action, str) or action not in _FRAME_FIELDS:
-        return _("The frame needs an action: send, stop, edit, regenerate or sync.")
+        return _("The frame needs an action: send, stop, edit, regenerate, continue or sync.")
     for field, kind in _FRAME_FIELDS[action].items():
         if field not in content:
             continue
@@ -316,7 +323,8 @@ def frame_problem(content: object) -> str | None:
             return _("The frame's “%(field)s” has the wrong type.") % {"field": field}
         if not all(_is_unicode(text) for text in items if isinstance(text, str)):
             return _("The frame's “%(field)s” is not valid Unicode text.") % {"field": field}
-    if len(content.get("idempotency_key", "")) > IDEMPOTENCY_KEY_MAX_CHARS:
+    key = content.get("idempotency_key", "")
+    if isinstance(key, str) and len(key) > IDEMPOTENCY_KEY_MAX_CHARS:
         return _("The frame's idempotency key is longer than %(limit)d characters.") % {
             "limit": IDEMPOTENCY_KEY_MAX_CHARS
         }

@@ -63,11 +63,25 @@ class SendFrame(TypedDict):
 
 
 class EditFrame(TypedDict):
-    """Replace the last user message with `message` and get a new reply; the old ones stay as versions."""
+    """Replace the last user message with `message` and get a new reply; the old ones stay as versions.
+
+    `idempotency_key`: as for SendFrame (a resent edit is not applied twice).
+    """
 
     action: Literal["edit"]
     message: str
     attachments: NotRequired[str]
+    idempotency_key: NotRequired[str]
+
+
+class ContinueFrame(TypedDict):
+    """Ask the model to go on after the last reply, cut off by its length limit (finish reason "length").
+
+    The site sends a short user message asking to continue, and a new reply follows it.
+    """
+
+    action: Literal["continue"]
+    idempotency_key: NotRequired[str]
 
 
 class RegenerateFrame(TypedDict):

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from django.db.models import prefetch_related_objects
 from django.template.loader import render_to_string
+from django.utils.html import escape
 
 from conversations import quotas, rendering, selectors, upstream
 from conversations.dom import message_body_dom_id
@@ -121,6 +122,21 @@ def alert_html(text: str) -> str:
     return (
         '<div id="composer-alert" class="composer-alert" role="alert" hx-swap-oob="true">'
         f"{rendering.render_plain_text(text)}</div>"
+    )
+
+
+def send_outcome_html(*, accepted: bool, key: str, reason: str = "") -> str:
+    """Return the alert under the composer telling this tab whether its message was taken.
+
+    accepted: the message was saved (or had been: a resent key); the page then
+        empties its composer. Refused: `reason` (escaped) shows beside the
+        text, which stays to be edited.
+    key: the frame's idempotency key (escaped), so the page knows which send this answers.
+    """
+    outcome = "accepted" if accepted else "refused"
+    return (
+        '<div id="composer-alert" class="composer-alert" role="alert" hx-swap-oob="true"'
+        f' data-outcome="{outcome}" data-key="{escape(key)}">{rendering.render_plain_text(reason)}</div>'
     )
 
 

@@ -21,11 +21,13 @@ reply's usage, and sends nothing to the channel layer.
 """
 
 import asyncio
+import contextvars
 import logging
 from dataclasses import dataclass, replace
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils import translation
 
 import llm
 from conversations import events, fragments, services, titles
@@ -71,9 +73,17 @@ def start_reply(job: ReplyJob, *, listener: ReplyListener | None = None) -> "Rep
 
     listener: a queue that gets every upstream delta, uncoalesced, as it
         arrives, then one `ReplyEnd` once the reply is stored.
+    The task runs in a context of its own, with only the caller's language
+    active: a reply asked for by an HTTP request (a new chat's first message,
+    `views.chat.conversation_create`, or the API) outlives the request, and
+    the request's context holds asgiref's thread for it, which ends with it.
     """
+    context = contextvars.Context()
+    language = translation.get_language()
+    if language:
+        context.run(translation.activate, language)
     generator = ReplyGenerator(job, listener=listener)
-    task = asyncio.get_running_loop().create_task(generator.run())
+    task = asyncio.get_running_loop().create_task(generator.run(), context=context)
     generator.task = task
     _running.add(task)
     task.add_done_callback(_running.discard)

@@ -31,7 +31,14 @@ TITLE_MAX_CHARS = 80
 
 
 class DuplicateSend(Exception):
-    """A send with an idempotency key this conversation has already seen."""
+    """A send with an idempotency key already seen: in this conversation, or (a first message) in one it started.
+
+    conversation: the conversation holding the message already sent, when known.
+    """
+
+    def __init__(self, key: str, conversation: Conversation | None = None) -> None:
+        super().__init__(key)
+        self.conversation = conversation
 
 
 @dataclass(frozen=True)
@@ -382,10 +389,11 @@ def reply_regenerate(*, conversation: Conversation) -> Message:
     return reply
 
 
-def message_edit(*, conversation: Conversation, text: str) -> SentMessage:
+def message_edit(*, conversation: Conversation, text: str, idempotency_key: str = "") -> SentMessage:
     """Replace the last question with `text` and start a reply to it; the old question and reply stay as versions.
 
-    `text` must come from `message_text_clean`.
+    `text` must come from `message_text_clean`; `idempotency_key` is stored
+    on the new question, as `message_send` does (checked by `reply_request`).
 
     Raises:
         ValidationError: the conversation has no question to edit, or a reply is streaming.
@@ -404,6 +412,7 @@ def message_edit(*, conversation: Conversation, text: str) -> SentMessage:
             content=text,
             **_persona_content_tokens(conversation, text),
             status=Message.Status.COMPLETE,
+            idempotency_key=idempotency_key[:64],
         )
         assistant_message = _reply_create(conversation=conversation, question=user_message)
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=assistant_message.created_at)
@@ -514,7 +523,7 @@ def replies_interrupt_stale(*, conversation: Conversation) -> int:
     return len(stale)
 
 
-REPLY_ACTIONS = ("send", "edit", "regenerate")
+REPLY_ACTIONS = ("send", "edit", "regenerate", "continue")
 
 
 @dataclass(frozen=True)
@@ -545,42 +554,147 @@ def reply_request(
     """Save what `action` writes, in one transaction, and return the reply's job and the bubbles to broadcast.
 
     action: "send" (a new question), "edit" (replace the last question; the
-        old one stays a version) or "regenerate" (a new version of the last
-        reply; `text` ignored).
+        old one stays a version), "regenerate" (a new version of the last
+        reply; `text` ignored) or "continue" (ask the model to go on after a
+        reply cut off by its length limit; `text` ignored).
     Reloads the conversation (an admin may have changed its persona, model or
     provider meanwhile) and takes the user's quota under a row lock, so two
-    tabs cannot both pass the last free send. Nothing stays saved if the
-    quota or the context check refuses the question. `persona` answers
-    instead of the conversation's own (`upstream.upstream_check`).
+    tabs cannot both pass the last free send, nor start two replies at once in
+    one conversation. Nothing stays saved if the quota or the context check
+    refuses the question. `attachments`: public ids of the user's uploads for
+    a send or an edit. `persona` answers instead of the conversation's own
+    (`upstream.upstream_check`).
 
     Raises:
         ValidationError: the text, the persona, the quota or the conversation's
-            state does not allow it (the message says why); nothing saved.
+            state (a reply still streaming in it) does not allow it (the
+            message says why); nothing saved.
         Conversation.DoesNotExist: not the user's conversation, or deleted meanwhile.
-        DuplicateSend: the idempotency key was seen before; nothing saved.
+        DuplicateSend: the idempotency key was seen before in this
+            conversation (checked first: a resent message that was saved is
+            never refused); nothing saved.
     """
     if action not in REPLY_ACTIONS:
         raise ValueError(f"Unknown reply action {action!r}")
     with transaction.atomic():
         conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
-        clean = message_text_clean(text=text) if action != "regenerate" else ""
-        upstream.upstream_check(conversation=conversation, persona=persona)
-        quotas.quota_check(user=user, lock=True)
-        added: list[Message] | None = None
-        if action == "send":
-            sent = message_send(conversation=conversation, text=clean, idempotency_key=idempotency_key)
-            reply = sent.assistant_message
-            added = [sent.user_message, reply]
-            _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message)
-        elif action == "edit":
-            sent = message_edit(conversation=conversation, text=clean)
-            reply = sent.assistant_message
-            _edited_keeps_files(sent.user_message)
-            _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message)
-        else:
-            reply = reply_regenerate(conversation=conversation)
+        key = idempotency_key[:64] if action != "regenerate" else ""
+        if key and Message.objects.filter(conversation=conversation, idempotency_key=key).exists():
+            raise DuplicateSend(key, conversation)
+        reply, added = _reply_save(
+            user=user,
+            conversation=conversation,
+            action=action,
+            text=text,
+            key=key,
+            attachments=attachments,
+            persona=persona,
+        )
         job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona)
     return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))
+
+
+def _reply_save(
+    *,
+    user: User,
+    conversation: Conversation,
+    action: str,
+    text: object,
+    key: str,
+    attachments: Sequence[str] = (),
+    persona: Persona | None = None,
+) -> tuple[Message, list[Message] | None]:
+    """Check and save what `action` writes (see `reply_request`, whose transaction it runs in).
+
+    Return the empty reply, and the new bubbles of a send or a continue (None:
+    the shown conversation changed as a whole).
+    """
+    clean = message_text_clean(text=text) if action in ("send", "edit") else ""
+    upstream.upstream_check(conversation=conversation, persona=persona)
+    quotas.quota_check(user=user, lock=True)
+    # After the quota's row lock: two sends of one user are checked one after the other.
+    _refuse_while_streaming(conversation)
+    if action == "edit":
+        edited = message_edit(conversation=conversation, text=clean, idempotency_key=key)
+        _edited_keeps_files(edited.user_message)
+        _attach(user=user, conversation=conversation, public_ids=attachments, message=edited.user_message)
+        return edited.assistant_message, None
+    if action == "regenerate":
+        return reply_regenerate(conversation=conversation), None
+    if action == "continue":
+        _refuse_unless_cut_off(conversation)
+        clean = _("Continue from where you stopped.")
+    sent = message_send(conversation=conversation, text=clean, idempotency_key=key)
+    _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message)
+    return sent.assistant_message, [sent.user_message, sent.assistant_message]
+
+
+def _refuse_unless_cut_off(conversation: Conversation) -> None:
+    last = _last_current(conversation)
+    if last is None or last.role != Message.Role.ASSISTANT or last.finish_reason != "length":
+        raise ValidationError(_("Only a reply cut off by its length limit can be continued."), code="not_cut_off")
+
+
+@dataclass(frozen=True)
+class StartedConversation:
+    """A conversation created with its first message, and the job that generates the reply to it."""
+
+    conversation: Conversation
+    job: upstream.ReplyJob
+
+
+# How long a first message's idempotency key is looked for in the user's other conversations.
+FIRST_SEND_DEDUP_WINDOW = timedelta(minutes=10)
+
+
+def conversation_start(
+    *, user: User, persona: Persona, text: object, idempotency_key: str = "", attachments: Sequence[str] = ()
+) -> StartedConversation:
+    """Create a conversation with `persona` and its first message, in one transaction; return it and the reply's job.
+
+    A chat exists only once its first message is accepted: the greeting, the
+    question and the empty reply are saved together, after the same checks as
+    any send (`reply_request`), or nothing is.
+
+    Raises:
+        ValidationError: the text, the persona or the quota does not allow it; nothing saved.
+        DuplicateSend: a first message with `idempotency_key` started a conversation of
+            `user` in the last FIRST_SEND_DEDUP_WINDOW (a double submit); its `conversation` is that one.
+    """
+    key = idempotency_key[:64]
+    with transaction.atomic():
+        if key:
+            earlier = (
+                Message.objects.filter(
+                    conversation__owner=user,
+                    idempotency_key=key,
+                    created_at__gte=timezone.now() - FIRST_SEND_DEDUP_WINDOW,
+                )
+                .select_related("conversation")
+                .first()
+            )
+            if earlier is not None:
+                raise DuplicateSend(key, earlier.conversation)
+        message_text_clean(text=text)  # Before anything is created.
+        conversation = conversation_create(owner=user, persona=persona)
+        reply, _added = _reply_save(
+            user=user, conversation=conversation, action="send", text=text, key=key, attachments=attachments
+        )
+        job = upstream.reply_job_build(conversation=conversation, message=reply)
+    return StartedConversation(conversation=conversation, job=job)
+
+
+def conversation_persona_set(*, conversation: Conversation, persona: Persona) -> Conversation:
+    """Continue `conversation` with `persona` (one of the active personas): for a chat whose persona is gone.
+
+    An imported chat, or one whose persona or model an admin removed, refuses
+    new messages until it has a persona it can reach. The history stays as
+    it is; the next reply is asked with the new persona's system prompt and model.
+    """
+    conversation.persona = persona
+    conversation.chat_model = None  # The models a chat may switch to are its persona's.
+    conversation.save(update_fields=["persona", "chat_model"])
+    return conversation
 
 
 def _edited_keeps_files(question: Message) -> None:

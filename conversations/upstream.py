@@ -82,7 +82,8 @@ def upstream_check(*, conversation: Conversation | None, persona: Persona | None
     persona = persona or (conversation.persona if conversation is not None else None)
     if persona is None or not persona.is_active:
         raise ValidationError(
-            _("This chat's persona is no longer available. Start a new chat."), code="persona_unavailable"
+            _("This chat's persona is no longer available. Choose another persona to continue."),
+            code="persona_unavailable",
         )
     model = _model_for(conversation, persona)
     if model.pk != persona.model_id and model not in chat_model_list_for_persona(persona=persona):
@@ -91,7 +92,8 @@ def upstream_check(*, conversation: Conversation | None, persona: Persona | None
         )
     if not model.enabled:
         raise ValidationError(
-            _("This chat's model has been disabled by an admin. Start a new chat."), code="model_disabled"
+            _("This chat's model has been disabled by an admin. Choose another persona to continue."),
+            code="model_disabled",
         )
     try:
         provider_upstream_config(provider=model.provider)  # Decrypts the key.
@@ -100,6 +102,16 @@ def upstream_check(*, conversation: Conversation | None, persona: Persona | None
             _("The provider's API key cannot be read with the current secret key. An admin must enter it again."),
             code="provider_key",
         ) from None
+
+
+def persona_usable(*, conversation: Conversation) -> bool:
+    """Return whether `conversation`'s persona can still answer: there, active, on an enabled model.
+
+    When it cannot (an imported chat, a persona or model an admin removed), the
+    page offers the active personas to continue with (`services.conversation_persona_set`).
+    """
+    persona = conversation.persona
+    return persona is not None and persona.is_active and persona.model.enabled
 
 
 def reply_job_build(*, conversation: Conversation, message: Message, persona: Persona | None = None) -> ReplyJob:
@@ -197,13 +209,17 @@ def _request(persona: Persona, model: ChatModel, messages: list) -> llm.ChatRequ
 
 @dataclass(frozen=True)
 class ContextBudget:
-    """What the next message would carry: `kept` of `total` earlier messages, about `tokens` of `budget`."""
+    """What the next message would carry: `kept` of `total` earlier messages, about `tokens` of `budget`.
+
+    The greeting, always sent, counts among them (`greeting`: there is one).
+    """
 
     kept: int
     total: int
     tokens: int
     budget: int | None
     exact: bool
+    greeting: bool = False
 
 
 def context_budget(*, conversation: Conversation) -> ContextBudget | None:
@@ -217,12 +233,37 @@ def context_budget(*, conversation: Conversation) -> ContextBudget | None:
         )
     except ValidationError:  # The persona alone fills the window; the send will say so.
         return None
+    return _budget(upstream.context, total=upstream.history.total, greeting=upstream.history.greeting is not None)
+
+
+def context_budget_for_new(*, persona: Persona, user_id: int) -> ContextBudget | None:
+    """Return the context a new chat's first message would be sent with: the system prompt and greeting.
+
+    The system prompt carries user `user_id`'s custom instructions, as every reply's does.
+    """
+    greeting = persona.greeting if persona.greeting.strip() else None
+    try:
+        selected = _select_context(
+            persona=persona,
+            model=persona.model,
+            system_prompt=system_prompt_for(persona=persona, user_id=user_id),
+            greeting=greeting,
+            items=[(Message.Role.USER, "")],
+            known=[],
+        )
+    except context.ContextTooLarge:
+        return None
+    return _budget(selected, total=0, greeting=greeting is not None)
+
+
+def _budget(selected: context.UpstreamContext, *, total: int, greeting: bool) -> ContextBudget:
     return ContextBudget(
-        kept=upstream.context.kept_count - 1,
-        total=upstream.history.total,
-        tokens=upstream.context.tokens,
-        budget=upstream.context.budget,
-        exact=upstream.context.exact,
+        kept=selected.kept_count - 1 + greeting,
+        total=total + greeting,
+        tokens=selected.tokens,
+        budget=selected.budget,
+        exact=selected.exact,
+        greeting=greeting,
     )
 
 

@@ -11,6 +11,7 @@ urlpatterns = [
     path("c/<uuid:public_id>/messages/", chat.message_page, name="message-page"),
     path("c/<uuid:public_id>/messages/<uuid:message_id>/show/", chat.message_show, name="message-show"),
     path("c/<uuid:public_id>/model/", chat.conversation_model, name="conversation-model"),
+    path("c/<uuid:public_id>/persona/", chat.conversation_persona, name="conversation-persona"),
     path("c/<uuid:public_id>/rename/", manage.conversation_rename, name="conversation-rename"),
     path("c/<uuid:public_id>/delete/", manage.conversation_delete, name="conversation-delete"),
     path("c/<uuid:public_id>/archive/", manage.conversation_archive, name="conversation-archive"),

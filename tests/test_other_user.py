@@ -58,6 +58,7 @@ ID_PATTERNS = {
     "conversations:message-show",
     "conversations:message-page",
     "conversations:conversation-rename",
+    "conversations:conversation-persona",
     "conversations:conversation-delete",
     "conversations:conversation-archive",
     "conversations:conversation-unarchive",

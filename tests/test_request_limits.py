@@ -4,6 +4,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from conversations import generation
 from conversations.models import Conversation
 from transfer import jobs as import_jobs
 from transfer.models import ImportJob
@@ -34,15 +35,18 @@ def test_a_form_post_with_too_many_fields_is_refused_and_nothing_is_saved(client
     assert not Conversation.objects.exists()
 
 
-def test_a_form_post_under_the_limits_is_taken(client, alice, persona):
+def test_a_form_post_under_the_limits_is_taken(client, alice, persona, monkeypatch):
+    started = []
+    monkeypatch.setattr(generation, "start_reply", started.append)  # No event loop outlives this request.
     client.force_login(alice)
 
     response = client.post(
-        reverse("conversations:conversation-create"), {"persona": persona.slug, "padding": "x" * (MB // 2)}
+        reverse("conversations:conversation-create"),
+        {"persona": persona.slug, "message": "hi", "padding": "x" * (MB // 2)},
     )
 
     assert response.status_code == 302
-    assert Conversation.objects.filter(owner=alice).count() == 1
+    assert Conversation.objects.filter(owner=alice).count() == 1 and len(started) == 1
 
 
 def test_an_uploaded_file_over_the_form_limit_is_still_taken(client, alice, settings, tmp_path, monkeypatch):

@@ -2,21 +2,22 @@ import re
 from urllib.parse import urlencode
 from uuid import UUID
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseBadRequest
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
-from django_htmx.http import HttpResponseClientRedirect
 
-from conversations import fragments, selectors, services, upstream
+from conversations import fragments, generation, rendering, selectors, services, sidebar, upstream
 from conversations.dom import message_dom_id
 from conversations.forms import ConversationCreateForm
 from conversations.models import Conversation, Message
 from conversations.quotas import quota_status
 from conversations.views.shortcuts import AuthenticatedHttpRequest, get_owned_or_404, render_page
+from personas.models import Persona
 from personas.selectors import chat_model_list_for_persona, persona_list_active
 
 # A message page's cursor: the public id, as 32 hex digits, of the oldest message the page after it shows.
@@ -26,27 +27,122 @@ _CURSOR = re.compile(r"[0-9a-f]{32}")
 @login_required
 @require_GET
 def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Show the persona picker that starts a new chat."""
+    """Show the persona picker, or with `?persona=<slug>` a new chat with that persona, not yet created.
+
+    The chat is created when its first message is sent (`conversation_create`),
+    so picking a persona and leaving saves nothing. An unknown or inactive
+    persona shows the picker with the reason.
+    """
+    if "persona" not in request.GET:
+        context = {
+            "personas": list(persona_list_active(user=request.user)),
+            "form": ConversationCreateForm(user=request.user),
+        }
+        return render_page(request, "conversations/new.html", "conversations/partials/persona_picker.html", context)
+    form = ConversationCreateForm(request.GET, user=request.user)
+    if not form.is_valid():
+        return _picker(request, form)
+    return _new_chat(request, persona=form.cleaned_data["persona"])
+
+
+def _picker(request: AuthenticatedHttpRequest, form: ConversationCreateForm) -> HttpResponse:
+    context = {"personas": list(persona_list_active(user=request.user)), "form": form}
+    return render_page(
+        request, "conversations/new.html", "conversations/partials/persona_picker.html", context, status=400
+    )
+
+
+def _new_chat(
+    request: AuthenticatedHttpRequest, *, persona: Persona, message: str = "", error: str = "", status: int = 200
+) -> HttpResponse:
+    """Render a new chat with `persona`: its greeting and a composer whose first message creates the chat."""
     context = {
-        "personas": list(persona_list_active(user=request.user)),
-        "form": ConversationCreateForm(user=request.user),
+        "persona": persona,
+        "greeting_html": rendering.render_markdown(persona.greeting) if persona.greeting.strip() else "",
+        "context_budget": upstream.context_budget_for_new(persona=persona, user_id=request.user.pk),
+        "quota": quota_status(user=request.user),
+        "message_value": message,
+        "error": error,
+        "page_title": _("New chat"),
     }
-    return render_page(request, "conversations/new.html", "conversations/partials/persona_picker.html", context)
+    return render_page(
+        request, "conversations/new_chat.html", "conversations/partials/new_chat.html", context, status=status
+    )
 
 
 @login_required
 @require_POST
-def conversation_create(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """Start a chat with the posted persona and go to it."""
+async def conversation_create(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Create a chat with its first message (`persona`, `message`, `idempotency_key`) and start the reply.
+
+    htmx (the new chat's composer): the conversation replaces the main panel
+    and the address becomes its URL; a refused message answers 200 with the
+    reason only (`fragments.send_outcome_html`), so the composer keeps the text;
+    so is a persona gone meanwhile. Plain POST: a redirect to the conversation,
+    or the new chat again with the text and the reason (400); an unknown
+    persona shows the picker (400).
+
+    Async so that the reply's task runs on the server's event loop, like a
+    reply asked for over the websocket, and outlives the request.
+    """
+    started, response = await sync_to_async(_conversation_start)(request)
+    if started is not None:
+        generation.start_reply(started.job)
+    return response
+
+
+def _conversation_start(request: AuthenticatedHttpRequest) -> tuple[services.StartedConversation | None, HttpResponse]:
     form = ConversationCreateForm(request.POST, user=request.user)
-    if not form.is_valid():
-        context = {"personas": list(persona_list_active(user=request.user)), "form": form}
-        return render_page(
-            request, "conversations/new.html", "conversations/partials/persona_picker.html", context, status=400
+    text = request.POST.get("message", "")
+    key = request.POST.get("idempotency_key", "")
+    if not form.is_valid():  # The persona went away since the page was opened, or a forged post.
+        if request.htmx:
+            return None, _refused(key, " ".join(str(error) for error in form.errors.get("persona", [])))
+        return None, _picker(request, form)
+    persona = form.cleaned_data["persona"]
+    try:
+        started = services.conversation_start(
+            user=request.user,
+            persona=persona,
+            text=text,
+            idempotency_key=key,
+            attachments=[a for a in request.POST.get("attachments", "").split(",") if a],
         )
-    conversation = services.conversation_create(owner=request.user, persona=form.cleaned_data["persona"])
+    except ValidationError as exc:
+        reason = " ".join(exc.messages)
+        if request.htmx:
+            return None, _refused(key, reason)
+        return None, _new_chat(request, persona=persona, message=text, error=reason, status=400)
+    except services.DuplicateSend as exc:  # A double submit: show the chat the first one started.
+        assert exc.conversation is not None
+        return None, _conversation_opened(request, exc.conversation)
+    return started, _conversation_opened(request, started.conversation)
+
+
+def _refused(key: str, reason: str) -> HttpResponse:
+    """Answer htmx with the refusal alone: the composer keeps the text, the reason shows beside it."""
+    response = HttpResponse(fragments.send_outcome_html(accepted=False, key=key, reason=reason))
+    response["HX-Reswap"] = "none"
+    return response
+
+
+def _conversation_opened(request: AuthenticatedHttpRequest, conversation: Conversation) -> HttpResponse:
+    """Answer a new chat's first send: its page (htmx: in the main panel, with the sidebar's list again)."""
     url = conversation.get_absolute_url()
-    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+    if not request.htmx:
+        return redirect(url)
+    context = {
+        **_conversation_context(
+            request, conversation, selectors.message_page_for_conversation(conversation=conversation)
+        ),
+        "sidebar": sidebar.conversation_page(user=request.user),
+        "current_id": conversation.public_id,
+    }
+    response = render(request, "conversations/partials/conversation_opened.html", context)
+    response["HX-Retarget"] = "#main"
+    response["HX-Reswap"] = "innerHTML"
+    response["HX-Push-Url"] = url
+    return response
 
 
 @login_required
@@ -65,14 +161,65 @@ def conversation_detail(request: AuthenticatedHttpRequest, public_id) -> HttpRes
         page = selectors.message_page_for_conversation(conversation=conversation)
     else:
         page = selectors.message_page_from(conversation=conversation, first=around)
-    context = {
+    context = _conversation_context(request, conversation, page)
+    return render_page(request, "conversations/detail.html", "conversations/partials/conversation.html", context)
+
+
+def _conversation_context(
+    request: AuthenticatedHttpRequest, conversation: Conversation, page: selectors.MessagePage
+) -> dict:
+    """Return what conversation.html shows: the page of bubbles, the lines under the composer, the persona choice."""
+    usable = upstream.persona_usable(conversation=conversation)
+    return {
         "conversation": conversation,
         "message_page": fragments.page_with_versions(conversation=conversation, page=page),
-        "context_budget": upstream.context_budget(conversation=conversation),
+        "context_budget": upstream.context_budget(conversation=conversation) if usable else None,
         "quota": quota_status(user=request.user),
         **_model_picker(conversation),
+        "persona_gone": not usable,
+        "personas": [] if usable else list(persona_list_active(user=request.user)),
     }
-    return render_page(request, "conversations/detail.html", "conversations/partials/conversation.html", context)
+
+
+@login_required
+@require_POST
+def conversation_persona(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
+    """Continue a chat whose persona is gone (an import, a persona or model removed) with an active `persona`.
+
+    htmx: the header shows the new persona and the choice goes away, out of
+    band, leaving the composer's text alone. Plain POST: back to the chat. An
+    unknown or inactive persona answers the choice again with the reason
+    (htmx: 200, so it is swapped in; plain: 400).
+    """
+    conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
+    form = ConversationCreateForm(request.POST, user=request.user)
+    if form.is_valid():
+        conversation = services.conversation_persona_set(
+            conversation=conversation, persona=form.cleaned_data["persona"]
+        )
+        if not request.htmx:
+            return redirect(conversation.get_absolute_url())
+        changed = {
+            "conversation": conversation,
+            "context_budget": upstream.context_budget(conversation=conversation),
+            **_model_picker(conversation),
+        }
+        return render(request, "conversations/partials/persona_changed.html", changed)
+    context: dict[str, object] = {
+        "conversation": conversation,
+        "personas": list(persona_list_active(user=request.user)),
+        "choice_error": " ".join(str(error) for error in form.errors.get("persona", [])),
+        "oob": True,
+    }
+    if request.htmx:
+        return render(request, "conversations/partials/persona_choice.html", context)
+    return render_page(
+        request,
+        "conversations/panel.html",
+        "conversations/partials/persona_choice.html",
+        {**context, "oob": False, "panel": "conversations/partials/persona_choice.html", "page_title": _("Persona")},
+        status=400,
+    )
 
 
 def _model_picker(conversation: Conversation) -> dict:

@@ -143,9 +143,10 @@
     }
   });
 
-  // Sent: the files went with the message (the text area clears in chat.js).
-  document.addEventListener("htmx:wsAfterSend", function (event) {
-    if (event.target !== composer() || !chips()) return;
+  // Taken by the server: the files went with the message (chat.js empties the text area then;
+  // a refused message keeps both).
+  document.addEventListener("chat:accepted", function () {
+    if (!chips()) return;
     chips().textContent = "";
     setIds();
   });

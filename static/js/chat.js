@@ -1,11 +1,19 @@
-// Chat page behaviour: Enter sends, Shift+Enter adds a line, one idempotency key
-// per send, the composer clears after a send, Stop shows while a reply streams,
-// copy buttons on messages and code blocks, editing the last question, older
-// messages loaded on scroll without moving what the reader sees, and asking the
-// server again for a reply that stays silent while shown as streaming.
-// Text is only ever read from the page (innerText) and set as text, never as HTML.
+// Chat page behaviour. The composer: Enter sends (on touch keyboards Enter adds a
+// line and the Send button sends), Shift+Enter adds a line, one idempotency key per
+// message, and the text stays in the box until the server says it took it (a
+// refusal shows its reason beside it); Send turns into Stop while a reply streams
+// (Esc stops too); "Reconnecting…" while the socket is down, a message caught by
+// the drop sent again once it is back. The view follows a streaming reply unless
+// the reader scrolled up ("Jump to latest" then). Copy gives a message's Markdown;
+// editing the last question; older messages loaded on scroll without moving what
+// the reader sees; asking the server again for a reply that stays silent while
+// shown as streaming; the tab title follows the conversation's.
+// Text is only ever read from the page and set as text, never as HTML.
 (function () {
   "use strict";
+
+  // Django's JavaScript catalog defines gettext before this script runs; English if it did not load.
+  var gettext = window.gettext || function (text) { return text; };
 
   function newKey() {
     if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
@@ -13,32 +21,135 @@
   }
 
   function composer() { return document.getElementById("composer"); }
+  function messageBox() { var form = composer(); return form && form.querySelector('textarea[name="message"]'); }
+  function messageList() { return document.getElementById("messages"); }
 
-  function refreshStop() {
-    var stop = document.getElementById("stop");
-    if (!stop) return;
-    stop.hidden = !document.querySelector('#messages [data-status="streaming"]');
-  }
-
-  function scrollToEnd(force) {
-    var list = document.getElementById("messages");
-    if (!list) return;
-    var nearEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 120;
-    if (force || nearEnd) list.scrollTop = list.scrollHeight;
-  }
+  // A touch keyboard has no Shift+Enter: there Enter adds a line and the Send button sends.
+  var touch = !!(window.matchMedia && window.matchMedia("(pointer: coarse)").matches);
 
   function grow(textarea) {
     textarea.style.height = "auto";
     textarea.style.height = Math.min(textarea.scrollHeight, 240) + "px";
   }
 
+  function streaming() { return !!document.querySelector('#messages [data-status="streaming"]'); }
+
+  // ---- The composer's state ----
+  //
+  // pending: the message sent and not yet answered, {form, key, action, text, sent, sentAt, resend}.
+  // The server answers every composer frame with #composer-alert carrying
+  // data-outcome ("accepted" or "refused") and the frame's key
+  // (fragments.send_outcome_html); only "accepted" empties the box.
+  var pending = null;
+  // The socket: "connecting" (first open), "open", "down" (htmx-ext-ws reconnects), "closed" (refused: 44xx).
+  var connection = "connecting";
+
+  function setAlert(text) {
+    var alert = document.getElementById("composer-alert");
+    if (alert) alert.textContent = text;
+  }
+
+  function refresh() {
+    var form = composer();
+    var live = streaming();
+    var send = document.getElementById("send");
+    var stop = document.getElementById("stop");
+    if (send) {
+      send.hidden = live && !!stop;
+      send.disabled = !!pending || connection === "down" || connection === "closed";
+    }
+    if (stop) stop.hidden = !live;
+    if (form) {
+      form.classList.toggle("sending", !!pending);
+      form.setAttribute("aria-busy", pending ? "true" : "false");
+      var box = messageBox();
+      if (box) box.readOnly = !!pending;
+    }
+    var status = document.getElementById("connection-status");
+    if (status) {
+      status.hidden = connection !== "down";
+      status.textContent = pending
+        ? gettext("Reconnecting… Your message will be sent when the connection is back.")
+        : gettext("Reconnecting…");
+    }
+    var chat = document.querySelector(".chat");
+    if (chat) chat.dataset.connection = connection;
+  }
+
+  function release() {
+    pending = null;
+    refresh();
+  }
+
+  // Why a send cannot go now, or "" when it can.
+  function blocked(form) {
+    if (pending) return "pending";
+    if (form.hasAttribute("ws-send")) {
+      if (streaming()) return "streaming";
+      if (connection === "down" || connection === "closed") return "offline";
+    }
+    return "";
+  }
+
+  // Every composer submit (Enter, the Send button) passes here first, in the capture
+  // phase, before htmx sends it over the socket or posts it (a new chat's first message).
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form !== composer()) return;
+    var box = messageBox();
+    if (blocked(form) || !box.value.trim()) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      return;
+    }
+    var key = newKey();
+    form.querySelector('input[name="idempotency_key"]').value = key;
+    pending = {
+      form: form, key: key, action: form.querySelector('input[name="action"]').value, text: box.value,
+      sent: false, sentAt: 0, resend: false,
+    };
+    following = true;
+    refresh();
+  }, true);
+
+  function outcomeArrived() {
+    var alert = document.getElementById("composer-alert");
+    if (!alert || !alert.dataset.outcome) return;
+    var outcome = alert.dataset.outcome;
+    var key = alert.dataset.key;
+    delete alert.dataset.outcome;
+    if (!pending || key !== pending.key) return;
+    var box = messageBox();
+    if (outcome === "accepted") {
+      box.value = "";
+      document.dispatchEvent(new CustomEvent("chat:accepted"));
+      grow(box);
+      endEdit();
+      release();
+    } else {
+      release();
+      box.focus();
+    }
+  }
+
   document.addEventListener("keydown", function (event) {
     var target = event.target;
+    if (event.key === "Escape") {
+      var stop = document.getElementById("stop");
+      if (stop && !stop.hidden) {
+        event.preventDefault();
+        document.getElementById("stop-form").requestSubmit();
+      } else if (composer() && composer().classList.contains("editing") && target === messageBox()) {
+        endEdit();
+        messageBox().value = "";
+      }
+      return;
+    }
     if (!target.matches || !target.matches('#composer textarea[name="message"]')) return;
     // isComposing: Enter that confirms a Chinese/Japanese IME candidate must not send.
-    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !touch) {
       event.preventDefault();
-      if (target.value.trim()) target.form.requestSubmit();
+      if (target.value.trim() && !blocked(target.form)) target.form.requestSubmit();
     }
   });
 
@@ -46,26 +157,81 @@
     if (event.target.matches && event.target.matches('#composer textarea[name="message"]')) grow(event.target);
   });
 
+  // Continue and Regenerate buttons send frames too: a key keeps a double click to one reply.
   document.addEventListener("htmx:wsConfigSend", function (event) {
-    if (event.target === composer()) event.detail.parameters.idempotency_key = newKey();
+    var params = event.detail.parameters;
+    if (event.target !== composer() && params.action === "continue") params.idempotency_key = newKey();
   });
 
   document.addEventListener("htmx:wsAfterSend", function (event) {
-    var form = composer();
-    if (event.target !== form) return;
-    var textarea = form.querySelector("textarea");
-    textarea.value = "";
-    grow(textarea);
-    scrollToEnd(true);
+    if (pending && event.target === pending.form) {
+      pending.sent = true;
+      pending.sentAt = Date.now();
+    }
   });
+
+  function sendAgain() {
+    pending.sentAt = Date.now();
+    socket.send(JSON.stringify({ action: pending.action, message: pending.text, idempotency_key: pending.key }));
+  }
+
+  // A new chat's first message goes by HTTP (the chat is created then): answers that swap nothing.
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!pending || event.detail.elt !== pending.form) return;
+    if (event.detail.successful) {
+      outcomeArrived();
+    } else {
+      release();
+      setAlert(gettext("The message could not be sent. Check the connection and try again."));
+    }
+  });
+
+  // ---- Following the conversation ----
+  //
+  // `following`: the view stays at the end as replies grow. Scrolling up stops it
+  // (and shows "Jump to latest"); scrolling back to the end, sending, or the
+  // button resumes it. Growth never moves scrollTop up, so only the reader does.
+  var FOLLOW_SLACK_PX = 40;
+  var following = true;
+  var lastScrollTop = 0;
+
+  function fromEnd(list) { return list.scrollHeight - list.scrollTop - list.clientHeight; }
+
+  function scrollToEnd(force) {
+    var list = messageList();
+    if (!list) return;
+    if (force) following = true;
+    if (following) list.scrollTop = list.scrollHeight;
+    lastScrollTop = list.scrollTop;
+    refreshJump();
+  }
+
+  function refreshJump() {
+    var list = messageList();
+    var jump = document.getElementById("jump-latest");
+    if (list && jump) jump.hidden = following || fromEnd(list) < FOLLOW_SLACK_PX;
+  }
+
+  document.addEventListener("scroll", function (event) {
+    var list = messageList();
+    if (event.target !== list) return;
+    if (fromEnd(list) < FOLLOW_SLACK_PX) following = true;
+    else if (list.scrollTop < lastScrollTop) following = false;
+    lastScrollTop = list.scrollTop;
+    refreshJump();
+  }, true);
+
+  // ---- The socket ----
 
   // When the socket last brought a frame; see the stall check below.
   var lastFrameAt = Date.now();
 
   document.addEventListener("htmx:wsAfterMessage", function () {
     lastFrameAt = Date.now();
-    refreshStop();
+    outcomeArrived();
+    refresh();
     scrollToEnd(false);
+    refreshTitle();
   });
 
   function streamingIds() {
@@ -76,42 +242,87 @@
   }
 
   // On every (re)open, ask the server to bring the page up to date: replies shown
-  // as streaming that finished meanwhile, and after a reconnect everything.
+  // as streaming that finished meanwhile, and after a reconnect everything. A
+  // message whose answer the drop may have swallowed goes again, with its key:
+  // if the server had taken it, it says so and saves nothing twice.
   var socketOpenedBefore = false;
   var socket = null;
   document.addEventListener("htmx:wsOpen", function (event) {
     socket = event.detail.socketWrapper;
     socket.send(JSON.stringify({ action: "sync", streaming: streamingIds(), full: socketOpenedBefore }));
     socketOpenedBefore = true;
+    connection = "open";
     lastFrameAt = Date.now();
+    if (pending && pending.resend) {
+      pending.resend = false;
+      sendAgain();
+    }
+    refresh();
   });
 
   // A bubble still shown as streaming while the socket has said nothing for
   // STALL_MS: its final bubble may have been lost on the way (a channel layer
   // delivers at most once). Ask again, as after a reconnect: the server sends
   // the final bubbles of the replies that ended, and the text so far of the others.
+  // A message left unanswered as long is sent again, with its key: taken twice, it is saved once.
   var STALL_MS = 10000;
   setInterval(function () {
-    if (!socket || Date.now() - lastFrameAt < STALL_MS) return;
-    var streaming = streamingIds();
-    if (!streaming.length) return;
+    if (!socket || connection !== "open") return;
+    if (pending && pending.sent && Date.now() - pending.sentAt >= STALL_MS) sendAgain();
+    if (Date.now() - lastFrameAt < STALL_MS) return;
+    var ids = streamingIds();
+    if (!ids.length) return;
     lastFrameAt = Date.now();
-    socket.send(JSON.stringify({ action: "sync", streaming: streaming, full: false }));
+    socket.send(JSON.stringify({ action: "sync", streaming: ids, full: false }));
   }, 1000);
 
+  // htmx-ext-ws reconnects after 1006, 1011, 1012 and 1013; a 44xx close is the
+  // server refusing (its reason is shown). Any other close of a socket whose
+  // page is still shown (a server going away: 1001) is reopened here.
+  var RETRIED_BY_HTMX = [1006, 1011, 1012, 1013];
+  var reopenDelayMs = 1000;
   document.addEventListener("htmx:wsClose", function (event) {
-    var code = event.detail && event.detail.event && event.detail.event.code;
-    var alert = document.getElementById("composer-alert");
-    if (alert && code >= 4400 && code < 4500) {
-      alert.textContent = event.detail.event.reason || "The connection was refused. Reload the page.";
+    var closeEvent = event.detail && event.detail.event;
+    var code = closeEvent && closeEvent.code;
+    var chat = event.target;
+    if (!chat.isConnected) return;  // The page moved on: htmx closed it.
+    if (pending && pending.sent) pending.resend = true;
+    if (code >= 4400 && code < 4500) {
+      connection = "closed";
+      if (pending) release();
+      setAlert(closeEvent.reason || gettext("The connection was refused. Reload the page."));
+    } else {
+      connection = "down";
+      if (RETRIED_BY_HTMX.indexOf(code) < 0 && event.detail.socketWrapper) {
+        var wrapper = event.detail.socketWrapper;
+        setTimeout(function () { if (chat.isConnected) wrapper.reconnect(); }, reopenDelayMs);
+        reopenDelayMs = Math.min(reopenDelayMs * 2, 30000);
+      }
     }
+    refresh();
   });
 
-  // Copy: a message's text, or a code block's (buttons are added to every <pre>).
+  document.addEventListener("htmx:wsOpen", function () { reopenDelayMs = 1000; });
+
+  // ---- The tab title: "conversation title · site name", live ----
+  function refreshTitle() {
+    var chat = document.querySelector(".chat[data-site-name]");
+    if (!chat) return;
+    var heading = chat.querySelector('[id$="-heading-title"], #new-chat-title');
+    if (!heading) return;  // Being renamed: the title is in a form for now.
+    // As the server writes <title>; the browser collapses its whitespace the same way for both.
+    var wanted = heading.textContent + " · " + chat.dataset.siteName;
+    if (wanted !== titleSet) document.title = titleSet = wanted;
+  }
+  var titleSet = null;
+
+  // ---- Copy and edit ----
+
+  // Copy: a message's Markdown source (data-source), or a code block's text (buttons are added to every <pre>).
   function copyText(text, button) {
     function done() {
       var label = button.textContent;
-      button.textContent = button.dataset.copied || "Copied";
+      button.textContent = gettext("Copied");
       setTimeout(function () { button.textContent = label; }, 1200);
     }
     if (navigator.clipboard && window.isSecureContext) {
@@ -136,36 +347,37 @@
       var button = document.createElement("button");
       button.type = "button";
       button.className = "code-copy";
-      button.textContent = "Copy";
+      button.textContent = gettext("Copy");
       pre.appendChild(button);
     });
   }
 
   document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest(".action-copy, .code-copy, .action-edit, #cancel-edit");
+    var button = event.target.closest && event.target.closest(".action-copy, .code-copy, .action-edit, #cancel-edit, #jump-latest");
     if (!button) return;
-    if (button.classList.contains("code-copy")) {
+    if (button.id === "jump-latest") {
+      scrollToEnd(true);
+    } else if (button.classList.contains("code-copy")) {
       var code = button.parentElement.querySelector("code") || button.parentElement;
       copyText(code.innerText, button);
     } else if (button.classList.contains("action-copy")) {
-      var body = document.querySelector(button.dataset.copy);
-      if (body) copyText(body.innerText, button);
+      copyText(button.dataset.source || "", button);
     } else if (button.classList.contains("action-edit")) {
-      startEdit(document.querySelector(button.dataset.edit));
+      startEdit(button.dataset.source || "");
     } else {
       endEdit();
-      composer().querySelector("textarea").value = "";
+      messageBox().value = "";
     }
   });
 
   // Edit: the composer takes the last question's text and sends it as an "edit".
-  function startEdit(body) {
+  function startEdit(text) {
     var form = composer();
-    if (!form || !body) return;
-    var textarea = form.querySelector("textarea");
+    if (!form || pending) return;
+    var textarea = messageBox();
     form.querySelector('input[name="action"]').value = "edit";
     form.classList.add("editing");
-    textarea.value = body.innerText;
+    textarea.value = text;
     grow(textarea);
     textarea.focus();
   }
@@ -177,10 +389,6 @@
     form.classList.remove("editing");
   }
 
-  document.addEventListener("htmx:wsAfterSend", function (event) {
-    if (event.target === composer()) endEdit();
-  });
-
   document.addEventListener("htmx:load", function (event) { addCodeCopyButtons(event.detail.elt); });
 
   // Older messages. The page shows the latest ones under a sentinel
@@ -191,8 +399,6 @@
   // The work after a swap runs as a microtask queued before it: htmx swaps
   // synchronously after its before-swap events, and its after-swap events
   // fire on the element that asked, which may have left the page by then.
-  function messageList() { return document.getElementById("messages"); }
-
   var olderPages = 0;  // older pages loaded since the list was last replaced
 
   document.addEventListener("htmx:beforeSwap", function (event) {
@@ -205,10 +411,11 @@
       event.detail.shouldSwap = false;
       return;
     }
-    var fromBottom = list.scrollHeight - list.scrollTop;
+    var bottom = list.scrollHeight - list.scrollTop;
     queueMicrotask(function () {
       if (sentinel.isConnected) return;  // Not swapped after all.
-      list.scrollTop = list.scrollHeight - fromBottom;
+      list.scrollTop = list.scrollHeight - bottom;
+      lastScrollTop = list.scrollTop;
       olderPages += 1;
       seekStep();
     });
@@ -217,7 +424,7 @@
   // Replacing the whole list (a version switch, the resync after a reconnect,
   // the loader that fetches it over HTTP when it is too large for a frame)
   // brings back the latest page only. The reader stays where they were: at
-  // the end if they were there, else at the bubble at the top of the view;
+  // the end if they were following, else at the bubble at the top of the view;
   // if that is on an older page, those pages load again (no more of them
   // than were loaded before). A version switch replaces the list twice (the
   // broadcast to every tab, and the answer to the click): the second
@@ -226,11 +433,10 @@
 
   function readingPlace(list) {
     var top = list.getBoundingClientRect().top;
-    var atEnd = list.scrollHeight - list.scrollTop - list.clientHeight < 120;
     var bubbles = list.querySelectorAll(":scope > article");
     for (var i = 0; i < bubbles.length; i++) {
       var box = bubbles[i].getBoundingClientRect();
-      if (box.bottom > top) return { id: bubbles[i].id, offset: box.top - top, atEnd: atEnd };
+      if (box.bottom > top) return { id: bubbles[i].id, offset: box.top - top, atEnd: following };
     }
     return null;
   }
@@ -243,6 +449,7 @@
     if (seeking.atEnd || bubble) {
       if (seeking.atEnd) scrollToEnd(true);
       else list.scrollTop += bubble.getBoundingClientRect().top - list.getBoundingClientRect().top - seeking.offset;
+      lastScrollTop = list.scrollTop;
       seeking = null;
       return;
     }
@@ -286,12 +493,35 @@
     queueMicrotask(function () { listReplaced(reading); });
   });
 
-  document.addEventListener("DOMContentLoaded", function () {
+  // A page part swapped in (a rename in the header): the title may have changed.
+  document.addEventListener("htmx:afterSettle", refreshTitle);
+
+  function pageOpened() {
     addCodeCopyButtons(document);
-    refreshStop();
+    var box = messageBox();
+    if (box && touch && box.dataset.touchPlaceholder) box.placeholder = box.dataset.touchPlaceholder;
+    refresh();
+    refreshTitle();
     // A link to a bubble (a search hit: ?around=...#message-<id>) opens at that bubble, else at the end.
     var linked = location.hash && document.getElementById(location.hash.slice(1));
-    if (linked && linked.parentElement === messageList()) linked.scrollIntoView({ block: "start" });
-    else scrollToEnd(true);
+    if (linked && linked.parentElement === messageList()) {
+      following = false;
+      linked.scrollIntoView({ block: "start" });
+      lastScrollTop = messageList().scrollTop;
+      refreshJump();
+    } else {
+      scrollToEnd(true);
+      if (box && !touch) box.focus();
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", pageOpened);
+  // A new chat's first message brings the conversation into the main panel.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (!event.detail.target || event.detail.target.id !== "main" || !document.querySelector("#main > .chat")) return;
+    if (pending && !pending.form.isConnected) pending = null;  // Taken: the chat it created is shown.
+    connection = "connecting";
+    socketOpenedBefore = false;
+    pageOpened();
   });
 })();

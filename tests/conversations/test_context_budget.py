@@ -21,7 +21,7 @@ def test_budget_counts_what_the_next_message_would_carry(alice, make_persona):
     conversation = services.conversation_create(owner=alice, persona=persona)
     add_turns(conversation, 6)
     budget = upstream.context_budget(conversation=conversation)
-    assert (budget.kept, budget.total, budget.budget, budget.exact) == (4, 12, None, True)
+    assert (budget.kept, budget.total, budget.budget, budget.exact) == (5, 13, None, True)  # the greeting counts
     assert budget.tokens > 0
 
 
@@ -44,7 +44,7 @@ def test_page_shows_the_budget_under_the_composer(client, alice, make_persona):
     add_turns(conversation, 3)
     client.force_login(alice)
     page = client.get(conversation.get_absolute_url()).content.decode()
-    assert 'id="context-budget"' in page and "2 of 6 messages in context, about" in page
+    assert 'id="context-budget"' in page and "3 of 7 messages in context, about" in page  # the greeting counts
 
 
 @pytest.mark.django_db(transaction=True)

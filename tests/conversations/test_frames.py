@@ -29,7 +29,12 @@ def malformed_frames() -> list[tuple[str, str]]:
     for value in JSON_VALUES:
         if not isinstance(value, str):
             frames.append((f"action-{json.dumps(value)}", json.dumps({"action": value})))
-    fields = {"send": {"message": str, "idempotency_key": str}, "edit": {"message": str}, "sync": {"full": bool}}
+    fields = {
+        "send": {"message": str, "idempotency_key": str},
+        "edit": {"message": str, "idempotency_key": str},
+        "continue": {"idempotency_key": str},
+        "sync": {"full": bool},
+    }
     for action, types in fields.items():
         for field, kind in types.items():
             for value in JSON_VALUES:
@@ -63,6 +68,9 @@ async def test_a_malformed_frame_is_refused_with_a_reason(alice, make_persona, o
     [
         {"action": "send", "message": "hi", "idempotency_key": "k" * 64, "HEADERS": {"HX-Request": "true"}},
         {"action": "edit", "message": "better"},
+        {"action": "edit", "message": "better", "idempotency_key": "k-1"},
+        {"action": "continue"},
+        {"action": "continue", "idempotency_key": "k-2"},
         {"action": "regenerate", "message": 42},  # regenerate takes no text: fields of other actions are ignored
         {"action": "stop"},
         {"action": "sync", "streaming": [], "full": True},

@@ -58,23 +58,6 @@ def test_new_chat_htmx_request_gets_only_the_picker(client, alice, persona):
     assert "persona-picker" in page and "<html" not in page and 'id="conversations"' not in page
 
 
-def test_create_starts_a_chat_with_the_greeting_and_redirects(client, alice, persona):
-    client.force_login(alice)
-    response = client.post(reverse("conversations:conversation-create"), {"persona": persona.slug})
-    conversation = Conversation.objects.get(owner=alice)
-    assert response.status_code == 302 and response.url == detail_url(conversation)
-    greeting = conversation.messages.get()
-    assert (greeting.role, greeting.content) == ("assistant", persona.greeting)
-    assert greeting.content_html == "<p>Hello! How can I help?</p>\n"
-
-
-def test_create_over_htmx_answers_with_a_client_redirect(client, alice, persona):
-    client.force_login(alice)
-    response = client.post(reverse("conversations:conversation-create"), {"persona": persona.slug}, **HTMX)
-    assert response.status_code == 200
-    assert response.headers["HX-Redirect"] == detail_url(Conversation.objects.get(owner=alice))
-
-
 @pytest.mark.parametrize("slug", ["nope", ""])
 def test_create_with_an_unknown_or_inactive_persona_is_refused(client, alice, make_persona, slug):
     make_persona(slug="inactive", is_active=False)

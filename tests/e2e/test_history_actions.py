@@ -25,7 +25,7 @@ def logged_in(page: Page, site, alice):
 def open_chat(page: Page, site, persona) -> None:
     page.goto(site.url("/"))
     page.click(f"button.persona-card[data-persona='{persona.slug}']")
-    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
+    expect(page).to_have_url(re.compile(rf"/\?persona={re.escape(persona.slug)}$"))  # Saved at the first send.
 
 
 def send(page: Page, text: str) -> None:

@@ -348,7 +348,7 @@ def test_payloads_stay_inert_as_conversation_titles(page, site, alice, persona, 
         except Error as exc:
             problems.append(f"L{line:03d} conversation page: {exc.message.splitlines()[0]} (page at {page.url})")
             continue
-        if title != _document_title(conversation.title):
+        if title != _document_title(f"{conversation.title} · Chat"):  # "title · site name"
             problems.append(f"L{line:03d} document title: {title!r:.120}")
         problems += watch.check(hooks=("chat",), items=[heading], labels=labels)
     watch.set_phase("search")
