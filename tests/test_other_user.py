@@ -96,8 +96,11 @@ OWN_DATA_PATTERNS = {
     # Cookies never authenticate /v1: bob's session gets a 401 there, as alice's would.
     "v1:models",
     "v1:chat-completions",
+    "v1:conversation-list",
     "v1-not-found",
 }
+# /v1 patterns with ids of hers: cookies never authenticate /v1, so bob's session gets a 401 (as alice's would).
+KEY_ONLY_ID_PATTERNS = {"v1:conversation-detail", "v1:conversation-export"}
 # Patterns that show no user's data at all (the same answer for everyone): bob must see nothing of hers.
 NO_USER_DATA_PATTERNS = {"javascript-catalog", "language-set", "theme-set"}
 # Values of parameters that are not ids.
@@ -201,7 +204,13 @@ def test_bob_can_do_nothing_with_alices_data(client, alice, bob, alice_data, mon
     markers = ALICE_WORDS + [i for i in ids if not i.isdigit()]  # A key's pk ("1") is in any page.
     client.force_login(bob)
 
-    if name in ID_PATTERNS:
+    if name in KEY_ONLY_ID_PATTERNS:
+        for values in product(ids, repeat=len(parameters)):
+            url = fill(route, dict(zip(parameters, values, strict=True)))
+            for response in requests_as(client, url):
+                assert response.status_code in (401, 405), (url, response.status_code)
+                assert leaked(response, markers) == [], url
+    elif name in ID_PATTERNS:
         # Every id of hers in every id parameter: a view that looked up the wrong kind of row would show.
         choices = [OTHER_PARAMETERS.get(p, ids) for p in parameters]
         assert any(p not in OTHER_PARAMETERS for p in parameters), f"{name} has no id parameter"
@@ -237,7 +246,7 @@ def test_every_url_pattern_has_a_case():
     names = [name for name, _, _ in url_patterns()]
 
     assert len(names) == len(set(names)), "every URL pattern needs a name"
-    assert set(names) == ID_PATTERNS | OWN_DATA_PATTERNS | NO_USER_DATA_PATTERNS
+    assert set(names) == ID_PATTERNS | KEY_ONLY_ID_PATTERNS | OWN_DATA_PATTERNS | NO_USER_DATA_PATTERNS
 
 
 def test_the_walk_finds_patterns_in_nested_includes():

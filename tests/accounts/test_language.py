@@ -24,7 +24,7 @@ from tests.sockets import start_chat
 
 pytestmark = pytest.mark.django_db
 
-HTML_LANG = re.compile(r'<html lang="([^"]+)">')
+HTML_LANG = re.compile(r'<html lang="([^"]+)"')
 LOGIN = "/accounts/login/"
 # The language switch's label on the sign-in page, in each language: proof the page is translated, not just tagged.
 LABEL = {"en": ">Language<", "zh-Hans": ">语言<", "zh-Hant": ">語言<"}
