@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Q
 
-from accounts.models import UsageLimit
+from accounts.models import SiteSettings, UsageLimit
 
 # Each limit's field on UsageLimit and its site default in settings.
 _LIMITS = {
@@ -63,3 +63,9 @@ def user_limits(*, user: User) -> Limits:
             value = getattr(settings, default_setting)
         resolved[field] = value or None
     return Limits(**resolved)
+
+
+def site_settings() -> SiteSettings:
+    """Return the site's settings row (pk 1), made with its defaults on the first read. One query."""
+    row, _ = SiteSettings.objects.get_or_create(pk=1)
+    return row

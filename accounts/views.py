@@ -1,10 +1,14 @@
-"""Sign-in: allauth's login view, except that a lockout answers 429 Too Many Requests with Retry-After."""
+"""Sign-in (allauth's login view, but a lockout answers 429 Too Many Requests with Retry-After); invitation links."""
 
 from allauth.account.views import LoginView as AllauthLoginView
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms import Form
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from accounts import invitations
+from accounts.models import Invitation
 
 # The code of allauth's "Too many failed login attempts" error (its adapter's error_messages).
 LOCKOUT_CODE = "too_many_login_attempts"
@@ -40,3 +44,18 @@ class LoginView(AllauthLoginView):
             response.status_code = 429
             response["Retry-After"] = str(login_lockout_s())
         return response
+
+
+def invitation_follow(request: HttpRequest, code: str) -> HttpResponse:
+    """Open the sign-up form for the holder of a usable invitation link; a dead link gets a page saying so (404).
+
+    The code is kept in the session until the account is made
+    (accounts.adapter counts the use then), so the form can be sent again
+    after a mistake without following the link again.
+    """
+    try:
+        invitations.invitation_get_usable(code=code)
+    except Invitation.DoesNotExist:
+        return render(request, "account/invitation_invalid.html", status=404)
+    request.session[invitations.SESSION_KEY] = code
+    return redirect("account_signup")

@@ -84,10 +84,15 @@ INSTALLED_APPS = [
     "django_htmx",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.feishu",
     "accounts",
     "personas",
     "conversations",
     "transfer",
+    "sharing",
+    "usage",
 ]
 
 MIDDLEWARE = [
@@ -203,16 +208,39 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"username"}
-ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
-ACCOUNT_EMAIL_VERIFICATION = "none"
+EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "chat@localhost")
+EMAIL_HOST = env_str("DJANGO_EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("DJANGO_EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", False)
+# Mail is configured when it goes somewhere real (not the console, not nowhere): new accounts then give an
+# email address and confirm it before signing in. CHAT_EMAIL_VERIFICATION overrides (none, optional, mandatory).
+_MAIL_CONFIGURED = EMAIL_BACKEND not in (
+    "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.dummy.EmailBackend",
+)
+ACCOUNT_EMAIL_VERIFICATION = env_str("CHAT_EMAIL_VERIFICATION", "mandatory" if _MAIL_CONFIGURED else "none")
+if ACCOUNT_EMAIL_VERIFICATION not in ("none", "optional", "mandatory"):
+    raise ImproperlyConfigured("CHAT_EMAIL_VERIFICATION must be none, optional or mandatory.")
+ACCOUNT_SIGNUP_FIELDS = [
+    "username*",
+    "email*" if ACCOUNT_EMAIL_VERIFICATION == "mandatory" else "email",
+    "password1*",
+    "password2*",
+]
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Sign-in with an identity provider (OpenID Connect, Feishu): the admin adds a "Social application" per
+# provider (client id, secret, and for OpenID Connect the issuer URL in settings: {"server_url": ...}).
+SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never take over an existing account by its email address alone
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the provider's button posts a form (CSRF-protected), as allauth advises
 # Failed logins: 5 per account and 20 per client address in 5 minutes, then
 # "Too many failed login attempts" even for the right password. The per-address
 # limit leaves room for a team behind one NAT; allauth's other limits are kept.
 ACCOUNT_RATE_LIMITS = {"login_failed": "20/5m/ip,5/5m/key"}
-EMAIL_BACKEND = env_str("DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "chat@localhost")
 
 # I18N
 
