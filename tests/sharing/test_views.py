@@ -51,9 +51,7 @@ def test_sharing_makes_an_unguessable_link_with_at_least_128_random_bits(client,
     assert second.get_absolute_url() in page
 
 
-def test_another_user_reads_the_shared_messages_without_system_prompt_or_owner_name(
-    client, alice, bob, conversation
-):
+def test_another_user_reads_the_shared_messages_without_system_prompt_or_owner_name(client, alice, bob, conversation):
     client.force_login(alice)
     link = share(client, conversation).get_absolute_url()
     client.force_login(bob)
