@@ -105,5 +105,5 @@ class InvitationAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Invitation, form, change: bool) -> None:
         if not obj.code:
             obj.code = invitations.invitation_code_new()
-            obj.created_by = request.user
+            obj.created_by = request.user  # type: ignore[assignment]  # the admin site requires a signed-in user
         super().save_model(request, obj, form, change)

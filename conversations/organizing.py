@@ -9,7 +9,7 @@ from django.utils.translation import gettext as _
 from conversations.models import Conversation, Folder
 from conversations.services import storable_text
 
-FOLDER_NAME_MAX_CHARS = Folder._meta.get_field("name").max_length
+FOLDER_NAME_MAX_CHARS: int = Folder._meta.get_field("name").max_length or 100
 
 
 def conversation_set_pinned(*, conversation: Conversation, pinned: bool) -> Conversation:

@@ -63,7 +63,7 @@ def shared_detail(request: HttpRequest, token: str) -> HttpResponse:
     share = _shared_or_404(request, token)
     if isinstance(share, HttpResponse):
         return share
-    context = {
+    context: dict[str, object] = {
         "share": share,
         "persona": share.conversation.persona,
         "messages_shared": list(selectors.shared_messages(share=share)),

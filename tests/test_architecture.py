@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("chatsite", "accounts", "llm", "personas", "conversations", "transfer")
+PACKAGES = ("chatsite", "accounts", "llm", "personas", "conversations", "transfer", "sharing", "usage")
 # Who may import whom; the project package (settings, ASGI, URLs) sits on top.
 ALLOWED = {
     "llm": set(),
@@ -18,6 +18,8 @@ ALLOWED = {
     "personas": {"llm"},
     "conversations": {"llm", "personas", "accounts"},
     "transfer": {"conversations", "personas"},
+    "sharing": {"conversations", "accounts"},
+    "usage": {"conversations", "accounts", "personas"},
     "chatsite": {"accounts", "conversations", "transfer"},
 }
 
