@@ -13,7 +13,8 @@
 `Watch.check(...)` then inspects the whole document, in the page's own
 JavaScript, against the oracle of tests/fixtures/xss/SOURCES.md:
 
-- no ``<script>`` but the site's own (``src`` under ``/static/`` of this origin);
+- no ``<script>`` but the site's own (``src`` under ``/static/`` of this origin, or
+  Django's JavaScript catalog at ``/jsi18n/``);
 - no ``on*`` attribute anywhere; no ``iframe/frame/object/embed/applet/base/portal``;
   no ``meta/link/style`` inside ``<body>``; no ``href/src/action/formaction/
   poster/background/xlink:href/...`` whose value, with whitespace and control
@@ -84,7 +85,8 @@ INIT_SCRIPT = r"""
     if (!script.hasAttribute("src") || script.textContent.trim()) return false;
     try {
       const url = new URL(script.getAttribute("src"), document.baseURI);
-      return url.origin === location.origin && url.pathname.startsWith("/static/");
+      // The site's static files, and Django's JavaScript catalog (base.html loads it before them).
+      return url.origin === location.origin && (url.pathname.startsWith("/static/") || url.pathname === "/jsi18n/");
     } catch (e) {
       return false;
     }
