@@ -109,6 +109,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After CSPMiddleware: the provider sign-in pages may post on to the identity provider (accounts/csp.py).
+    "accounts.csp.SocialLoginFormActionMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"

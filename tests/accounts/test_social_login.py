@@ -138,3 +138,17 @@ def test_feishu_sign_in_sends_the_browser_to_feishus_authorize_page(client):
     assert response.status_code == 302
     target = urlsplit(response.url)
     assert target.hostname == "open.feishu.cn" and parse_qs(target.query)["app_id"] == ["cli_a1b2c3"]
+
+
+def form_action(response) -> str:
+    policy = response["Content-Security-Policy"]
+    return next(part.strip() for part in policy.split(";") if part.strip().startswith("form-action"))
+
+
+def test_only_the_provider_sign_in_page_may_post_on_to_the_providers(client, provider, school_app):
+    SocialApp.objects.create(provider="feishu", name="Feishu", client_id="cli_a1b2c3", secret="s3cret")
+    confirm = client.get(LOGIN_URL)
+    assert confirm.status_code == 200
+    assert form_action(confirm) == f"form-action 'self' {provider.issuer} https://open.feishu.cn"
+    assert form_action(client.get("/accounts/login/")) == "form-action 'self'"
+    assert form_action(client.get("/accounts/signup/")) == "form-action 'self'"
