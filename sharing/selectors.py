@@ -23,10 +23,9 @@ def shared_get(*, token: str, user: User | AnonymousUser) -> SharedConversation:
         SharedConversation.DoesNotExist: no such link (never made, or revoked).
         PermissionError: `user` is signed out and the site shows share links only to signed-in users.
     """
-    share = SharedConversation.objects.select_related("conversation__persona", "conversation__owner").get(token=token)
     if not user.is_authenticated and not site_settings().shares_visible_to_anonymous:
-        raise PermissionError("sign in to open share links")
-    return share
+        raise PermissionError("sign in to open share links")  # before the lookup: a signed-out guess learns nothing
+    return SharedConversation.objects.select_related("conversation__persona", "conversation__owner").get(token=token)
 
 
 def shared_messages(*, share: SharedConversation) -> QuerySet[Message]:

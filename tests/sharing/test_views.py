@@ -187,3 +187,11 @@ def test_deleting_the_conversation_revokes_its_link(client, alice, bob, conversa
     services.conversation_delete(conversation=conversation)
     client.force_login(bob)
     assert client.get(link).status_code == 404
+
+
+def test_a_signed_out_visitor_cannot_tell_a_live_link_from_a_dead_one(client, alice, conversation):
+    client.force_login(alice)
+    link = share(client, conversation).get_absolute_url()
+    client.logout()
+    live, dead = client.get(link), client.get(reverse("sharing:shared-detail", args=["B" * 43]))
+    assert (live.status_code, dead.status_code) == (302, 302)
