@@ -4,11 +4,12 @@ The URL configuration is walked, so a new URL cannot be missed: every
 pattern must have a case below (`test_every_url_pattern_has_a_case` fails
 otherwise). Patterns with ids of alice's rows are requested as bob, with
 each of her ids in each id parameter, GET and POST, plain and htmx: 404, or
-405 for a method the view does not take. Patterns without ids must not
+405 for a method the view does not take. A share link's token is the
+capability to read it: a token bob was not given answers 404. Patterns without ids must not
 show bob anything of hers, while the same request as alice does. After
 every case, alice's rows are exactly as before.
 
-The admin (staff only) and allauth's pages (no user data) are left out.
+The admin (staff only), allauth's pages and the JavaScript catalog (no user data) are left out.
 """
 
 import io
@@ -23,17 +24,20 @@ from django.http import StreamingHttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, include, path
 
-from conversations import services
-from conversations.models import Conversation, Message
+from conversations import organizing, services
+from conversations.models import Conversation, Folder, Message
+from sharing.models import SharedConversation
+from sharing.services import conversation_share
 from tests.conftest import streamed_requests
 from tests.conversations.history import make_conversation
 from transfer import jobs as import_jobs
 from transfer.models import ImportJob
 
-SKIPPED_PREFIXES = ("admin/", "accounts/")
+SKIPPED_PREFIXES = ("admin/", "accounts/", "jsi18n/")  # jsi18n: Django's translation catalog, no user data
 ALICE_TITLE = "Quokka expedition planning"
 ALICE_ARCHIVED_TITLE = "Archived wombat notes"
-ALICE_WORDS = ["Quokka", "wombat", "Alfama", "Lisbon", "alices-history.json"]
+ALICE_MODEL = "quokka-model-x"  # the model of alice's recent reply, on her usage page
+ALICE_WORDS = ["Quokka", "wombat", "Alfama", "Lisbon", "alices-history.json", "Alice's folder", ALICE_MODEL]
 SEARCHED = "Alfama"
 HTMX = {"HX-Request": "true"}
 
@@ -48,7 +52,13 @@ ID_PATTERNS = {
     "conversations:conversation-unarchive",
     "transfer:conversation-export",
     "transfer:import-detail",
+    "conversations:conversation-pin",
+    "conversations:conversation-folder",
+    "conversations:folder-delete",
+    "sharing:share-manage",
 }
+# Patterns whose parameter is a share link's token (its capability): one bob was not given answers 404.
+TOKEN_PATTERNS = {"sharing:shared-detail", "sharing:shared-continue"}
 # Patterns without ids: bob's own pages, which must hold nothing of alice's.
 OWN_DATA_PATTERNS = {
     "conversations:conversation-new",
@@ -59,6 +69,9 @@ OWN_DATA_PATTERNS = {
     "transfer:export-all",
     "transfer:data",
     "transfer:import-create",
+    "usage:usage",
+    "usage:usage-site",
+    "account",
 }
 # Values of parameters that are not ids.
 OTHER_PARAMETERS = {"fmt": ["json", "md", "txt"]}
@@ -97,6 +110,13 @@ def alice_data(alice, bob, persona, settings, tmp_path):
     Conversation.objects.filter(pk=archived.pk).update(title=ALICE_ARCHIVED_TITLE, archived=True)
     ImportJob.objects.create(owner=alice, source="imports/x.json", filename="alices-history.json", total=4)
     services.conversation_create(owner=bob, persona=persona)
+    organizing.conversation_move(
+        conversation=conversation, folder=organizing.folder_get_or_create(owner=alice, name="Alice's folder")
+    )
+    organizing.conversation_set_pinned(conversation=archived, pinned=True)
+    recent = services.message_send(conversation=archived, text="A recent question")
+    services.reply_finish(message=recent.assistant_message, content="ok", status="complete", model_id=ALICE_MODEL)
+    conversation_share(conversation=conversation, show_owner=True)
     return conversation
 
 
@@ -104,7 +124,9 @@ def alice_ids(alice) -> list[str]:
     conversations = [str(c) for c in Conversation.objects.filter(owner=alice).values_list("public_id", flat=True)]
     messages = [str(m) for m in Message.objects.filter(conversation__owner=alice).values_list("public_id", flat=True)]
     jobs = [str(j) for j in ImportJob.objects.filter(owner=alice).values_list("public_id", flat=True)]
-    return conversations + messages + jobs
+    folders = [str(f) for f in Folder.objects.filter(owner=alice).values_list("public_id", flat=True)]
+    tokens = list(SharedConversation.objects.filter(conversation__owner=alice).values_list("token", flat=True))
+    return conversations + messages + jobs + folders + tokens
 
 
 def snapshot(alice) -> dict[str, list[dict]]:
@@ -113,6 +135,8 @@ def snapshot(alice) -> dict[str, list[dict]]:
         "conversations": list(Conversation.objects.filter(owner=alice).order_by("pk").values()),
         "messages": list(Message.objects.filter(conversation__owner=alice).order_by("pk").values()),
         "import_jobs": list(ImportJob.objects.filter(owner=alice).order_by("pk").values()),
+        "folders": list(Folder.objects.filter(owner=alice).order_by("pk").values()),
+        "shares": list(SharedConversation.objects.filter(conversation__owner=alice).order_by("pk").values()),
     }
 
 
@@ -151,7 +175,12 @@ def test_bob_can_do_nothing_with_alices_data(client, alice, bob, alice_data, mon
     markers = ALICE_WORDS + ids
     client.force_login(bob)
 
-    if name in ID_PATTERNS:
+    if name in TOKEN_PATTERNS:
+        url = fill(route, {"token": "B" * 43})
+        for response in requests_as(client, url):
+            assert response.status_code in (404, 405), (url, response.status_code)
+            assert leaked(response, markers) == [], url
+    elif name in ID_PATTERNS:
         # Every id of hers in every id parameter: a view that looked up the wrong kind of row would show.
         choices = [OTHER_PARAMETERS.get(p, ids) for p in parameters]
         assert any(p not in OTHER_PARAMETERS for p in parameters), f"{name} has no id parameter"
@@ -174,7 +203,7 @@ def test_bob_can_do_nothing_with_alices_data(client, alice, bob, alice_data, mon
         as_alice.force_login(alice)
         response = as_alice.get(url, query)
         if response.status_code == 200:
-            assert leaked(response, [ALICE_TITLE, ALICE_ARCHIVED_TITLE, "alices-history.json"]), url
+            assert leaked(response, [ALICE_TITLE, ALICE_ARCHIVED_TITLE, "alices-history.json", ALICE_MODEL]), url
 
     assert snapshot(alice) == before
 
@@ -183,7 +212,7 @@ def test_every_url_pattern_has_a_case():
     names = [name for name, _, _ in url_patterns()]
 
     assert len(names) == len(set(names)), "every URL pattern needs a name"
-    assert set(names) == ID_PATTERNS | OWN_DATA_PATTERNS
+    assert set(names) == ID_PATTERNS | OWN_DATA_PATTERNS | TOKEN_PATTERNS
 
 
 def test_the_walk_finds_patterns_in_nested_includes():
