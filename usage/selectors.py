@@ -1,7 +1,7 @@
 """Reads of usage: a `UsageReport` over a range of days, for one user or the whole site, by any dimension."""
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime
 from typing import Any
@@ -88,15 +88,6 @@ class UsageReport:
             result[tuple(row[name] for name in dimensions)].add(row)
         return dict(result)
 
-    def total(self) -> Totals:
-        """Return the totals of the whole report."""
-        totals = Totals()
-        row = self._rolled().aggregate(**{name: Sum(name) for name in _TOTAL_FIELDS})
-        totals.add(row)
-        for live in self.live_rows:
-            totals.add(live)
-        return totals
-
     def rows(self) -> Iterator[dict[str, Any]]:
         """Yield every (day, user, persona, provider, model) row with its sums, by day, then as stored."""
         yield from (
@@ -130,6 +121,26 @@ class UsageReport:
     def _rolled(self):
         rows = UsageDay.objects.filter(day__gte=self.first, day__lte=self.last)
         return rows.filter(user_id=self.user_id) if self.user_id is not None else rows
+
+
+def project(totals: dict[tuple, Totals], index: int) -> dict[tuple, Totals]:
+    """Return `totals` (keyed by several dimensions) summed by the dimension at `index` alone: 1-tuple keys.
+
+    One query by (persona, provider, model) answers all three breakdowns:
+    there are few such combinations, and each breakdown would scan the range again.
+    """
+    result: dict[tuple, Totals] = defaultdict(Totals)
+    for key, value in totals.items():
+        result[(key[index],)].add(vars(value))
+    return dict(result)
+
+
+def sum_totals(totals: Iterable[Totals]) -> Totals:
+    """Return the sum of `totals`."""
+    result = Totals()
+    for value in totals:
+        result.add(vars(value))
+    return result
 
 
 def _median_bucket_ms(buckets: dict[int, int]) -> float:

@@ -18,7 +18,7 @@ from conversations.views.shortcuts import AuthenticatedHttpRequest, render_page
 from personas.models import Persona, Provider
 from usage import charts
 from usage.forms import DEFAULT_DAYS, DateRangeForm
-from usage.selectors import Totals, UsageReport, user_groups
+from usage.selectors import Totals, UsageReport, project, sum_totals, user_groups
 
 TOP_USERS = 20
 CSV_SUMS = ["messages", "replies", "errors", "prompt_tokens", "completion_tokens"]
@@ -26,8 +26,7 @@ CSV_SUMS = ["messages", "replies", "errors", "prompt_tokens", "completion_tokens
 CSV_COLUMNS = ["day", "user", "persona", "provider", "model", *CSV_SUMS]
 
 
-def _charts(report: UsageReport) -> list[charts.BarChart]:
-    per_day = report.by("day")
+def _charts(report: UsageReport, per_day: dict[tuple, Totals]) -> list[charts.BarChart]:
     days = report.days()
     empty = Totals()
     return [
@@ -50,9 +49,9 @@ def _persona_names(ids) -> dict:
     return dict(Persona.objects.filter(pk__in=[i for i in ids if i]).values_list("pk", "name"))
 
 
-def _by_model(report: UsageReport) -> list[tuple[str, Totals]]:
+def _by_model(by_model: dict[tuple, Totals]) -> list[tuple[str, Totals]]:
     """Return (model id, totals) by tokens, most first; "" is the model of a question whose persona is gone."""
-    return sorted(((key[0], value) for key, value in report.by("model_id").items()), key=lambda line: -line[1].tokens)
+    return sorted(((key[0], value) for key, value in by_model.items()), key=lambda line: -line[1].tokens)
 
 
 @login_required
@@ -61,13 +60,15 @@ def usage_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Show the user's own usage: tokens and messages per day over the last 30 days, by persona and model, quotas."""
     today = timezone.localdate(timezone=timezone.get_default_timezone())
     report = UsageReport(first=today - timedelta(days=DEFAULT_DAYS - 1), last=today, user_id=request.user.pk)
-    by_persona = report.by("persona_id")
+    per_day = report.by("day")
+    combinations = report.by("persona_id", "model_id")
+    by_persona = project(combinations, 0)
     context = {
         "report": report,
-        "total": report.total(),
-        "charts": _charts(report),
+        "total": sum_totals(per_day.values()),
+        "charts": _charts(report, per_day),
         "by_persona": _named(by_persona, _persona_names(key[0] for key in by_persona), _("Deleted persona")),
-        "by_model": _by_model(report),
+        "by_model": _by_model(project(combinations, 1)),
         "quota": quota_status(user=request.user),
     }
     return render_page(request, "usage/usage.html", "usage/partials/usage.html", context)
@@ -95,23 +96,26 @@ def usage_site(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     for (user_id,), totals in by_user.items():
         for name in memberships.get(user_id, [_("(no group)")]):
             groups.setdefault(name, Totals()).add(vars(totals))
-    by_persona = report.by("persona_id")
+    combinations = report.by("persona_id", "provider_id", "model_id")
+    by_persona, by_provider = project(combinations, 0), project(combinations, 1)
     personas = _persona_names(key[0] for key in by_persona)
-    by_provider = report.by("provider_id")
     providers = dict(Provider.objects.filter(pk__in=[k[0] for k in by_provider if k[0]]).values_list("pk", "name"))
     if request.GET.get("format") == "csv":
         return _csv_response(report, users=users, personas=personas, providers=providers)
     medians = report.ttft_median_ms()
+    per_day = report.by("day")
     context = {
         "form": form,
         "start": data["start"],
         "end": data["end"],
-        "total": report.total(),
-        "charts": _charts(report),
+        "total": sum_totals(per_day.values()),
+        "charts": _charts(report, per_day),
         "top_users": _named(by_user, users, _("Deleted user"))[:TOP_USERS],
         "user_count": len(by_user),
         "by_group": sorted(groups.items(), key=lambda line: (-line[1].tokens, line[0])),
-        "by_model": [(model_id, totals, medians.get(model_id)) for model_id, totals in _by_model(report)],
+        "by_model": [
+            (model_id, totals, medians.get(model_id)) for model_id, totals in _by_model(project(combinations, 2))
+        ],
         "by_provider": _named(by_provider, providers, _("Unknown provider")),
         "by_persona": _named(by_persona, personas, _("Deleted persona")),
     }
