@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from accounts import invitations
@@ -45,6 +45,16 @@ admin.site.unregister(Group)
 
 @admin.register(User)
 class UserWithLimitsAdmin(UserAdmin):
+    actions = ["approve"]
+
+    @admin.action(description=_("Approve the selected accounts (make them active)"))
+    def approve(self, request: HttpRequest, queryset) -> None:
+        approved = queryset.filter(is_active=False).update(is_active=True)
+        self.message_user(
+            request,
+            ngettext("%(count)d account approved.", "%(count)d accounts approved.", approved) % {"count": approved},
+        )
+
     def get_inlines(self, request: HttpRequest, obj) -> list:
         # Limits are set on an existing account: the add page stays Django's two-step form.
         return [UserUsageLimitInline] if obj is not None else []

@@ -188,3 +188,14 @@ def test_email_verification_is_on_when_mail_is_configured(tmp_path):
         "optional",
         False,
     ]
+
+
+def test_the_admin_approves_waiting_accounts_in_bulk(admin_client):
+    waiting = [User.objects.create_user(name, is_active=False) for name in ("w1", "w2")]
+    response = admin_client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "approve", "_selected_action": [str(user.pk) for user in waiting]},
+        follow=True,
+    )
+    assert "2 accounts approved." in response.content.decode()
+    assert User.objects.filter(username__in=["w1", "w2"], is_active=True).count() == 2
