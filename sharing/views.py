@@ -6,6 +6,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.selectors import site_settings
 from conversations import selectors as conversation_selectors
 from conversations import sidebar
 from conversations.views.shortcuts import AuthenticatedHttpRequest, get_owned_or_404, render_page
@@ -39,6 +40,7 @@ def share_manage(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
         "share": share,
         "share_url": request.build_absolute_uri(share.get_absolute_url()) if share else "",
         "shown_now": conversation_selectors.message_list_for_conversation(conversation=conversation).count(),
+        "shares_public": site_settings().shares_visible_to_anonymous,
     }
     return render_page(request, "sharing/share.html", "sharing/partials/share.html", context)
 

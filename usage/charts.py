@@ -12,14 +12,15 @@ from datetime import date
 
 from django.utils import formats
 
-WIDTH = 640
-HEIGHT = 220
-LEFT = 56  # room for the value labels
+# The SVG's coordinate system, about the size it is shown at, so its 13-unit labels read as ~13 px text.
+WIDTH = 480
+HEIGHT = 200
+LEFT = 52  # room for the value labels
 RIGHT = 8
 TOP = 10
-BOTTOM = 24  # room for the date labels
+BOTTOM = 26  # room for the date labels
 # A date under every this many bars.
-DATE_EVERY = 7
+DATE_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,12 @@ class Bar:
 
 @dataclass(frozen=True)
 class Label:
-    """A text at (x, y) in the SVG's coordinates."""
+    """A text at (x, y) in the SVG's coordinates; `anchor` is SVG's text-anchor."""
 
     x: str
     y: str
     text: str
+    anchor: str = "middle"
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,14 @@ def bar_chart(*, title: str, days: Sequence[date], values: Sequence[int]) -> Bar
                 value=formats.number_format(value, force_grouping=True),
             )
         )
-        if (len(days) - 1 - index) % DATE_EVERY == 0:  # the last day always has its date
+        if (len(days) - 1 - index) % DATE_EVERY == 0:  # the last day always has its date, ending at the edge
+            last = index == len(days) - 1
             dates.append(
                 Label(
-                    x=_coordinate(x + slot / 2),
+                    x=_coordinate(x + slot if last else x + slot / 2),
                     y=_coordinate(HEIGHT - 6),
                     text=formats.date_format(day, "MONTH_DAY_FORMAT"),
+                    anchor="end" if last else "middle",
                 )
             )
     gridlines = [

@@ -191,4 +191,5 @@ def test_chart_gridlines_are_round_and_cover_the_largest_bar():
     assert [charts.nice_step(m) for m in (0, 3, 40, 41, 999, 12_345)] == [1, 1, 10, 20, 500, 5000]
     chart = charts.bar_chart(title="t", days=[today() - timedelta(days=1), today()], values=[50, 130])
     assert [line.text for line in chart.gridlines] == ["0", "50", "100", "150"]
-    assert float(chart.bars[1].height) < 186 and chart.bars[0].value == "50"
+    assert float(chart.bars[1].height) < charts.HEIGHT - charts.TOP - charts.BOTTOM and chart.bars[0].value == "50"
+    assert [label.anchor for label in chart.dates] == ["end"]  # the last day's date ends at the edge
