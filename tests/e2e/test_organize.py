@@ -3,7 +3,7 @@
 import pytest
 from playwright.sync_api import Page, expect
 
-from conversations import services
+from conversations import organizing, services
 from tests.servers import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -46,3 +46,18 @@ def test_pin_a_chat_and_file_another_in_a_folder(chats, page: Page, site, alice,
     expect(page.locator("#pinned-conversations")).to_contain_text("Alpha")
     folder.locator("summary").click()  # folders fold
     expect(folder.locator(".conversation-item")).to_be_hidden()
+
+
+def test_drag_a_chat_onto_a_folder(chats, page: Page, site, alice):
+    alpha, _, gamma = chats
+    organizing.conversation_move(conversation=alpha, folder=organizing.folder_get_or_create(owner=alice, name="Trips"))
+    name, value = session_cookie(alice).split("=", 1)
+    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    page.goto(site.url("/"))
+    folder = page.locator(".folder-group", has_text="Trips")
+    expect(folder.locator(".conversation-item")).to_have_count(1)
+
+    page.locator(f"#conversation-{gamma.public_id}").drag_to(folder.locator("summary"))
+
+    expect(folder.locator(".conversation-item")).to_have_count(2)
+    expect(folder).to_contain_text("Gamma")
