@@ -116,3 +116,71 @@ class CustomInstructions(models.Model):
 
     def __str__(self) -> str:
         return str(self.user)
+
+
+class SiteSettings(models.Model):
+    """The site-wide settings the admin changes at run time: who may sign up, who may open share links.
+
+    One row (pk 1), made on first read by `accounts.selectors.site_settings`.
+    """
+
+    class SignupMode(models.TextChoices):
+        OPEN = "open", _("Open: anyone may sign up")
+        CLOSED = "closed", _("Closed: only the admin creates accounts")
+        INVITATION = "invitation", _("By invitation link only")
+        DOMAINS = "domains", _("Only for email addresses of the listed domains")
+
+    signup_mode = models.CharField(_("sign-up"), max_length=16, choices=SignupMode.choices, default=SignupMode.OPEN)
+    signup_domains = models.TextField(
+        _("allowed email domains"),
+        blank=True,
+        help_text=_("One per line or separated by commas, e.g. example.edu. Used when sign-up is limited to domains."),
+    )
+    signup_requires_approval = models.BooleanField(
+        _("new accounts wait for approval"),
+        default=False,
+        help_text=_("A new account cannot sign in until an admin ticks “Active” on it (Users list, filter “active”)."),
+    )
+    shares_visible_to_anonymous = models.BooleanField(
+        _("signed-out visitors may open share links"),
+        default=False,
+        help_text=_("Off: a share link opens only for people signed in to this site."),
+    )
+
+    class Meta:
+        verbose_name = _("site settings")
+        verbose_name_plural = _("site settings")
+
+    def __str__(self) -> str:
+        return str(_("Site settings"))
+
+    @property
+    def allowed_domains(self) -> list[str]:
+        """The lower-cased domains of `signup_domains`, without a leading "@"."""
+        parts = self.signup_domains.replace(",", "\n").split()
+        return [part.strip().lstrip("@").lower() for part in parts if part.strip().lstrip("@")]
+
+
+class Invitation(models.Model):
+    """A sign-up link: /accounts/invite/<code>/ lets its holder sign up while sign-up is by invitation.
+
+    `max_uses` 1 is a single-use link; more (or 0: no limit) a multi-use one;
+    `expires_at` empty never expires. `uses` counts the accounts made with it.
+    """
+
+    code = models.CharField(max_length=64, unique=True, editable=False)
+    note = models.CharField(_("note"), max_length=200, blank=True, help_text=_("Whom it is for (only admins see it)."))
+    max_uses = models.PositiveIntegerField(_("uses allowed"), default=1, help_text=_("1: single use. 0: no limit."))
+    uses = models.PositiveIntegerField(_("used"), default=0, editable=False)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+
+    def __str__(self) -> str:
+        return self.note or self.code[:8]

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Q
 
-from accounts.models import CustomInstructions, UsageLimit
+from accounts.models import CustomInstructions, SiteSettings, UsageLimit
 
 # Each limit's field on UsageLimit and its site default in settings.
 _LIMITS = {
@@ -84,3 +84,9 @@ def custom_instructions_text(*, user_id: int) -> str:
     if row.reply_style:
         parts.append(f"How the user wants you to answer:\n{row.reply_style}")
     return "\n\n".join(parts)
+
+
+def site_settings() -> SiteSettings:
+    """Return the site's settings row (pk 1), made with its defaults on the first read. One query."""
+    row, _ = SiteSettings.objects.get_or_create(pk=1)
+    return row

@@ -1,15 +1,17 @@
-"""Sign-in (allauth's login view, except that a lockout answers 429 with Retry-After) and the language switch."""
+"""Sign-in (allauth's login view; a lockout answers 429 with Retry-After), the language switch, invitation links."""
 
 from allauth.account.views import LoginView as AllauthLoginView
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 from django.views.i18n import set_language
 
-from accounts import locale, services
+from accounts import invitations, locale, services
 from accounts.forms import LanguageForm
+from accounts.models import Invitation
 
 # The code of allauth's "Too many failed login attempts" error (its adapter's error_messages).
 LOCKOUT_CODE = "too_many_login_attempts"
@@ -71,3 +73,18 @@ def language_set(request: HttpRequest) -> HttpResponse:
             settings.LANGUAGE_COOKIE_NAME, path=settings.LANGUAGE_COOKIE_PATH, domain=settings.LANGUAGE_COOKIE_DOMAIN
         )
     return response
+
+
+def invitation_follow(request: HttpRequest, code: str) -> HttpResponse:
+    """Open the sign-up form for the holder of a usable invitation link; a dead link gets a page saying so (404).
+
+    The code is kept in the session until the account is made
+    (accounts.adapter counts the use then), so the form can be sent again
+    after a mistake without following the link again.
+    """
+    try:
+        invitations.invitation_get_usable(code=code)
+    except Invitation.DoesNotExist:
+        return render(request, "account/invitation_invalid.html", status=404)
+    request.session[invitations.SESSION_KEY] = code
+    return redirect("account_signup")

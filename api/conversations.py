@@ -116,7 +116,11 @@ def _list(*, user: User, limit: int, after: str | None) -> dict[str, Any]:
                 ApiErrorKind.INVALID_REQUEST, _("“after” is not one of your conversations."), param="after"
             ) from None
         before = (last.updated_at, last.public_id)
-    page = list(selectors.conversation_list_for_user(user=user, limit=limit + 1, before=before, with_persona=True))
+    page = list(
+        selectors.conversation_list_for_user(
+            user=user, limit=limit + 1, before=before, with_persona=True, organized=True
+        )
+    )
     data = [conversation_summary(conversation) for conversation in page[:limit]]
     return {"object": "list", "data": data, "has_more": len(page) > limit}
 

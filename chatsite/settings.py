@@ -81,9 +81,13 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",  # intcomma on the usage pages
     "django_htmx",
     "allauth",
     "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.feishu",
     "accounts",
     "personas",
     "attachments",
@@ -91,6 +95,8 @@ INSTALLED_APPS = [
     "transfer",
     "bots",
     "api",
+    "sharing",
+    "usage",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +114,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # After CSPMiddleware: the provider sign-in pages may post on to the identity provider (accounts/csp.py).
+    "accounts.csp.SocialLoginFormActionMiddleware",
 ]
 
 ROOT_URLCONF = "chatsite.urls"
@@ -210,14 +218,6 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"username"}
-ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
-ACCOUNT_EMAIL_VERIFICATION = "none"
-ACCOUNT_LOGOUT_ON_GET = False
-ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
-# Failed logins: 5 per account and 20 per client address in 5 minutes, then
-# "Too many failed login attempts" even for the right password. The per-address
-# limit leaves room for a team behind one NAT; allauth's other limits are kept.
-ACCOUNT_RATE_LIMITS = {"login_failed": "20/5m/ip,5/5m/key"}
 # Mail (password resets): DJANGO_EMAIL_URL names the mail server (README "Mail"). Without one, mails
 # are printed to the server's log, and the password reset page says to ask an admin instead.
 _CONSOLE_EMAIL = "django.core.mail.backends.console.EmailBackend"
@@ -231,8 +231,30 @@ EMAIL_USE_TLS = _EMAIL.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _EMAIL.get("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = 20  # seconds: a mail server that does not answer fails the reset rather than hanging it
 # Whether mail reaches people (a mail server is configured), as the password reset page needs to know.
-CHAT_EMAIL_ENABLED = EMAIL_BACKEND != _CONSOLE_EMAIL
+CHAT_EMAIL_ENABLED = EMAIL_BACKEND not in (_CONSOLE_EMAIL, "django.core.mail.backends.dummy.EmailBackend")
 DEFAULT_FROM_EMAIL = env_str("DJANGO_DEFAULT_FROM_EMAIL", "chat@localhost")
+# With mail configured, new accounts give an email address and confirm it before signing in.
+# CHAT_EMAIL_VERIFICATION overrides (none, optional, mandatory).
+ACCOUNT_EMAIL_VERIFICATION = env_str("CHAT_EMAIL_VERIFICATION", "mandatory" if CHAT_EMAIL_ENABLED else "none")
+if ACCOUNT_EMAIL_VERIFICATION not in ("none", "optional", "mandatory"):
+    raise ImproperlyConfigured("CHAT_EMAIL_VERIFICATION must be none, optional or mandatory.")
+ACCOUNT_SIGNUP_FIELDS = [
+    "username*",
+    "email*" if ACCOUNT_EMAIL_VERIFICATION == "mandatory" else "email",
+    "password1*",
+    "password2*",
+]
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
+# Sign-in with an identity provider (OpenID Connect, Feishu): the admin adds a "Social application" per
+# provider (client id, secret, and for OpenID Connect the issuer URL in settings: {"server_url": ...}).
+SOCIALACCOUNT_ADAPTER = "accounts.adapter.SocialAccountAdapter"
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # never take over an existing account by its email address alone
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the provider's button posts a form (CSRF-protected), as allauth advises
+# Failed logins: 5 per account and 20 per client address in 5 minutes, then
+# "Too many failed login attempts" even for the right password. The per-address
+# limit leaves room for a team behind one NAT; allauth's other limits are kept.
+ACCOUNT_RATE_LIMITS = {"login_failed": "20/5m/ip,5/5m/key"}
 
 # I18N
 

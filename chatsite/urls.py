@@ -4,7 +4,7 @@ from django.views.i18n import JavaScriptCatalog
 
 from accounts.password_reset import PasswordResetView
 from accounts.theme import theme_set
-from accounts.views import LoginView, language_set
+from accounts.views import LoginView, invitation_follow, language_set
 from api import views as api_views
 from chatsite.views import account_page, custom_instructions
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("accounts/login/", LoginView.as_view(), name="account_login"),
     # Before allauth's own: without a mail server, the page says to ask an admin.
     path("accounts/password/reset/", PasswordResetView.as_view(), name="account_reset_password"),
+    path("accounts/invite/<str:code>/", invitation_follow, name="account-invitation"),
     path("accounts/", include("allauth.urls")),
     path("account/", account_page, name="account"),
     path("", include("bots.urls")),
@@ -28,5 +29,7 @@ urlpatterns = [
     re_path(r"^v1/", api_views.not_found, name="v1-not-found"),  # After every /v1 route: a JSON 404.
     path("account/theme/", theme_set, name="theme-set"),
     path("", include("transfer.urls")),
+    path("", include("sharing.urls")),
+    path("", include("usage.urls")),
     path("", include("conversations.urls")),
 ]

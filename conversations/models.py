@@ -8,6 +8,22 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
 
+class Folder(models.Model):
+    """A named group of one user's conversations in the sidebar; deleting it leaves its conversations unfiled."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="folders")
+    name = models.CharField(_("name"), max_length=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="folder_unique_owner_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Conversation(models.Model):
     """A chat between one user and one persona."""
 
@@ -41,6 +57,11 @@ class Conversation(models.Model):
         _("title from"), max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_MESSAGE
     )
     archived = models.BooleanField(_("archived"), default=False)
+    # Pinned conversations lead the sidebar, most recently pinned first; None: not pinned.
+    pinned_at = models.DateTimeField(_("pinned"), null=True, blank=True)
+    folder = models.ForeignKey(
+        Folder, on_delete=models.SET_NULL, null=True, blank=True, related_name="conversations", verbose_name=_("folder")
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("last activity"), auto_now_add=True, db_index=False)
 
@@ -50,6 +71,12 @@ class Conversation(models.Model):
         ordering = ["-updated_at", "-id"]
         indexes = [
             models.Index(fields=["owner", "-updated_at"], name="conversation_owner_updated"),
+            # The sidebar's pinned and filed conversations: few rows per user, read on every page.
+            models.Index(
+                fields=["owner"],
+                condition=Q(pinned_at__isnull=False) | Q(folder__isnull=False),
+                name="conversation_organized",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -11,10 +11,10 @@ from uuid import UUID
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import Func, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from conversations.models import Conversation, DailyUsage, Message, UnstoredReply, Versions
+from conversations.models import Conversation, DailyUsage, Folder, Message, UnstoredReply, Versions
 
 SIDEBAR_PAGE_SIZE = 50
 
@@ -26,9 +26,12 @@ def conversation_list_for_user(
     before: tuple[datetime, UUID] | None = None,
     archived: bool = False,
     with_persona: bool = False,
+    organized: bool = False,
 ) -> QuerySet[Conversation]:
     """Return `user`'s unarchived (or only archived) conversations, newest activity first, at most `limit`.
 
+    Unarchived ones that are pinned or in a folder are left out unless
+    `organized`: the sidebar shows them above the list (`conversation_organized_for_user`).
     With `with_persona`, each also has `created_at` and its persona's slug and name, in the same query
     (the API's list, `api.conversations`).
 
@@ -39,6 +42,8 @@ def conversation_list_for_user(
     (owner, -updated_at) index instead of counting past an OFFSET.
     """
     conversations = Conversation.objects.filter(owner=user, archived=archived)
+    if not archived and not organized:
+        conversations = conversations.filter(pinned_at__isnull=True, folder__isnull=True)
     if before is not None:
         updated_at, public_id = before
         conversations = conversations.filter(updated_at__lte=updated_at).filter(
@@ -49,6 +54,36 @@ def conversation_list_for_user(
         conversations = conversations.select_related("persona")
         fields += ["created_at", "persona__slug", "persona__name"]
     return conversations.only(*fields).order_by("-updated_at", "-public_id")[:limit]
+
+
+def folder_list_for_user(*, user: User) -> QuerySet[Folder]:
+    """Return `user`'s folders by name."""
+    return Folder.objects.filter(owner=user).order_by("name", "id")
+
+
+def folder_get_for_user(*, user: User, public_id: UUID | str) -> Folder:
+    """Return `user`'s folder `public_id`.
+
+    Raises:
+        Folder.DoesNotExist: no such folder, or another user's.
+    """
+    try:
+        return Folder.objects.get(owner=user, public_id=public_id)
+    except (ValueError, TypeError, ValidationError):  # Not a UUID.
+        raise Folder.DoesNotExist from None
+
+
+def conversation_organized_for_user(*, user: User) -> QuerySet[Conversation]:
+    """Return `user`'s unarchived conversations that are pinned or in a folder (pinned first, newest pin first).
+
+    Walks the partial index `conversation_organized`: a user has few of these.
+    """
+    return (
+        Conversation.objects.filter(owner=user, archived=False)
+        .filter(Q(pinned_at__isnull=False) | Q(folder__isnull=False))
+        .only("public_id", "title", "archived", "updated_at", "pinned_at", "folder_id")
+        .order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-public_id")
+    )
 
 
 def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversation:
@@ -251,14 +286,14 @@ EXPORT_MESSAGE_FIELDS = (
 
 
 def conversation_iter_for_export(*, user: User, chunk_size: int = EXPORT_ROWS_PER_FETCH) -> Iterator[Conversation]:
-    """Yield every conversation of `user`, archived ones too, in creation order, persona and model loaded.
+    """Yield every conversation of `user`, archived ones too, in creation order, persona, model and folder loaded.
 
     Rows come `chunk_size` at a time from one query (a server-side cursor
     on PostgreSQL), never as one list.
     """
     return (
         Conversation.objects.filter(owner=user)
-        .select_related("persona__model")
+        .select_related("persona__model", "folder")
         .order_by("id")
         .iterator(chunk_size=chunk_size)
     )

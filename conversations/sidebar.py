@@ -9,7 +9,7 @@ one group per month ("November 2026", in the active language's format).
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from uuid import UUID
 
@@ -18,7 +18,7 @@ from django.utils import formats, timezone
 from django.utils.translation import gettext as _
 
 from conversations import selectors
-from conversations.models import Conversation
+from conversations.models import Conversation, Folder
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -39,16 +39,28 @@ class Row:
 
 
 @dataclass(frozen=True)
+class FolderGroup:
+    """One folder of the sidebar with its unarchived, unpinned conversations, newest activity first."""
+
+    folder: Folder
+    conversations: list[Conversation]
+
+
+@dataclass(frozen=True)
 class Page:
     """One page of the list; `next_cursor` asks for the page after it ("" on the last page).
 
     `continued`: the page follows another (it was asked for with a cursor).
+    `pinned`, `folders`: what leads the first page of unarchived conversations
+    (empty on other pages); the date-grouped rows leave those conversations out.
     """
 
     rows: list[Row]
     next_cursor: str
     archived: bool
     continued: bool
+    pinned: list[Conversation] = field(default_factory=list)
+    folders: list[FolderGroup] = field(default_factory=list)
 
 
 def date_group(moment: datetime, *, today: date) -> str:
@@ -97,7 +109,8 @@ def conversation_page(
 ) -> Page:
     """Return the page of `user`'s conversations after `cursor` ("" for the first page), grouped by date.
 
-    One query: it reads one row more than `size` to know whether a page follows.
+    One query (three for the first page of unarchived ones, which also holds the pinned conversations and
+    the folders): it reads one row more than `size` to know whether a page follows.
     A page that continues the previous page's group repeats no header: the
     group of the previous page's last conversation is known from the cursor.
 
@@ -118,4 +131,28 @@ def conversation_page(
         rows.append(Row(conversation=conversation, header=group if group != previous else ""))
         previous = group
     next_cursor = cursor_encode(conversations[-1]) if more else ""
-    return Page(rows=rows, next_cursor=next_cursor, archived=archived, continued=before is not None)
+    page = Page(rows=rows, next_cursor=next_cursor, archived=archived, continued=before is not None)
+    if archived or before:
+        return page
+    return _with_organized(page, user=user)
+
+
+def _with_organized(page: Page, *, user: User) -> Page:
+    """Return `page` with the user's pinned conversations and folders. Two queries."""
+    folders = {
+        folder.pk: FolderGroup(folder=folder, conversations=[]) for folder in selectors.folder_list_for_user(user=user)
+    }
+    pinned = []
+    for conversation in selectors.conversation_organized_for_user(user=user):
+        if conversation.pinned_at is not None:
+            pinned.append(conversation)
+        elif conversation.folder_id in folders:
+            folders[conversation.folder_id].conversations.append(conversation)
+    return Page(
+        rows=page.rows,
+        next_cursor=page.next_cursor,
+        archived=page.archived,
+        continued=page.continued,
+        pinned=pinned,
+        folders=list(folders.values()),
+    )

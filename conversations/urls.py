@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations.views import chat, manage, personas, search
+from conversations.views import chat, manage, organize, personas, search
 
 app_name = "conversations"
 
@@ -16,6 +16,9 @@ urlpatterns = [
     path("c/<uuid:public_id>/delete/", manage.conversation_delete, name="conversation-delete"),
     path("c/<uuid:public_id>/archive/", manage.conversation_archive, name="conversation-archive"),
     path("c/<uuid:public_id>/unarchive/", manage.conversation_unarchive, name="conversation-unarchive"),
+    path("c/<uuid:public_id>/pin/", organize.conversation_pin, name="conversation-pin"),
+    path("c/<uuid:public_id>/folder/", organize.conversation_folder, name="conversation-folder"),
+    path("folders/<uuid:public_id>/delete/", organize.folder_delete, name="folder-delete"),
     path("conversations/", manage.conversation_list, name="conversation-list"),
     path("archived/", manage.conversation_archived_list, name="conversation-archived-list"),
     path("search/", search.search, name="search"),

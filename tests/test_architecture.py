@@ -10,7 +10,19 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("chatsite", "accounts", "llm", "personas", "attachments", "conversations", "transfer", "bots", "api")
+PACKAGES = (
+    "chatsite",
+    "accounts",
+    "llm",
+    "personas",
+    "attachments",
+    "conversations",
+    "transfer",
+    "bots",
+    "api",
+    "sharing",
+    "usage",
+)
 # Who may import whom; the project package (settings, ASGI, URLs) sits on top.
 ALLOWED = {
     "llm": set(),
@@ -23,6 +35,8 @@ ALLOWED = {
     "bots": {"conversations", "personas"},
     # The API is another face of the chat: it sits on the same services as the page.
     "api": {"llm", "personas", "accounts", "conversations", "transfer"},
+    "sharing": {"conversations", "accounts"},
+    "usage": {"conversations", "accounts", "personas"},
     "chatsite": {"accounts", "conversations", "transfer", "api"},
 }
 

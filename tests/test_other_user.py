@@ -4,11 +4,12 @@ The URL configuration is walked, so a new URL cannot be missed: every
 pattern must have a case below (`test_every_url_pattern_has_a_case` fails
 otherwise). Patterns with ids of alice's rows are requested as bob, with
 each of her ids in each id parameter, GET and POST, plain and htmx: 404, or
-405 for a method the view does not take. Patterns without ids must not
+405 for a method the view does not take. A share link's token is the
+capability to read it: a token bob was not given answers 404. Patterns without ids must not
 show bob anything of hers, while the same request as alice does. After
 every case, alice's rows are exactly as before.
 
-The admin (staff only) and allauth's pages (no user data) are left out.
+The admin (staff only), allauth's pages and the JavaScript catalog (no user data) are left out.
 """
 
 import io
@@ -28,17 +29,20 @@ from api import services as api_services
 from api.models import ApiKey
 from attachments import services as attachments_services
 from attachments.models import Attachment
-from conversations import services
-from conversations.models import Conversation, Message
+from conversations import organizing, services
+from conversations.models import Conversation, Folder, Message
 from personas.models import Persona
+from sharing.models import SharedConversation
+from sharing.services import conversation_share
 from tests.conftest import streamed_requests
 from tests.conversations.history import make_conversation
 from transfer import jobs as import_jobs
 from transfer.models import ImportJob
 
-SKIPPED_PREFIXES = ("admin/", "accounts/")
+SKIPPED_PREFIXES = ("admin/", "accounts/", "jsi18n/")  # jsi18n: Django's translation catalog, no user data
 ALICE_TITLE = "Quokka expedition planning"
 ALICE_ARCHIVED_TITLE = "Archived wombat notes"
+ALICE_MODEL = "quokka-model-x"  # the model of alice's recent reply, on her usage page
 ALICE_WORDS = [
     "Quokka",
     "wombat",
@@ -48,6 +52,8 @@ ALICE_WORDS = [
     "alices-notes.txt",
     "Numbat persona",
     "alices-laptop-key",
+    "Alice's folder",
+    ALICE_MODEL,
 ]
 SEARCHED = "Alfama"
 HTMX = {"HX-Request": "true"}
@@ -73,7 +79,13 @@ ID_PATTERNS = {
     "attachments:attachment-file",
     "attachments:attachment-remove",
     "api:key-revoke",
+    "conversations:conversation-pin",
+    "conversations:conversation-folder",
+    "conversations:folder-delete",
+    "sharing:share-manage",
 }
+# Patterns whose parameter is a share link's token (its capability): one bob was not given answers 404.
+TOKEN_PATTERNS = {"sharing:shared-detail", "sharing:shared-continue"}
 # Patterns without ids: bob's own pages, which must hold nothing of alice's.
 OWN_DATA_PATTERNS = {
     "conversations:conversation-new",
@@ -98,6 +110,8 @@ OWN_DATA_PATTERNS = {
     "v1:chat-completions",
     "v1:conversation-list",
     "v1-not-found",
+    "usage:usage",
+    "usage:usage-site",
 }
 # /v1 patterns with ids of hers: cookies never authenticate /v1, so bob's session gets a 401 (as alice's would).
 KEY_ONLY_ID_PATTERNS = {"v1:conversation-detail", "v1:conversation-export"}
@@ -144,6 +158,13 @@ def alice_data(alice, bob, persona, settings, tmp_path):
     attachments_services.attachment_upload(owner=alice, upload=upload)
     Persona.objects.create(name="Numbat persona", slug="alices-own", model=persona.model, owner=alice)
     api_services.api_key_create(user=alice, name="alices-laptop-key")
+    organizing.conversation_move(
+        conversation=conversation, folder=organizing.folder_get_or_create(owner=alice, name="Alice's folder")
+    )
+    organizing.conversation_set_pinned(conversation=archived, pinned=True)
+    recent = services.message_send(conversation=archived, text="A recent question")
+    services.reply_finish(message=recent.assistant_message, content="ok", status="complete", model_id=ALICE_MODEL)
+    conversation_share(conversation=conversation, show_owner=True)
     return conversation
 
 
@@ -154,7 +175,9 @@ def alice_ids(alice) -> list[str]:
     files = [str(a) for a in Attachment.objects.filter(owner=alice).values_list("public_id", flat=True)]
     personas = list(Persona.objects.filter(owner=alice).values_list("slug", flat=True))
     keys = [str(k) for k in ApiKey.objects.filter(user=alice).values_list("pk", flat=True)]
-    return conversations + messages + jobs + files + personas + keys
+    folders = [str(f) for f in Folder.objects.filter(owner=alice).values_list("public_id", flat=True)]
+    tokens = list(SharedConversation.objects.filter(conversation__owner=alice).values_list("token", flat=True))
+    return conversations + messages + jobs + files + personas + keys + folders + tokens
 
 
 def snapshot(alice) -> dict[str, list[dict]]:
@@ -166,6 +189,8 @@ def snapshot(alice) -> dict[str, list[dict]]:
         "attachments": list(Attachment.objects.filter(owner=alice).order_by("pk").values()),
         "personas": list(Persona.objects.filter(owner=alice).order_by("pk").values()),
         "api_keys": list(ApiKey.objects.filter(user=alice).order_by("pk").values()),
+        "folders": list(Folder.objects.filter(owner=alice).order_by("pk").values()),
+        "shares": list(SharedConversation.objects.filter(conversation__owner=alice).order_by("pk").values()),
     }
 
 
@@ -204,7 +229,12 @@ def test_bob_can_do_nothing_with_alices_data(client, alice, bob, alice_data, mon
     markers = ALICE_WORDS + [i for i in ids if not i.isdigit()]  # A key's pk ("1") is in any page.
     client.force_login(bob)
 
-    if name in KEY_ONLY_ID_PATTERNS:
+    if name in TOKEN_PATTERNS:
+        url = fill(route, {"token": "B" * 43})
+        for response in requests_as(client, url):
+            assert response.status_code in (404, 405), (url, response.status_code)
+            assert leaked(response, markers) == [], url
+    elif name in KEY_ONLY_ID_PATTERNS:
         for values in product(ids, repeat=len(parameters)):
             url = fill(route, dict(zip(parameters, values, strict=True)))
             for response in requests_as(client, url):
@@ -237,7 +267,7 @@ def test_bob_can_do_nothing_with_alices_data(client, alice, bob, alice_data, mon
         as_alice.force_login(alice)
         response = as_alice.get(url, query)
         if response.status_code == 200 and name in OWN_DATA_PATTERNS:
-            assert leaked(response, [ALICE_TITLE, ALICE_ARCHIVED_TITLE, "alices-history.json"]), url
+            assert leaked(response, [ALICE_TITLE, ALICE_ARCHIVED_TITLE, "alices-history.json", ALICE_MODEL]), url
 
     assert snapshot(alice) == before
 
@@ -246,7 +276,7 @@ def test_every_url_pattern_has_a_case():
     names = [name for name, _, _ in url_patterns()]
 
     assert len(names) == len(set(names)), "every URL pattern needs a name"
-    assert set(names) == ID_PATTERNS | KEY_ONLY_ID_PATTERNS | OWN_DATA_PATTERNS | NO_USER_DATA_PATTERNS
+    assert set(names) == ID_PATTERNS | KEY_ONLY_ID_PATTERNS | OWN_DATA_PATTERNS | NO_USER_DATA_PATTERNS | TOKEN_PATTERNS
 
 
 def test_the_walk_finds_patterns_in_nested_includes():

@@ -77,13 +77,13 @@ def conversation_record(conversation: Any, messages: Iterable[Any]) -> dict[str,
     """Return one conversation as the JSON-ready dict of the export schema (version 1).
 
     Args:
-        conversation: a Conversation with `persona` and `persona.model` loaded
-            (or no persona).
+        conversation: a Conversation with `persona`, `persona.model` and
+            `folder` loaded (or no persona, no folder).
         messages: its current path, oldest first: Messages, or rows with
             their attributes (`selectors.EXPORT_MESSAGE_FIELDS`).
 
     Returns:
-        ``{"id", "title", "created", "updated", "archived", "persona",
+        ``{"id", "title", "created", "updated", "archived", "pinned", "folder", "persona",
         "messages": [{"id", "role", "content", "created", "model", "status",
         "finish_reason", "prompt_tokens", "completion_tokens",
         "tokens_estimated", "error"}]}``; ids are public ids, "persona" a
@@ -338,6 +338,8 @@ def _conversation_fields(conversation: Any) -> dict[str, Any]:
         "created": iso_utc(conversation.created_at),
         "updated": iso_utc(conversation.updated_at),
         "archived": conversation.archived,
+        "pinned": conversation.pinned_at is not None,
+        "folder": conversation.folder.name if conversation.folder_id else None,
         "persona": None
         if persona is None
         else {
@@ -417,6 +419,10 @@ def _metadata(conversation: Any) -> list[tuple[str, str]]:
     rows.append((_("Updated"), iso_utc(conversation.updated_at) or ""))
     if conversation.archived:
         rows.append((_("Archived"), _("yes")))
+    if conversation.pinned_at is not None:
+        rows.append((_("Pinned"), _("yes")))
+    if conversation.folder_id:
+        rows.append((_("Folder"), conversation.folder.name))
     rows.append((_("Conversation"), str(conversation.public_id)))
     return rows
 

@@ -43,6 +43,8 @@ STATUSES = frozenset({"complete", "stopped", "error", "interrupted"})
 STREAMING = "streaming"
 ZIP_MEMBER = "conversations.json"
 TITLE_MAX_CHARS = 200
+# Folder names as conversations.Folder.name holds them (pure module: no model import).
+FOLDER_MAX_CHARS = 100
 MODEL_ID_MAX_CHARS = 200
 FINISH_REASON_MAX_CHARS = 32
 
@@ -85,6 +87,9 @@ class ParsedConversation:
     created: datetime | None = None
     updated: datetime | None = None
     archived: bool = False
+    # Sidebar organisation (absent from older files and from ChatGPT's): pinned, and the folder's name or "".
+    pinned: bool = False
+    folder: str = ""
     persona_slug: str = ""
     messages: tuple[ParsedMessage, ...] = ()
 
@@ -184,6 +189,8 @@ def parse_site_export(document: dict[str, Any]) -> ParsedExport:
                 created=_iso_time(record, "created", where),
                 updated=_iso_time(record, "updated", where),
                 archived=_bool(record, "archived", where),
+                pinned=_bool(record, "pinned", where),
+                folder=" ".join(_text(record, "folder", where).split())[:FOLDER_MAX_CHARS],
                 persona_slug=_text(persona, "slug", where) if persona else "",
                 messages=tuple(parsed_messages),
             )

@@ -70,6 +70,7 @@ from django.utils.translation import ngettext
 from attachments.services import attachment_restore
 from conversations import rendering
 from conversations.models import Conversation, Message
+from conversations.organizing import folder_get_or_create
 from conversations.services import storable_text, title_from_text
 from personas.models import Persona
 from personas.selectors import persona_list_active
@@ -322,8 +323,9 @@ def conversations_import(
 
     Each conversation gets the active persona whose slug it names, if any
     (else none), its title marked as set by the user (or one taken from its
-    first question), its times, and its messages as one shown path: each
-    message's parent is the one before.
+    first question), its times, archived and pinned state, its folder (the
+    owner's folder of that name, made if missing), and its messages as one
+    shown path: each message's parent is the one before.
 
     Batches are whole conversations, in order, of at most `BATCH_ROWS` rows
     (a conversation and its messages) and `BATCH_CHARS` characters of
@@ -343,6 +345,9 @@ def conversations_import(
     personas = (
         {persona.slug: persona for persona in persona_list_active(user=owner).filter(slug__in=slugs)} if slugs else {}
     )
+    # Folders by name: the owner's own folder of that name if they have one, else a new one.
+    folder_names = sorted({parsed.folder for parsed in conversations if parsed.folder})
+    folders = {name: folder_get_or_create(owner=owner, name=name) for name in folder_names}
     now = timezone.now()
     last_beat = time.monotonic()
 
@@ -363,7 +368,10 @@ def conversations_import(
             _files_restore(owner, batch, files, on_file_refused)
             last_beat = time.monotonic()
             batch, rows, chars = [], 0, 0
-        batch.append(_prepare(owner, parsed, personas.get(parsed.persona_slug), now, tick))
+        prepared = _prepare(owner, parsed, personas.get(parsed.persona_slug), now, tick)
+        prepared.conversation.folder = folders.get(parsed.folder)
+        prepared.conversation.pinned_at = now if parsed.pinned else None
+        batch.append(prepared)
         rows += size
         chars += text_size
     if batch:

@@ -228,8 +228,8 @@ def test_first_page_needs_the_same_few_queries_with_10000_conversations(
     client, alice, persona, ten_thousand, django_assert_num_queries
 ):
     client.force_login(alice)
-    # session, user, personas with models, sidebar page
-    with django_assert_num_queries(4):
+    # session, user, personas with models, sidebar page, folders, pinned and filed conversations
+    with django_assert_num_queries(6):
         page = client.get("/").content.decode()
     assert len(ENTRY.findall(page)) == selectors.SIDEBAR_PAGE_SIZE
     # session, user, sidebar page

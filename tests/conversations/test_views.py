@@ -136,7 +136,8 @@ def test_conversation_page_queries_do_not_grow_with_messages(client, alice, conv
     # session, user, conversation with persona/model/provider, stale replies, messages,
     # their attachments, their versions, the context budget (greeting, latest messages, their count,
     # their attachments, custom instructions), the models offered, the quota (limits, usage), sidebar
-    with django_assert_num_queries(16):
+    # (with its folders and pinned or filed conversations)
+    with django_assert_num_queries(18):
         assert client.get(detail_url(conversation)).status_code == 200
 
 
@@ -144,6 +145,6 @@ def test_new_chat_page_query_count_is_constant(client, alice, make_persona, djan
     for i in range(10):
         make_persona(slug=f"persona-{i}")
     client.force_login(alice)
-    # session, user, personas with models, sidebar
-    with django_assert_num_queries(4):
+    # session, user, personas with models, sidebar (with its folders and pinned or filed conversations)
+    with django_assert_num_queries(6):
         assert client.get("/").status_code == 200

@@ -40,10 +40,10 @@ def test_json_export_follows_the_documented_schema(conversation):
     assert document["format"] == "chatsite.conversations" and document["version"] == 1
     assert document["exported_at"] == "2025-04-01T12:00:00Z"
     [record] = document["conversations"]
-    assert set(record) == {"id", "title", "created", "updated", "archived", "persona", "messages"}
+    assert set(record) == {"id", "title", "created", "updated", "archived", "pinned", "folder", "persona", "messages"}
     assert record["id"] == str(conversation.public_id) and record["title"] == "Trip to Lisbon"
     assert (record["created"], record["updated"]) == ("2025-03-01T09:30:15.123456Z", "2025-03-01T09:34:15.123456Z")
-    assert record["archived"] is False
+    assert record["archived"] is False and record["pinned"] is False and record["folder"] is None
     assert record["persona"] == {
         "name": "Travel guide",
         "slug": "travel",
@@ -115,7 +115,15 @@ def test_record_json_is_what_json_dumps_writes(text):
         name=text, slug="s", avatar="\U0001f9ed", system_prompt=text, greeting="", model=SimpleNamespace(model_id=text)
     )
     conversation = SimpleNamespace(
-        public_id=SHORT_ID_UUID, title=text, created_at=START, updated_at=START, archived=True, persona=persona
+        public_id=SHORT_ID_UUID,
+        title=text,
+        created_at=START,
+        updated_at=START,
+        archived=True,
+        pinned_at=START,
+        folder_id=1,
+        folder=SimpleNamespace(name=text),
+        persona=persona,
     )
     messages = [
         SimpleNamespace(

@@ -14,8 +14,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from conversations import selectors
-from conversations.models import Conversation, Message
+from conversations import organizing, selectors
+from conversations.models import Conversation, Folder, Message
 from tests.conversations.history import make_conversation
 from tests.waiting import wait_until
 from transfer import export, importers
@@ -360,9 +360,12 @@ def test_each_transaction_holds_whole_conversations_and_at_most_batch_rows(alice
 
 def test_round_trip_export_import_export_gives_the_same_conversations(alice, bob, make_persona):
     persona = make_persona(slug="travel")
-    make_conversation(alice, persona, title="Lisbon")
+    lisbon = make_conversation(alice, persona, title="Lisbon")
     make_conversation(alice, persona, title="Archived one", archived=True)
-    make_conversation(alice, None, title="旅行")
+    travel = make_conversation(alice, None, title="旅行")
+    organizing.conversation_set_pinned(conversation=lisbon, pinned=True)
+    organizing.conversation_move(conversation=travel, folder=organizing.folder_get_or_create(owner=alice, name="Trips"))
+    organizing.folder_get_or_create(owner=bob, name="Trips")  # bob's own folder of that name is reused
 
     def export_of(user) -> dict:
         def pairs():
@@ -383,6 +386,12 @@ def test_round_trip_export_import_export_gives_the_same_conversations(alice, bob
         ]
 
     assert without_ids(second) == without_ids(first)
+    assert [(c["title"], c["pinned"], c["folder"]) for c in second["conversations"]] == [
+        ("Lisbon", True, None),
+        ("Archived one", False, None),
+        ("旅行", False, "Trips"),
+    ]
+    assert Folder.objects.filter(owner=bob).count() == 1
     assert {c["id"] for c in second["conversations"]}.isdisjoint(c["id"] for c in first["conversations"])
 
 

@@ -1,0 +1,63 @@
+"""In the browser: pin a chat to the top of the sidebar, and put another in a new folder from the menu."""
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from conversations import organizing, services
+from tests.servers import session_cookie
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def chats(alice, persona):
+    made = []
+    for title in ("Alpha", "Beta", "Gamma"):
+        conversation = services.conversation_create(owner=alice, persona=persona)
+        services.conversation_rename(conversation=conversation, title=title)
+        made.append(conversation)
+    return made
+
+
+def test_pin_a_chat_and_file_another_in_a_folder(chats, page: Page, site, alice, screenshot):
+    alpha, beta, _ = chats
+    name, value = session_cookie(alice).split("=", 1)
+    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+
+    page.goto(site.url(alpha.get_absolute_url()))
+    page.click("#pin-toggle")
+    pinned = page.locator("#pinned-conversations .conversation-item")
+    expect(pinned).to_have_count(1)
+    expect(pinned).to_contain_text("Alpha")
+    expect(page.locator("#pin-toggle")).to_have_text("Unpin")
+
+    page.goto(site.url(beta.get_absolute_url()))
+    page.click("#folder-link")
+    page.fill("#new-folder", "Research")
+    page.click("#folder-save")
+    folder = page.locator(".folder-group", has_text="Research")
+    expect(folder.locator(".conversation-item")).to_contain_text("Beta")
+    dated = page.locator("#conversations > .conversation-item")
+    expect(dated).to_have_count(1)
+    expect(dated).to_contain_text("Gamma")
+    screenshot("sidebar")
+
+    page.reload()
+    expect(page.locator("#pinned-conversations")).to_contain_text("Alpha")
+    folder.locator("summary").click()  # folders fold
+    expect(folder.locator(".conversation-item")).to_be_hidden()
+
+
+def test_drag_a_chat_onto_a_folder(chats, page: Page, site, alice):
+    alpha, _, gamma = chats
+    organizing.conversation_move(conversation=alpha, folder=organizing.folder_get_or_create(owner=alice, name="Trips"))
+    name, value = session_cookie(alice).split("=", 1)
+    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    page.goto(site.url("/"))
+    folder = page.locator(".folder-group", has_text="Trips")
+    expect(folder.locator(".conversation-item")).to_have_count(1)
+
+    page.locator(f"#conversation-{gamma.public_id}").drag_to(folder.locator("summary"))
+
+    expect(folder.locator(".conversation-item")).to_have_count(2)
+    expect(folder).to_contain_text("Gamma")
