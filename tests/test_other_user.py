@@ -39,7 +39,7 @@ from tests.conversations.history import make_conversation
 from transfer import jobs as import_jobs
 from transfer.models import ImportJob
 
-SKIPPED_PREFIXES = ("admin/", "accounts/", "jsi18n/")  # jsi18n: Django's translation catalog, no user data
+SKIPPED_PREFIXES = ("admin/", "accounts/")
 ALICE_TITLE = "Quokka expedition planning"
 ALICE_ARCHIVED_TITLE = "Archived wombat notes"
 ALICE_MODEL = "quokka-model-x"  # the model of alice's recent reply, on her usage page

@@ -209,17 +209,20 @@ def test_sign_in_pages_render_without_inline_script_or_style(client):
 def test_admin_pages_render_without_inline_script_or_style(admin_client, alice, persona):
     make_conversation(alice, persona)
     urls = [reverse("admin:index")]
+    changelists = []
     for model in admin.site._registry:
         prefix = f"admin:{model._meta.app_label}_{model._meta.model_name}"
-        urls += [reverse(f"{prefix}_changelist"), reverse(f"{prefix}_add")]
+        changelists.append(reverse(f"{prefix}_changelist"))
+        urls += [changelists[-1], reverse(f"{prefix}_add")]
         if (obj := model._default_manager.first()) is not None:
             urls.append(reverse(f"{prefix}_change", args=[obj.pk]))
 
     found = {}
     for url in urls:
-        response = admin_client.get(url)
+        response = admin_client.get(url, follow=True)  # A one-row model's list leads to its change page.
         if response.status_code == 200:
             found[url] = inline_code(response.content.decode())
 
     assert found == {url: [] for url in found}
-    assert len(found) > 2 * len(admin.site._registry)  # Most pages did render.
+    # Every model's list rendered (some models cannot be added: one-row settings, read-only records).
+    assert set(changelists) <= set(found)
