@@ -203,7 +203,7 @@ def test_a_users_own_persona_is_private_to_its_owner(page, site, alice, bob, bro
     page.goto(site.url("/"))
     expect(page.locator(f"button.persona-card[data-persona='{own.slug}']")).to_contain_text("Beekeeper")
     page.click(f"button.persona-card[data-persona='{own.slug}']")
-    expect(page).to_have_url(re.compile(r"/c/[0-9a-f-]{36}/$"))
+    expect(page).to_have_url(re.compile(rf"/\?persona={own.slug}$"))
     expect(page.locator(ASSISTANT).first).to_contain_text("Bzz, hello!")
 
     other = browser.new_context()
@@ -215,6 +215,7 @@ def test_a_users_own_persona_is_private_to_its_owner(page, site, alice, bob, bro
         expect(bobs.locator(f"button.persona-card[data-persona='{persona.slug}']")).to_be_visible()
         expect(bobs.locator(f"button.persona-card[data-persona='{own.slug}']")).to_have_count(0)
         assert other.request.get(site.url(f"/personas/{own.slug}/")).status in (403, 404)
+        assert other.request.get(site.url(f"/?persona={own.slug}")).status == 400  # Not a persona bob may use.
     finally:
         other.close()
 

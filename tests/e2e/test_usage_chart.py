@@ -78,7 +78,7 @@ def test_the_usage_chart_speaks_the_users_language(month, page: Page, site, alic
     name, value = session_cookie(alice).split("=", 1)
     page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
     page.goto(site.url("/usage/"))
-    expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
     labels = page.eval_on_selector_all(f"{TOKENS_CHART} text.chart-label", "ts => ts.map(t => t.textContent)")
     assert any("月" in label for label in labels), labels  # "12月1日": the Chinese month-day format
     expect(page.locator(f"{TOKENS_CHART} rect.chart-bar")).to_have_count(30)
