@@ -33,6 +33,16 @@ def test_the_environment_wins_over_the_saved_file(monkeypatch):
     assert credentials_load() == Credentials(url="https://env.example", api_key="chat-env")
 
 
+def test_the_saved_key_is_never_sent_to_another_site(monkeypatch):
+    credentials_save(Credentials(url="https://saved.example", api_key="chat-saved"))
+    assert credentials_load(url="https://saved.example/v1/").api_key == "chat-saved"
+    with pytest.raises(ConfigError, match="chat login URL"):
+        credentials_load(url="https://elsewhere.example")
+    monkeypatch.setenv("CHAT_URL", "https://elsewhere.example")
+    with pytest.raises(ConfigError, match="chat login URL"):
+        credentials_load()
+
+
 def test_nothing_configured_says_to_log_in():
     with pytest.raises(ConfigError, match="chat login URL"):
         credentials_load()

@@ -74,6 +74,9 @@ def credentials_save(credentials: Credentials) -> Path:
 def credentials_load(*, url: str | None = None) -> Credentials:
     """Return the credentials: ``url`` or ``CHAT_URL``, and ``CHAT_API_KEY``, over the config file.
 
+    The saved key goes only to the site it was saved for: with another URL
+    (``--url`` or ``CHAT_URL``) the key must come from ``CHAT_API_KEY``.
+
     Raises:
         ConfigError: no URL or key is known (the message names ``chat login``), or the file is unreadable.
     """
@@ -87,7 +90,10 @@ def credentials_load(*, url: str | None = None) -> Credentials:
         if isinstance(loaded, dict):
             stored = {key: value for key, value in loaded.items() if isinstance(value, str)}
     site = url or os.environ.get("CHAT_URL") or stored.get("url")
-    api_key = os.environ.get("CHAT_API_KEY") or stored.get("api_key")
+    saved_for_site = (
+        bool(site) and stored.get("url") is not None and normalize_url(stored["url"]) == normalize_url(site)
+    )
+    api_key = os.environ.get("CHAT_API_KEY") or (stored.get("api_key") if saved_for_site else None)
     if not site or not api_key:
         raise ConfigError("No site configured: run `chat login URL`, or set CHAT_URL and CHAT_API_KEY.")
     return Credentials(url=normalize_url(site), api_key=api_key)
