@@ -86,9 +86,17 @@ def callback_payload(
     from `now` (a replay is refused); the Verification Token in the event must
     match the channel's.
 
+    A channel with neither a Verification Token nor an Encrypt Key accepts
+    nothing: anyone could post events to it.
+
     Raises:
-        CallbackRefused: malformed (400), unsigned, forged or replayed (403).
+        CallbackRefused: malformed (400), unsigned, forged or replayed, or the
+            channel has no secret to check against (403).
     """
+    if not verification_token and not encrypt_key:
+        raise CallbackRefused(
+            "The channel has no Verification Token or Encrypt Key: an admin must enter one.", status=403
+        )
     try:
         outer = json.loads(body)
     except ValueError:

@@ -63,9 +63,12 @@ def check_signature(*, token: str, timestamp: str, nonce: str, given: str, encry
     """Check `given` against the signature of Token, timestamp and nonce (and `encrypted`, for msg_signature).
 
     Raises:
-        CallbackRefused: it does not match, or the timestamp is more than
+        CallbackRefused: the channel has no Token (anyone could sign then), it
+            does not match, or the timestamp is more than
             settings.BOTS_MAX_CLOCK_SKEW_S from now (403).
     """
+    if not token:
+        raise CallbackRefused("The channel has no Token: an admin must enter it.", status=403)
     parts = (token, timestamp, nonce) if encrypted is None else (token, timestamp, nonce, encrypted)
     if not given or not hmac.compare_digest(given, signature(*parts)):
         raise CallbackRefused("The signature does not match.", status=403)
@@ -131,16 +134,29 @@ def encrypt(*, encoding_aes_key: str, app_id: str, message: bytes, random_prefix
 def parse_xml(body: bytes) -> dict[str, str]:
     """Return the child elements of a WeChat XML message as {tag: text}.
 
+    WeChat sends UTF-8: anything else is refused before parsing (a UTF-16
+    body would hide a DOCTYPE from a byte search), then any DOCTYPE or entity
+    declaration is refused, so no entity is ever declared or expanded.
+
     Raises:
-        CallbackRefused: too large, a DOCTYPE (entities are refused outright),
-            or not well-formed XML (400).
+        CallbackRefused: too large, not UTF-8, a DOCTYPE (entities are refused
+            outright), or not well-formed XML (400).
     """
     if len(body) > settings.BOTS_MAX_BODY_BYTES:
         raise CallbackRefused("The message is too large.")
-    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise CallbackRefused("The message declares a DOCTYPE or entities.")
     try:
-        root = ElementTree.fromstring(body)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CallbackRefused("The message is not UTF-8.") from None
+    if "\x00" in text:  # Never in XML; UTF-16 without a byte order mark decodes as UTF-8 with NULs.
+        raise CallbackRefused("The message is not UTF-8.")
+    if "<!DOCTYPE" in text.upper() or "<!ENTITY" in text.upper():
+        raise CallbackRefused("The message declares a DOCTYPE or entities.")
+    # The parser reads the bytes as UTF-8 whatever encoding they declare: what was searched is what is parsed.
+    parser = ElementTree.XMLParser(encoding="utf-8")
+    try:
+        parser.feed(body)
+        root = parser.close()
     except ElementTree.ParseError:
         raise CallbackRefused("The message is not well-formed XML.") from None
     return {child.tag: (child.text or "") for child in root}

@@ -129,6 +129,27 @@ def test_wechat_xml_with_entities_is_refused():
         wechat.parse_xml(bomb)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_wechat_xml_in_another_encoding_cannot_hide_a_doctype(encoding):
+    bomb = f'<?xml version="1.0" encoding="{encoding.upper()}"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Content>&a;</Content></xml>'
+    with pytest.raises(wechat.CallbackRefused):
+        wechat.parse_xml(bomb.encode(encoding))
+
+
+def test_a_wechat_channel_without_a_token_accepts_no_signature():
+    now = str(int(time.time()))
+    with pytest.raises(wechat.CallbackRefused, match="no Token") as refused:
+        wechat.check_signature(token="", timestamp=now, nonce="n", given=wechat.signature("", now, "n"))
+    assert refused.value.status == 403
+
+
+def test_a_feishu_channel_without_token_or_encrypt_key_accepts_nothing():
+    body = json.dumps({"type": "url_verification", "challenge": "c", "token": ""}).encode()
+    with pytest.raises(feishu.CallbackRefused, match="no Verification Token") as refused:
+        feishu.callback_payload(body=body, headers={}, verification_token="", encrypt_key="")
+    assert refused.value.status == 403
+
+
 def test_wechat_malformed_xml_is_refused():
     with pytest.raises(wechat.CallbackRefused):
         wechat.parse_xml(b"<xml><Content>unclosed</xml>")
