@@ -131,7 +131,8 @@ def test_wechat_xml_with_entities_is_refused():
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
 def test_wechat_xml_in_another_encoding_cannot_hide_a_doctype(encoding):
-    bomb = f'<?xml version="1.0" encoding="{encoding.upper()}"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Content>&a;</Content></xml>'
+    declaration = f'<?xml version="1.0" encoding="{encoding.upper()}"?>'
+    bomb = declaration + '<!DOCTYPE x [<!ENTITY a "aaaa">]><xml><Content>&a;</Content></xml>'
     with pytest.raises(wechat.CallbackRefused):
         wechat.parse_xml(bomb.encode(encoding))
 
