@@ -4,7 +4,8 @@ django.contrib.auth's User and Group admins are re-registered with the inline
 added; everything else about them stays as Django ships it.
 """
 
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
@@ -80,11 +81,15 @@ class UsageLimitAdmin(admin.ModelAdmin):
 
 @admin.register(SiteSettings)
 class SiteSettingsAdmin(admin.ModelAdmin):
-    """One row of site settings: the list goes straight to it, and it cannot be added twice or deleted."""
+    """One row of site settings: the list goes straight to it, and it cannot be added twice or deleted.
+
+    Its page warns when the server setting CHAT_API_ENABLED=0 keeps the API off whatever "API on" says.
+    """
 
     fieldsets = [
         (_("Sign-up"), {"fields": ["signup_mode", "signup_domains", "signup_requires_approval"]}),
         (_("Share links"), {"fields": ["shares_visible_to_anonymous"]}),
+        (_("API"), {"fields": ["api_enabled"]}),
     ]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -95,6 +100,16 @@ class SiteSettingsAdmin(admin.ModelAdmin):
 
     def changelist_view(self, request: HttpRequest, extra_context=None):
         return redirect("admin:accounts_sitesettings_change", site_settings().pk)
+
+    def change_view(self, request: HttpRequest, object_id: str, form_url="", extra_context=None):
+        if request.method == "GET" and not settings.CHAT_API_ENABLED:
+            messages.warning(
+                request,
+                gettext(
+                    "CHAT_API_ENABLED=0 on the server keeps the API off for the whole site, whatever “API on” says."
+                ),
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Invitation)

@@ -119,7 +119,7 @@ class CustomInstructions(models.Model):
 
 
 class SiteSettings(models.Model):
-    """The site-wide settings the admin changes at run time: who may sign up, who may open share links.
+    """The site-wide settings the admin changes at run time: who may sign up, who may open share links, the API.
 
     One row (pk 1), made on first read by `accounts.selectors.site_settings`.
     """
@@ -145,6 +145,15 @@ class SiteSettings(models.Model):
         _("signed-out visitors may open share links"),
         default=False,
         help_text=_("Off: a share link opens only for people signed in to this site."),
+    )
+    api_enabled = models.BooleanField(
+        _("API on"),
+        default=True,
+        help_text=_(
+            "Off: every API key is refused (403 on /v1, PERMISSION_DENIED over gRPC) until it is on again; keys are"
+            " kept. Per group: “Groups' API access”. The server setting CHAT_API_ENABLED=0 keeps the API off"
+            " whatever this says."
+        ),
     )
 
     class Meta:

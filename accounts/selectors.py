@@ -1,10 +1,10 @@
-"""Reads for accounts: a user's resolved usage limits (what they have used is counted by conversations.selectors)."""
+"""Reads for accounts: a user's resolved usage limits (what they used is counted in conversations), site settings."""
 
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Q
+from django.db.models import Exists, Q
 
 from accounts.models import CustomInstructions, SiteSettings, UsageLimit
 
@@ -86,7 +86,20 @@ def custom_instructions_text(*, user_id: int) -> str:
     return "\n\n".join(parts)
 
 
+# The one row of SiteSettings.
+_SITE_SETTINGS_PK = 1
+
+
 def site_settings() -> SiteSettings:
     """Return the site's settings row (pk 1), made with its defaults on the first read. One query."""
-    row, _ = SiteSettings.objects.get_or_create(pk=1)
+    row, _ = SiteSettings.objects.get_or_create(pk=_SITE_SETTINGS_PK)
     return row
+
+
+def site_api_switched_off() -> Exists:
+    """Return an SQL condition, true when the admin has switched the API off for the site (SiteSettings.api_enabled).
+
+    No row yet counts as on, the field's default. Meant to annotate another
+    query (`api.auth` puts it on the API key's), so that it costs no query of its own.
+    """
+    return Exists(SiteSettings.objects.filter(pk=_SITE_SETTINGS_PK, api_enabled=False))

@@ -43,10 +43,10 @@ class ApiKey(models.Model):
 
 
 class GroupApiAccess(models.Model):
-    """The admin's per-group switch for the API; the site-wide one is the setting CHAT_API_ENABLED.
+    """The admin's per-group switch for the API; the site-wide ones are SiteSettings.api_enabled and CHAT_API_ENABLED.
 
-    No row means on. The API is off for a user when the setting is off or any
-    of their groups' rows is (`api.auth.api_enabled_for`).
+    No row means on. The API is off for a user when either site-wide switch is
+    off or any of their groups' rows is (`api.auth.api_enabled_for`).
     """
 
     group = models.OneToOneField(

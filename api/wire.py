@@ -17,6 +17,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from api.chat import ChatMessage, ChatParams, ChatStarted
 from api.errors import ApiError, ApiErrorKind
@@ -58,8 +59,13 @@ def parse_completion_request(body: bytes, *, conversation_header: str | None) ->
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
-        detail = f" ({exc.msg}, line {exc.lineno} column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-        raise _invalid(_("The request body is not valid JSON%(detail)s.") % {"detail": detail}) from None
+        if not isinstance(exc, json.JSONDecodeError):  # NaN or Infinity (`_refuse_constant`), nesting too deep
+            raise _invalid(_("The request body is not valid JSON.")) from None
+        reason = _JSON_REASONS.get(exc.msg, _JSON_REASON_OTHER)
+        raise _invalid(
+            _("The request body is not valid JSON: %(reason)s (line %(line)d, column %(column)d).")
+            % {"reason": reason, "line": exc.lineno, "column": exc.colno}
+        ) from None
     if not isinstance(data, dict):
         raise _invalid(_("The request body must be a JSON object."))
     for name in _UNSUPPORTED_FIELDS:
@@ -101,7 +107,30 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-_TYPE_NAMES = {str: "a string", bool: "true or false", int: "an integer", dict: "an object", list: "an array"}
+# What `_get` says a field must be, in the caller's language.
+_TYPE_NAMES = {
+    str: gettext_lazy("a string"),
+    bool: gettext_lazy("true or false"),
+    int: gettext_lazy("an integer"),
+    dict: gettext_lazy("an object"),
+    list: gettext_lazy("an array"),
+}
+
+# Python's JSON parser's messages (`json.JSONDecodeError.msg`, the same from its C scanner; Python 3.11's
+# Lib/json/decoder.py and __init__.py), in the caller's language; one Python adds later reads as _JSON_REASON_OTHER.
+_JSON_REASONS = {
+    "Expecting value": gettext_lazy("a value is missing"),
+    "Expecting ',' delimiter": gettext_lazy("a comma is missing"),
+    "Expecting ':' delimiter": gettext_lazy("a colon is missing"),
+    "Expecting property name enclosed in double quotes": gettext_lazy("a name in double quotes is missing"),
+    "Unterminated string starting at": gettext_lazy("a string is not closed"),
+    "Invalid control character at": gettext_lazy("a control character inside a string"),
+    "Invalid \\escape": gettext_lazy("an invalid backslash escape"),
+    "Invalid \\uXXXX escape": gettext_lazy("an invalid \\uXXXX escape"),
+    "Extra data": gettext_lazy("more text after the JSON value"),
+    "Unexpected UTF-8 BOM (decode using utf-8-sig)": gettext_lazy("a byte order mark before the JSON value"),
+}
+_JSON_REASON_OTHER = gettext_lazy("a syntax error")
 
 
 def _get(data: dict, name: str, kind: type, *, default: Any = None, required: bool = False, param: str = "") -> Any:

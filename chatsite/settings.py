@@ -372,8 +372,9 @@ BOTS_TOKEN_REFRESH_MARGIN_S = env_int("BOTS_TOKEN_REFRESH_MARGIN_S", 300, minimu
 
 # API
 
-# The OpenAI-compatible API under /v1 (api/): off here turns it off for the whole site (403); the admin
-# turns it off per group (api.GroupApiAccess).
+# The OpenAI-compatible API under /v1 and gRPC (api/): off here forces it off for the whole site (403),
+# whatever the admin's switches say; on, the admin turns it off for the site (Site settings, "API on")
+# or per group (api.GroupApiAccess).
 CHAT_API_ENABLED = env_bool("CHAT_API_ENABLED", True)
 # Origins whose pages may call /v1 from a browser (CORS), e.g. "https://tools.example.com"; none by default.
 CHAT_API_CORS_ORIGINS = env_list("CHAT_API_CORS_ORIGINS", [])

@@ -1,10 +1,14 @@
 """Bad request bodies on /v1/chat/completions: an error object naming the problem, nothing saved, the server fine."""
 
 import json
+import re
 
 import httpx2
 import pytest
+from django.utils import translation
 
+from api.errors import ApiError
+from api.wire import parse_completion_request
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
 
@@ -67,6 +71,46 @@ def test_a_bad_body_is_refused_naming_the_problem_and_saves_nothing(
     assert Conversation.objects.count() == 0 and Message.objects.count() == 0 and not streamed_requests(upstream)
     # The server is unaffected: the next good request is answered.
     assert post(site, alice_key, body()).status_code == 200
+
+
+# Bodies whose 400 names a type or a JSON syntax error: the message's own words, the field name aside.
+TRANSLATED_CASES = [
+    ("a string", json.dumps({"model": 5, "messages": []}).encode(), "model"),
+    ("true or false", body(stream="yes"), "stream"),
+    ("an integer", body(max_tokens=True), "max_tokens"),
+    ("an object", body(metadata=[1]), "metadata"),
+    ("an array", body(messages="hi"), "messages"),
+    ("a value is missing", b'{"model": "helper", "messages": [', ""),
+    ("a comma is missing", b'{"model": "helper" "messages": []}', ""),
+    ("a string is not closed", b'{"model": "helper', ""),
+    ("more text after the JSON value", b"{} {}", ""),
+]
+
+
+def english_words(message: str, param: str) -> list[str]:
+    """Return the words of `message` in Latin letters but the field's name and JSON's own (JSON, true, false)."""
+    return [
+        w
+        for w in re.findall("[A-Za-z_]{2,}", message.replace(param, "") if param else message)
+        if w not in ("JSON", "true", "false")
+    ]
+
+
+@pytest.mark.parametrize(("english", "content", "param"), TRANSLATED_CASES, ids=[c[0] for c in TRANSLATED_CASES])
+def test_a_400_reads_wholly_in_the_callers_language(english, content, param):
+    with translation.override("en"), pytest.raises(ApiError) as refused:
+        parse_completion_request(content, conversation_header=None)
+    assert english in refused.value.message
+    with translation.override("zh-hans"), pytest.raises(ApiError) as refused:
+        parse_completion_request(content, conversation_header=None)
+    assert not english_words(refused.value.message, param), refused.value.message
+
+
+def test_the_400_over_http_follows_accept_language(site, alice_key):
+    response = post(site, alice_key, body(max_tokens=True), **{"Accept-Language": "zh-Hans"})
+    message = response.json()["error"]["message"]
+    assert response.status_code == 400 and "max_tokens" in message
+    assert not english_words(message, "max_tokens"), message
 
 
 def test_a_body_larger_than_declared_is_still_cut_at_the_limit(site, alice_key, persona):

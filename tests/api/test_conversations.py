@@ -122,9 +122,9 @@ def test_list_and_detail_take_a_fixed_number_of_queries(web, bearer, chat, alice
     for _ in range(3):
         services.conversation_create(owner=alice, persona=persona)
     web.get("/v1/conversations", **bearer)  # The key's first use is recorded once.
-    # The key with its user, the groups' API switches, then the page (personas joined).
-    with django_assert_num_queries(3):
+    # The key with its user and the site's and groups' API switches, then the page (personas joined).
+    with django_assert_num_queries(2):
         assert len(web.get("/v1/conversations", **bearer).json()["data"]) == 4
-    # The key, the switches, the conversation (persona, model, provider joined), its messages.
-    with django_assert_num_queries(4):
+    # The key with the switches, the conversation (persona, model, provider joined), its messages.
+    with django_assert_num_queries(3):
         assert len(web.get(f"/v1/conversations/{chat.public_id}", **bearer).json()["messages"]) == 3

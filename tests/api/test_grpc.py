@@ -10,6 +10,7 @@ import pytest
 from django.conf import settings
 from grpc_tools import protoc
 
+from accounts.selectors import site_settings
 from api import services as api_services
 from api.errors import ApiErrorKind
 from api.rpc import chat_pb2, chat_pb2_grpc
@@ -107,6 +108,22 @@ def test_store_false_saves_nothing(stub, key, persona):
     events = list(stub.Chat(ask("secret", persona.slug, store=False), metadata=bearer(key), timeout=TIMEOUT_S))
     assert events[0].conversation_id == ""
     assert events[-1].finish.finish_reason == "stop"
+    assert not Conversation.objects.exists()
+
+
+def test_the_api_switched_off_for_the_site_is_permission_denied(stub, key, persona):
+    row = site_settings()
+    row.api_enabled = False
+    row.save()
+    for call in (
+        lambda: stub.ListPersonas(chat_pb2.ListPersonasRequest(), metadata=bearer(key), timeout=TIMEOUT_S),
+        lambda: list(stub.Chat(ask("hello", persona.slug), metadata=bearer(key), timeout=TIMEOUT_S)),
+    ):
+        with pytest.raises(grpc.RpcError) as raised:
+            call()
+        assert raised.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "switched off for this site" in raised.value.details()
+        assert dict(raised.value.trailing_metadata())["error-code"] == "api_disabled_for_site"
     assert not Conversation.objects.exists()
 
 

@@ -82,7 +82,7 @@ def test_the_keys_fragment_takes_a_fixed_number_of_queries(client, alice, django
         services.api_key_create(user=alice, name=f"key {n}")
     client.force_login(alice)
     client.get(reverse("api:keys"), **HTMX)  # The session is loaded; count the page's own reads.
-    with django_assert_num_queries(4):  # session, user, keys, group switches
+    with django_assert_num_queries(4):  # session, user, keys, the site's and groups' API switches
         client.get(reverse("api:keys"), **HTMX)
 
 
