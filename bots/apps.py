@@ -7,3 +7,9 @@ class BotsConfig(AppConfig):
 
     name = "bots"
     verbose_name = _("Chat bots")
+
+    def ready(self) -> None:
+        """In a process that serves the site, finish the deliveries a stopped process left, from its start on."""
+        from bots import resume
+
+        resume.resume_when_serving()

@@ -54,7 +54,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -68,7 +67,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from attachments.services import attachment_restore
-from conversations import rendering
+from conversations import rendering, serving
 from conversations.models import Conversation, Message
 from conversations.organizing import folder_get_or_create
 from conversations.services import storable_text, title_from_text
@@ -690,17 +689,9 @@ def start_import_thread(job_id: int) -> threading.Thread:
 def import_worker_start_if_serving(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> threading.Thread | None:
-    """Start the worker when this process serves the site; return it, or None.
+    """Start the worker when this process serves the site (`conversations.serving.serves_site`); return it, or None.
 
-    Serving means run as daphne (`daphne ...` or `python -m daphne ...`) or
-    as the process of `manage.py runserver` that serves (the autoreloader's
-    child, `RUN_MAIN=true`, or `--noreload`). Tests, `migrate`, the shell
-    and other commands start no thread. `argv` and `environ` default to
-    the process's own.
+    Tests, `migrate`, the shell and other commands start no thread. `argv`
+    and `environ` default to the process's own.
     """
-    argv = sys.argv if argv is None else argv
-    environ = os.environ if environ is None else environ
-    program = Path(argv[0]) if argv else Path()
-    daphne = program.name == "daphne" or (program.name == "__main__.py" and program.parent.name == "daphne")
-    runserver = len(argv) > 1 and argv[1] == "runserver" and (environ.get("RUN_MAIN") == "true" or "--noreload" in argv)
-    return import_worker_start() if daphne or runserver else None
+    return import_worker_start() if serving.serves_site(argv, environ) else None
