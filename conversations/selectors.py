@@ -11,7 +11,8 @@ from uuid import UUID
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from conversations.models import Conversation, DailyUsage, Folder, Message, UnstoredReply, Versions
@@ -27,6 +28,7 @@ def conversation_list_for_user(
     archived: bool = False,
     with_persona: bool = False,
     organized: bool = False,
+    folder: Folder | None = None,
 ) -> QuerySet[Conversation]:
     """Return `user`'s unarchived (or only archived) conversations, newest activity first, at most `limit`.
 
@@ -34,6 +36,7 @@ def conversation_list_for_user(
     `organized`: the sidebar shows them above the list (`conversation_organized_for_user`).
     With `with_persona`, each also has `created_at` and its persona's slug and name, in the same query
     (the API's list, `api.conversations`).
+    With `folder` (one of `user`'s), only the unarchived, unpinned ones in that folder (its sidebar group).
 
     Keyset pagination: `before` is the (updated_at, public_id) of the last
     conversation of the previous page; this page starts right after it.
@@ -42,7 +45,9 @@ def conversation_list_for_user(
     (owner, -updated_at) index instead of counting past an OFFSET.
     """
     conversations = Conversation.objects.filter(owner=user, archived=archived)
-    if not archived and not organized:
+    if folder is not None:
+        conversations = conversations.filter(pinned_at__isnull=True, folder=folder)
+    elif not archived and not organized:
         conversations = conversations.filter(pinned_at__isnull=True, folder__isnull=True)
     if before is not None:
         updated_at, public_id = before
@@ -73,14 +78,28 @@ def folder_get_for_user(*, user: User, public_id: UUID | str) -> Folder:
         raise Folder.DoesNotExist from None
 
 
-def conversation_organized_for_user(*, user: User) -> QuerySet[Conversation]:
-    """Return `user`'s unarchived conversations that are pinned or in a folder (pinned first, newest pin first).
+def conversation_organized_for_user(*, user: User, per_folder: int) -> QuerySet[Conversation]:
+    """Return `user`'s pinned conversations and at most `per_folder` of each folder's, all unarchived.
 
-    Walks the partial index `conversation_organized`: a user has few of these.
+    Pinned first (newest pin first), then each folder's unpinned ones, newest
+    activity first. A folder's ones are its first `per_folder` by activity,
+    so the sidebar stays bounded however many a folder holds (ask for
+    `per_folder + 1` to know whether more follow; the rest come page by page
+    from `conversation_list_for_user(folder=...)`). Walks the partial index
+    `conversation_organized`; the cap is a window function (ROW_NUMBER per folder).
     """
+    # Partitioned by (folder, pin time): a folder's unpinned ones share one partition (pinned_at NULL),
+    # each pinned one is alone in its own (rank 1), so pins never use up a folder's places.
+    rank = Window(
+        RowNumber(),
+        partition_by=[F("folder_id"), F("pinned_at")],
+        order_by=[F("updated_at").desc(), F("public_id").desc()],
+    )
     return (
         Conversation.objects.filter(owner=user, archived=False)
         .filter(Q(pinned_at__isnull=False) | Q(folder__isnull=False))
+        .annotate(folder_rank=rank)
+        .filter(folder_rank__lte=max(per_folder, 1))
         .only("public_id", "title", "archived", "updated_at", "pinned_at", "folder_id")
         .order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-public_id")
     )

@@ -6,6 +6,9 @@ shown, so a page costs one indexed query however far down the list it is.
 Conversations are grouped by the local date of their last activity in the
 current time zone: Today, Yesterday, Previous 7 days, Previous 30 days, then
 one group per month ("November 2026", in the active language's format).
+Pinned conversations and folders lead the first page; each folder shows its
+FOLDER_PAGE_SIZE most recently active conversations, the rest come
+FOLDER_PAGE_SIZE at a time (`folder_page`), with the same kind of cursor.
 """
 
 import re
@@ -23,6 +26,9 @@ from conversations.models import Conversation, Folder
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 # "<microseconds since the epoch>.<public id as 32 hex digits>": no internal id in the URL.
+# Conversations a folder shows in the sidebar before its "Show more": a page stays bounded
+# however many chats are filed (a few screens' worth; the dated list's page is SIDEBAR_PAGE_SIZE).
+FOLDER_PAGE_SIZE = 20
 _CURSOR = re.compile(r"(\d{1,18})\.([0-9a-f]{32})")
 
 
@@ -40,10 +46,14 @@ class Row:
 
 @dataclass(frozen=True)
 class FolderGroup:
-    """One folder of the sidebar with its unarchived, unpinned conversations, newest activity first."""
+    """One folder of the sidebar with (a page of) its unarchived, unpinned conversations, newest activity first.
+
+    `next_cursor` asks `folder_page` for the ones after these ("" when none follow).
+    """
 
     folder: Folder
     conversations: list[Conversation]
+    next_cursor: str = ""
 
 
 @dataclass(frozen=True)
@@ -137,22 +147,39 @@ def conversation_page(
     return _with_organized(page, user=user)
 
 
+def folder_page(*, user: User, folder: Folder, cursor: str = "", size: int = FOLDER_PAGE_SIZE) -> FolderGroup:
+    """Return the page of `folder`'s conversations (one of `user`'s) after `cursor` ("" for the first). One query.
+
+    Raises:
+        InvalidCursor: `cursor` is not one that `cursor_encode` wrote.
+    """
+    before = cursor_decode(cursor) if cursor else None
+    conversations = list(selectors.conversation_list_for_user(user=user, limit=size + 1, before=before, folder=folder))
+    return _folder_group(folder, conversations, size)
+
+
+def _folder_group(folder: Folder, conversations: list[Conversation], size: int) -> FolderGroup:
+    """Return the group of `folder` showing the first `size` of `conversations` (read with one more, if there is)."""
+    shown = conversations[:size]
+    next_cursor = cursor_encode(shown[-1]) if len(conversations) > size else ""
+    return FolderGroup(folder=folder, conversations=shown, next_cursor=next_cursor)
+
+
 def _with_organized(page: Page, *, user: User) -> Page:
-    """Return `page` with the user's pinned conversations and folders. Two queries."""
-    folders = {
-        folder.pk: FolderGroup(folder=folder, conversations=[]) for folder in selectors.folder_list_for_user(user=user)
-    }
+    """Return `page` with the user's pinned conversations and folders (FOLDER_PAGE_SIZE each). Two queries."""
+    folders = selectors.folder_list_for_user(user=user)
+    filed: dict[int, list[Conversation]] = {folder.pk: [] for folder in folders}
     pinned = []
-    for conversation in selectors.conversation_organized_for_user(user=user):
+    for conversation in selectors.conversation_organized_for_user(user=user, per_folder=FOLDER_PAGE_SIZE + 1):
         if conversation.pinned_at is not None:
             pinned.append(conversation)
-        elif conversation.folder_id in folders:
-            folders[conversation.folder_id].conversations.append(conversation)
+        elif conversation.folder_id in filed:
+            filed[conversation.folder_id].append(conversation)
     return Page(
         rows=page.rows,
         next_cursor=page.next_cursor,
         archived=page.archived,
         continued=page.continued,
         pinned=pinned,
-        folders=list(folders.values()),
+        folders=[_folder_group(folder, filed[folder.pk], FOLDER_PAGE_SIZE) for folder in folders],
     )
