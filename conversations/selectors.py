@@ -11,7 +11,21 @@ from uuid import UUID
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Window
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    DateTimeField,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 
@@ -78,31 +92,47 @@ def folder_get_for_user(*, user: User, public_id: UUID | str) -> Folder:
         raise Folder.DoesNotExist from None
 
 
-def conversation_organized_for_user(*, user: User, per_folder: int) -> QuerySet[Conversation]:
-    """Return `user`'s pinned conversations and at most `per_folder` of each folder's, all unarchived.
+def conversation_organized_for_user(*, user: User, per_group: int) -> QuerySet[Conversation]:
+    """Return at most `per_group` of `user`'s pinned conversations and as many of each folder's, all unarchived.
 
     Pinned first (newest pin first), then each folder's unpinned ones, newest
-    activity first. A folder's ones are its first `per_folder` by activity,
-    so the sidebar stays bounded however many a folder holds (ask for
-    `per_folder + 1` to know whether more follow; the rest come page by page
-    from `conversation_list_for_user(folder=...)`). Walks the partial index
-    `conversation_organized`; the cap is a window function (ROW_NUMBER per folder).
+    activity first, so the sidebar stays bounded however many there are (ask
+    for `per_group + 1` to know whether more follow; the rest come page by page
+    from `conversation_pinned_for_user` and `conversation_list_for_user(folder=...)`,
+    in the same orders). Walks the partial index `conversation_organized`;
+    the cap is a window function (ROW_NUMBER per group: the pins, then each folder).
     """
-    # Partitioned by (folder, pin time): a folder's unpinned ones share one partition (pinned_at NULL),
-    # each pinned one is alone in its own (rank 1), so pins never use up a folder's places.
-    rank = Window(
-        RowNumber(),
-        partition_by=[F("folder_id"), F("pinned_at")],
-        order_by=[F("updated_at").desc(), F("public_id").desc()],
-    )
+    group = Case(When(pinned_at__isnull=False, then=Value(0)), default=F("folder_id"), output_field=BigIntegerField())
+    # Pins by pin time, filed ones by activity; the public id breaks ties, as the pages' keysets do.
+    activity_if_unpinned = Case(When(pinned_at__isnull=True, then=F("updated_at")), output_field=DateTimeField())
+    order = [F("pinned_at").desc(nulls_last=True), activity_if_unpinned.desc(), F("public_id").desc()]
     return (
         Conversation.objects.filter(owner=user, archived=False)
         .filter(Q(pinned_at__isnull=False) | Q(folder__isnull=False))
-        .annotate(folder_rank=rank)
-        .filter(folder_rank__lte=max(per_folder, 1))
+        .annotate(group_rank=Window(RowNumber(), partition_by=[group], order_by=order))
+        .filter(group_rank__lte=max(per_group, 1))
         .only("public_id", "title", "archived", "updated_at", "pinned_at", "folder_id")
-        .order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-public_id")
+        .order_by(*order)
     )
+
+
+def conversation_pinned_for_user(
+    *, user: User, limit: int, before: tuple[datetime, UUID] | None = None
+) -> QuerySet[Conversation]:
+    """Return at most `limit` of `user`'s unarchived pinned conversations, newest pin first.
+
+    Keyset pagination as `conversation_list_for_user`, on (pinned_at, public_id):
+    `before` is the pair of the last one of the previous page.
+    """
+    conversations = Conversation.objects.filter(owner=user, archived=False, pinned_at__isnull=False)
+    if before is not None:
+        pinned_at, public_id = before
+        conversations = conversations.filter(pinned_at__lte=pinned_at).filter(
+            Q(pinned_at__lt=pinned_at) | Q(public_id__lt=public_id)
+        )
+    return conversations.only("public_id", "title", "archived", "updated_at", "pinned_at").order_by(
+        "-pinned_at", "-public_id"
+    )[:limit]
 
 
 def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversation:

@@ -18,6 +18,7 @@ urlpatterns = [
     path("c/<uuid:public_id>/unarchive/", manage.conversation_unarchive, name="conversation-unarchive"),
     path("c/<uuid:public_id>/pin/", organize.conversation_pin, name="conversation-pin"),
     path("c/<uuid:public_id>/folder/", organize.conversation_folder, name="conversation-folder"),
+    path("pinned/", organize.pinned_list, name="pinned-list"),
     path("folders/<uuid:public_id>/", organize.folder_detail, name="folder-detail"),
     path("folders/<uuid:public_id>/rename/", organize.folder_rename, name="folder-rename"),
     path("folders/<uuid:public_id>/delete/", organize.folder_delete, name="folder-delete"),

@@ -94,6 +94,7 @@ OWN_DATA_PATTERNS = {
     "conversations:conversation-create",
     "conversations:conversation-list",
     "conversations:conversation-archived-list",
+    "conversations:pinned-list",
     "conversations:search",
     "transfer:export-all",
     "transfer:data",

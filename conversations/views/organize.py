@@ -82,6 +82,28 @@ def folder_delete(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET"])
+def pinned_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Show a page of the user's pinned conversations after `before` (a cursor; none: the first page).
+
+    htmx (the sidebar's "Show more"): the conversations and the next "Show
+    more", in place of the one that asked. Plain: a page of them. A cursor
+    this site did not write: 400.
+    """
+    try:
+        pinned = sidebar.pinned_page(user=request.user, cursor=request.GET.get("before", ""))
+    except sidebar.InvalidCursor:
+        return HttpResponseBadRequest(_("This link to more conversations is not valid."))
+    context = {"pinned": pinned}
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "conversations/partials/pinned_rows.html", context)
+    partial = "conversations/partials/pinned_page.html"
+    return render_page(
+        request, "conversations/panel.html", partial, {**context, "panel": partial, "page_title": _("Pinned")}
+    )
+
+
+@login_required
+@require_http_methods(["GET"])
 def folder_detail(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
     """Show a page of one of the user's folders' conversations after `before` (a cursor; none: the first page).
 

@@ -197,7 +197,7 @@ def test_a_folder_shows_its_newest_chats_and_the_rest_page_by_page(client, alice
     folder = organizing.folder_get_or_create(owner=alice, name="Big")
     other = organizing.folder_get_or_create(owner=alice, name="Small")
     made = []
-    for number in range(sidebar.FOLDER_PAGE_SIZE * 2 + 5):
+    for number in range(sidebar.GROUP_PAGE_SIZE * 2 + 5):
         conversation = services.conversation_create(owner=alice, persona=persona)
         services.conversation_rename(conversation=conversation, title=f"Chat {number}")
         organizing.conversation_move(conversation=conversation, folder=folder)
@@ -210,11 +210,11 @@ def test_a_folder_shows_its_newest_chats_and_the_rest_page_by_page(client, alice
 
     big, small = page.folders
     assert [c.title for c in page.pinned] == [made[-1].title]
-    assert [c.title for c in big.conversations] == newest_first[: sidebar.FOLDER_PAGE_SIZE] and big.next_cursor
+    assert [c.title for c in big.conversations] == newest_first[: sidebar.GROUP_PAGE_SIZE] and big.next_cursor
     assert len(small.conversations) == 1 and small.next_cursor == ""
     client.force_login(alice)
     shown = titles_in(client.get("/").content.decode())
-    assert newest_first[sidebar.FOLDER_PAGE_SIZE] not in shown
+    assert newest_first[sidebar.GROUP_PAGE_SIZE] not in shown
     url = reverse("conversations:folder-detail", args=[folder.public_id])
     seen = [c.title for c in big.conversations]
     cursor = big.next_cursor
@@ -225,3 +225,26 @@ def test_a_folder_shows_its_newest_chats_and_the_rest_page_by_page(client, alice
         cursor = found[1] if found else ""
     assert seen == newest_first
     assert client.get(url, {"before": "nonsense"}).status_code == 400
+
+
+def test_the_pinned_list_shows_the_latest_pins_and_the_rest_page_by_page(client, alice, persona):
+    made = []
+    for number in range(sidebar.GROUP_PAGE_SIZE + 3):
+        conversation = services.conversation_create(owner=alice, persona=persona)
+        services.conversation_rename(conversation=conversation, title=f"Pin {number}")
+        made.append(conversation)
+    Conversation.objects.filter(pk__in=[c.pk for c in made]).update(pinned_at=made[0].updated_at)  # one pin time
+    newest_pins_first = [c.title for c in Conversation.objects.filter(owner=alice).order_by("-public_id")]
+
+    page = sidebar.conversation_page(user=alice)
+
+    assert [c.title for c in page.pinned] == newest_pins_first[: sidebar.GROUP_PAGE_SIZE] and page.pinned_next_cursor
+    client.force_login(alice)
+    url = reverse("conversations:pinned-list")
+    assert f'href="{url}?before={page.pinned_next_cursor}"' in client.get("/").content.decode()
+    rest = client.get(url, {"before": page.pinned_next_cursor}, **HTMX).content.decode()
+    assert titles_in(rest) == newest_pins_first[sidebar.GROUP_PAGE_SIZE :] and "Show more" not in rest
+    assert (
+        titles_in(client.get(url).content.decode())[: sidebar.GROUP_PAGE_SIZE]
+        == newest_pins_first[: sidebar.GROUP_PAGE_SIZE]
+    )
