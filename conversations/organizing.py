@@ -59,6 +59,26 @@ def conversation_move(*, conversation: Conversation, folder: Folder | None) -> C
     return conversation
 
 
+def folder_rename(*, folder: Folder, name: object) -> Folder:
+    """Rename `folder` (already scoped to its owner) to `name` (after `folder_name_clean`).
+
+    Raises:
+        ValidationError: the name is blank, too long, or another folder of the owner's has it.
+    """
+    name = folder_name_clean(name=name)
+    if Folder.objects.filter(owner_id=folder.owner_id, name=name).exclude(pk=folder.pk).exists():
+        raise ValidationError(_("You already have a folder called “%(name)s”.") % {"name": name}, code="unique")
+    folder.name = name
+    try:
+        with transaction.atomic():
+            folder.save(update_fields=["name"])
+    except IntegrityError:  # Another request gave that name in between.
+        raise ValidationError(
+            _("You already have a folder called “%(name)s”.") % {"name": name}, code="unique"
+        ) from None
+    return folder
+
+
 def folder_delete(*, folder: Folder) -> None:
     """Delete `folder` (already scoped to its owner); its conversations stay, unfiled."""
     folder.delete()

@@ -11,7 +11,22 @@ from uuid import UUID
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db.models import F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    DateTimeField,
+    F,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from conversations.models import Conversation, DailyUsage, Folder, Message, UnstoredReply, Versions
@@ -27,6 +42,7 @@ def conversation_list_for_user(
     archived: bool = False,
     with_persona: bool = False,
     organized: bool = False,
+    folder: Folder | None = None,
 ) -> QuerySet[Conversation]:
     """Return `user`'s unarchived (or only archived) conversations, newest activity first, at most `limit`.
 
@@ -34,6 +50,7 @@ def conversation_list_for_user(
     `organized`: the sidebar shows them above the list (`conversation_organized_for_user`).
     With `with_persona`, each also has `created_at` and its persona's slug and name, in the same query
     (the API's list, `api.conversations`).
+    With `folder` (one of `user`'s), only the unarchived, unpinned ones in that folder (its sidebar group).
 
     Keyset pagination: `before` is the (updated_at, public_id) of the last
     conversation of the previous page; this page starts right after it.
@@ -42,7 +59,9 @@ def conversation_list_for_user(
     (owner, -updated_at) index instead of counting past an OFFSET.
     """
     conversations = Conversation.objects.filter(owner=user, archived=archived)
-    if not archived and not organized:
+    if folder is not None:
+        conversations = conversations.filter(pinned_at__isnull=True, folder=folder)
+    elif not archived and not organized:
         conversations = conversations.filter(pinned_at__isnull=True, folder__isnull=True)
     if before is not None:
         updated_at, public_id = before
@@ -73,17 +92,47 @@ def folder_get_for_user(*, user: User, public_id: UUID | str) -> Folder:
         raise Folder.DoesNotExist from None
 
 
-def conversation_organized_for_user(*, user: User) -> QuerySet[Conversation]:
-    """Return `user`'s unarchived conversations that are pinned or in a folder (pinned first, newest pin first).
+def conversation_organized_for_user(*, user: User, per_group: int) -> QuerySet[Conversation]:
+    """Return at most `per_group` of `user`'s pinned conversations and as many of each folder's, all unarchived.
 
-    Walks the partial index `conversation_organized`: a user has few of these.
+    Pinned first (newest pin first), then each folder's unpinned ones, newest
+    activity first, so the sidebar stays bounded however many there are (ask
+    for `per_group + 1` to know whether more follow; the rest come page by page
+    from `conversation_pinned_for_user` and `conversation_list_for_user(folder=...)`,
+    in the same orders). Walks the partial index `conversation_organized`;
+    the cap is a window function (ROW_NUMBER per group: the pins, then each folder).
     """
+    group = Case(When(pinned_at__isnull=False, then=Value(0)), default=F("folder_id"), output_field=BigIntegerField())
+    # Pins by pin time, filed ones by activity; the public id breaks ties, as the pages' keysets do.
+    activity_if_unpinned = Case(When(pinned_at__isnull=True, then=F("updated_at")), output_field=DateTimeField())
+    order = [F("pinned_at").desc(nulls_last=True), activity_if_unpinned.desc(), F("public_id").desc()]
     return (
         Conversation.objects.filter(owner=user, archived=False)
         .filter(Q(pinned_at__isnull=False) | Q(folder__isnull=False))
+        .annotate(group_rank=Window(RowNumber(), partition_by=[group], order_by=order))
+        .filter(group_rank__lte=max(per_group, 1))
         .only("public_id", "title", "archived", "updated_at", "pinned_at", "folder_id")
-        .order_by(F("pinned_at").desc(nulls_last=True), "-updated_at", "-public_id")
+        .order_by(*order)
     )
+
+
+def conversation_pinned_for_user(
+    *, user: User, limit: int, before: tuple[datetime, UUID] | None = None
+) -> QuerySet[Conversation]:
+    """Return at most `limit` of `user`'s unarchived pinned conversations, newest pin first.
+
+    Keyset pagination as `conversation_list_for_user`, on (pinned_at, public_id):
+    `before` is the pair of the last one of the previous page.
+    """
+    conversations = Conversation.objects.filter(owner=user, archived=False, pinned_at__isnull=False)
+    if before is not None:
+        pinned_at, public_id = before
+        conversations = conversations.filter(pinned_at__lte=pinned_at).filter(
+            Q(pinned_at__lt=pinned_at) | Q(public_id__lt=public_id)
+        )
+    return conversations.only("public_id", "title", "archived", "updated_at", "pinned_at").order_by(
+        "-pinned_at", "-public_id"
+    )[:limit]
 
 
 def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversation:

@@ -6,6 +6,10 @@ shown, so a page costs one indexed query however far down the list it is.
 Conversations are grouped by the local date of their last activity in the
 current time zone: Today, Yesterday, Previous 7 days, Previous 30 days, then
 one group per month ("November 2026", in the active language's format).
+Pinned conversations and folders lead the first page: the GROUP_PAGE_SIZE
+latest pins, and each folder's GROUP_PAGE_SIZE most recently active
+conversations; the rest come GROUP_PAGE_SIZE at a time (`pinned_page`,
+`folder_page`), with the same kind of cursor (on the pin time for pins).
 """
 
 import re
@@ -23,6 +27,9 @@ from conversations.models import Conversation, Folder
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 # "<microseconds since the epoch>.<public id as 32 hex digits>": no internal id in the URL.
+# Conversations the pinned list and each folder show in the sidebar before their "Show more": a page
+# stays bounded however many chats are pinned or filed (a few screens' worth; the dated list's is SIDEBAR_PAGE_SIZE).
+GROUP_PAGE_SIZE = 20
 _CURSOR = re.compile(r"(\d{1,18})\.([0-9a-f]{32})")
 
 
@@ -40,10 +47,22 @@ class Row:
 
 @dataclass(frozen=True)
 class FolderGroup:
-    """One folder of the sidebar with its unarchived, unpinned conversations, newest activity first."""
+    """One folder of the sidebar with (a page of) its unarchived, unpinned conversations, newest activity first.
+
+    `next_cursor` asks `folder_page` for the ones after these ("" when none follow).
+    """
 
     folder: Folder
     conversations: list[Conversation]
+    next_cursor: str = ""
+
+
+@dataclass(frozen=True)
+class PinnedPage:
+    """A page of the pinned conversations, newest pin first; `next_cursor` asks for the next ("" on the last)."""
+
+    conversations: list[Conversation]
+    next_cursor: str
 
 
 @dataclass(frozen=True)
@@ -53,6 +72,7 @@ class Page:
     `continued`: the page follows another (it was asked for with a cursor).
     `pinned`, `folders`: what leads the first page of unarchived conversations
     (empty on other pages); the date-grouped rows leave those conversations out.
+    `pinned_next_cursor` asks `pinned_page` for the pins after `pinned` ("" when none follow).
     """
 
     rows: list[Row]
@@ -61,6 +81,12 @@ class Page:
     continued: bool
     pinned: list[Conversation] = field(default_factory=list)
     folders: list[FolderGroup] = field(default_factory=list)
+    pinned_next_cursor: str = ""
+
+    @property
+    def pinned_page(self) -> PinnedPage:
+        """The pinned conversations this page leads with, as the first page of `pinned_page`."""
+        return PinnedPage(conversations=self.pinned, next_cursor=self.pinned_next_cursor)
 
 
 def date_group(moment: datetime, *, today: date) -> str:
@@ -82,14 +108,15 @@ def date_group(moment: datetime, *, today: date) -> str:
     return formats.date_format(day, "YEAR_MONTH_FORMAT")
 
 
-def cursor_encode(conversation: Conversation) -> str:
-    """Return the cursor of the page that follows `conversation`."""
-    micros = (conversation.updated_at - _EPOCH) // _MICROSECOND
+def cursor_encode(conversation: Conversation, *, pinned: bool = False) -> str:
+    """Return the cursor of the page that follows `conversation` (in the pinned list: by its pin time)."""
+    moment = conversation.pinned_at if pinned and conversation.pinned_at else conversation.updated_at
+    micros = (moment - _EPOCH) // _MICROSECOND
     return f"{micros}.{conversation.public_id.hex}"
 
 
 def cursor_decode(cursor: str) -> tuple[datetime, UUID]:
-    """Return the (updated_at, public_id) a cursor from `cursor_encode` names.
+    """Return the (updated_at or pinned_at, public_id) a cursor from `cursor_encode` names.
 
     Raises:
         InvalidCursor: `cursor` is not in that shape.
@@ -137,22 +164,56 @@ def conversation_page(
     return _with_organized(page, user=user)
 
 
+def pinned_page(*, user: User, cursor: str = "", size: int = GROUP_PAGE_SIZE) -> PinnedPage:
+    """Return the page of `user`'s pinned conversations after `cursor` ("" for the first). One query.
+
+    Raises:
+        InvalidCursor: `cursor` is not one that `cursor_encode` wrote.
+    """
+    before = cursor_decode(cursor) if cursor else None
+    conversations = list(selectors.conversation_pinned_for_user(user=user, limit=size + 1, before=before))
+    return PinnedPage(*_cut(conversations, size, pinned=True))
+
+
+def folder_page(*, user: User, folder: Folder, cursor: str = "", size: int = GROUP_PAGE_SIZE) -> FolderGroup:
+    """Return the page of `folder`'s conversations (one of `user`'s) after `cursor` ("" for the first). One query.
+
+    Raises:
+        InvalidCursor: `cursor` is not one that `cursor_encode` wrote.
+    """
+    before = cursor_decode(cursor) if cursor else None
+    conversations = list(selectors.conversation_list_for_user(user=user, limit=size + 1, before=before, folder=folder))
+    return _folder_group(folder, conversations, size)
+
+
+def _folder_group(folder: Folder, conversations: list[Conversation], size: int) -> FolderGroup:
+    """Return the group of `folder` showing the first `size` of `conversations`."""
+    return FolderGroup(folder, *_cut(conversations, size))
+
+
+def _cut(conversations: list[Conversation], size: int, *, pinned: bool = False) -> tuple[list[Conversation], str]:
+    """Return the first `size` of `conversations` (read with one more, if there is) and the next page's cursor."""
+    shown = conversations[:size]
+    return shown, cursor_encode(shown[-1], pinned=pinned) if len(conversations) > size else ""
+
+
 def _with_organized(page: Page, *, user: User) -> Page:
-    """Return `page` with the user's pinned conversations and folders. Two queries."""
-    folders = {
-        folder.pk: FolderGroup(folder=folder, conversations=[]) for folder in selectors.folder_list_for_user(user=user)
-    }
+    """Return `page` with the user's pinned conversations and folders (GROUP_PAGE_SIZE each). Two queries."""
+    folders = selectors.folder_list_for_user(user=user)
+    filed: dict[int, list[Conversation]] = {folder.pk: [] for folder in folders}
     pinned = []
-    for conversation in selectors.conversation_organized_for_user(user=user):
+    for conversation in selectors.conversation_organized_for_user(user=user, per_group=GROUP_PAGE_SIZE + 1):
         if conversation.pinned_at is not None:
             pinned.append(conversation)
-        elif conversation.folder_id in folders:
-            folders[conversation.folder_id].conversations.append(conversation)
+        elif conversation.folder_id in filed:
+            filed[conversation.folder_id].append(conversation)
+    pinned_first = PinnedPage(*_cut(pinned, GROUP_PAGE_SIZE, pinned=True))
     return Page(
         rows=page.rows,
         next_cursor=page.next_cursor,
         archived=page.archived,
         continued=page.continued,
-        pinned=pinned,
-        folders=list(folders.values()),
+        pinned=pinned_first.conversations,
+        pinned_next_cursor=pinned_first.next_cursor,
+        folders=[_folder_group(folder, filed[folder.pk], GROUP_PAGE_SIZE) for folder in folders],
     )

@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 
 from accounts.selectors import site_settings
 from conversations.models import Conversation, Message
+from personas.models import Persona
 from sharing.models import SharedConversation
 
 
@@ -33,3 +34,16 @@ def shared_messages(*, share: SharedConversation) -> QuerySet[Message]:
     return Message.objects.filter(conversation_id=share.conversation_id, pk__in=share.message_ids).order_by(
         "created_at", "id"
     )
+
+
+def shared_persona_shown(*, share: SharedConversation, user: User | AnonymousUser) -> Persona | None:
+    """Return the persona whose name and avatar `share`'s page may show to `user`, else None.
+
+    A site persona or a published one is public. A user's private persona is
+    shown only to its owner: its name and avatar are theirs, and sharing a chat
+    shares its messages, not the persona (its system prompt is never shown to anyone).
+    """
+    persona = share.conversation.persona
+    if persona is None or persona.owner_id is None or persona.is_published:
+        return persona
+    return persona if user.is_authenticated and persona.owner_id == user.pk else None

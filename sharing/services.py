@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from conversations import selectors as conversation_selectors
 from conversations.models import Conversation, Message
+from personas.selectors import persona_list_active
 from sharing.models import SharedConversation
 from sharing.selectors import shared_messages
 
@@ -62,16 +63,21 @@ def conversation_unshare(*, conversation: Conversation) -> bool:
 
 @transaction.atomic
 def shared_conversation_copy(*, share: SharedConversation, owner: User) -> Conversation:
-    """Copy what `share` shows into a new conversation of `owner`, with the same persona, to continue it there.
+    """Copy what `share` shows into a new conversation of `owner`, to continue it there.
 
+    The copy keeps the persona only if `owner` may chat with it
+    (`persona_list_active`: a site persona, a published one, or their own);
+    otherwise (another user's private persona, or one no longer active) the
+    copy has none, and its page offers the personas `owner` may choose.
     The copy is `owner`'s own: its messages are new rows (same text, stored
     HTML and token counts), one linear path, and nothing links it back to the
     shared conversation or its owner. No usage is counted: nothing was asked of a model.
     """
     source = share.conversation
+    usable = source.persona_id is not None and persona_list_active(user=owner).filter(pk=source.persona_id).exists()
     copy = Conversation.objects.create(
         owner=owner,
-        persona=source.persona,
+        persona_id=source.persona_id if usable else None,
         title=share.title,
         title_source=Conversation.TitleSource.USER if share.title else Conversation.TitleSource.FIRST_MESSAGE,
     )

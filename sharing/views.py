@@ -59,15 +59,17 @@ def shared_detail(request: HttpRequest, token: str) -> HttpResponse:
     """Show a shared conversation read-only, from its stored sanitized HTML; 404 once revoked.
 
     Signed-out visitors are sent to the sign-in page unless the admin lets
-    them read share links. The persona's system prompt is never shown, the
-    owner's name only if they chose so. Not for search engines (X-Robots-Tag).
+    them read share links. The persona's system prompt is never shown, a
+    private persona's name and avatar only to its owner, the owner's name
+    only if they chose so. Not for search engines (X-Robots-Tag).
     """
     share = _shared_or_404(request, token)
     if isinstance(share, HttpResponse):
         return share
     context: dict[str, object] = {
         "share": share,
-        "persona": share.conversation.persona,
+        "persona": selectors.shared_persona_shown(share=share, user=request.user),
+        "persona_private": share.conversation.persona_id is not None,
         "messages_shared": list(selectors.shared_messages(share=share)),
         "owner_name": share.conversation.owner.get_username() if share.show_owner else "",
     }

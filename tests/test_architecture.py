@@ -35,7 +35,8 @@ ALLOWED = {
     "bots": {"conversations", "personas"},
     # The API is another face of the chat: it sits on the same services as the page.
     "api": {"llm", "personas", "accounts", "conversations", "transfer"},
-    "sharing": {"conversations", "accounts"},
+    # "Continue this chat" keeps the persona only where the visitor may use it (personas.selectors).
+    "sharing": {"conversations", "accounts", "personas"},
     "usage": {"conversations", "accounts", "personas"},
     "chatsite": {"accounts", "conversations", "transfer", "api"},
 }

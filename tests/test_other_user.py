@@ -82,6 +82,8 @@ ID_PATTERNS = {
     "conversations:conversation-pin",
     "conversations:conversation-folder",
     "conversations:folder-delete",
+    "conversations:folder-detail",
+    "conversations:folder-rename",
     "sharing:share-manage",
 }
 # Patterns whose parameter is a share link's token (its capability): one bob was not given answers 404.
@@ -92,6 +94,7 @@ OWN_DATA_PATTERNS = {
     "conversations:conversation-create",
     "conversations:conversation-list",
     "conversations:conversation-archived-list",
+    "conversations:pinned-list",
     "conversations:search",
     "transfer:export-all",
     "transfer:data",
@@ -119,7 +122,14 @@ KEY_ONLY_ID_PATTERNS = {"v1:conversation-detail", "v1:conversation-export"}
 NO_USER_DATA_PATTERNS = {"javascript-catalog", "language-set", "theme-set"}
 # Values of parameters that are not ids.
 OTHER_PARAMETERS = {"fmt": ["json", "md", "txt"]}
-POST_DATA = {"title": "Renamed by bob", "place": "sidebar", "next": "/", "persona": "p-1", "message": "hi"}
+POST_DATA = {
+    "title": "Renamed by bob",
+    "name": "Renamed by bob",
+    "place": "sidebar",
+    "next": "/",
+    "persona": "p-1",
+    "message": "hi",
+}
 
 
 def url_patterns(patterns=None, prefix: str = "", namespace: str = "") -> list[tuple[str, str, list[str]]]:

@@ -1,4 +1,5 @@
-"""Pages that organise the sidebar: pin and unpin a conversation, move it into a folder or out, delete a folder.
+"""Pages that organise the sidebar: pin and unpin a conversation, move it into a folder or out; a folder's
+page of conversations, renaming and deleting a folder.
 
 After a change the sidebar is shown again: htmx refreshes the page (the
 sidebar, the header's buttons and the open conversation all change), a
@@ -7,14 +8,14 @@ plain form post redirects back.
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse
-from django.shortcuts import redirect
+from django.http import HttpResponse, HttpResponseBadRequest
+from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from conversations import organizing, selectors
-from conversations.models import Conversation
+from conversations import organizing, selectors, sidebar
+from conversations.models import Conversation, Folder
 from conversations.views.shortcuts import AuthenticatedHttpRequest, get_owned_or_404, render_page
 
 
@@ -73,7 +74,96 @@ def conversation_folder(request: AuthenticatedHttpRequest, public_id) -> HttpRes
 @login_required
 @require_POST
 def folder_delete(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
-    """Delete one of the user's folders; its conversations go back to the dated list."""
+    """Delete one of the user's folders, empty or not; its conversations go back to the dated list, none is deleted."""
     folder = get_owned_or_404(selectors.folder_get_for_user, user=request.user, public_id=public_id)
     organizing.folder_delete(folder=folder)
     return _done(request)
+
+
+@login_required
+@require_http_methods(["GET"])
+def pinned_list(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Show a page of the user's pinned conversations after `before` (a cursor; none: the first page).
+
+    htmx (the sidebar's "Show more"): the conversations and the next "Show
+    more", in place of the one that asked. Plain: a page of them. A cursor
+    this site did not write: 400.
+    """
+    try:
+        pinned = sidebar.pinned_page(user=request.user, cursor=request.GET.get("before", ""))
+    except sidebar.InvalidCursor:
+        return HttpResponseBadRequest(_("This link to more conversations is not valid."))
+    context = {"pinned": pinned}
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "conversations/partials/pinned_rows.html", context)
+    partial = "conversations/partials/pinned_page.html"
+    return render_page(
+        request, "conversations/panel.html", partial, {**context, "panel": partial, "page_title": _("Pinned")}
+    )
+
+
+@login_required
+@require_http_methods(["GET"])
+def folder_detail(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
+    """Show a page of one of the user's folders' conversations after `before` (a cursor; none: the first page).
+
+    htmx (the sidebar's "Show more"): the conversations and the next "Show
+    more", in place of the one that asked. Plain: the folder's page, with
+    its rename and delete buttons. A cursor this site did not write: 400.
+    """
+    folder = get_owned_or_404(selectors.folder_get_for_user, user=request.user, public_id=public_id)
+    try:
+        group = sidebar.folder_page(user=request.user, folder=folder, cursor=request.GET.get("before", ""))
+    except sidebar.InvalidCursor:
+        return HttpResponseBadRequest(_("This link to more conversations is not valid."))
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "conversations/partials/folder_rows.html", {"group": group})
+    partial = "conversations/partials/folder_page.html"
+    context = {"group": group, "panel": partial, "page_title": folder.name}
+    return render_page(request, "conversations/panel.html", partial, context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def folder_rename(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
+    """Rename one of the user's folders: GET shows the form, POST `name` saves it.
+
+    htmx (`place` "sidebar"): the form opens under the folder's name, and the
+    renamed folder (or, with `cancel`, the unchanged one) replaces the whole
+    group. Plain: a form page, then back to the folder's page. A refused
+    name shows the form again with the reason (plain: 400).
+    """
+    folder = get_owned_or_404(selectors.folder_get_for_user, user=request.user, public_id=public_id)
+    data = request.POST if request.method == "POST" else request.GET
+    place = "sidebar" if request.htmx and data.get("place") == "sidebar" else "page"
+    context = {"folder": folder, "place": place, "name_value": folder.name, "error": ""}
+    if request.method == "GET" and not (place == "sidebar" and "cancel" in request.GET):
+        return _folder_rename_form(request, context)
+    if request.method == "POST":
+        name = request.POST.get("name", "")
+        try:
+            organizing.folder_rename(folder=folder, name=name)
+        except ValidationError as exc:
+            folder.refresh_from_db(fields=["name"])
+            return _folder_rename_form(request, {**context, "name_value": name, "error": " ".join(exc.messages)}, 400)
+        if place == "page":
+            return redirect("conversations:folder-detail", public_id=folder.public_id)
+    return _folder_group(request, folder)
+
+
+def _folder_rename_form(request: AuthenticatedHttpRequest, context: dict, status: int = 200) -> HttpResponse:
+    partial = "conversations/partials/folder_rename_form.html"
+    if context["place"] == "sidebar":
+        # htmx 2 swaps no 4xx response by default: a refused name answers 200 with the form and its message.
+        return render(request, partial, context)
+    context = {**context, "panel": partial, "page_title": _("Rename folder")}
+    return render_page(request, "conversations/panel.html", partial, context, status)
+
+
+def _folder_group(request: AuthenticatedHttpRequest, folder: Folder) -> HttpResponse:
+    """The folder's group of the sidebar, in place of the whole group (htmx)."""
+    context = {"group": sidebar.folder_page(user=request.user, folder=folder)}
+    response = render(request, "conversations/partials/folder_group.html", context)
+    response["HX-Retarget"] = f"#folder-{folder.public_id}"
+    response["HX-Reswap"] = "outerHTML"
+    return response

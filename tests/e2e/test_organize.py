@@ -61,3 +61,30 @@ def test_drag_a_chat_onto_a_folder(chats, page: Page, site, alice):
 
     expect(folder.locator(".conversation-item")).to_have_count(2)
     expect(folder).to_contain_text("Gamma")
+
+
+def test_rename_a_folder_then_delete_it_and_keep_its_chats(chats, page: Page, site, alice):
+    alpha, beta, _ = chats
+    trips = organizing.folder_get_or_create(owner=alice, name="Trips")
+    for conversation in (alpha, beta):
+        organizing.conversation_move(conversation=conversation, folder=trips)
+    name, value = session_cookie(alice).split("=", 1)
+    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    page.goto(site.url("/"))
+    folder = page.locator(f"#folder-{trips.public_id}")
+    expect(folder.locator(".conversation-item")).to_have_count(2)
+
+    folder.locator(".folder-rename").click()
+    folder.locator("input[name=name]").fill("Holidays")
+    folder.locator("input[name=name]").press("Enter")
+
+    expect(folder.locator("summary")).to_have_text("Holidays")
+    expect(folder.locator(".conversation-item")).to_have_count(2)
+    page.reload()
+    expect(folder.locator("summary")).to_have_text("Holidays")
+
+    folder.locator(".folder-delete").click()
+
+    expect(page.locator(".folder-group")).to_have_count(0)
+    expect(page.locator("#conversations > .conversation-item")).to_have_count(3)
+    expect(page.locator("#conversations")).to_contain_text("Alpha")

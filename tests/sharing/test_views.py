@@ -195,3 +195,61 @@ def test_a_signed_out_visitor_cannot_tell_a_live_link_from_a_dead_one(client, al
     client.logout()
     live, dead = client.get(link), client.get(reverse("sharing:shared-detail", args=["B" * 43]))
     assert (live.status_code, dead.status_code) == (302, 302)
+
+
+@pytest.fixture
+def private_chat(alice, make_persona):
+    """Alice's chat with her own private persona, shared."""
+    persona = make_persona(name="Alices Secret Coach", avatar="🦉", owner=alice, system_prompt="PRIVATE-PROMPT")
+    conversation = services.conversation_create(owner=alice, persona=persona)
+    sent = services.message_send(conversation=conversation, text="Coach me")
+    services.reply_finish(message=sent.assistant_message, content="Breathe.", status="complete")
+    return conversation
+
+
+def test_continuing_a_chat_with_someone_elses_private_persona_gives_a_copy_without_it(
+    client, alice, bob, private_chat, persona
+):
+    client.force_login(alice)
+    shared = share(client, private_chat)
+    client.force_login(bob)
+
+    client.post(reverse("sharing:shared-continue", args=[shared.token]))
+
+    copy = Conversation.objects.get(owner=bob)
+    assert copy.persona is None
+    page = client.get(copy.get_absolute_url()).content.decode()
+    assert 'id="persona-choice"' in page  # bob chooses one of his personas to go on
+    assert persona.name in page and "Alices Secret Coach" not in page and "PRIVATE-PROMPT" not in page
+
+
+def test_continuing_keeps_a_persona_the_visitor_may_use(client, alice, bob, private_chat):
+    private_chat.persona.is_published = True
+    private_chat.persona.save()
+    client.force_login(alice)
+    shared = share(client, private_chat)
+    client.force_login(bob)
+    client.post(reverse("sharing:shared-continue", args=[shared.token]))
+    assert Conversation.objects.get(owner=bob).persona_id == private_chat.persona_id
+    client.force_login(alice)  # the owner continuing her own shared chat keeps her private persona
+    client.post(reverse("sharing:shared-continue", args=[shared.token]))
+    assert Conversation.objects.filter(owner=alice).exclude(pk=private_chat.pk).get().persona_id == (
+        private_chat.persona_id
+    )
+
+
+def test_the_shared_page_shows_a_private_personas_name_and_avatar_only_to_its_owner(
+    client, alice, bob, private_chat, settings
+):
+    client.force_login(alice)
+    link = share(client, private_chat).get_absolute_url()
+    assert "Alices Secret Coach" in client.get(link).content.decode()
+
+    client.force_login(bob)
+    page = client.get(link).content.decode()
+
+    assert "Alices Secret Coach" not in page and "🦉" not in page and "PRIVATE-PROMPT" not in page
+    assert "A private persona" in page and "Breathe." in page
+    private_chat.persona.is_published = True
+    private_chat.persona.save()
+    assert "Alices Secret Coach" in client.get(link).content.decode()
