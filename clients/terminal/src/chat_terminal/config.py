@@ -90,9 +90,8 @@ def credentials_load(*, url: str | None = None) -> Credentials:
         if isinstance(loaded, dict):
             stored = {key: value for key, value in loaded.items() if isinstance(value, str)}
     site = url or os.environ.get("CHAT_URL") or stored.get("url")
-    saved_for_site = (
-        bool(site) and stored.get("url") is not None and normalize_url(stored["url"]) == normalize_url(site)
-    )
+    saved_url = stored.get("url")
+    saved_for_site = bool(site and saved_url) and normalize_url(saved_url or "") == normalize_url(site or "")
     api_key = os.environ.get("CHAT_API_KEY") or (stored.get("api_key") if saved_for_site else None)
     if not site or not api_key:
         raise ConfigError("No site configured: run `chat login URL`, or set CHAT_URL and CHAT_API_KEY.")
