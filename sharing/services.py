@@ -70,8 +70,11 @@ def shared_conversation_copy(*, share: SharedConversation, owner: User) -> Conve
     otherwise (another user's private persona, or one no longer active) the
     copy has none, and its page offers the personas `owner` may choose.
     The copy is `owner`'s own: its messages are new rows (same text, stored
-    HTML and token counts), one linear path, and nothing links it back to the
-    shared conversation or its owner. No usage is counted: nothing was asked of a model.
+    HTML, times and context token counts), one linear path, and nothing links
+    it back to the shared conversation or its owner. No usage is counted:
+    nothing was asked of a model, so the copies carry no usage (prompt and
+    completion tokens, times to first token) and keep the original times,
+    so they count toward no per-minute limit either.
     """
     source = share.conversation
     usable = source.persona_id is not None and persona_list_active(user=owner).filter(pk=source.persona_id).exists()
@@ -89,21 +92,19 @@ def shared_conversation_copy(*, share: SharedConversation, owner: User) -> Conve
         "error_text",
         "model_id",
         "finish_reason",
-        "prompt_tokens",
-        "completion_tokens",
         "content_tokens",
         "tokens_counter",
-        "tokens_estimated",
-        "ttft_ms",
-        "duration_ms",
     ]
+    originals = list(shared_messages(share=share).only("created_at", *copied_fields))
     messages = Message.objects.bulk_create(
         [
             Message(conversation=copy, is_current=True, **{name: getattr(message, name) for name in copied_fields})
-            for message in shared_messages(share=share).only(*copied_fields)
+            for message in originals
         ]
     )
+    for message, original in zip(messages, originals, strict=True):
+        message.created_at = original.created_at  # auto_now_add set "now" on create; bulk_update writes it back.
     for parent, message in pairwise(messages):
         message.parent = parent
-    Message.objects.bulk_update(messages[1:], ["parent"])
+    Message.objects.bulk_update(messages, ["parent", "created_at"])
     return copy

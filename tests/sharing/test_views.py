@@ -1,12 +1,14 @@
 """Share links: share, share again, revoke; the shared page for another user, a signed-out visitor, htmx; continue."""
 
 import re
+from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from django.urls import reverse
 
 from accounts.selectors import site_settings
-from conversations import services
+from conversations import selectors, services
 from conversations.models import Conversation, Message
 from sharing.models import SharedConversation
 from sharing.services import TOKEN_BYTES
@@ -170,6 +172,26 @@ def test_continue_copies_the_shared_messages_into_the_visitors_own_conversation(
     assert [m.parent_id for m in copied] == [None, *[m.pk for m in copied[:-1]]]
     assert client.get(copy.get_absolute_url()).status_code == 200
     assert Message.objects.filter(conversation=conversation).count() == 3  # the original is untouched
+
+
+def test_a_continued_copy_counts_no_usage_for_the_visitor(client, alice, bob, conversation):
+    Message.objects.filter(conversation=conversation, role=Message.Role.ASSISTANT).update(
+        prompt_tokens=120, completion_tokens=80, ttft_ms=300
+    )
+    # Asked an hour ago: a copy made now must not look like sends of the last minute.
+    Message.objects.filter(conversation=conversation).update(created_at=F("created_at") - timedelta(hours=1))
+    client.force_login(alice)
+    shared = share(client, conversation)
+    client.force_login(bob)
+
+    client.post(reverse("sharing:shared-continue", args=[shared.token]))
+
+    usage = selectors.user_usage(user=bob)
+    assert (usage.sends_last_minute, usage.tokens_today) == (0, 0)
+    copied = Message.objects.filter(conversation__owner=bob)
+    assert not copied.filter(prompt_tokens__isnull=False).exists() and not copied.filter(ttft_ms__isnull=False).exists()
+    originals = Message.objects.filter(pk__in=shared.message_ids).order_by("created_at", "id")
+    assert [m.created_at for m in copied.order_by("created_at", "id")] == [m.created_at for m in originals]
 
 
 def test_continue_asks_a_signed_out_visitor_to_sign_in(client, alice, conversation):
