@@ -122,6 +122,15 @@ def usage_site(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     return render(request, "usage/site.html", context)
 
 
+def _cell(text: str) -> str:
+    """Return a name for a CSV cell that a spreadsheet shows as text, never runs as a formula.
+
+    Names are user-controlled (usernames, users' own personas); a cell starting
+    with = + - @ or a tab/CR is prefixed with an apostrophe (OWASP, "CSV Injection").
+    """
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 class _Echo:
     """A file-like object whose write returns the line, for csv.writer into a streamed response."""
 
@@ -141,10 +150,10 @@ def _csv_response(
             yield writer.writerow(
                 [
                     row["day"].isoformat(),
-                    users.get(row["user_id"], ""),
-                    personas.get(row["persona_id"], ""),
-                    providers.get(row["provider_id"], ""),
-                    row["model_id"],
+                    _cell(users.get(row["user_id"], "")),
+                    _cell(personas.get(row["persona_id"], "")),
+                    _cell(providers.get(row["provider_id"], "")),
+                    _cell(row["model_id"]),
                     *(row[name] for name in CSV_SUMS),
                 ]
             )

@@ -161,6 +161,15 @@ def test_the_site_usage_exports_as_csv(admin_client, alice, month):
     assert sum(int(row["completion_tokens"]) for row in rows) == 20 + 20 + 200 + 1
 
 
+def test_names_in_the_csv_never_run_as_spreadsheet_formulas(admin_client, alice, month):
+    alice.username = '=HYPERLINK("http://evil.example")'
+    alice.save()
+    response = admin_client.get(reverse("usage:usage-site"), {"format": "csv", "start": today() - timedelta(days=1)})
+    users = {row["user"] for row in csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode()))}
+    assert '\'=HYPERLINK("http://evil.example")' in users
+    assert not any(user.startswith(("=", "+", "-", "@")) for user in users)
+
+
 def test_the_site_page_needs_the_same_queries_however_many_days_are_rolled_up(
     admin_client, month, django_assert_max_num_queries
 ):
