@@ -78,9 +78,10 @@ def day_rows(day: date, *, user_id: int | None = None) -> list[dict[str, Any]]:
 
     Two GROUP BY queries over the day's messages (the `message_created`
     index), one for questions and one for replies; `user_id` limits them to
-    one user. A question counts for its conversation's persona and that
-    persona's model; a reply for the model that wrote it. Greetings (replies
-    to nothing) are not counted.
+    one user. A question counts for its conversation's persona and the model
+    the chat replies with (the one the person switched to, else the
+    persona's); a reply for the model that wrote it; both for that chat
+    model's provider. Greetings (replies to nothing) are not counted.
     """
     start, end = day_bounds(day)
     messages = Message.objects.filter(created_at__gte=start, created_at__lt=end)
@@ -89,11 +90,15 @@ def day_rows(day: date, *, user_id: int | None = None) -> list[dict[str, Any]]:
     keys = {
         "user_id": F("conversation__owner_id"),
         "persona_id": F("conversation__persona_id"),
-        "provider_id": F("conversation__persona__model__provider_id"),
+        "provider_id": Coalesce(
+            F("conversation__chat_model__provider_id"), F("conversation__persona__model__provider_id")
+        ),
     }
     questions = (
         messages.filter(role=Message.Role.USER)
-        .values(**keys, model=F("conversation__persona__model__model_id"))
+        .values(
+            **keys, model=Coalesce(F("conversation__chat_model__model_id"), F("conversation__persona__model__model_id"))
+        )
         .annotate(messages=Count("id"))
         .order_by()
     )

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from accounts.models import UsageLimit
 from conversations.models import Conversation, Message
+from personas.models import ChatModel, Provider
 from usage import charts, rollup
 from usage.models import RolledDay, UsageDay
 from usage.selectors import _TOTAL_FIELDS, Totals, UsageReport
@@ -159,6 +160,20 @@ def test_the_site_usage_exports_as_csv(admin_client, alice, month):
         (str(today()), "bob", "Writer", "fake-writer"),
     }
     assert sum(int(row["completion_tokens"]) for row in rows) == 20 + 20 + 200 + 1
+
+
+def test_a_chat_switched_to_another_providers_model_counts_for_that_model_and_provider(alice, make_persona):
+    writer = make_persona("fake-writer", name="Writer", slug="writer")
+    other_provider = Provider.objects.create(name="Other", base_url="http://127.0.0.1:9/v1")
+    other = ChatModel.objects.create(provider=other_provider, model_id="other-model", enabled=True)
+    chat = Conversation.objects.create(owner=alice, persona=writer, chat_model=other)
+    exchange(chat, at(today()), model_id="other-model")
+
+    rows = rollup.day_rows(today(), user_id=alice.pk)
+
+    assert [(row["provider_id"], row["model_id"], row["messages"], row["replies"]) for row in rows] == [
+        (other_provider.pk, "other-model", 1, 1)
+    ]
 
 
 def test_names_in_the_csv_never_run_as_spreadsheet_formulas(admin_client, alice, month):
