@@ -16,11 +16,17 @@ is longer than MAX_FORMULA_CHARS, is shown as code, delimiters included:
 exactly what was written. This module's output is not safe by itself (the
 MathML carries whatever ``\\text{…}`` held, as text); `rendering` sanitizes
 the whole reply afterwards.
+
+`text_math_html(text)` does the same for plain text (a user's message, which
+is not Markdown): the formulas, found by the same rules, become MathML and
+everything else is escaped text, exactly as typed.
 """
 
 from __future__ import annotations
 
 import html
+import re
+from bisect import bisect_left
 from collections.abc import Sequence
 from xml.etree.ElementTree import Element, tostring
 
@@ -34,7 +40,7 @@ from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 
-__all__ = ["MAX_FORMULA_CHARS", "MAX_MATH_CHARS", "math_plugin", "tex_to_mathml"]
+__all__ = ["MAX_FORMULA_CHARS", "MAX_MATH_CHARS", "math_plugin", "tex_to_mathml", "text_math_html"]
 
 # latex2mathml is pure Python, about 1 ms per 100 characters of TeX; deep
 # nesting ends in a RecursionError at Python's limit (caught: shown as code).
@@ -43,6 +49,11 @@ MAX_MATH_CHARS = 20_000  # per reply; formulas past it: shown as code
 _BUDGET_KEY = "chat_math_budget"  # in markdown-it's per-call env
 _NO_CLOSER_KEY = "chat_math_no_closer"
 _CLOSERS = {"$": "$", "$$": "$$", "\\(": "\\)", "\\[": "\\]"}
+# Plain text: where a delimiter may start; a `$` with the backslashes before it; a newline starting a blank line.
+_DELIMITER_START = re.compile(r"[$\\]")
+_DOLLAR = re.compile(r"(\\*)\$")
+_BLANK_LINE = re.compile(r"\n(?=[ \t\r]*(\n))")
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
 
 def math_plugin(md: MarkdownIt) -> None:
@@ -96,6 +107,112 @@ def tex_to_mathml(tex: str, *, display: bool) -> str | None:
         _decode(node)
     root.attrib.pop("xmlns", None)  # the HTML parser puts <math> in the MathML namespace by itself
     return tostring(root, encoding="unicode", short_empty_elements=False)
+
+
+def text_math_html(text: str) -> str:
+    """Return plain `text` as HTML: its formulas as MathML, the rest escaped, exactly as typed.
+
+    The delimiters and their rules are those of `math_plugin`, applied to
+    text that is not Markdown: ``$…$`` (Pandoc's rule, so "costs $5 and $10"
+    stays text), ``$$…$$``, ``\\(…\\)`` and ``\\[…\\]``; a formula does not
+    span a blank line; a backslash pairs with the punctuation after it
+    (``\\$`` is no delimiter, ``\\\\(`` opens nothing). A formula that
+    `tex_to_mathml` does not convert, or past MAX_MATH_CHARS in all, stays
+    its source, delimiters included. Display math is wrapped in
+    ``<span class="math-display">``.
+
+    Args:
+        text: a message as its author wrote it.
+
+    Returns:
+        An HTML fragment, not safe by itself (see the module docstring):
+        escape it nowhere else, sanitize it. Linear in ``len(text)`` plus the
+        formulas' conversion (about 1 ms per 100 characters of TeX).
+    """
+    scan = _PlainScan(text)
+    out: list[str] = []
+    budget = MAX_MATH_CHARS
+    done = pos = 0
+    while match := _DELIMITER_START.search(text, pos):
+        pos = match.start()
+        found = scan.formula_at(pos)
+        if found is None:
+            pos += 2 if text[pos] == "\\" and text[pos + 1 : pos + 2] in _ASCII_PUNCTUATION else 1
+            continue
+        end, tex, display = found
+        mathml = None
+        if len(tex) <= budget:
+            budget -= len(tex)
+            mathml = tex_to_mathml(tex, display=display)
+        if mathml is not None:
+            out.append(escapeHtml(text[done:pos]))
+            out.append(f'<span class="math-display">{mathml}</span>' if display else mathml)
+            done = end
+        pos = end
+    out.append(escapeHtml(text[done:]))
+    return "".join(out)
+
+
+class _PlainScan:
+    """Where the formulas of one plain text are: delimiters indexed once, each lookup O(log n)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        # A `$` after an odd number of backslashes is escaped (mdit-py-plugins' is_escaped).
+        self.dollars = [m.end() - 1 for m in _DOLLAR.finditer(text) if len(m.group(1)) % 2 == 0]
+        self.doubles = [p for p in self.dollars if text[p + 1 : p + 2] == "$"]
+        blanks = list(_BLANK_LINE.finditer(text))
+        self.blank_starts = [m.start() for m in blanks]
+        self.blank_ends = [m.start(1) for m in blanks]
+        self.closers: dict[str, int] = {}  # closer -> its first position at or after the last search's start
+
+    def formula_at(self, pos: int) -> tuple[int, str, bool] | None:
+        """Return (end of the closer, TeX, display) of the formula opening at `pos`, or None."""
+        if self.text[pos] == "$":
+            return self._dollar_at(pos)
+        return self._bracket_at(pos)
+
+    def _dollar_at(self, pos: int) -> tuple[int, str, bool] | None:
+        text = self.text
+        after = text[pos + 1 : pos + 2]
+        if not after or after.isspace() or (pos > 0 and text[pos - 1].isdigit()):
+            return None
+        index = bisect_left(self.dollars, pos)
+        if index == len(self.dollars) or self.dollars[index] != pos:  # escaped
+            return None
+        if after == "$":
+            index = bisect_left(self.doubles, pos + 2)
+            if index == len(self.doubles):
+                return None
+            close = self.doubles[index]
+            tex, end = text[pos + 2 : close], close + 2
+        else:
+            if index + 1 == len(self.dollars):
+                return None
+            close = self.dollars[index + 1]
+            if text[close - 1].isspace():
+                return None
+            tex, end = text[pos + 1 : close], close + 1
+        if not tex or text[end : end + 1].isdigit() or self._blank_line_between(pos, end):
+            return None
+        return end, tex, after == "$"
+
+    def _bracket_at(self, pos: int) -> tuple[int, str, bool] | None:
+        opener = self.text[pos : pos + 2]
+        if opener not in ("\\(", "\\["):
+            return None
+        closer = _CLOSERS[opener]
+        close = self.closers.get(closer, -1)
+        if close < pos + 2 and close != -2:  # find results only grow with the start: search again only past them
+            close = self.text.find(closer, pos + 2)
+            self.closers[closer] = close if close != -1 else -2
+        if close < 0 or close == pos + 2 or self._blank_line_between(pos, close):
+            return None
+        return close + 2, self.text[pos + 2 : close], opener == "\\["
+
+    def _blank_line_between(self, start: int, end: int) -> bool:
+        index = bisect_left(self.blank_starts, start)
+        return index < len(self.blank_starts) and self.blank_ends[index] < end
 
 
 def _decode(node: Element) -> None:

@@ -108,6 +108,20 @@ def title_from_text(text: str) -> str:
     return first_line
 
 
+def message_content_html(*, role: str, content: str) -> str:
+    """Return the HTML a message of `role` stores for `content` (`Message.content_html`).
+
+    A user's text is shown as typed, its formulas as MathML
+    (`rendering.render_user_text`); a reply's, a greeting's and a system
+    message's is rendered Markdown (`rendering.render_markdown`). "" for no text.
+    """
+    if not content:
+        return ""
+    if role == Message.Role.USER:
+        return str(rendering.render_user_text(content))
+    return str(rendering.render_markdown(content))
+
+
 def message_send(*, conversation: Conversation, text: str, idempotency_key: str = "") -> SentMessage:
     """Save a user message and the assistant message its reply will fill, in one transaction.
 
@@ -131,6 +145,7 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
                 parent=previous,
                 role=Message.Role.USER,
                 content=text,
+                content_html=message_content_html(role=Message.Role.USER, content=text),
                 status=Message.Status.COMPLETE,
                 idempotency_key=idempotency_key[:64],
                 **_persona_content_tokens(conversation, text),
@@ -277,8 +292,8 @@ def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]])
 
     turns: (role, text) pairs, role one of Message.Role, text from
         `message_text_clean` (the API saves the earlier turns a caller sent
-        with its question). Assistant and system text is rendered as a reply
-        is; a user's is shown as typed, as `message_send` saves it.
+        with its question). Each is stored as the site stores its kind
+        (`message_content_html`).
     One read and one write per message.
     """
     previous = Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
@@ -289,7 +304,7 @@ def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]])
             parent=previous,
             role=role,
             content=text,
-            content_html=rendering.render_markdown(text) if role != Message.Role.USER else "",
+            content_html=message_content_html(role=role, content=text),
             status=Message.Status.COMPLETE,
             **_persona_content_tokens(conversation, text),
         )
@@ -410,6 +425,7 @@ def message_edit(*, conversation: Conversation, text: str, idempotency_key: str 
             parent_id=question.parent_id,
             role=Message.Role.USER,
             content=text,
+            content_html=message_content_html(role=Message.Role.USER, content=text),
             **_persona_content_tokens(conversation, text),
             status=Message.Status.COMPLETE,
             idempotency_key=idempotency_key[:64],
@@ -750,22 +766,21 @@ def conversation_set_model(*, conversation: Conversation, chat_model_id: object)
 
 
 def replies_rerender(*, batch_size: int = 500) -> int:
-    """Render every stored reply and greeting again with today's `rendering.render_markdown`; return how many changed.
+    """Render every stored message again with today's renderer (`message_content_html`); return how many changed.
 
     Stored HTML stays as it was rendered (`content_html`), so after an
-    upgrade that renders Markdown differently (math as MathML, task lists,
-    table alignment) older replies keep their old look until this runs
-    (`manage.py rerender_replies`). Replies still streaming are left to
-    finish. Reads and writes `batch_size` messages at a time, each batch in
-    its own transaction, in primary key order; cost is about 2 ms per KB of
-    reply (bench/render.py).
+    upgrade that renders differently (math as MathML in replies and in
+    user messages, task lists, table alignment) older messages keep their
+    old look until this runs (`manage.py rerender_replies`). Replies still
+    streaming are left to finish. Reads and writes `batch_size` messages at
+    a time, each batch in its own transaction, in primary key order; cost is
+    about 2 ms per KB of reply (bench/render.py).
     """
     changed = 0
     stored = (
-        Message.objects.exclude(role=Message.Role.USER)
-        .exclude(status=Message.Status.STREAMING)
+        Message.objects.exclude(status=Message.Status.STREAMING)
         .exclude(content="")
-        .only("id", "content", "content_html")
+        .only("id", "role", "content", "content_html")
         .order_by("id")
     )
     last_id = 0
@@ -773,7 +788,7 @@ def replies_rerender(*, batch_size: int = 500) -> int:
         last_id = batch[-1].id
         updates = []
         for message in batch:
-            html = str(rendering.render_markdown(message.content))
+            html = message_content_html(role=message.role, content=message.content)
             if html != message.content_html:
                 message.content_html = html
                 updates.append(message)

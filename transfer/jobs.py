@@ -67,10 +67,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from attachments.services import attachment_restore
-from conversations import rendering, serving
+from conversations import serving
 from conversations.models import Conversation, Message
 from conversations.organizing import folder_get_or_create
-from conversations.services import storable_text, title_from_text
+from conversations.services import message_content_html, storable_text, title_from_text
 from personas.models import Persona
 from personas.selectors import persona_list_active
 from transfer.importers import (
@@ -495,10 +495,8 @@ def _prepare(
             is_current=True,
             role=message.role,
             content=storable_text(message.content),
-            # As the site does: user messages show as text, others as rendered Markdown.
-            content_html=rendering.render_markdown(message.content)
-            if message.role != Message.Role.USER and message.content
-            else "",
+            # As the site stores them: user messages as typed (math as MathML), others as rendered Markdown.
+            content_html=message_content_html(role=message.role, content=storable_text(message.content)),
             status=message.status,
             error_text=message.error_text,
             model_id=message.model_id,

@@ -166,9 +166,9 @@ async def test_a_new_conversation_keeps_the_callers_earlier_messages_in_order(al
     ]
     assert stored == [
         ("system", "Answer in French.", True),
-        ("user", "first", False),
+        ("user", "first", True),
         ("assistant", "premier", True),
-        ("user", "second", False),
+        ("user", "second", True),
         ("assistant", "second", True),
     ]
     sent = streamed_requests(upstream)[0].body["messages"]

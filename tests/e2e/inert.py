@@ -26,8 +26,9 @@ JavaScript, against the oracle of tests/fixtures/xss/SOURCES.md:
   ``data-hx-*``, ``ws-*``, ``id``, ``name``, ``style``, no form
   controls but a task list's disabled checkbox), every link ``rel="noopener noreferrer"``,
   ``target="_blank"`` if any, and http(s)/mailto only,
-  no ``<img>`` (remote images are off by default); text-only containers
-  (user messages, streaming replies, titles, descriptions) hold no element at all;
+  no ``<img>`` (remote images are off by default); a user's message holds
+  only MathML (its formulas) and display math's ``<span class="math-display">``;
+  text-only containers (streaming replies, titles, descriptions) hold no element at all;
 - the page hooks the chat page relies on (the elements its script and htmx
   find by id and selector) are intact and not clobbered: one ``#composer``
   form with ``ws-send`` holding the only ``textarea[name=message]``, one
@@ -85,6 +86,9 @@ INIT_SCRIPT = r"""
     merror: [],
   };
   const SEARCH = {mark: [], span: ["class"]};
+  // A user's message (rendering.render_user_text): text as typed, its formulas as MathML, display ones in a span.
+  const USER_TEXT = Object.fromEntries(
+    Object.entries(MARKDOWN).filter(([tag]) => tag === "span" || tag.startsWith("m")));
 
   function snippet(node) {
     const html = (node.outerHTML || node.textContent || "").replace(/\s+/g, " ");
@@ -116,6 +120,7 @@ INIT_SCRIPT = r"""
 
   function kindOf(container) {
     if (container.matches(".message-body.markdown")) return "markdown";
+    if (container.matches("article.message[data-role=user] .message-body")) return "user";
     if (container.matches(".search-hit-title, .search-hit-snippet")) return "search";
     return "text";
   }
@@ -153,7 +158,7 @@ INIT_SCRIPT = r"""
   function contentProblems(el, kind) {
     if (kind === "text") return [`<${el.localName}> element in text-only content`];
     if (kind === "markdown" && isSiteCodeCopy(el)) return [];
-    const allowed = (kind === "markdown" ? MARKDOWN : SEARCH)[el.localName];
+    const allowed = {markdown: MARKDOWN, user: USER_TEXT, search: SEARCH}[kind][el.localName];
     if (!allowed) return [`<${el.localName}> element`];
     const problems = [];
     for (const attr of el.attributes) {
@@ -162,6 +167,7 @@ INIT_SCRIPT = r"""
       if (!allowed.includes(name)) problems.push(`attribute ${name} on <${el.localName}>`);
     }
     if (kind === "search" && el.localName === "span" && el.className !== "muted") problems.push("span class");
+    if (kind === "user" && el.localName === "span" && el.className !== "math-display") problems.push("span class");
     if (el.localName === "input" && (el.type !== "checkbox" || !el.disabled)) problems.push("enabled form control");
     if (el.localName === "a") {
       const rel = (el.getAttribute("rel") || "").split(/\s+/);

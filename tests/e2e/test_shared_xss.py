@@ -9,13 +9,14 @@ import pytest
 
 from conversations import services
 from sharing.services import conversation_share
-from tests.e2e.inert import Item, Watch, dom_text
+from tests.e2e.inert import Item, Watch
 from tests.e2e.test_xss_corpus import (  # noqa: F401  (fixtures: the corpus, the server with and without CSP)
     _assert_inert,
     _label,
     _log_in,
     _reply_item,
     _send_with_reply,
+    _user_text,
     corpus,
     site_server,
 )
@@ -33,7 +34,7 @@ def test_payloads_stay_inert_on_a_shared_page(page, site, alice, bob, persona, c
             Item(
                 selector=f"[data-shared-id='{sent.user_message.public_id}'] .message-body",
                 label=_label(line, "shared question"),
-                text=dom_text(sent.user_message.content),
+                text=_user_text(sent.user_message.content),
             )
         )
         reply_selector = f"[data-shared-id='{sent.assistant_message.public_id}'] .message-body"

@@ -38,6 +38,7 @@ import os
 import re
 import urllib.request
 from datetime import timedelta
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ from django.utils import timezone
 from playwright.sync_api import Error, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-from conversations import services
+from conversations import rendering, services
 from conversations.dom import message_dom_id
 from conversations.models import Conversation, Message
 from conversations.selectors import SIDEBAR_PAGE_SIZE
@@ -160,6 +161,26 @@ def _document_title(title: str) -> str:
     return ASCII_WHITESPACE.sub(" ", text).strip("\t\n\f\r ")
 
 
+class _TextOf(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def _user_text(content: str) -> str:
+    """Return the textContent of a user bubble holding `content`: as typed, formulas as the text of their MathML."""
+    markup = str(rendering.render_user_text(content))
+    if "<math" not in markup:
+        return dom_text(content)
+    parser = _TextOf()
+    parser.feed(markup)
+    parser.close()
+    return "".join(parser.parts)
+
+
 def _is_subsequence(part: str, whole: str) -> bool:
     rest = iter(whole)
     return all(char in rest for char in part)
@@ -198,7 +219,7 @@ def test_payloads_stay_inert_as_user_messages_and_rendered_replies(page, site, a
             Item(
                 selector=f"#message-{question.public_id}-body",
                 label=_label(line, "user message"),
-                text=dom_text(question.content),
+                text=_user_text(question.content),
             )
         )
         items.append(_reply_item(line, payload, f"#message-{reply.public_id}-body", _label(line, "rendered reply")))
@@ -275,10 +296,11 @@ def _send_and_check(
     labels[user_id] = _label(line, "user message (composer)")
     labels[reply_id] = _label(line, "streamed reply")
     expected = dom_text(services.message_text_clean(text=payload))
+    expected_question = _user_text(_stored(services.message_text_clean(text=payload)))
     if status != "complete":
         problems.append(f"L{line:03d}: the reply ended {status}: {error}")
     items = [
-        Item(selector=f"#{user_id}-body", label=labels[user_id], text=expected),
+        Item(selector=f"#{user_id}-body", label=labels[user_id], text=expected_question),
         _reply_item(line, payload, f"#{reply_id}-body", _label(line, "final reply")),
     ]
     problems += watch.check(hooks=("chat",), items=items, labels=labels)

@@ -245,7 +245,7 @@ def test_import_writes_each_conversation_as_one_shown_path(alice):
     assert [m.parent_id for m in messages] == [None] + [m.pk for m in messages[:-1]]
     assert all(m.is_current and m.status == "complete" for m in messages)
     assert [m.created_at.second for m in messages] == [10, 11, 12, 13]
-    assert messages[0].content_html == ""  # user messages show as text
+    assert messages[0].content_html == "**message 0**"  # user messages show as typed, not as Markdown
     assert messages[1].content_html == "<p><strong>message 1</strong></p>\n"
 
 
@@ -459,14 +459,14 @@ def test_job_run_failing_while_writing_imports_nothing(alice, monkeypatch):
 
 def test_job_failing_in_conversation_k_keeps_the_ones_before_and_says_how_many(alice, monkeypatch, _media_root):
     monkeypatch.setattr(import_jobs, "BATCH_ROWS", 1)  # one conversation per batch
-    render = import_jobs.rendering.render_markdown
+    render = import_jobs.message_content_html
 
-    def fail_in_the_third(text):
-        if text.startswith("Third"):
+    def fail_in_the_third(*, role, content):
+        if content.startswith("Third"):
             raise RuntimeError("renderer crashed")
-        return render(text)
+        return render(role=role, content=content)
 
-    monkeypatch.setattr(import_jobs.rendering, "render_markdown", fail_in_the_third)
+    monkeypatch.setattr(import_jobs, "message_content_html", fail_in_the_third)
     conversations = [chatgpt_conversation(f"C{i}") for i in range(1, 5)]
     conversations[2]["mapping"]["a2"]["message"]["content"] = text("Third conversation's last reply")
     job = make_job(alice, chatgpt_bytes(*conversations))

@@ -1,4 +1,4 @@
-"""`manage.py rerender_replies`: render the stored replies and greetings again, after an upgrade of the renderer."""
+"""`manage.py rerender_replies`: render the stored messages again, after an upgrade of the renderer."""
 
 from django.core.management.base import BaseCommand
 from django.utils.translation import ngettext
@@ -8,8 +8,8 @@ from conversations.services import replies_rerender
 
 class Command(BaseCommand):
     help = (
-        "Render every stored reply and greeting again with the current Markdown renderer (math, task lists, "
-        "table alignment), so replies saved before an upgrade look like new ones. Safe to run again."
+        "Render every stored message again with the current renderer (math in replies and user messages, task "
+        "lists, table alignment), so messages saved before an upgrade look like new ones. Safe to run again."
     )
 
     def handle(self, *args, **options) -> None:
