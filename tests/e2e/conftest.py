@@ -148,12 +148,17 @@ def page(browser, browser_loop, site, monkeypatch):
 
 @pytest.fixture
 def screenshot(page, request):
-    """Return `take(name)`: save a full-page screenshot when CHAT_E2E_SCREENSHOTS names a folder."""
+    """Return `take(name)`: save a full-page screenshot when CHAT_E2E_SCREENSHOTS names a folder.
+
+    The file is ``<test name>-<name>.png``; with ``prefixed=False``, ``<name>.png`` (for a
+    module whose names are unique already).
+    """
     folder = os.environ.get("CHAT_E2E_SCREENSHOTS")
 
-    def take(name: str) -> None:
+    def take(name: str, *, prefixed: bool = True) -> None:
         if folder:
             Path(folder).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(folder) / f"{request.node.name}-{name}.png"), full_page=True)
+            file_name = f"{request.node.name}-{name}.png" if prefixed else f"{name}.png"
+            page.screenshot(path=str(Path(folder) / file_name), full_page=True)
 
     return take
