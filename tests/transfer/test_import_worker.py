@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from conversations import rendering
 from conversations.models import Conversation, Message
 from tests.servers import DaphneServer
 from tests.transfer.test_import import chatgpt_bytes, chatgpt_conversation, make_job, text
@@ -123,7 +124,7 @@ def test_a_stalled_import_is_failed_and_replaced_by_the_next_upload(
 def test_other_connections_see_each_batch_and_its_progress_while_the_import_runs(alice, bob, monkeypatch):
     monkeypatch.setattr(import_jobs, "BATCH_ROWS", 1)  # one conversation per batch
     job = make_job(alice, conversations_titled("C1", "C2", "C3"))
-    render = import_jobs.rendering.render_markdown
+    render = rendering.render_markdown
     seen: dict[str, object] = {}
 
     def look_from_another_connection() -> None:
@@ -143,7 +144,7 @@ def test_other_connections_see_each_batch_and_its_progress_while_the_import_runs
             other.join(timeout=30)
         return render(markdown)
 
-    monkeypatch.setattr(import_jobs.rendering, "render_markdown", render_and_look)
+    monkeypatch.setattr(rendering, "render_markdown", render_and_look)
     job = import_jobs.import_job_run(job_id=job.pk)
     assert seen == {"titles": ["C1"], "done": 1, "wrote": 1}
     assert (job.status, job.done) == ("done", 3)
@@ -183,7 +184,7 @@ def test_an_orphaned_job_is_taken_up_and_completes_without_duplicating_conversat
     monkeypatch.setattr(import_jobs, "BATCH_ROWS", 1)
     job = make_job(alice, conversations_titled("C1", "C2", "C3", "C4"))
     path = _media_root / job.source.name
-    render = import_jobs.rendering.render_markdown
+    render = rendering.render_markdown
     dying = True
 
     def die_in_the_third(markdown: str) -> str:
@@ -191,7 +192,7 @@ def test_an_orphaned_job_is_taken_up_and_completes_without_duplicating_conversat
             raise ProcessDied
         return render(markdown)
 
-    monkeypatch.setattr(import_jobs.rendering, "render_markdown", die_in_the_third)
+    monkeypatch.setattr(rendering, "render_markdown", die_in_the_third)
     with pytest.raises(ProcessDied):
         import_jobs.import_job_run(job_id=job.pk)
     job.refresh_from_db()
