@@ -171,17 +171,26 @@ def _positive(value: int | None, name: str) -> int | None:
     return value
 
 
-def _messages(data: dict) -> list[ChatMessage]:
-    raw = _get(data, "messages", list, required=True)
-    if not raw:
+def messages_count_check(count: int) -> None:
+    """Check how many messages one request carries (every face of the API: /v1 and gRPC).
+
+    Raises:
+        ApiError: INVALID_REQUEST with param "messages": none, or more than settings.CHAT_API_MAX_MESSAGES.
+    """
+    if not count:
         raise _invalid(_("“messages” must hold at least one message."), "messages")
     limit = settings.CHAT_API_MAX_MESSAGES
-    if len(raw) > limit:
+    if count > limit:
         raise _invalid(
             _("“messages” holds %(count)d messages; the limit is %(limit)d. Send the new one with a conversation id.")
-            % {"count": len(raw), "limit": limit},
+            % {"count": count, "limit": limit},
             "messages",
         )
+
+
+def _messages(data: dict) -> list[ChatMessage]:
+    raw = _get(data, "messages", list, required=True)
+    messages_count_check(len(raw))
     messages = []
     for index, item in enumerate(raw):
         param = f"messages[{index}]"

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import grpc
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django.utils import translation
@@ -25,6 +26,7 @@ from api import auth, selectors
 from api.chat import ChatDelta, ChatFailed, ChatFinished, ChatMessage, ChatStarted, chat_completion
 from api.errors import ApiError, ApiErrorKind
 from api.rpc import chat_pb2, chat_pb2_grpc
+from api.wire import messages_count_check
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,7 @@ class ChatService(chat_pb2_grpc.ChatServicer):
         try:
             translation.activate(_language(context))
             user = await _user(context)
+            messages_count_check(len(request.messages))
             stream = chat_completion(
                 user=user,
                 model=request.persona,
@@ -168,7 +171,8 @@ async def serve(*, host: str, port: int, on_ready: Callable[[int], Any]) -> None
     Raises:
         OSError: the address cannot be bound.
     """
-    server = grpc.aio.server()
+    # A call's request is bounded like a /v1 body (grpcio's default is 4 MiB).
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", settings.CHAT_API_MAX_BODY_BYTES)])
     chat_pb2_grpc.add_ChatServicer_to_server(ChatService(), server)
     address = server_address(host, port)
     try:

@@ -175,6 +175,16 @@ def test_no_message_is_an_invalid_argument_naming_the_field(stub, key, persona):
     assert dict(raised.value.trailing_metadata())["error-param"] == "messages"
 
 
+def test_more_messages_than_the_apis_limit_are_refused_and_nothing_saved(stub, key, persona, settings):
+    too_many = [chat_pb2.ChatMessage(role="user", content=f"m{i}") for i in range(settings.CHAT_API_MAX_MESSAGES + 1)]
+    request = chat_pb2.ChatRequest(persona=persona.slug, messages=too_many)
+    with pytest.raises(grpc.RpcError) as raised:
+        list(stub.Chat(request, metadata=bearer(key), timeout=TIMEOUT_S))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert dict(raised.value.trailing_metadata())["error-param"] == "messages"
+    assert not Message.objects.exists()
+
+
 def test_an_upstream_failure_is_unavailable_with_the_pages_message(stub, key, make_persona):
     failing = make_persona("status:503", slug="failing")
     with pytest.raises(grpc.RpcError) as raised:
