@@ -32,7 +32,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
-from bots.http import PlatformError, request_json
+from bots.http import PlatformError, TokenApi, request_json
 
 # Error codes of an invalid or expired tenant_access_token: fetch a new one and try again once.
 INVALID_TOKEN_CODES = {99991661, 99991663, 99991668}
@@ -231,23 +231,13 @@ def card_json(markdown: str) -> str:
     return json.dumps(card, ensure_ascii=False)
 
 
-class FeishuApi:
-    """The calls a bot channel makes to Feishu or Lark, with its tenant access token cached.
+class FeishuApi(TokenApi):
+    """The calls a bot channel makes to Feishu or Lark, with its tenant access token cached (`TokenApi`).
 
-    `base_url`: settings.BOTS_FEISHU_BASE_URL or BOTS_LARK_BASE_URL. The token is
-    kept in Django's cache (shared by every process with REDIS_URL) until
-    `settings.BOTS_TOKEN_REFRESH_MARGIN_S` before it expires, and fetched again
-    at once when an API call says it is invalid.
+    `base_url`: settings.BOTS_FEISHU_BASE_URL or BOTS_LARK_BASE_URL.
     """
 
-    def __init__(self, *, base_url: str, app_id: str, app_secret: str, cache_key: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.app_id = app_id
-        self._app_secret = app_secret
-        self.cache_key = f"bots:feishu-token:{cache_key}"
-
-    def __repr__(self) -> str:
-        return f"FeishuApi(base_url={self.base_url!r}, app_id={self.app_id!r})"
+    kind = "feishu"
 
     async def fetch_token(self) -> tuple[str, int]:
         """Fetch a new tenant access token; return it and its lifetime in seconds.
@@ -263,14 +253,6 @@ class FeishuApi:
         if body.get("code") != 0 or not body.get("tenant_access_token"):
             raise PlatformError(f"Feishu refused the credentials: code {body.get('code')}, {body.get('msg')}")
         return str(body["tenant_access_token"]), int(body.get("expire") or 7200)
-
-    async def token(self, *, fresh: bool = False) -> str:
-        """Return the cached tenant access token, fetching a new one when missing, near expiry or `fresh`."""
-        token = None if fresh else await cache.aget(self.cache_key)
-        if token is None:
-            token, expire_s = await self.fetch_token()
-            await cache.aset(self.cache_key, token, max(expire_s - settings.BOTS_TOKEN_REFRESH_MARGIN_S, 1))
-        return token
 
     async def _call(self, method: str, path: str, *, json_body: Any = None) -> dict:
         for fresh in (False, True):

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import httpx2
 from django.conf import settings
+from django.core.cache import cache
 
 logger = logging.getLogger(__name__)
 
@@ -86,3 +87,41 @@ async def request_json(
         logger.warning("Platform call failed, retrying in %.1f s: %s", wait_s, error)
         await asyncio.sleep(wait_s)
     raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+
+class TokenApi:
+    """A platform API client whose access token is cached until shortly before it expires.
+
+    The token is kept in Django's cache (shared by every process with
+    REDIS_URL) under `bots:<kind>-token:<cache_key>` until
+    `settings.BOTS_TOKEN_REFRESH_MARGIN_S` before it expires, and fetched
+    again at once when asked `fresh` (an API call said it is invalid).
+    Subclasses set `kind` and implement `fetch_token`.
+    """
+
+    kind = ""
+
+    def __init__(self, *, base_url: str, app_id: str, app_secret: str, cache_key: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.app_id = app_id
+        self._app_secret = app_secret
+        self.cache_key = f"bots:{self.kind}-token:{cache_key}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, app_id={self.app_id!r})"
+
+    async def fetch_token(self) -> tuple[str, int]:
+        """Fetch a new access token; return it and its lifetime in seconds.
+
+        Raises:
+            PlatformError: unreachable, or refused (the platform's code and message).
+        """
+        raise NotImplementedError
+
+    async def token(self, *, fresh: bool = False) -> str:
+        """Return the cached access token, fetching a new one when missing, near expiry or `fresh`."""
+        token = None if fresh else await cache.aget(self.cache_key)
+        if token is None:
+            token, expire_s = await self.fetch_token()
+            await cache.aset(self.cache_key, token, max(expire_s - settings.BOTS_TOKEN_REFRESH_MARGIN_S, 1))
+        return token

@@ -35,10 +35,9 @@ from xml.etree import ElementTree
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from django.conf import settings
-from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
-from bots.http import PlatformError, request_json
+from bots.http import PlatformError, TokenApi, request_json
 
 INVALID_TOKEN_CODES = {40001, 40014, 42001}
 BLOCK_BYTES = 32  # WeChat pads to 32-byte multiples, not AES's 16.
@@ -187,17 +186,10 @@ def encrypted_reply_xml(*, token: str, encoding_aes_key: str, app_id: str, reply
     )
 
 
-class WeChatApi:
-    """The calls a bot channel makes to WeChat, with its access token cached (see FeishuApi for the policy)."""
+class WeChatApi(TokenApi):
+    """The calls a bot channel makes to WeChat, with its access token cached (`TokenApi`)."""
 
-    def __init__(self, *, base_url: str, app_id: str, app_secret: str, cache_key: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.app_id = app_id
-        self._app_secret = app_secret
-        self.cache_key = f"bots:wechat-token:{cache_key}"
-
-    def __repr__(self) -> str:
-        return f"WeChatApi(base_url={self.base_url!r}, app_id={self.app_id!r})"
+    kind = "wechat"
 
     async def fetch_token(self) -> tuple[str, int]:
         """Fetch a new access token; return it and its lifetime in seconds.
@@ -213,14 +205,6 @@ class WeChatApi:
         if not body.get("access_token"):
             raise PlatformError(f"WeChat refused the credentials: errcode {body.get('errcode')}, {body.get('errmsg')}")
         return str(body["access_token"]), int(body.get("expires_in") or 7200)
-
-    async def token(self, *, fresh: bool = False) -> str:
-        """Return the cached access token, fetching a new one when missing, near expiry or `fresh`."""
-        token = None if fresh else await cache.aget(self.cache_key)
-        if token is None:
-            token, expire_s = await self.fetch_token()
-            await cache.aset(self.cache_key, token, max(expire_s - settings.BOTS_TOKEN_REFRESH_MARGIN_S, 1))
-        return token
 
     async def send_text(self, *, open_id: str, text: str) -> None:
         """Send `text` to `open_id` through the customer service message API.
