@@ -195,7 +195,7 @@ def test_an_upstream_failure_is_unavailable_with_the_pages_message(stub, key, ma
     assert raised.value.details() == reply.error_text
 
 
-def test_cancelling_the_call_stops_the_reply_and_keeps_the_partial_text(stub, key, make_persona):
+def test_cancelling_the_call_stops_the_reply_and_keeps_the_partial_text(stub, key, make_persona, upstream):
     stalled = make_persona("long:20+stall:60", slug="stalled")
     call = stub.Chat(ask("start", stalled.slug), metadata=bearer(key), timeout=TIMEOUT_S)
     assert next(call).WhichOneof("event") == "conversation_id"
@@ -203,6 +203,11 @@ def test_cancelling_the_call_stops_the_reply_and_keeps_the_partial_text(stub, ke
     call.cancel()
     reply = wait_until(lambda: Message.objects.filter(role="assistant", status="stopped").first(), timeout_s=TIMEOUT_S)
     assert reply.content == "w0 "
+    # The upstream request was cut off in its stall, after its first delta.
+    [hangup] = wait_until(
+        lambda: [h for h in upstream.hangups if h.model == stalled.model.model_id], timeout_s=TIMEOUT_S
+    )
+    assert (hangup.sent, hangup.deltas) == (1, 20)
 
 
 def test_every_error_kind_has_a_status_code():

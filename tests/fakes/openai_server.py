@@ -14,6 +14,10 @@ Error bodies and replayed streams are real recorded provider responses from
 ``tests/fixtures/upstream`` in this repository (see its ``SOURCES.md`` and
 ``manifest.json``), served byte for byte.
 
+A streamed reply whose client hangs up before its end is logged in
+``server.hangups`` (a ``Hangup``: the model string, the content deltas sent
+and those the reply had), so a test can check that a stop reached the upstream.
+
 Endpoints: ``GET /v1/models``, ``POST /v1/chat/completions`` (streaming and
 not), and ``GET /_fake/requests`` (the recorded requests, for debugging
 across processes). The models list holds ``model_ids`` (default
@@ -217,6 +221,15 @@ class RecordedRequest:
     body: Any
 
 
+@dataclass(frozen=True)
+class Hangup:
+    """A streamed reply's client that went away before the end: ``sent`` of its ``deltas`` content deltas written."""
+
+    model: str
+    sent: int
+    deltas: int
+
+
 def _message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -278,6 +291,7 @@ class FakeOpenAIServer:
         self.delay_ms = delay_ms
         self._fault_counts: dict[str, int] = {}
         self.requests: list[RecordedRequest] = []
+        self.hangups: list[Hangup] = []
         self._requested_port = port
         self._port: int | None = None
         self._access_log = access_log
@@ -300,8 +314,9 @@ class FakeOpenAIServer:
         return f"http://{self.host}:{self.port}/v1"
 
     def clear(self) -> None:
-        """Forget the recorded requests and the ``fail:N`` counts."""
+        """Forget the recorded requests and hangups and the ``fail:N`` counts."""
         self.requests.clear()
+        self.hangups.clear()
         self._fault_counts.clear()
 
     def make_app(self) -> web.Application:
@@ -544,12 +559,14 @@ class FakeOpenAIServer:
         )
         await response.prepare(request)
         await response.write(b"")  # flush the headers before the first (maybe delayed) event
+        sent = 0
         try:
             await self._pace(behaviour)
             await response.write(chunk({"role": "assistant", "content": "", "refusal": None}))
             for i, text in enumerate(deltas):
                 await self._pace(behaviour)
                 await response.write(chunk({"content": text}))
+                sent += 1
                 if i == 0 and behaviour.stall_s:
                     await asyncio.sleep(behaviour.stall_s)
             if behaviour.cut is not None and behaviour.fault_deltas == behaviour.cut:
@@ -565,8 +582,11 @@ class FakeOpenAIServer:
                     await response.write(f"data: {_dumps(usage)}\n\n".encode())
             await response.write(b"data: [DONE]\n\n")
             await response.write_eof()
-        except ConnectionResetError:
-            pass  # the client hung up; nothing left to tell it
+        except (ConnectionResetError, asyncio.CancelledError) as exc:
+            # The client hung up: a write fails, or (handler_cancellation) aiohttp cancels this handler.
+            self.hangups.append(Hangup(body["model"], sent, len(deltas)))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
         return response
 
     async def _complete(self, request: web.Request, body: dict, behaviour: Behaviour) -> web.StreamResponse:

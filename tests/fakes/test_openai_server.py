@@ -24,6 +24,7 @@ from tests.fakes.openai_server import (
     split_deltas,
     split_events,
 )
+from tests.waiting import async_wait_until
 
 USER = [{"role": "user", "content": "hello fake"}]
 MANIFEST = json.loads((fixtures_dir() / "manifest.json").read_text())
@@ -350,6 +351,22 @@ async def test_ttfb_delays_the_response_headers(client):
     await client.chat.completions.create(model="ttfb:250+long:1", messages=USER, stream=True)
 
     assert time.monotonic() - started >= 0.2
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("model", ["long:200+delay:10", "long:5+stall:30"], ids=["between deltas", "stalled"])
+async def test_a_client_hanging_up_mid_stream_is_logged_with_the_deltas_sent(client, server, model):
+    await collect(client, "long:3")  # a stream read to its end is no hangup
+    stream = await client.chat.completions.create(model=model, messages=USER, stream=True)
+    async for chunk in stream:
+        if contents([chunk]):
+            break
+    await stream.close()
+
+    [hangup] = await async_wait_until(lambda: server.hangups)
+    assert hangup.model == model and 1 <= hangup.sent < hangup.deltas
+    server.clear()
+    assert server.hangups == []
 
 
 # -- bookkeeping, models, auth ----------------------------------------------
