@@ -117,6 +117,20 @@ ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
     "mtr": frozenset({"columnalign", "rowalign"}),
     "mtd": frozenset({"columnalign", "rowalign", "columnspan", "rowspan"}),
 }
+# MathML lengths (MathML Core, "<length-percentage>"; MathML 3's named spaces): kept only within
+# MATH_LENGTH_MAX, so `\hspace{5000em}` or a negative width cannot push a bubble wider than the
+# page or draw a formula over its neighbours.
+MATH_LENGTH_ATTRIBUTES = frozenset(
+    {"width", "height", "depth", "lspace", "rspace", "voffset", "minsize", "maxsize", "mathsize"}
+    | {"columnspacing", "rowspacing", "linethickness"}
+)
+MATH_LENGTH_MAX = {"em": 5.0, "ex": 10.0, "px": 80.0, "pt": 60.0, "%": 300.0, "": 5.0}
+_MATH_LENGTH = re.compile(r"\s*(-?(?:\d+\.?\d*|\.\d+))\s*(em|ex|px|pt|%)?\s*")
+_MATH_NAMED_SPACES = frozenset(
+    f"{sign}{size}mathspace"
+    for sign in ("", "negative")
+    for size in ("veryverythin", "verythin", "thin", "medium", "thick", "verythick", "veryverythick")
+) | {"small", "normal", "big", "true", "false", "infinity"}
 # Links open in a new tab (with LINK_REL, so the reply's page cannot reach back into this one).
 LINK_TARGET = "_blank"
 # A task list's box shows its state and cannot be clicked: there is nothing to save it to.
@@ -313,6 +327,21 @@ def _markdown(allow_images: bool) -> MarkdownIt:
     return md
 
 
+def _math_length_filter(tag: str, attribute: str, value: str) -> str | None:
+    """nh3's attribute filter: keep a MathML length only when it is small (MATH_LENGTH_MAX); others pass."""
+    if tag not in MATHML_TAGS or attribute not in MATH_LENGTH_ATTRIBUTES:
+        return value
+    if value.strip() in _MATH_NAMED_SPACES:
+        return value
+    found = _MATH_LENGTH.fullmatch(value)
+    if found is None:
+        return None
+    number, unit = float(found.group(1)), found.group(2) or ""
+    limit = MATH_LENGTH_MAX[unit]
+    # Negative only as a small kern (latex2mathml's \! is -0.167em); a multiple of the text's size at most.
+    return value if -min(limit, 1.0) <= number <= limit else None
+
+
 @functools.cache
 def _cleaner(allow_images: bool) -> nh3.Cleaner:
     tags = set(ALLOWED_TAGS)
@@ -326,6 +355,7 @@ def _cleaner(allow_images: bool) -> nh3.Cleaner:
         tags=tags,
         clean_content_tags={"script", "style"},
         attributes=attributes,
+        attribute_filter=_math_length_filter,
         strip_comments=True,
         link_rel=LINK_REL,
         set_tag_attribute_values={"a": {"target": LINK_TARGET}, "input": TASK_CHECKBOX},

@@ -20,3 +20,12 @@ def test_the_sidebar_links_to_the_account_page_which_links_to_password_and_email
     page = client.get(reverse("account")).content.decode()
     assert reverse("account_change_password") in page
     assert reverse("account_email") in page
+
+
+@pytest.mark.parametrize("page", ["account_change_password", "account_email"])
+def test_the_password_and_email_pages_lead_back_to_the_account_page_and_the_chats(client, django_user_model, page):
+    user = django_user_model.objects.create_user("ada", password="pw-long-enough-1")
+    client.force_login(user)
+    html = client.get(reverse(page)).content.decode()
+    assert f'id="back-to-account" href="{reverse("account")}"' in html
+    assert f'href="{reverse("conversations:conversation-new")}"' in html

@@ -742,3 +742,15 @@ def test_a_stored_target_other_than_blank_is_replaced():
     assert link.get("target") == "_blank"
     (box,) = [element for element in parsed.elements if element.tag == "input"]
     assert box.get("type") == "checkbox" and box.get("disabled") is not None
+
+
+@pytest.mark.parametrize("tex", [r"\hspace{5000em}", r"\hspace{-300em}", r"\hspace{100000px}"])
+def test_a_huge_or_negative_math_space_is_dropped_so_a_formula_cannot_widen_or_overlap_the_page(tex):
+    html = str(render_markdown(f"${tex} x$"))
+    assert "<math" in html
+    assert "width=" not in html
+
+
+def test_ordinary_math_spaces_are_kept():
+    html = str(render_markdown(r"$a \, b \quad c \! d$"))
+    assert 'width="0.167em"' in html and 'width="1em"' in html and 'width="negativethinmathspace"' in html
