@@ -4,12 +4,15 @@ The callback is answered at once (Feishu wants an answer within 3 s and
 retries otherwise); the event is recorded first, keyed by its event_id, so
 a retry is answered once. The reply is an interactive card replying to the
 person's message, created at the first text and updated in place at most
-every `settings.BOTS_STREAM_INTERVAL_MS` (Feishu allows 5 updates per second
-per message); a reply longer than `BOTS_FEISHU_CARD_MAX_CHARS` continues in
+every `settings.BOTS_STREAM_INTERVAL_MS`, and never sooner than
+`CARD_UPDATE_GAP_S` after the card's previous update ended, the final one
+included (Feishu refuses more than 5 updates per second of one message,
+"更新已发送的消息卡片"); a reply longer than `BOTS_FEISHU_CARD_MAX_CHARS` continues in
 further cards. Each card's id is saved as soon as it exists, so a restarted
 site finishes the same cards.
 """
 
+import asyncio
 import logging
 
 from channels.db import database_sync_to_async
@@ -20,6 +23,9 @@ from bots.models import BotChannel, Delivery
 from bots.text import split_text
 
 logger = logging.getLogger(__name__)
+
+# Feishu's "单条消息更新频控为 5 QPS" (PATCH /open-apis/im/v1/messages/:message_id): 1/5 s between updates.
+CARD_UPDATE_GAP_S = 0.2
 
 
 def api_for(channel: BotChannel) -> feishu.FeishuApi:
@@ -40,6 +46,7 @@ class CardSink:
         self.api = api
         self.delivery = delivery
         self.parts: list[dict] = list(delivery.parts)
+        self._updated_at: dict[str, float] = {}  # card message_id: loop time its last update ended
 
     async def say(self, text: str) -> None:
         message_id = await self.api.reply_text(message_id=self.delivery.source_message_id, text=text)
@@ -52,7 +59,7 @@ class CardSink:
             if index < len(cards):
                 card = cards[index]
                 if card["chars"] != len(piece) or final:
-                    await self.api.update_card(message_id=card["message_id"], markdown=piece)
+                    await self._update(card["message_id"], piece)
                     card["chars"] = len(piece)
             else:
                 message_id = await self.api.reply_card(message_id=self.delivery.source_message_id, markdown=piece)
@@ -60,6 +67,15 @@ class CardSink:
                 cards.append(self.parts[-1])
         if final:
             await self._save(self.parts)
+
+    async def _update(self, message_id: str, markdown: str) -> None:
+        """Update a card, first waiting until CARD_UPDATE_GAP_S has passed since its previous update ended."""
+        loop = asyncio.get_running_loop()
+        previous = self._updated_at.get(message_id)
+        if previous is not None:
+            await asyncio.sleep(max(0.0, previous + CARD_UPDATE_GAP_S - loop.time()))
+        await self.api.update_card(message_id=message_id, markdown=markdown)
+        self._updated_at[message_id] = loop.time()
 
     async def _save(self, parts: list[dict]) -> None:
         self.parts = parts

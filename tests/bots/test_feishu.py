@@ -1,15 +1,18 @@
 """Feishu and Lark bots end to end: the real ASGI site, the fake Feishu platform and the fake model upstream."""
 
+import asyncio
 import json
 import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 
-from bots import feishu_bot
+from bots import feishu_bot, services
+from bots.http import PlatformError
 from bots.models import BotChat, Delivery
 from conversations.models import Conversation, Message
 from tests.bots.conftest import FEISHU_ENCRYPT_KEY, FEISHU_TOKEN
+from tests.fakes import feishu_server as feishu_server_module
 from tests.fakes.feishu_server import event_request, message_event
 from tests.waiting import async_wait_until
 
@@ -269,3 +272,68 @@ def _renewed(api, first):
         return token if token != first else None
 
     return check
+
+
+async def test_the_callback_is_answered_before_the_reply_reaches_feishu(site, feishu_channel, feishu_server):
+    # Feishu wants a callback answered within 3 s ("接收事件"): the answer must not wait for the reply.
+    # The fake holds the card's creation, so a callback that waited on the reply would never be answered.
+    event = message_event(text="answer me later", token=FEISHU_TOKEN)
+    feishu_server.hold_replies()
+    try:
+        response = await asyncio.wait_for(post_event(site, feishu_channel, event), timeout=20)
+
+        assert response.status_code == 200 and response.json() == {}
+        assert feishu_server.replies_to(message_in(event)) == []  # no card yet, let alone its final update
+        assert await Delivery.objects.exclude(state=Delivery.State.DONE).aexists()
+    finally:
+        feishu_server.release_replies()
+    await async_wait_until(deliveries_done, timeout_s=20)
+    [card] = feishu_server.replies_to(message_in(event))
+    assert card.markdown() == (await finished_replies())[0].content
+
+
+async def test_a_streamed_reply_stays_within_feishus_card_update_rate(
+    site, feishu_channel, feishu_server, make_persona, settings
+):
+    settings.BOTS_STREAM_INTERVAL_MS = 200  # the smallest interval the settings allow
+    feishu_channel.persona = await sync_to_async(make_persona)("long:80+delay:20", slug="steady")
+    await feishu_channel.asave(update_fields=["persona"])
+    event = message_event(text="stream for a while", token=FEISHU_TOKEN)
+
+    await post_event(site, feishu_channel, event)
+    await async_wait_until(deliveries_done, timeout_s=30)
+
+    [card] = feishu_server.replies_to(message_in(event))
+    assert feishu_server.refusals == []
+    assert len(card.updates) >= 2 and card.markdown() == (await finished_replies())[0].content
+    times = card.update_times
+    busiest_second = max(sum(1 for other in times if start <= other < start + 1) for start in times)
+    assert busiest_second <= feishu_server_module.UPDATES_PER_SECOND
+
+
+async def test_the_fake_refuses_card_updates_faster_than_feishus_limit(feishu_channel, feishu_server):
+    # The rate limit of the fake itself: without it the test above could not fail.
+    api = feishu_bot.api_for(feishu_channel)
+    card_id = await api.reply_card(message_id="om_in_rate", markdown="start")
+    for number in range(feishu_server_module.UPDATES_PER_SECOND):
+        await api.update_card(message_id=card_id, markdown=f"update {number}")
+
+    with pytest.raises(PlatformError, match=str(feishu_server_module.RATE_LIMITED)):
+        await api.update_card(message_id=card_id, markdown="one too many")
+
+    assert feishu_server.refusals == [(card_id, feishu_server_module.RATE_LIMITED)]
+
+
+async def test_card_updates_as_fast_as_the_text_grows_are_paced_to_feishus_limit(feishu_channel, feishu_server):
+    delivery = await sync_to_async(services.delivery_claim)(
+        channel=feishu_channel, event_key="ev_paced", source_message_id="om_in_paced"
+    )
+    sink = feishu_bot.CardSink(api=feishu_bot.api_for(feishu_channel), delivery=delivery)
+
+    for length in range(1, 10):  # each show changes the card, with no interval in between
+        await sink.show("x" * length, final=False)
+    await sink.show("x" * 10, final=True)
+
+    [card] = feishu_server.replies_to("om_in_paced")
+    assert feishu_server.refusals == []
+    assert len(card.updates) == 9 and card.markdown() == "x" * 10

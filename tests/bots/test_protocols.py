@@ -107,6 +107,31 @@ def test_wechat_documented_push_signature():
     assert wechat.signature(example["token"], example["timestamp"], example["nonce"]) == example["signature"]
 
 
+def test_wechat_documented_safe_mode_message_is_signed_and_decrypts(settings):
+    example = WECHAT["compatible_push"]
+    settings.BOTS_MAX_CLOCK_SKEW_S = 10**10  # the example was signed in 2014
+    encrypted = wechat.parse_xml(example["body"].encode())["Encrypt"]
+    wechat.check_signature(
+        token=example["token"],
+        timestamp=example["timestamp"],
+        nonce=example["nonce"],
+        given=example["msg_signature"],
+        encrypted=encrypted,
+    )
+    plaintext = wechat.decrypt(
+        encoding_aes_key=example["encoding_aes_key"], app_id=example["app_id"], encrypted=encrypted
+    )
+    assert plaintext.decode() == example["plaintext"]
+    assert wechat.parse_xml(plaintext)["Content"] == "abcdteT"
+
+
+def test_wechat_documented_message_for_another_appid_is_refused():
+    example = WECHAT["compatible_push"]
+    encrypted = wechat.parse_xml(example["body"].encode())["Encrypt"]
+    with pytest.raises(wechat.CallbackRefused):
+        wechat.decrypt(encoding_aes_key=example["encoding_aes_key"], app_id="wx_another_app", encrypted=encrypted)
+
+
 def test_wechat_decrypts_what_the_independent_fake_encrypts():
     encrypted = wechat_server.encrypt(encoding_aes_key=AES_KEY, app_id="wx123", message="<xml>你好</xml>".encode())
     assert wechat.decrypt(encoding_aes_key=AES_KEY, app_id="wx123", encrypted=encrypted) == "<xml>你好</xml>".encode()

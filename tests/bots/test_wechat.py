@@ -56,7 +56,8 @@ async def test_documented_server_url_check_echoes_echostr(site, wechat_channel):
 
 
 async def test_url_check_with_a_bad_signature_is_refused(site, wechat_channel):
-    params = {"signature": "0" * 40, "timestamp": "1714036504", "nonce": "1", "echostr": "x"}
+    # A fresh timestamp, so the signature check is what refuses it, not the replay window.
+    params = {"signature": "0" * 40, "timestamp": str(int(time.time())), "nonce": "1", "echostr": "x"}
     response = await site.get(f"/bots/wechat/{wechat_channel.public_id}/", params=params)
     assert response.status_code == 403 and "x" not in response.text
 
@@ -182,3 +183,58 @@ async def test_malformed_and_entity_bodies_are_400(site, wechat_channel):
     bomb = b'<!DOCTYPE x [<!ENTITY a "b">]><xml><Content>&a;</Content></xml>'
     assert (await site.post(url, content=bomb)).status_code == 400
     assert not await Delivery.objects.aexists()
+
+
+async def test_documented_compatible_mode_message_is_answered_encrypted(site, wechat_channel):
+    example = DOCUMENTED["compatible_push"]
+    wechat_channel.app_id = example["app_id"]
+    wechat_channel.message_mode = BotChannel.MessageMode.COMPATIBLE
+    await wechat_channel.asave(update_fields=["app_id", "message_mode"])
+    await sync_to_async(services.channel_set_secrets)(
+        channel=wechat_channel, token=example["token"], aes_key=example["encoding_aes_key"]
+    )
+    stamp, nonce = example["timestamp"], example["nonce"]
+    params = {
+        "signature": signature(example["token"], stamp, nonce),
+        "timestamp": stamp,
+        "nonce": nonce,
+        "encrypt_type": "aes",
+        "msg_signature": example["msg_signature"],
+    }
+    # The documented example was signed in 2014: widen the replay window to check its signatures.
+    with override_settings(BOTS_MAX_CLOCK_SKEW_S=10**10):
+        response = await site.post(
+            f"/bots/wechat/{wechat_channel.public_id}/", params=params, content=example["body"].encode()
+        )
+
+    assert response.status_code == 200 and b"<Encrypt>" in response.content
+    assert "abcdteT" in passive_content(response)
+    question = await Message.objects.aget(role="user")
+    assert question.content == "abcdteT"
+
+
+async def test_compatible_mode_reads_the_encrypted_copy_not_the_plain_one(site, wechat_channel):
+    wechat_channel.message_mode = BotChannel.MessageMode.COMPATIBLE
+    await wechat_channel.asave(update_fields=["message_mode"])
+    query, encrypted_body = message_request(
+        text_xml(text="the signed copy"),
+        token=WECHAT_TOKEN,
+        encoding_aes_key=WECHAT_AES_KEY,
+        app_id=wechat_channel.app_id,
+    )
+    encrypt = ElementTree.fromstring(encrypted_body).findtext("Encrypt")
+    body = text_xml(text="a forged plain copy").replace("</xml>", f"<Encrypt><![CDATA[{encrypt}]]></Encrypt></xml>")
+
+    response = await site.post(f"/bots/wechat/{wechat_channel.public_id}/?{query}", content=body.encode())
+
+    assert response.status_code == 200 and b"<Encrypt>" in response.content
+    question = await Message.objects.aget(role="user")
+    assert question.content == "the signed copy"
+
+
+async def test_compatible_mode_also_takes_a_plain_message(site, wechat_channel):
+    wechat_channel.message_mode = BotChannel.MessageMode.COMPATIBLE
+    await wechat_channel.asave(update_fields=["message_mode"])
+    response = await post_message(site, wechat_channel, text_xml(text="plain while switching"), safe=False)
+    assert response.status_code == 200 and b"<Encrypt>" not in response.content
+    assert "plain while switching" in passive_content(response)

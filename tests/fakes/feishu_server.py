@@ -9,11 +9,14 @@ Endpoints (Feishu Open Platform server API reference; Lark's are the same):
 - POST /open-apis/im/v1/messages/:message_id/reply `{"msg_type", "content"}` →
   `{"code": 0, "data": {"message_id": "om_...", ...}}`.
 - PATCH /open-apis/im/v1/messages/:message_id `{"content"}`: an interactive card
-  sent with `config.update_multi` only; code 230001 otherwise.
+  sent with `config.update_multi` only; code 230001 otherwise. At most
+  `UPDATES_PER_SECOND` updates of one message in any second: a faster one is
+  refused with code `RATE_LIMITED` and kept in `refusals`.
 
 A bearer token the fake did not issue (or revoked with `revoke_tokens`) gets
 code 99991663 ("Invalid access token"). `fail_next(n)` answers the next n API
 calls with HTTP 500. Every message sent is kept in `messages` with its updates.
+`hold_replies()` keeps new replies (not updates) waiting until `release_replies()`.
 
 `event_request` builds a callback as Feishu sends it: encrypted with the
 Encrypt Key (AES-256-CBC, key SHA-256 of the Encrypt Key, base64(iv +
@@ -22,11 +25,13 @@ ciphertext)) and signed (X-Lark-Signature), as "接收事件" documents.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import itertools
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +43,12 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from tests.fakes.loopback import LoopbackServer
 
 BOT_OPEN_ID = "ou_bot_0000000000000000000000000000"
+
+# "更新已发送的消息卡片" (PATCH /open-apis/im/v1/messages/:message_id), 使用限制: "单条消息更新频控为 5 QPS"
+# (one message is updated at most 5 times a second), https://open.feishu.cn/document/uAjLw4CM/ukTMukTMukTM/
+# reference/im-v1/message/patch; the same page's error code table: 230020, the operation triggers the rate limit.
+UPDATES_PER_SECOND = 5
+RATE_LIMITED = 230020
 
 
 @dataclass
@@ -77,12 +88,24 @@ class FakeFeishuServer(LoopbackServer):
         self.messages: list[SentMessage] = []
         self._failures = 0
         self._ids = itertools.count(1)
+        self.refusals: list[tuple[str, int]] = []  # (message_id, code) of the updates refused
+        self._replies_open = threading.Event()
+        self._replies_open.set()
 
     def clear(self) -> None:
         self.tokens.clear()
         self.messages.clear()
         self.token_requests = 0
         self._failures = 0
+        self.refusals.clear()
+        self._replies_open.set()
+
+    def hold_replies(self) -> None:
+        """Keep every new reply request waiting (unanswered) until `release_replies`."""
+        self._replies_open.clear()
+
+    def release_replies(self) -> None:
+        self._replies_open.set()
 
     def revoke_tokens(self) -> None:
         """Make every issued token invalid (as when it expired early)."""
@@ -129,6 +152,7 @@ class FakeFeishuServer(LoopbackServer):
     async def _reply(self, request: web.Request) -> web.Response:
         if refused := self._refuse(request):
             return refused
+        await asyncio.to_thread(self._replies_open.wait)
         body = await request.json()
         json.loads(body["content"])  # Feishu refuses content that is not a JSON string.
         message = SentMessage(
@@ -150,8 +174,12 @@ class FakeFeishuServer(LoopbackServer):
             return web.json_response({"code": 230001, "msg": "message not found or not a card"})
         if not json.loads(message.content).get("config", {}).get("update_multi"):
             return web.json_response({"code": 230001, "msg": "the card is not shared (update_multi)"})
+        now = time.monotonic()
+        if sum(1 for at in message.update_times if at > now - 1) >= UPDATES_PER_SECOND:
+            self.refusals.append((message.message_id, RATE_LIMITED))
+            return web.json_response({"code": RATE_LIMITED, "msg": "This operation triggers the frequency limit."})
         message.updates.append(body["content"])
-        message.update_times.append(time.monotonic())
+        message.update_times.append(now)
         return web.json_response({"code": 0, "msg": "success", "data": {}})
 
 
