@@ -19,8 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from attachments.models import Attachment
-from attachments.selectors import attachment_files_of
-from attachments.services import attachments_attach, attachments_copy, files_delete_on_commit
+from attachments.services import attachments_attach, attachments_copy
 from conversations import events, fragments, quotas, rendering, selectors, upstream
 from conversations.models import Conversation, DailyUsage, Message, UnstoredReply
 from llm.tokens import count_tokens, counter_name
@@ -488,9 +487,7 @@ def conversation_delete(*, conversation: Conversation) -> None:
     """
     public_id = conversation.public_id
     with transaction.atomic():
-        files = attachment_files_of(conversation_id=conversation.pk)
-        conversation.delete()
-        files_delete_on_commit(names=files)
+        conversation.delete()  # Its attachments' files go after the commit (attachments.signals).
 
         def stop() -> events.ReplyStop:
             return {"type": "reply.stop"}
