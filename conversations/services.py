@@ -762,6 +762,31 @@ def conversation_set_model(*, conversation: Conversation, chat_model_id: object)
     return conversation
 
 
+def conversation_set_temperature(*, conversation: Conversation, temperature: object) -> Conversation:
+    """Set the temperature later replies in `conversation` are asked with; "" or None goes back to the persona's.
+
+    `temperature`: a number from 0 to 2 (the OpenAI API's range), or its text as a form posts it.
+
+    Raises:
+        ValidationError: not a number, or outside 0-2.
+    """
+    value: float | None
+    if temperature is None or (isinstance(temperature, str) and not temperature.strip()):
+        value = None
+    else:
+        try:
+            value = float(str(temperature).strip().replace(",", "."))
+        except ValueError:
+            value = -1.0
+        if not 0 <= value <= 2:  # NaN fails too
+            raise ValidationError(
+                _("The temperature is a number from 0 to 2; leave it empty for the persona's."), code="temperature"
+            )
+    conversation.temperature = value
+    conversation.save(update_fields=["temperature"])
+    return conversation
+
+
 def replies_rerender(*, batch_size: int = 500) -> int:
     """Render every stored message again with today's renderer (`message_content_html`); return how many changed.
 
