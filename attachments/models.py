@@ -6,6 +6,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 MB = 1024 * 1024
+# Where attachments' files are stored in the default storage, a folder per owner.
+ATTACHMENTS_FOLDER = "attachments"
 
 
 def attachment_path(instance: "Attachment", filename: str) -> str:
@@ -14,7 +16,7 @@ def attachment_path(instance: "Attachment", filename: str) -> str:
     The uploaded name is never part of the path (it is kept in `Attachment.name`
     for display only), so no name can reach outside the storage's folder.
     """
-    return f"attachments/{instance.owner_id}/{instance.public_id.hex}{instance.extension}"
+    return f"{ATTACHMENTS_FOLDER}/{instance.owner_id}/{instance.public_id.hex}{instance.extension}"
 
 
 class Attachment(models.Model):

@@ -64,11 +64,6 @@ def user_storage_bytes(*, user: User) -> int:
     return sum(row["size"] for row in per_file)
 
 
-def attachment_files_of(*, conversation_id: int) -> list[str]:
-    """Return the storage names of the files attached to the messages of conversation `conversation_id`."""
-    return list(Attachment.objects.filter(message__conversation_id=conversation_id).values_list("file", flat=True))
-
-
 def attachment_data_url(attachment: Attachment) -> str:
     """Return the image as a data URL ("data:image/png;base64,..."), the form OpenAI's image_url part takes.
 

@@ -1,6 +1,6 @@
 """Writes of attachments: an upload checked and stored, sent with a message, deleted with its files."""
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 
 from django.contrib.auth.models import User
@@ -8,13 +8,13 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from attachments import inspect, selectors
-from attachments.models import MB, Attachment, AttachmentPolicy
+from attachments.models import ATTACHMENTS_FOLDER, MB, Attachment, AttachmentPolicy
 
 
 def attachment_upload(*, owner: User, upload: UploadedFile) -> Attachment:
@@ -152,16 +152,14 @@ def attachments_copy(*, from_message_id: int, to_message_id: int) -> list[Attach
 
 
 def attachment_delete_unsent(*, attachment: Attachment) -> None:
-    """Delete an upload no message has taken (removed from the composer) and its file.
+    """Delete an upload no message has taken (removed from the composer); its file goes after the commit.
 
     Raises:
         ValidationError: the attachment was sent with a message.
     """
     if attachment.message_id is not None:
         raise ValidationError(_("This file was sent with a message; delete the chat to delete it."), code="sent")
-    name = attachment.file.name
     attachment.delete()
-    files_delete_on_commit(names=[name])
 
 
 # Uploads never sent (a tab closed with files in its composer) are deleted after this long.
@@ -169,26 +167,50 @@ UNSENT_KEPT_FOR = timedelta(days=1)
 
 
 def _unsent_sweep(*, owner: User) -> None:
-    """Delete `owner`'s uploads that no message took within UNSENT_KEPT_FOR, and their files."""
-    stale = Attachment.objects.filter(
+    """Delete `owner`'s uploads that no message took within UNSENT_KEPT_FOR (their files go after the commit)."""
+    Attachment.objects.filter(
         owner=owner, message__isnull=True, created_at__lt=timezone.now() - UNSENT_KEPT_FOR
-    )
-    names = list(stale.values_list("file", flat=True))
-    if names:
-        stale.delete()
-        files_delete_on_commit(names=names)
+    ).delete()
 
 
-def files_delete_on_commit(*, names: Iterable[str]) -> None:
-    """Delete the stored files `names` from the default storage once the current transaction commits.
+def file_delete_when_unused(*, name: str, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Delete the stored file `name` once the current transaction commits, unless a row still names it then.
 
-    After the commit, so a rolled-back delete keeps its files; a file already gone is no error.
+    Called for every Attachment row deleted, however it goes (a chat deleted,
+    a user deleted in the admin, an upload removed or swept, a cascade): the
+    post_delete receiver in `attachments.signals`. After the commit, so a
+    rolled-back delete keeps its files; kept while another row names the same
+    file (an edited question's copies share it, `attachments_copy`). A file
+    already gone is no error.
     """
-    names = [n for n in names if n]
+    if not name:
+        return
 
     def delete() -> None:
-        for name in names:
+        if not Attachment.objects.using(using).filter(file=name).exists():
             default_storage.delete(name)
 
-    if names:
-        transaction.on_commit(delete)
+    transaction.on_commit(delete, using=using)
+
+
+def files_orphaned(*, older_than: timedelta) -> Iterator[str]:
+    """Yield the storage names under attachments/ that no Attachment row names, last modified over `older_than` ago.
+
+    Such files are left by a process that died between storing a file and
+    saving its row, or by deletions before files were deleted with their rows.
+    The age keeps an upload whose row is being saved. One query per user folder.
+
+    Raises:
+        NotImplementedError: the storage cannot tell a file's modification time.
+    """
+    cutoff = timezone.now() - older_than
+    if not default_storage.exists(ATTACHMENTS_FOLDER):
+        return
+    folders, _files = default_storage.listdir(ATTACHMENTS_FOLDER)
+    for folder in sorted(folders):
+        prefix = f"{ATTACHMENTS_FOLDER}/{folder}/"
+        known = set(Attachment.objects.filter(file__startswith=prefix).values_list("file", flat=True))
+        for file in sorted(default_storage.listdir(prefix.rstrip("/"))[1]):
+            name = prefix + file
+            if name not in known and default_storage.get_modified_time(name) < cutoff:
+                yield name

@@ -52,6 +52,8 @@ class Conversation(models.Model):
         related_name="+",
         verbose_name=_("chat model"),
     )
+    # The temperature the person set for this chat (0-2, as the OpenAI API takes it); None uses the persona's.
+    temperature = models.FloatField(_("temperature"), null=True, blank=True)
     title = models.CharField(_("title"), max_length=200, blank=True)
     title_source = models.CharField(
         _("title from"), max_length=16, choices=TitleSource.choices, default=TitleSource.FIRST_MESSAGE
@@ -76,6 +78,12 @@ class Conversation(models.Model):
                 fields=["owner"],
                 condition=Q(pinned_at__isnull=False) | Q(folder__isnull=False),
                 name="conversation_organized",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(temperature__isnull=True) | Q(temperature__gte=0, temperature__lte=2),
+                name="conversation_temperature_range",
             ),
         ]
 

@@ -19,8 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from attachments.models import Attachment
-from attachments.selectors import attachment_files_of
-from attachments.services import attachments_attach, attachments_copy, files_delete_on_commit
+from attachments.services import attachments_attach, attachments_copy
 from conversations import events, fragments, quotas, rendering, selectors, upstream
 from conversations.models import Conversation, DailyUsage, Message, UnstoredReply
 from llm.tokens import count_tokens, counter_name
@@ -488,9 +487,7 @@ def conversation_delete(*, conversation: Conversation) -> None:
     """
     public_id = conversation.public_id
     with transaction.atomic():
-        files = attachment_files_of(conversation_id=conversation.pk)
-        conversation.delete()
-        files_delete_on_commit(names=files)
+        conversation.delete()  # Its attachments' files go after the commit (attachments.signals).
 
         def stop() -> events.ReplyStop:
             return {"type": "reply.stop"}
@@ -762,6 +759,31 @@ def conversation_set_model(*, conversation: Conversation, chat_model_id: object)
         raise ValidationError(_("That model is not offered for this chat. Pick another one."), code="not_allowed")
     conversation.chat_model = None if chosen.pk == persona.model_id else chosen
     conversation.save(update_fields=["chat_model"])
+    return conversation
+
+
+def conversation_set_temperature(*, conversation: Conversation, temperature: object) -> Conversation:
+    """Set the temperature later replies in `conversation` are asked with; "" or None goes back to the persona's.
+
+    `temperature`: a number from 0 to 2 (the OpenAI API's range), or its text as a form posts it.
+
+    Raises:
+        ValidationError: not a number, or outside 0-2.
+    """
+    value: float | None
+    if temperature is None or (isinstance(temperature, str) and not temperature.strip()):
+        value = None
+    else:
+        try:
+            value = float(str(temperature).strip().replace(",", "."))
+        except ValueError:
+            value = -1.0
+        if not 0 <= value <= 2:  # NaN fails too
+            raise ValidationError(
+                _("The temperature is a number from 0 to 2; leave it empty for the persona's."), code="temperature"
+            )
+    conversation.temperature = value
+    conversation.save(update_fields=["temperature"])
     return conversation
 
 

@@ -121,8 +121,8 @@ def reply_job_build(*, conversation: Conversation, message: Message, persona: Pe
     prompt (with the owner's custom instructions), the greeting, and as many of
     the latest messages (ending with the new question, its documents and images
     included) as fit both the persona's history limit and the model's context
-    window less the reply's max_tokens; with the persona's temperature, top_p
-    and max_tokens. `persona` replaces the conversation's own (see
+    window less the reply's max_tokens; with the chat's temperature (else the
+    persona's), the persona's top_p and max_tokens. `persona` replaces the conversation's own (see
     `upstream_check`). Call `upstream_check` first.
 
     Raises:
@@ -143,7 +143,7 @@ def reply_job_build(*, conversation: Conversation, message: Message, persona: Pe
         title_from=question.content if wants_title else "",
         prompt_tokens_counted=upstream.context.tokens,
         config=provider_upstream_config(provider=model.provider),
-        request=_request(persona, model, messages),
+        request=_request(persona, model, messages, conversation),
     )
 
 
@@ -161,7 +161,7 @@ def reply_job_build_unstored(
     persona's system prompt with the user's custom instructions, its greeting,
     then as much of the earlier messages as fits, then `question`. The earlier
     messages are the stored history of `conversation` when given (continuing
-    it without saving to it), else `history` as (role, text) pairs. `unstored`
+    it without saving to it, with its temperature), else `history` as (role, text) pairs. `unstored`
     is the reply's record for the quotas (`services.reply_unstored_start`).
     Call `upstream_check` first; nothing is written.
 
@@ -192,16 +192,17 @@ def reply_job_build_unstored(
         unstored=unstored,
         prompt_tokens_counted=selected.tokens,
         config=provider_upstream_config(provider=model.provider),
-        request=_request(persona, model, messages),
+        request=_request(persona, model, messages, conversation),
     )
 
 
-def _request(persona: Persona, model: ChatModel, messages: list) -> llm.ChatRequest:
-    """Return the request asking `model` with `messages`, with `persona`'s parameters."""
+def _request(persona: Persona, model: ChatModel, messages: list, conversation: Conversation | None) -> llm.ChatRequest:
+    """Return the request asking `model` with `messages`, with `persona`'s parameters and the chat's temperature."""
+    temperature = conversation.temperature if conversation is not None else None
     return llm.ChatRequest(
         model=model.model_id,
         messages=messages,
-        temperature=persona.temperature,
+        temperature=persona.temperature if temperature is None else temperature,
         top_p=persona.top_p,
         max_tokens=persona.max_tokens or model.max_output_tokens,
     )

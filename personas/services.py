@@ -254,9 +254,12 @@ def provider_keys_rotate() -> KeyRotation:
 def persona_save_own(*, persona: Persona, owner: User) -> Persona:
     """Save a user's own persona from `OwnPersonaForm` (new or edited): private, active, with a random slug.
 
-    Publishing to everyone stays the admin's (`is_published`); an edit keeps it.
+    Publishing to everyone stays the admin's (`is_published`): an edit of a
+    published persona unpublishes it, since the admin did not review the new
+    text; the admin publishes it again.
     """
     persona.owner = owner
+    persona.is_published = False
     if not persona.slug:
         persona.slug = f"u-{secrets.token_hex(8)}"
     persona.full_clean()

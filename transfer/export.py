@@ -83,7 +83,7 @@ def conversation_record(conversation: Any, messages: Iterable[Any]) -> dict[str,
             their attributes (`selectors.EXPORT_MESSAGE_FIELDS`).
 
     Returns:
-        ``{"id", "title", "created", "updated", "archived", "pinned", "folder", "persona",
+        ``{"id", "title", "created", "updated", "archived", "pinned", "folder", "temperature", "persona",
         "messages": [{"id", "role", "content", "created", "model", "status",
         "finish_reason", "prompt_tokens", "completion_tokens",
         "tokens_estimated", "error"}]}``; ids are public ids, "persona" a
@@ -340,6 +340,7 @@ def _conversation_fields(conversation: Any) -> dict[str, Any]:
         "archived": conversation.archived,
         "pinned": conversation.pinned_at is not None,
         "folder": conversation.folder.name if conversation.folder_id else None,
+        "temperature": conversation.temperature,
         "persona": None
         if persona is None
         else {
@@ -423,6 +424,8 @@ def _metadata(conversation: Any) -> list[tuple[str, str]]:
         rows.append((_("Pinned"), _("yes")))
     if conversation.folder_id:
         rows.append((_("Folder"), conversation.folder.name))
+    if conversation.temperature is not None:
+        rows.append((_("Temperature"), f"{conversation.temperature:g}"))
     rows.append((_("Conversation"), str(conversation.public_id)))
     return rows
 

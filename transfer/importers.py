@@ -90,6 +90,8 @@ class ParsedConversation:
     # Sidebar organisation (absent from older files and from ChatGPT's): pinned, and the folder's name or "".
     pinned: bool = False
     folder: str = ""
+    # The chat's own temperature (0-2), None for the persona's (and in older files).
+    temperature: float | None = None
     persona_slug: str = ""
     messages: tuple[ParsedMessage, ...] = ()
 
@@ -191,6 +193,7 @@ def parse_site_export(document: dict[str, Any]) -> ParsedExport:
                 archived=_bool(record, "archived", where),
                 pinned=_bool(record, "pinned", where),
                 folder=" ".join(_text(record, "folder", where).split())[:FOLDER_MAX_CHARS],
+                temperature=_temperature(record, where),
                 persona_slug=_text(persona, "slug", where) if persona else "",
                 messages=tuple(parsed_messages),
             )
@@ -450,6 +453,15 @@ def _tokens(record: dict[str, Any], key: str, where: str) -> int | None:
             _("%(where)s: %(field)s must be a whole number of tokens or null.") % {"where": where, "field": key}
         )
     return value
+
+
+def _temperature(record: dict[str, Any], where: str) -> float | None:
+    value = record.get("temperature")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 2:
+        raise ImportFormatError(_("%(where)s: temperature must be a number from 0 to 2, or null.") % {"where": where})
+    return float(value)
 
 
 def _iso_time(record: dict[str, Any], key: str, where: str) -> datetime | None:

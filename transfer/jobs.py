@@ -322,7 +322,7 @@ def conversations_import(
 
     Each conversation gets the active persona whose slug it names, if any
     (else none), its title marked as set by the user (or one taken from its
-    first question), its times, archived and pinned state, its folder (the
+    first question), its times, archived and pinned state, its temperature, its folder (the
     owner's folder of that name, made if missing), and its messages as one
     shown path: each message's parent is the one before.
 
@@ -485,6 +485,7 @@ def _prepare(
         title=storable_text(title),
         title_source=Conversation.TitleSource.USER,
         archived=parsed.archived,
+        temperature=parsed.temperature,
     )
     messages = []
     attachments = []

@@ -5,6 +5,7 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -233,14 +234,22 @@ def _model_picker(conversation: Conversation) -> dict:
 @login_required
 @require_POST
 def conversation_model(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
-    """Switch the chat to the posted model (`model`: a ChatModel pk offered for its persona).
+    """Switch the chat to the posted model (`model`: a ChatModel pk offered for its persona) and temperature.
 
+    `temperature`: 0-2, or empty for the persona's; each field is optional.
     htmx: the picker again, and the context budget line for the new model;
-    plain: back to the chat. 400 with the reason when the model is not offered.
+    plain: back to the chat. 400 with the reason when the model is not
+    offered or the temperature is not one; then nothing is changed.
     """
     conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
     try:
-        services.conversation_set_model(conversation=conversation, chat_model_id=request.POST.get("model", ""))
+        with transaction.atomic():
+            if "temperature" in request.POST:
+                services.conversation_set_temperature(
+                    conversation=conversation, temperature=request.POST["temperature"]
+                )
+            if "model" in request.POST:
+                services.conversation_set_model(conversation=conversation, chat_model_id=request.POST["model"])
     except ValidationError as exc:
         return HttpResponse(" ".join(exc.messages), status=400, content_type="text/plain; charset=utf-8")
     if not request.htmx:

@@ -56,12 +56,17 @@ def persona_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def persona_edit(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
-    """Edit one of the user's own personas (404 for a site persona or another user's)."""
+    """Edit one of the user's own personas (404 for a site persona or another user's).
+
+    Saving a change to a published persona unpublishes it (`services.persona_save_own`);
+    a form posted unchanged saves nothing.
+    """
     persona = get_owned_or_404(selectors.persona_get_own, user=request.user, slug=slug)
     _allowed(request)
     form = OwnPersonaForm(request.POST or None, instance=persona)
     if request.method == "POST" and form.is_valid():
-        services.persona_save_own(persona=form.save(commit=False), owner=request.user)
+        if form.has_changed():
+            services.persona_save_own(persona=form.save(commit=False), owner=request.user)
         return _to_list(request)
     status = 400 if form.is_bound else 200
     context = {"persona": persona, "form": form}

@@ -165,6 +165,24 @@ def test_switching_model_mid_chat(page, site, alice, make_persona, provider, ups
     expect(page.locator("#model-picker select[name=model] option:checked")).to_have_text("Second model")
 
 
+def test_a_chats_temperature_set_in_the_picker_reaches_the_upstream(page, site, alice, make_persona, upstream):
+    conversation = services.conversation_create(owner=alice, persona=make_persona(temperature=1.2))
+    _open(page, site, alice, conversation)
+
+    temperature = page.locator("#model-picker input[name=temperature]")
+    expect(temperature).to_have_attribute("placeholder", "1.2")
+    temperature.fill("0.3")
+    temperature.press("Enter")
+    expect(page.locator("#model-picker input[name=temperature]")).to_have_value("0.3")
+    page.wait_for_function("() => !document.querySelector('#model-picker.htmx-request')")
+    _send(page, "Be precise")
+    _replies_done(page, 2)
+
+    assert [r.body.get("temperature") for r in streamed_requests(upstream)] == [0.3]
+    page.reload()
+    expect(page.locator("#model-picker input[name=temperature]")).to_have_value("0.3")
+
+
 def test_custom_instructions_reach_the_system_message(page, site, alice, persona, upstream):
     _log_in(page, site, alice)
     page.goto(site.url("/account/"))

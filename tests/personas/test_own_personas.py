@@ -90,11 +90,37 @@ def test_site_personas_and_other_users_personas_cannot_be_edited_or_deleted(
 
 
 def test_the_owner_edits_and_deletes_their_persona(client, alice, writers, open_model):
-    own = Persona.objects.create(name="Mine", slug="u-mine", model=open_model, owner=alice, is_published=True)
+    own = Persona.objects.create(name="Mine", slug="u-mine", model=open_model, owner=alice)
     client.force_login(alice)
 
     assert client.post(f"/personas/{own.slug}/", _fields(open_model, name="Renamed")).status_code == 302
     own.refresh_from_db()
-    assert (own.name, own.is_published) == ("Renamed", True)  # publishing stays the admin's
+    assert (own.name, own.is_published) == ("Renamed", False)
     assert client.post(f"/personas/{own.slug}/delete/").status_code == 302
     assert not Persona.objects.filter(pk=own.pk).exists()
+
+
+def test_an_owners_edit_of_a_published_persona_unpublishes_it_until_the_admin_publishes_again(
+    client, alice, bob, writers, open_model
+):
+    own = Persona.objects.create(
+        name="Numbat", slug="u-numbat", model=open_model, owner=alice, is_published=True, **_stored(_fields(open_model))
+    )
+    client.force_login(alice)
+    assert "until an admin publishes it again" in client.get(f"/personas/{own.slug}/").text
+
+    unchanged = client.post(f"/personas/{own.slug}/", _fields(open_model))
+    own.refresh_from_db()
+    assert (unchanged.status_code, own.is_published) == (302, True)  # nothing changed, nothing to review
+
+    changed = client.post(f"/personas/{own.slug}/", _fields(open_model, system_prompt="Say something unreviewed."))
+    own.refresh_from_db()
+    assert (changed.status_code, own.system_prompt, own.is_published) == (302, "Say something unreviewed.", False)
+    assert own not in persona_list_active(user=bob)
+    assert "until an admin publishes it again" not in client.get(f"/personas/{own.slug}/").text
+
+
+def _stored(fields: dict) -> dict:
+    """The form's fields as the model stores them (no model, temperature a number)."""
+    stored = {name: value for name, value in fields.items() if name not in ("name", "model")}
+    return {**stored, "temperature": float(stored["temperature"])}

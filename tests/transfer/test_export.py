@@ -40,10 +40,13 @@ def test_json_export_follows_the_documented_schema(conversation):
     assert document["format"] == "chatsite.conversations" and document["version"] == 1
     assert document["exported_at"] == "2025-04-01T12:00:00Z"
     [record] = document["conversations"]
-    assert set(record) == {"id", "title", "created", "updated", "archived", "pinned", "folder", "persona", "messages"}
+    assert set(record) == {
+        "id", "title", "created", "updated", "archived", "pinned", "folder", "temperature", "persona", "messages"
+    }  # fmt: skip
     assert record["id"] == str(conversation.public_id) and record["title"] == "Trip to Lisbon"
     assert (record["created"], record["updated"]) == ("2025-03-01T09:30:15.123456Z", "2025-03-01T09:34:15.123456Z")
     assert record["archived"] is False and record["pinned"] is False and record["folder"] is None
+    assert record["temperature"] is None
     assert record["persona"] == {
         "name": "Travel guide",
         "slug": "travel",
@@ -123,6 +126,7 @@ def test_record_json_is_what_json_dumps_writes(text):
         pinned_at=START,
         folder_id=1,
         folder=SimpleNamespace(name=text),
+        temperature=0.7,
         persona=persona,
     )
     messages = [

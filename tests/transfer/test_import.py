@@ -169,6 +169,8 @@ def site_document(**changes):
         (site_document(**{"conversations.0.messages.0.status": "done"}), "status must be one of"),
         (site_document(**{"conversations.0.messages.0.prompt_tokens": -1}), "prompt_tokens must be a whole number"),
         (site_document(**{"conversations.0.archived": "yes"}), "archived must be true or false"),
+        (site_document(**{"conversations.0.temperature": 2.5}), "temperature must be a number from 0 to 2"),
+        (site_document(**{"conversations.0.temperature": "hot"}), "temperature must be a number from 0 to 2"),
         (site_document(**{"conversations.0.messages.0.tokens_estimated": 1}), "tokens_estimated must be true or false"),
         (site_document(**{"conversations.0.title": ["x"]}), "Conversation 1: title must be text"),
         (chatgpt_bytes({**chatgpt_conversation(), "current_node": "nope"}), "current_node does not name a message"),
@@ -364,6 +366,7 @@ def test_round_trip_export_import_export_gives_the_same_conversations(alice, bob
     make_conversation(alice, persona, title="Archived one", archived=True)
     travel = make_conversation(alice, None, title="旅行")
     organizing.conversation_set_pinned(conversation=lisbon, pinned=True)
+    Conversation.objects.filter(pk=lisbon.pk).update(temperature=0.7)
     organizing.conversation_move(conversation=travel, folder=organizing.folder_get_or_create(owner=alice, name="Trips"))
     organizing.folder_get_or_create(owner=bob, name="Trips")  # bob's own folder of that name is reused
 
@@ -386,10 +389,10 @@ def test_round_trip_export_import_export_gives_the_same_conversations(alice, bob
         ]
 
     assert without_ids(second) == without_ids(first)
-    assert [(c["title"], c["pinned"], c["folder"]) for c in second["conversations"]] == [
-        ("Lisbon", True, None),
-        ("Archived one", False, None),
-        ("旅行", False, "Trips"),
+    assert [(c["title"], c["pinned"], c["folder"], c["temperature"]) for c in second["conversations"]] == [
+        ("Lisbon", True, None, 0.7),
+        ("Archived one", False, None, None),
+        ("旅行", False, "Trips", None),
     ]
     assert Folder.objects.filter(owner=bob).count() == 1
     assert {c["id"] for c in second["conversations"]}.isdisjoint(c["id"] for c in first["conversations"])
