@@ -416,6 +416,10 @@
       if (sentinel.isConnected) return;  // Not swapped after all.
       list.scrollTop = list.scrollHeight - bottom;
       lastScrollTop = list.scrollTop;
+      // Reading older messages: not following, whether or not the scroll event that brought the
+      // reader to the top has fired yet (it may come after this swap, and then sees no move up).
+      following = fromEnd(list) < FOLLOW_SLACK_PX;
+      refreshJump();
       olderPages += 1;
       seekStep();
     });
@@ -436,7 +440,8 @@
     var bubbles = list.querySelectorAll(":scope > article");
     for (var i = 0; i < bubbles.length; i++) {
       var box = bubbles[i].getBoundingClientRect();
-      if (box.bottom > top) return { id: bubbles[i].id, offset: box.top - top, atEnd: following };
+      // At the end by where the view is, not by `following` alone: a scroll event may still be on its way.
+      if (box.bottom > top) return { id: bubbles[i].id, offset: box.top - top, atEnd: following && fromEnd(list) < FOLLOW_SLACK_PX };
     }
     return null;
   }
