@@ -17,11 +17,9 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
 
 from api.errors import ApiError, ApiErrorKind
-from api.views import _authenticate, _cors, _error, _method
+from api.views import api_view, authenticate, method_check, with_cors
 from conversations import selectors
 from conversations.models import Conversation
 from transfer import export
@@ -48,62 +46,50 @@ def conversation_summary(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-@csrf_exempt
-@never_cache
+@api_view
 async def conversation_list(request: HttpRequest) -> HttpResponse:
     """List the key's user's unarchived conversations, latest activity first.
 
     Query: ``limit`` (1 to 100, default 20); ``after``: the last id of the previous page.
     Errors (OpenAI error objects): 401/403 as every /v1 endpoint; 400 naming ``limit`` or ``after``.
     """
-    try:
-        _method(request, "GET")
-        user = await _authenticate(request)
-        body = await database_sync_to_async(_list)(
-            user=user, limit=_limit(request.GET.get("limit")), after=request.GET.get("after")
-        )
-    except ApiError as exc:
-        return _error(request, exc)
-    return _cors(request, JsonResponse(body, json_dumps_params={"ensure_ascii": False}))
+    method_check(request, "GET")
+    user = await authenticate(request)
+    body = await database_sync_to_async(_list)(
+        user=user, limit=_limit(request.GET.get("limit")), after=request.GET.get("after")
+    )
+    return with_cors(request, JsonResponse(body, json_dumps_params={"ensure_ascii": False}))
 
 
-@csrf_exempt
-@never_cache
+@api_view
 async def conversation_detail(request: HttpRequest, public_id: str) -> HttpResponse:
     """Return one of the key's user's conversations with its shown messages, oldest first (the export record).
 
     Errors: 401/403 as every /v1 endpoint; 404 for another user's or a missing conversation.
     """
-    try:
-        _method(request, "GET")
-        user = await _authenticate(request)
-        record = await database_sync_to_async(_record)(user=user, public_id=public_id)
-    except ApiError as exc:
-        return _error(request, exc)
-    return _cors(request, JsonResponse(record, json_dumps_params={"ensure_ascii": False}))
+    method_check(request, "GET")
+    user = await authenticate(request)
+    record = await database_sync_to_async(_record)(user=user, public_id=public_id)
+    return with_cors(request, JsonResponse(record, json_dumps_params={"ensure_ascii": False}))
 
 
-@csrf_exempt
-@never_cache
+@api_view
 async def conversation_export(request: HttpRequest, public_id: str) -> HttpResponse:
     """Return one conversation as the page's export does: ``format`` markdown (default), json or text.
 
     Errors: 401/403 as every /v1 endpoint; 404 as above; 400 naming ``format``.
     """
     fmt = request.GET.get("format", "markdown")
-    try:
-        _method(request, "GET")
-        user = await _authenticate(request)
-        if fmt not in EXPORT_CONTENT_TYPES:
-            raise ApiError(
-                ApiErrorKind.INVALID_REQUEST,
-                _("Unknown format “%(format)s”: use markdown, json or text.") % {"format": fmt[:20]},
-                param="format",
-            )
-        body = await database_sync_to_async(_export)(user=user, public_id=public_id, fmt=fmt)
-    except ApiError as exc:
-        return _error(request, exc)
-    return _cors(request, HttpResponse(body, content_type=EXPORT_CONTENT_TYPES[fmt]))
+    method_check(request, "GET")
+    user = await authenticate(request)
+    if fmt not in EXPORT_CONTENT_TYPES:
+        raise ApiError(
+            ApiErrorKind.INVALID_REQUEST,
+            _("Unknown format “%(format)s”: use markdown, json or text.") % {"format": fmt[:20]},
+            param="format",
+        )
+    body = await database_sync_to_async(_export)(user=user, public_id=public_id, fmt=fmt)
+    return with_cors(request, HttpResponse(body, content_type=EXPORT_CONTENT_TYPES[fmt]))
 
 
 def _list(*, user: User, limit: int, after: str | None) -> dict[str, Any]:

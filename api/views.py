@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 
 from api import auth, selectors, wire
@@ -34,33 +35,34 @@ _CORS_HEADERS = {
 }
 
 
-_View = Callable[[HttpRequest], Coroutine[Any, Any, HttpResponseBase]]
+_View = Callable[..., Coroutine[Any, Any, HttpResponseBase]]
 
 
-def _api_view(view: _View) -> _View:
-    """Wrap an API view: CSRF off (no cookie authenticates here), ApiError and any failure as error objects."""
+def api_view(view: _View) -> _View:
+    """Wrap a /v1 view (of the request and its URL's parameters): CSRF off (no cookie authenticates
+    here), never cached, ApiError and any failure answered as OpenAI error objects."""
 
     @functools.wraps(view)
-    async def wrapped(request: HttpRequest) -> HttpResponseBase:
+    async def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
-            return await view(request)
+            return await view(request, *args, **kwargs)
         except ApiError as exc:
-            return _error(request, exc)
+            return error_response(request, exc)
         except Exception:
             logger.exception("API request failed: %s %s", request.method, request.path)
             failure = ApiError(ApiErrorKind.SERVER_ERROR, _("The site failed to answer this request. Try again."))
-            return _error(request, failure)
+            return error_response(request, failure)
 
-    return csrf_exempt(wrapped)
+    return csrf_exempt(never_cache(wrapped))
 
 
-@_api_view
+@api_view
 async def models_list(request: HttpRequest) -> HttpResponse:
     """List the models the caller may name: active personas (id = slug) and the models for direct use."""
     if request.method == "OPTIONS":
         return _preflight(request, "GET")
-    _method(request, "GET")
-    user = await _authenticate(request)
+    method_check(request, "GET")
+    user = await authenticate(request)
     personas, models = await sync_to_async(selectors.callable_models)(user=user)
     data = [
         {
@@ -84,10 +86,10 @@ async def models_list(request: HttpRequest) -> HttpResponse:
         }
         for m in models
     ]
-    return _cors(request, JsonResponse({"object": "list", "data": data}))
+    return with_cors(request, JsonResponse({"object": "list", "data": data}))
 
 
-@_api_view
+@api_view
 async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
     """Answer a chat completion request, streamed as Server-Sent Events or as one `chat.completion`.
 
@@ -97,8 +99,8 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
     """
     if request.method == "OPTIONS":
         return _preflight(request, "POST")
-    _method(request, "POST")
-    user = await _authenticate(request)
+    method_check(request, "POST")
+    user = await authenticate(request)
     parsed = wire.parse_completion_request(
         _read_body(request), conversation_header=request.headers.get(wire.CONVERSATION_HEADER)
     )
@@ -116,29 +118,29 @@ async def chat_completions(request: HttpRequest) -> HttpResponse | StreamingHttp
     # The status is known at the first event after the start: an upstream failing before any text gets its own.
     first = await anext(stream)
     if isinstance(first, ChatFailed):
-        return _error(request, first.error, headers)
+        return error_response(request, first.error, headers)
     if parsed.stream:
         response = StreamingHttpResponse(
             _sse(started, first, stream, include_usage=parsed.include_usage),
             content_type="text/event-stream; charset=utf-8",
             headers={**headers, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
-        return _cors(request, response)
+        return with_cors(request, response)
     text: list[str] = []
     event: ChatEvent = first
     while isinstance(event, ChatDelta):
         text.append(event.text)
         event = await anext(stream)
     if isinstance(event, ChatFailed):
-        return _error(request, event.error, headers)
+        return error_response(request, event.error, headers)
     assert isinstance(event, ChatFinished)
     body = wire.completion(
         started, "".join(text), event.finish_reason, wire.usage(event.prompt_tokens, event.completion_tokens)
     )
-    return _cors(request, JsonResponse(body, headers=headers, json_dumps_params={"ensure_ascii": False}))
+    return with_cors(request, JsonResponse(body, headers=headers, json_dumps_params={"ensure_ascii": False}))
 
 
-@_api_view
+@api_view
 async def not_found(request: HttpRequest) -> HttpResponse:
     """Answer any other path under /v1 with a 404 error object, as OpenAI clients expect, not an HTML page."""
     raise ApiError(
@@ -174,7 +176,7 @@ async def _sse(
         await stream.aclose()  # type: ignore[attr-defined]  # An async generator: a client gone stops the reply.
 
 
-async def _authenticate(request: HttpRequest) -> User:
+async def authenticate(request: HttpRequest) -> User:
     """Return the key's user from `Authorization: Bearer KEY`; cookies never count."""
     header = request.headers.get("Authorization", "")
     scheme, _space, key = header.partition(" ")
@@ -182,7 +184,7 @@ async def _authenticate(request: HttpRequest) -> User:
     return await sync_to_async(auth.key_authenticate)(presented=presented)
 
 
-def _method(request: HttpRequest, allowed: str) -> None:
+def method_check(request: HttpRequest, allowed: str) -> None:
     if request.method != allowed:
         raise ApiError(
             ApiErrorKind.METHOD_NOT_ALLOWED,
@@ -215,7 +217,7 @@ def _read_body(request: HttpRequest) -> bytes:
     return body
 
 
-def _error(request: HttpRequest, error: ApiError, headers: dict[str, str] | None = None) -> HttpResponse:
+def error_response(request: HttpRequest, error: ApiError, headers: dict[str, str] | None = None) -> HttpResponse:
     """Return `error` as its OpenAI error object with its status (and Retry-After for a 429, as RFC 9110 §10.2.3)."""
     response = JsonResponse(error.as_object(), status=error.status, headers=headers or {})
     if error.retry_after_s is not None:
@@ -223,8 +225,9 @@ def _error(request: HttpRequest, error: ApiError, headers: dict[str, str] | None
     if error.kind == ApiErrorKind.UNAUTHENTICATED:
         response["WWW-Authenticate"] = 'Bearer realm="api"'
     if error.kind == ApiErrorKind.METHOD_NOT_ALLOWED:
-        response["Allow"] = "GET, OPTIONS" if request.path.endswith("/models") else "POST, OPTIONS"
-    return _cors(request, response)
+        # Chat completions is the one /v1 route that takes POST; every other one is GET.
+        response["Allow"] = "POST, OPTIONS" if request.path.endswith("/chat/completions") else "GET, OPTIONS"
+    return with_cors(request, response)
 
 
 def _allowed_origin(request: HttpRequest) -> str | None:
@@ -232,7 +235,7 @@ def _allowed_origin(request: HttpRequest) -> str | None:
     return origin if origin and origin in settings.CHAT_API_CORS_ORIGINS else None
 
 
-def _cors(request: HttpRequest, response: _Response) -> _Response:
+def with_cors(request: HttpRequest, response: _Response) -> _Response:
     """Add CORS headers for an origin the admin lists (CHAT_API_CORS_ORIGINS); none otherwise. Never credentials."""
     origin = _allowed_origin(request)
     if origin is not None:
@@ -249,4 +252,4 @@ def _preflight(request: HttpRequest, method: str) -> HttpResponse:
         response["Access-Control-Allow-Methods"] = f"{method}, OPTIONS"
         for name, value in _CORS_HEADERS.items():
             response[name] = value
-    return _cors(request, response)
+    return with_cors(request, response)
