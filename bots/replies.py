@@ -10,7 +10,6 @@ Commands (`/help`, `/new`, `/link CODE`) are answered here.
 """
 
 import asyncio
-import contextvars
 import logging
 import re
 from typing import Protocol
@@ -29,9 +28,6 @@ from conversations.models import Message
 
 logger = logging.getLogger(__name__)
 
-# Strong references to running answers (the event loop keeps only weak ones); process-local bookkeeping.
-_running: set[asyncio.Task] = set()
-
 NEW_COMMANDS = {"/new", "新对话", "新對話"}
 HELP_COMMANDS = {"/help", "帮助", "幫助"}
 LINK_COMMAND = re.compile(r"^/link\s+(\S+)$", re.IGNORECASE)
@@ -49,16 +45,12 @@ class Sink(Protocol):
 
 
 def start_background(coroutine) -> asyncio.Task:
-    """Run `coroutine` in its own task on the running loop, after the callback has been answered; return the task.
+    """Run `coroutine` after the callback has been answered, detached from the request; return the task.
 
-    The task starts from an empty context, not the request's: Django runs each
-    request's database calls on an executor (asgiref's ThreadSensitiveContext)
-    that closes with the response.
+    `generation.start_detached`, in the person's language later (`answer`), not the platform request's.
     """
-    task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
-    _running.add(task)
-    task.add_done_callback(_running.discard)
-    return task
+    with translation.override(None):
+        return generation.start_detached(coroutine)
 
 
 def person_language(*, user, text: str) -> str:

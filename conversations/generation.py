@@ -23,7 +23,9 @@ reply's usage, and sends nothing to the channel layer.
 import asyncio
 import contextvars
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, replace
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -41,6 +43,25 @@ logger = logging.getLogger(__name__)
 # ones. Process-local bookkeeping, not shared state: stop and sync go through
 # the channel layer, so any worker can reach any generation.
 _running: set[asyncio.Task] = set()
+
+
+def start_detached(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
+    """Run `coroutine` in a task of its own on the running loop, from a context of its own; return the task.
+
+    Work started by an HTTP request (a reply, a bot's answer) outlives it, and
+    the request's context holds asgiref's thread-sensitive executor, which
+    ends with the response: the task starts from an empty context, with only
+    the caller's language active. A strong reference is kept until it ends
+    (the event loop keeps only weak ones).
+    """
+    context = contextvars.Context()
+    language = translation.get_language()
+    if language:
+        context.run(translation.activate, language)
+    task = asyncio.get_running_loop().create_task(coroutine, context=context)
+    _running.add(task)
+    task.add_done_callback(_running.discard)
+    return task
 
 
 @dataclass(frozen=True)
@@ -73,20 +94,11 @@ def start_reply(job: ReplyJob, *, listener: ReplyListener | None = None) -> "Rep
 
     listener: a queue that gets every upstream delta, uncoalesced, as it
         arrives, then one `ReplyEnd` once the reply is stored.
-    The task runs in a context of its own, with only the caller's language
-    active: a reply asked for by an HTTP request (a new chat's first message,
-    `views.chat.conversation_create`, or the API) outlives the request, and
-    the request's context holds asgiref's thread for it, which ends with it.
+    The task is detached (`start_detached`): a reply asked for by an HTTP
+    request (a new chat's first message, the API) outlives the request.
     """
-    context = contextvars.Context()
-    language = translation.get_language()
-    if language:
-        context.run(translation.activate, language)
     generator = ReplyGenerator(job, listener=listener)
-    task = asyncio.get_running_loop().create_task(generator.run(), context=context)
-    generator.task = task
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+    generator.task = start_detached(generator.run())
     return generator
 
 

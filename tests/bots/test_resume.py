@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.apps import apps
 from django.utils import timezone
 
-from bots import replies, resume
+from bots import resume
 from bots.models import Delivery
 from conversations import generation, serving
 from conversations.models import Message
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 async def stop_the_process() -> None:
     """Cancel every answer and generation of this process, as a restart would, and age what they left."""
-    tasks = [*replies._running, *generation._running]
+    tasks = [*generation._running]
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
