@@ -11,6 +11,7 @@ import re
 from collections.abc import Mapping
 from enum import StrEnum
 
+import aiohttp
 import httpx2
 import openai
 from django.utils.translation import gettext as _
@@ -66,6 +67,8 @@ class LLMError(Exception):
 def map_error(exc: BaseException, *, config: UpstreamConfig, model: str, started: bool) -> LLMError:
     """Translate an SDK, transport or timeout exception into an `LLMError` with an actionable message."""
     detail = _scrub(_upstream_message(exc), config.api_key)
+    if _connection_lost(exc):
+        exc = httpx2.TransportError(detail)
     if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException, TimeoutError)):
         return _timeout_error(exc, config)
     if isinstance(exc, openai.APIStatusError):
@@ -93,6 +96,22 @@ def map_error(exc: BaseException, *, config: UpstreamConfig, model: str, started
         )
     logger.warning("Unexpected transport error from provider %s: %s", config.base_url, type(exc).__name__)
     return LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    """Return whether `exc` comes from an aiohttp connection that closed or failed rather than timed out.
+
+    The SDK's aiohttp transport (`openai.DefaultAioHttpClient`, llm/client.py)
+    reports every `aiohttp.ClientConnectionError`, a refused connection or a
+    server that hung up included, as httpx's `ConnectTimeout`; the aiohttp
+    exception it came from is kept as its `__cause__`.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, aiohttp.ClientConnectionError):
+            return not isinstance(seen, (aiohttp.ServerTimeoutError, aiohttp.SocketTimeoutError))
+        seen = seen.__cause__
+    return False
 
 
 # How providers say a prompt overflowed the context window. OpenAI: code context_length_exceeded, "This

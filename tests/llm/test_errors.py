@@ -1,5 +1,7 @@
 """What an upstream failure shows: the provider's message, cut and scrubbed; and no redirect is followed."""
 
+import asyncio
+
 import pytest
 from aiohttp import web
 
@@ -139,3 +141,64 @@ async def test_an_overflowing_prompt_is_reported_as_too_long_for_the_context_win
     error = await stream_error(answer, "长" * 5000)
     assert error.kind == llm.ErrorKind.CONTEXT_TOO_LONG
     assert "too long for the model's context window" in error.message
+
+
+async def _stream_from_socket_server(handle) -> llm.LLMError:
+    """Stream from a bare TCP server running `handle(reader, writer)`; return the LLMError raised."""
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = llm.UpstreamConfig(base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY)
+    request = llm.ChatRequest(model="local", messages=[{"role": "user", "content": "hi"}])
+    try:
+        with pytest.raises(llm.LLMError) as raised:
+            async for _event in llm.stream_chat(config, request):
+                pass
+    finally:
+        server.close()
+        await server.wait_closed()
+    return raised.value
+
+
+async def test_a_server_that_hangs_up_before_answering_is_unreachable_not_a_timeout():
+    # The SDK's aiohttp transport reports any closed connection as a connect timeout: that would
+    # tell the admin to raise a timeout that never ran out.
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.close()
+
+    error = await _stream_from_socket_server(hang_up)
+    assert error.kind == llm.ErrorKind.UNAVAILABLE
+    assert "Could not connect to the provider." in error.message and "within" not in error.message
+
+
+async def test_a_server_that_hangs_up_mid_stream_dropped_the_connection():
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        event = b'data: {"choices":[{"index":0,"delta":{"content":"Hel"}}]}\n\n'
+        writer.write(head + b"%x\r\n%s\r\n" % (len(event), event))
+        await writer.drain()
+        writer.close()
+
+    error = await _stream_from_socket_server(cut)
+    assert error.kind == llm.ErrorKind.CONNECTION_DROPPED
+
+
+async def test_a_completion_answered_with_a_body_that_is_not_json_is_a_bad_response():
+    # The SDK returns such a body as a str (a proxy's HTML page, or an SSE stream to a plain request).
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<html>Welcome to nginx!</html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    config = llm.UpstreamConfig(base_url=f"http://127.0.0.1:{runner.addresses[0][1]}/v1", api_key=KEY)
+    request = llm.ChatRequest(model="local", messages=[{"role": "user", "content": "hi"}])
+    try:
+        with pytest.raises(llm.LLMError) as raised:
+            await llm.complete_once(config, request)
+    finally:
+        await runner.cleanup()
+    assert raised.value.kind == llm.ErrorKind.BAD_RESPONSE
