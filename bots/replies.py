@@ -208,7 +208,7 @@ def reply_text(*, message_pk: int) -> str:
     except Message.DoesNotExist:
         return _("This conversation was deleted on the site.")
     if message.status == Message.Status.STREAMING:  # Its worker died: what was checkpointed is what there is.
-        conversation_services.replies_interrupt_stale(conversation=message.conversation)
+        conversation_services.replies_streaming_live(conversation=message.conversation)
         message.refresh_from_db()
     text = message.content
     note = message.error_text

@@ -342,8 +342,7 @@ def _is_unicode(text: str) -> bool:
 @database_sync_to_async
 def _load(user, public_id) -> tuple[Conversation, list]:
     conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
-    services.replies_interrupt_stale(conversation=conversation)
-    return conversation, selectors.message_streaming_ids(conversation=conversation)
+    return conversation, [m.public_id for m in services.replies_streaming_live(conversation=conversation)]
 
 
 @database_sync_to_async
@@ -356,8 +355,7 @@ def _resync(user, public_id, *, full: bool, shown_streaming: list[str]) -> tuple
     shows as streaming but that have finished meanwhile.
     """
     conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
-    services.replies_interrupt_stale(conversation=conversation)
-    streaming_ids = selectors.message_streaming_ids(conversation=conversation)
+    streaming_ids = [m.public_id for m in services.replies_streaming_live(conversation=conversation)]
     if full:
         return fragments.message_list_html(conversation=conversation), streaming_ids
     finished = selectors.message_list_by_ids(conversation=conversation, public_ids=shown_streaming)

@@ -144,11 +144,13 @@ def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversat
     if not getattr(user, "is_authenticated", False):
         raise Conversation.DoesNotExist
     try:
-        return Conversation.objects.select_related("persona__model__provider", "chat_model__provider").get(
+        conversation = Conversation.objects.select_related("persona__model__provider", "chat_model__provider").get(
             owner=user, public_id=public_id
         )
     except (ValueError, TypeError, ValidationError):  # Not a UUID.
         raise Conversation.DoesNotExist from None
+    conversation.owner = user  # It is theirs: `conversation.owner` costs no query (a reply's quota line reads it).
+    return conversation
 
 
 def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Message]:
@@ -220,15 +222,6 @@ def message_page_from(*, conversation: Conversation, first: Message, size: int =
     return MessagePage(messages=rows, more_before=shown.filter(_earlier_than(first)).exists())
 
 
-def message_streaming_ids(*, conversation: Conversation) -> list[UUID]:
-    """Return the public ids of `conversation`'s replies still streaming."""
-    return list(
-        Message.objects.filter(conversation=conversation, status=Message.Status.STREAMING).values_list(
-            "public_id", flat=True
-        )
-    )
-
-
 @dataclass(frozen=True)
 class UpstreamHistory:
     """What a reply may see: the greeting, the latest finished messages (oldest first), how many there are in all."""
@@ -245,26 +238,25 @@ def message_history_for_upstream(*, conversation: Conversation, limit: int) -> U
     message (`conversation_create` writes it). Failed, empty and streaming
     replies are left out, so an error bubble never becomes model input.
     `total` counts every such message, for "N of M messages in context".
-    Three queries.
+    One query when the finished messages, greeting included, are at most
+    `limit` + 1 (a send reads this on every message); else three.
     """
     messages = message_list_for_conversation(conversation=conversation)
-    first = messages.first()
-    greeting = first if first is not None and first.role == Message.Role.ASSISTANT else None
     finished = messages.filter(status__in=[Message.Status.COMPLETE, Message.Status.STOPPED]).exclude(content="")
+    newest = list(finished.order_by("-created_at", "-id")[: limit + 2])
+    whole = len(newest) < limit + 2
+    if whole and newest and newest[-1].parent_id is None:
+        # Every finished message is here, and the oldest starts the conversation.
+        first: Message | None = newest[-1]
+    else:
+        first = messages.first()
+    greeting = first if first is not None and first.role == Message.Role.ASSISTANT else None
+    others = [m for m in newest if greeting is None or m.pk != greeting.pk]
+    recent = others[:limit]
     if greeting is not None:
         finished = finished.exclude(pk=greeting.pk)
-    recent = list(finished.order_by("-created_at", "-id")[:limit])
-    total = len(recent) if len(recent) < limit else finished.count()
+    total = len(others) if whole else finished.count()
     return UpstreamHistory(greeting=greeting, recent=recent[::-1], total=total)
-
-
-def message_is_only_question(*, message: Message) -> bool:
-    """Return whether `message` is the only user message of its conversation, counting earlier versions."""
-    return (
-        not Message.objects.filter(conversation_id=message.conversation_id, role=Message.Role.USER)
-        .exclude(pk=message.pk)
-        .exists()
-    )
 
 
 def message_versions(*, conversation: Conversation, messages: list[Message]) -> dict[int, Versions]:
@@ -424,7 +416,7 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     - started in the last 60 s;
     - streaming; with `stale_before`, only those whose heartbeat (or, without
       one, whose start) is at or after it: an older one was left by a worker
-      that died and is no longer being written (see conversations.services.replies_interrupt_stale);
+      that died and is no longer being written (see conversations.services.replies_streaming_live);
     and the tokens of the replies started since local midnight, from the
     day's `DailyUsage` row (services.usage_add adds each reply's as it is
     stored). Other users' messages never count. Rows read: the site's

@@ -367,8 +367,7 @@ def _last_current(conversation: Conversation) -> Message | None:
 
 
 def _refuse_while_streaming(conversation: Conversation) -> None:
-    replies_interrupt_stale(conversation=conversation)
-    if Message.objects.filter(conversation=conversation, status=Message.Status.STREAMING).exists():
+    if replies_streaming_live(conversation=conversation):
         raise ValidationError(_("Wait for the reply to finish, or stop it, first."), code="streaming")
 
 
@@ -514,26 +513,25 @@ def reply_checkpoint(*, message: Message, content: str) -> bool:
     )
 
 
-def replies_interrupt_stale(*, conversation: Conversation) -> int:
-    """Mark `conversation`'s streaming replies whose worker stopped beating as interrupted; return how many.
+def replies_streaming_live(*, conversation: Conversation) -> list[Message]:
+    """Return `conversation`'s streaming replies, once those whose worker stopped beating are marked interrupted.
 
     A reply is stale when its heartbeat (or, without one, its creation) is
     older than `settings.CHAT_STALE_AFTER_S`: the worker writing it died.
     Its checkpointed text is kept and rendered. One read; one write per stale reply.
     """
     cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER_S)
-    stale = list(
-        Message.objects.filter(conversation=conversation, status=Message.Status.STREAMING).filter(
-            Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
-        )
-    )
-    for message in stale:
+    live = []
+    for message in Message.objects.filter(conversation=conversation, status=Message.Status.STREAMING):
+        if (message.heartbeat_at or message.created_at) >= cutoff:
+            live.append(message)
+            continue
         Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
             status=Message.Status.INTERRUPTED,
             content_html=rendering.render_markdown(message.content) if message.content else "",
             error_text=_("This reply was interrupted: the server writing it stopped. Send again or regenerate it."),
         )
-    return len(stale)
+    return live
 
 
 REPLY_ACTIONS = ("send", "edit", "regenerate", "continue")

@@ -134,9 +134,8 @@ def reply_job_build(*, conversation: Conversation, message: Message, persona: Pe
     upstream = _select(conversation=conversation, persona=persona, model=model, next_message=None)
     question = upstream.history.recent[-1]
     messages = [_with_image_data(m, upstream.images) for m in upstream.context.messages]
-    wants_title = conversation.title_source == Conversation.TitleSource.FIRST_MESSAGE and (
-        selectors.message_is_only_question(message=question)
-    )
+    # The question is the shown conversation's only message besides the greeting (the reply is not finished).
+    wants_title = conversation.title_source == Conversation.TitleSource.FIRST_MESSAGE and upstream.history.total == 1
     return ReplyJob(
         conversation_id=conversation.public_id,
         message=message,

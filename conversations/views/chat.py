@@ -156,7 +156,7 @@ def conversation_detail(request: AuthenticatedHttpRequest, public_id) -> HttpRes
     is there; an unknown or hidden message is ignored.
     """
     conversation = get_owned_or_404(selectors.conversation_get_for_user, user=request.user, public_id=public_id)
-    services.replies_interrupt_stale(conversation=conversation)  # A dead worker's reply is not "streaming" forever.
+    services.replies_streaming_live(conversation=conversation)  # A dead worker's reply is not "streaming" forever.
     around = _message_or_none(request, conversation, request.GET.get("around", ""))
     if around is None:
         page = selectors.message_page_for_conversation(conversation=conversation)

@@ -65,6 +65,10 @@ def test_history_without_greeting_is_only_messages(alice, make_persona):
     assert history.greeting is None and [m.content for m in history.recent] == ["only"] and history.total == 1
 
 
-def test_streaming_ids(conversation):
-    sent = services.message_send(conversation=conversation, text="hi")
-    assert selectors.message_streaming_ids(conversation=conversation) == [sent.assistant_message.public_id]
+def test_a_history_within_the_limit_is_read_in_one_query(conversation, django_assert_num_queries):
+    # A send reads it on every message: the greeting comes with the latest messages, and needs no count.
+    question = services.message_send(conversation=conversation, text="u1").user_message
+    with django_assert_num_queries(1):
+        history = selectors.message_history_for_upstream(conversation=conversation, limit=10)
+    assert history.greeting.content == "Hello! How can I help?"
+    assert history.recent == [question] and history.total == 1
