@@ -33,12 +33,13 @@ def _defaults(settings):
 
 
 def _reply(user, *, at: datetime, status=Message.Status.COMPLETE, prompt=None, completion=None, heartbeat_at=None):
-    """Save an assistant reply of `user`'s started at `at` (and its question, just before)."""
+    """Save an assistant reply `user` asked for, started at `at` (and its question, just before), in their chat."""
     conversation = Conversation.objects.filter(owner=user).first() or Conversation.objects.create(owner=user)
-    question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content="Hi")
+    question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content="Hi", asked_by=user)
     reply = Message.objects.create(
         conversation=conversation,
         parent=question,
+        asked_by=user,
         role=Message.Role.ASSISTANT,
         status=status,
         prompt_tokens=prompt,

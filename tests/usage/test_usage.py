@@ -30,12 +30,16 @@ def at(day, hour=12):
     return timezone.make_aware(datetime.combine(day, time(hour)), timezone.get_default_timezone())
 
 
-def exchange(conversation, moment, *, tokens=(10, 20), status="complete", ttft_ms=300, model_id=None):
-    """Save a question and its reply at `moment`, as the site would have stored them."""
-    question = Message.objects.create(conversation=conversation, role="user", content="q")
+def exchange(
+    conversation, moment, *, tokens=(10, 20), status="complete", ttft_ms=300, model_id=None, asked_by=None
+):
+    """Save a question and its reply at `moment`, as the site would have stored them (asked by the owner if None)."""
+    asked_by = asked_by or conversation.owner
+    question = Message.objects.create(conversation=conversation, role="user", content="q", asked_by=asked_by)
     reply = Message.objects.create(
         conversation=conversation,
         parent=question,
+        asked_by=asked_by,
         role="assistant",
         content="a",
         status=status,
