@@ -189,7 +189,7 @@ def _asker_id(conversation: Conversation, asked_by: User | None) -> int:
     return asked_by.pk if asked_by is not None else conversation.owner_id
 
 
-def _reply_create(*, conversation: Conversation, question: Message, asked_by_id: int) -> Message:
+def _reply_create(*, conversation: Conversation, question: Message, asked_by_id: int | None) -> Message:
     """Create the empty, streaming reply to `question` that a generation will fill, asked for by user `asked_by_id`."""
     return Message.objects.create(
         conversation=conversation,
