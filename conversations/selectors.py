@@ -337,15 +337,25 @@ EXPORT_MESSAGE_FIELDS = (
 def conversation_iter_for_export(*, user: User, chunk_size: int = EXPORT_ROWS_PER_FETCH) -> Iterator[Conversation]:
     """Yield every conversation of `user`, archived ones too, in creation order, persona, model and folder loaded.
 
-    Rows come `chunk_size` at a time from one query (a server-side cursor
-    on PostgreSQL), never as one list.
+    With them, the conversations of other accounts in which `user` asked
+    something (IM group chats, whose conversation belongs to the group's own
+    account: bots), each with `export_part_of` set to `user.pk` (None on the
+    user's own) and no title (the group's came from whoever spoke first):
+    `message_iter_for_export` gives only `user`'s part of them, their
+    questions and the replies to them. Rows come `chunk_size` at a time from
+    one query (a server-side cursor on PostgreSQL), never as one list.
     """
-    return (
-        Conversation.objects.filter(owner=user)
+    asked_elsewhere = Message.objects.filter(asked_by=user).exclude(conversation__owner=user).values("conversation_id")
+    conversations = (
+        Conversation.objects.filter(Q(owner=user) | Q(pk__in=asked_elsewhere))
+        .annotate(export_part_of=Case(When(owner=user, then=None), default=Value(user.pk), output_field=IntegerField()))
         .select_related("persona__model", "folder")
         .order_by("id")
-        .iterator(chunk_size=chunk_size)
     )
+    for conversation in conversations.iterator(chunk_size=chunk_size):
+        if conversation.export_part_of is not None:
+            conversation.title = ""
+        yield conversation
 
 
 def message_iter_for_export(
@@ -357,6 +367,8 @@ def message_iter_for_export(
 ) -> Iterator[tuple[Conversation, list[Any]]]:
     """Pair each of `conversations` (already scoped to their owner) with its current path, oldest first.
 
+    Of a conversation with `export_part_of` (a user's pk:
+    `conversation_iter_for_export`), only the messages that user asked.
     The messages are rows, not models: named tuples of `conversation_id`
     and `fields` (Message field names), read as values; building a model
     per message took most of an export's reading time. One query per
@@ -366,8 +378,12 @@ def message_iter_for_export(
     """
     conversations = iter(conversations)
     while batch := sorted(islice(conversations, per_query), key=lambda conversation: conversation.pk):
+        parts = Q(conversation__in=[c for c in batch if getattr(c, "export_part_of", None) is None])
+        for conversation in batch:
+            if (asker_id := getattr(conversation, "export_part_of", None)) is not None:
+                parts |= Q(conversation=conversation, asked_by_id=asker_id)
         rows = (
-            Message.objects.filter(conversation__in=batch, is_current=True)
+            Message.objects.filter(parts, is_current=True)
             .order_by("conversation_id", "created_at", "id")
             .values_list("conversation_id", *fields, named=True)
             .iterator(chunk_size=chunk_size)

@@ -1,8 +1,13 @@
 """In an IM group chat each member is charged for what they ask: their own quota, usage and link, never the group's."""
 
+import io
+import json
+import zipfile
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
+from django.urls import reverse
 
 from bots import services
 from bots.models import BotChat, BotIdentity
@@ -100,3 +105,25 @@ async def test_linking_moves_what_a_member_asked_in_groups_to_the_site_account(s
     assert question.asked_by_id == alice.pk
     assert (await sync_to_async(user_usage)(user=alice)).sends_last_minute == 1
     assert [row.user_id async for row in DailyUsage.objects.all()] == [alice.pk]
+
+
+async def test_a_linked_members_export_holds_what_they_asked_in_the_group_and_not_the_others(
+    site, feishu_channel, alice, client
+):
+    code = await sync_to_async(services.link_code_create)(user=alice)
+    link = message_event(text=f"/link {code}", token=FEISHU_TOKEN, open_id="ou_ann", chat_id="oc_ann")
+    await post_event(site, feishu_channel, link)
+    await async_wait_until(deliveries_done, timeout_s=20)
+    await ask_in_group(site, feishu_channel, "ben opens the group", member="ou_ben")
+    await ask_in_group(site, feishu_channel, "ann asks the bot", member="ou_ann")
+
+    def exported():
+        client.force_login(alice)
+        archive = zipfile.ZipFile(io.BytesIO(b"".join(client.get(reverse("transfer:export-all")).streaming_content)))
+        return json.loads(archive.read("conversations.json"))["conversations"]
+
+    [group] = await sync_to_async(exported)()
+    assert group["group_chat"] is True and group["title"] == ""
+    assert [m["role"] for m in group["messages"]] == ["user", "assistant"]
+    assert group["messages"][0]["content"] == "ann asks the bot"
+    assert "ben opens the group" not in json.dumps(group, ensure_ascii=False)
