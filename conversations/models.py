@@ -67,10 +67,6 @@ class Conversation(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("last activity"), auto_now_add=True, db_index=False)
 
-    # Not a field: set by selectors.conversation_iter_for_export on another account's conversation (an IM
-    # group chat) in which the exporting user asked: that user's pk, whose part alone is exported.
-    export_part_of: int | None  # absent otherwise
-
     class Meta:
         verbose_name = _("conversation")
         verbose_name_plural = _("conversations")
