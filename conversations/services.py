@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -247,7 +248,7 @@ def reply_finish(
         if not Message.objects.filter(pk=message.pk).update(**fields):
             raise Message.DoesNotExist("The conversation was deleted while the reply was written.")
         tokens = (prompt_tokens or 0) + (completion_tokens or 0)
-        if tokens and message.asked_by_id is not None:  # Counted for who asked (None: deleted meanwhile).
+        if tokens and message.asked_by_id is not None:  # Counted for who asked (None: account deleted).
             usage_add(user_id=message.asked_by_id, started_at=message.created_at, tokens=tokens)
     for name, value in fields.items():
         setattr(message, name, value)
@@ -329,7 +330,12 @@ def messages_append(
 
 
 def usage_add(*, user_id: int, started_at: datetime, tokens: int) -> None:
-    """Add `tokens` to the user's usage of the local day (settings.TIME_ZONE) of `started_at`. Two queries at most."""
+    """Add `tokens` to the user's usage of the local day (settings.TIME_ZONE) of `started_at`.
+
+    One query, three on the user's first reply of the day. Nothing is added
+    for a user deleted meanwhile (the asker of a reply whose IM identity was
+    linked to a site account while it streamed: bots).
+    """
     _usage_add_day(
         user_id=user_id, day=timezone.localtime(started_at, timezone.get_default_timezone()).date(), tokens=tokens
     )
@@ -338,6 +344,8 @@ def usage_add(*, user_id: int, started_at: datetime, tokens: int) -> None:
 def _usage_add_day(*, user_id: int, day: date, tokens: int) -> None:
     if DailyUsage.objects.filter(user_id=user_id, day=day).update(tokens=F("tokens") + tokens):
         return
+    if not get_user_model().objects.filter(pk=user_id).exists():  # A row would fail its foreign key at commit,
+        return  # taking the caller's transaction (the stored reply) with it.
     try:
         with transaction.atomic():
             DailyUsage.objects.create(user_id=user_id, day=day, tokens=tokens)
@@ -350,8 +358,8 @@ def asked_move(*, from_user: User, to_user: User) -> None:
 
     For an account about to be deleted whose person now uses another one (an
     IM identity linked to a site account): the quotas and the usage pages
-    keep counting what they asked, in group chats too. One update, then two
-    queries per day of usage.
+    keep counting what they asked, in group chats too. One update, then one
+    to three queries per day of usage.
     """
     with transaction.atomic():
         Message.objects.filter(asked_by=from_user).update(asked_by=to_user)

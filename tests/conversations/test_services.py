@@ -128,6 +128,21 @@ def test_a_group_members_send_is_checked_and_charged_against_their_quota_not_the
     services.reply_request(user=bob, public_id=group_chat.public_id, action="send", text="bob's own")  # his quota
 
 
+def test_a_reply_whose_asker_was_deleted_while_it_streamed_is_stored_and_charged_to_nobody(
+    alice, bob, django_user_model, persona
+):
+    member = django_user_model.objects.create_user("feishu-user-1")  # linked to alice meanwhile: deleted
+    group_chat = services.conversation_create(owner=bob, persona=persona)
+    reply = services.message_send(conversation=group_chat, text="hi", asked_by=member).assistant_message
+    member.delete()
+
+    services.reply_finish(message=reply, content="ok", status="complete", prompt_tokens=4, completion_tokens=3)
+
+    connection.check_constraints()  # what a commit checks: no usage row for a user who is gone
+    assert Message.objects.get(pk=reply.pk).status == "complete"
+    assert not DailyUsage.objects.exists()
+
+
 def test_nul_characters_never_reach_the_database(conversation):
     # PostgreSQL text cannot hold U+0000 (SQLite can): both store U+FFFD instead.
     text = services.message_text_clean(text="java\x00script")
