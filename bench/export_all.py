@@ -81,6 +81,7 @@ def _setup(messages: int, per_conversation: int):
     rows = (
         Message(
             conversation=conversation,
+            asked_by=user,
             role="user" if i % 2 == 0 else "assistant",
             content=_text(rng),
             model_id="" if i % 2 == 0 else "bench-model",

@@ -78,9 +78,9 @@ def _setup(users: int, messages: int, seed: int = 1):
     columns = (
         "public_id, conversation_id, parent_id, is_current, role, content, content_html, status, error_text, "
         "model_id, finish_reason, prompt_tokens, completion_tokens, content_tokens, tokens_counter, "
-        "tokens_estimated, ttft_ms, duration_ms, idempotency_key, heartbeat_at, created_at"
+        "tokens_estimated, ttft_ms, duration_ms, idempotency_key, heartbeat_at, created_at, asked_by_id"
     )
-    sql = f"INSERT INTO conversations_message ({columns}) VALUES ({', '.join(['%s'] * 21)})"
+    sql = f"INSERT INTO conversations_message ({columns}) VALUES ({', '.join(['%s'] * 22)})"
     next_id = (Message.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
     pairs = messages // 2
     with connection.cursor() as cursor:
@@ -92,13 +92,14 @@ def _setup(users: int, messages: int, seed: int = 1):
                 error = rng.random() < 0.02
                 rows.append(
                     (uuid.uuid4().hex, conversation.pk, None, True, "user", "q", "", "complete", "", "", "",
-                     None, None, 2, "", False, None, None, "", None, asked)
+                     None, None, 2, "", False, None, None, "", None, asked, conversation.owner_id)
                 )  # fmt: skip
                 rows.append(
                     (uuid.uuid4().hex, conversation.pk, next_id, True, "assistant", "a", "<p>a</p>",
                      "error" if error else "complete", "Upstream error." if error else "", model_of[conversation.pk],
                      "" if error else "stop", rng.randrange(50, 2000), 0 if error else rng.randrange(20, 800), 2, "",
-                     False, rng.randrange(150, 3000), rng.randrange(500, 20000), "", None, asked + timedelta(seconds=1))
+                     False, rng.randrange(150, 3000), rng.randrange(500, 20000), "", None, asked + timedelta(seconds=1),
+                     conversation.owner_id)
                 )  # fmt: skip
                 next_id += 2
             with transaction.atomic():

@@ -107,7 +107,9 @@ class BotChat(models.Model):
     """One IM chat (a direct chat or a group) and the conversation that continues it.
 
     A direct chat's conversation belongs to the person's user; a group's to an
-    account of the group's own, so the group has one shared history and quota.
+    account of the group's own, so the group has one shared history. Each
+    member's message is asked by them (`Message.asked_by`): it counts toward
+    their own quota and usage, never the group account's.
     """
 
     channel = models.ForeignKey(BotChannel, on_delete=models.CASCADE, related_name="chats")

@@ -1,7 +1,8 @@
 """Answer a person's IM message with the channel's persona, through the site's own reply machinery.
 
 The same path as a browser tab: `conversations.services.reply_request` saves
-the question under the chat owner's quota and builds the job,
+the question in the chat's conversation under the sender's own quota (in a
+group too: each member is charged for what they ask) and builds the job,
 `conversations.generation.start_reply` streams it; this module listens on
 the conversation's channel layer group like a tab does (`reply.delta`,
 `reply.final`, see conversations/events.py) and hands the text to a
@@ -92,7 +93,7 @@ def _load(delivery_id: int) -> tuple[Delivery, BotChat, BotIdentity]:
 
 
 @database_sync_to_async
-def _request(*, chat: BotChat, delivery: Delivery) -> conversation_services.RequestedReply:
+def _request(*, chat: BotChat, delivery: Delivery, identity: BotIdentity) -> conversation_services.RequestedReply:
     conversation = services.chat_conversation(chat=chat)
     requested = conversation_services.reply_request(
         user=chat.owner,
@@ -100,6 +101,7 @@ def _request(*, chat: BotChat, delivery: Delivery) -> conversation_services.Requ
         action="send",
         text=delivery.text,
         idempotency_key=f"bot:{delivery.pk}",
+        asked_by=identity.user,
     )
     services.delivery_update(delivery=delivery, state=Delivery.State.REPLYING, reply=requested.job.message)
     return requested
@@ -152,8 +154,8 @@ async def _answer(*, delivery: Delivery, chat: BotChat, identity: BotIdentity, s
         )
         return
     try:
-        requested = await _request(chat=chat, delivery=delivery)
-    except ValidationError as exc:  # A quota, an empty or too long message, a persona gone: said in the chat.
+        requested = await _request(chat=chat, delivery=delivery, identity=identity)
+    except ValidationError as exc:  # The sender's quota, a message too long, a persona gone: said in the chat.
         await sink.say(" ".join(exc.messages))
         return
     except conversation_services.DuplicateSend:

@@ -134,7 +134,9 @@ def identity_link(*, identity: BotIdentity, code: str) -> User:
     """Link `identity` to the site user whose code this is; their IM chats move to that user's sidebar.
 
     The conversations and chats of the identity's own account move to the
-    site user, and that account is deleted. Returns the site user.
+    site user, with what it asked in group chats (`Message.asked_by`) and
+    its day's usage (`DailyUsage`: the quota counts on), and that account is
+    deleted. Returns the site user.
 
     Raises:
         ValidationError: an unknown, used or expired code, with a message for the chat.
@@ -159,6 +161,7 @@ def identity_link(*, identity: BotIdentity, code: str) -> User:
         if own_account:
             Conversation.objects.filter(owner=previous).update(owner=site_user)
             BotChat.objects.filter(owner=previous).update(owner=site_user)
+            conversation_services.asked_move(from_user=previous, to_user=site_user)
         identity.user = site_user
         identity.linked_at = timezone.now()
         identity.save(update_fields=["user", "linked_at"])

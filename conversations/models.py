@@ -137,6 +137,19 @@ class Message(models.Model):
     ttft_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=64, blank=True)
+    # The user who asked: whose send, edit, regeneration or continue wrote this question or asked for this reply.
+    # Their quota and usage count the reply. The conversation's owner, except in an IM group chat (bots), whose
+    # conversation belongs to the group's own account while each member asks for themselves. None for a
+    # greeting (nothing was asked) or once that user is deleted. Indexed with created_at below.
+    asked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        db_index=False,
+        related_name="+",
+        verbose_name=_("asked by"),
+    )
     # Last sign of life of the worker writing a streaming reply (checkpoints);
     # a streaming reply whose heartbeat is too old is shown as interrupted.
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -152,9 +165,12 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "created_at"], name="message_conversation_created"),
             models.Index(fields=["conversation", "is_current", "created_at"], name="message_current_path"),
-            # The quota's counts: replies of the last minute, replies streaming (selectors.user_usage).
+            # The usage pages' days (usage.rollup).
             models.Index(fields=["created_at"], name="message_created"),
-            models.Index(fields=["status"], condition=Q(status="streaming"), name="message_streaming"),
+            # The quota's replies of the last minute, the usage of one user's day: what one user asked.
+            models.Index(fields=["asked_by", "created_at"], name="message_asked_by_created"),
+            # The quota's replies streaming: one user's few, not their history (selectors.user_usage).
+            models.Index(fields=["asked_by"], condition=Q(status="streaming"), name="message_asked_by_streaming"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -173,8 +189,10 @@ class Message(models.Model):
 
 
 class DailyUsage(models.Model):
-    """The tokens a user's replies used on one local day (settings.TIME_ZONE), added as each reply is stored.
+    """The tokens the replies a user asked for used on one local day (settings.TIME_ZONE), added as each is stored.
 
+    The replies counted are those the user asked for (`Message.asked_by`),
+    in their own conversations and in IM group chats alike.
     The daily token quota reads one row instead of summing the day's replies
     on every send (services.usage_add, selectors.user_usage). A reply counts
     on the day it started, prompt and completion tokens, estimated or not.

@@ -329,15 +329,25 @@ EXPORT_MESSAGE_FIELDS = (
 def conversation_iter_for_export(*, user: User, chunk_size: int = EXPORT_ROWS_PER_FETCH) -> Iterator[Conversation]:
     """Yield every conversation of `user`, archived ones too, in creation order, persona, model and folder loaded.
 
-    Rows come `chunk_size` at a time from one query (a server-side cursor
-    on PostgreSQL), never as one list.
+    With them, the conversations of other accounts in which `user` asked
+    something (IM group chats, whose conversation belongs to the group's own
+    account: bots), each with `export_part_of` set to `user.pk` (None on the
+    user's own) and no title (the group's came from whoever spoke first):
+    `message_iter_for_export` gives only `user`'s part of them, their
+    questions and the replies to them. Rows come `chunk_size` at a time from
+    one query (a server-side cursor on PostgreSQL), never as one list.
     """
-    return (
-        Conversation.objects.filter(owner=user)
+    asked_elsewhere = Message.objects.filter(asked_by=user).exclude(conversation__owner=user).values("conversation_id")
+    conversations = (
+        Conversation.objects.filter(Q(owner=user) | Q(pk__in=asked_elsewhere))
+        .annotate(export_part_of=Case(When(owner=user, then=None), default=Value(user.pk), output_field=IntegerField()))
         .select_related("persona__model", "folder")
         .order_by("id")
-        .iterator(chunk_size=chunk_size)
     )
+    for conversation in conversations.iterator(chunk_size=chunk_size):
+        if conversation.export_part_of is not None:
+            conversation.title = ""
+        yield conversation
 
 
 def message_iter_for_export(
@@ -349,6 +359,8 @@ def message_iter_for_export(
 ) -> Iterator[tuple[Conversation, list[Any]]]:
     """Pair each of `conversations` (already scoped to their owner) with its current path, oldest first.
 
+    Of a conversation with `export_part_of` (a user's pk:
+    `conversation_iter_for_export`), only the messages that user asked.
     The messages are rows, not models: named tuples of `conversation_id`
     and `fields` (Message field names), read as values; building a model
     per message took most of an export's reading time. One query per
@@ -358,8 +370,12 @@ def message_iter_for_export(
     """
     conversations = iter(conversations)
     while batch := sorted(islice(conversations, per_query), key=lambda conversation: conversation.pk):
+        parts = Q(conversation__in=[c for c in batch if getattr(c, "export_part_of", None) is None])
+        for conversation in batch:
+            if (asker_id := getattr(conversation, "export_part_of", None)) is not None:
+                parts |= Q(conversation=conversation, asked_by_id=asker_id)
         rows = (
-            Message.objects.filter(conversation__in=batch, is_current=True)
+            Message.objects.filter(parts, is_current=True)
             .order_by("conversation_id", "created_at", "id")
             .values_list("conversation_id", *fields, named=True)
             .iterator(chunk_size=chunk_size)
@@ -410,18 +426,20 @@ class Usage:
 def user_usage(*, user: User, now: datetime | None = None, stale_before: datetime | None = None) -> Usage:
     """Return what `user` has used at `now` (default: the current time). One query.
 
-    Counts the user's assistant messages (one per reply asked of the upstream,
-    so sends, edits and regenerations all count), and their `UnstoredReply`
-    rows (replies asked through the API with `store: false`) alike:
+    Counts the assistant messages the user asked for (`Message.asked_by`: one
+    per reply asked of the upstream, so sends, edits and regenerations all
+    count, in their own conversations and in IM group chats alike), and their
+    `UnstoredReply` rows (replies asked through the API with `store: false`):
     - started in the last 60 s;
     - streaming; with `stale_before`, only those whose heartbeat (or, without
       one, whose start) is at or after it: an older one was left by a worker
       that died and is no longer being written (see conversations.services.replies_streaming_live);
     and the tokens of the replies started since local midnight, from the
     day's `DailyUsage` row (services.usage_add adds each reply's as it is
-    stored). Other users' messages never count. Rows read: the site's
-    replies of the last minute and its streaming ones (the `message_created`
-    and `message_streaming` indexes), never the history.
+    stored). Replies other users asked for never count, even in a
+    conversation of this user's. Rows read: the user's messages of the last
+    minute and their streaming replies (the `message_asked_by_created` and
+    `message_asked_by_streaming` indexes), never their history.
     """
     now = now or timezone.now()
     day_start, day_end = _local_day(now)
@@ -429,12 +447,10 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     live = Q()
     if stale_before is not None:
         live &= Q(heartbeat_at__gte=stale_before) | Q(heartbeat_at__isnull=True, created_at__gte=stale_before)
-    # A reply answers a question; a greeting (no parent) was asked of no upstream. Two counts, not one
-    # with an OR: SQLite then reads each through its own index (the OR made it read the whole history).
-    # Both, and the day's tokens, are scalar subqueries of one SELECT on the user's row.
-    replies = Message.objects.filter(conversation__owner=OuterRef("pk"), role=Message.Role.ASSISTANT).exclude(
-        parent=None
-    )
+    # A reply answers a question; a greeting (no parent) was asked of no upstream. Stored and unstored
+    # replies are two counts, not one with an OR: SQLite then reads each through its own index (an OR made it
+    # read the whole history). All, and the day's tokens, are scalar subqueries of one SELECT on the user's row.
+    replies = Message.objects.filter(asked_by=OuterRef("pk"), role=Message.Role.ASSISTANT).exclude(parent=None)
     unstored = UnstoredReply.objects.filter(user=OuterRef("pk"))
     usage = (
         get_user_model()
@@ -464,14 +480,14 @@ def _count(messages: QuerySet[Message] | QuerySet[UnstoredReply]) -> Subquery:
 
 
 def user_send_free_at(*, user: User, limit: int, now: datetime) -> datetime:
-    """Return when fewer than `limit` of `user`'s replies (stored or not) will have been started in the last 60 s.
+    """Return when fewer than `limit` replies `user` asked for (stored or not) will have been started in the last 60 s.
 
     That is 60 s after the `limit`-th newest reply of the last minute; `now`
     when there are fewer than `limit` of them. One query.
     """
     stored = (
         Message.objects.filter(
-            conversation__owner=user,
+            asked_by=user,
             role=Message.Role.ASSISTANT,
             parent__isnull=False,
             created_at__gt=now - SEND_WINDOW,

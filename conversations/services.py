@@ -7,13 +7,14 @@ titles, and stopping a deleted conversation's reply.
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -121,12 +122,16 @@ def message_content_html(*, role: str, content: str) -> str:
     return str(rendering.render_markdown(content))
 
 
-def message_send(*, conversation: Conversation, text: str, idempotency_key: str = "") -> SentMessage:
+def message_send(
+    *, conversation: Conversation, text: str, idempotency_key: str = "", asked_by: User | None = None
+) -> SentMessage:
     """Save a user message and the assistant message its reply will fill, in one transaction.
 
     `text` must come from `message_text_clean`. The user message follows
-    the last message shown; the reply answers it. Three writes: the two
-    messages and the conversation's title and activity time.
+    the last message shown; the reply answers it. Both are `asked_by` the
+    given user (None: the conversation's owner), whose quota and usage count
+    the reply. Three writes: the two messages and the conversation's title
+    and activity time.
 
     Raises:
         DuplicateSend: `idempotency_key` was already used in this conversation.
@@ -147,9 +152,12 @@ def message_send(*, conversation: Conversation, text: str, idempotency_key: str 
                 content_html=message_content_html(role=Message.Role.USER, content=text),
                 status=Message.Status.COMPLETE,
                 idempotency_key=idempotency_key[:64],
+                asked_by_id=_asker_id(conversation, asked_by),
                 **_persona_content_tokens(conversation, text),
             )
-            assistant_message = _reply_create(conversation=conversation, question=user_message)
+            assistant_message = _reply_create(
+                conversation=conversation, question=user_message, asked_by_id=user_message.asked_by_id
+            )
             conversation.updated_at = now
             fields = ["updated_at"]
             if not conversation.title:
@@ -177,11 +185,17 @@ def _persona_content_tokens(conversation: Conversation, text: str) -> dict[str, 
     return content_tokens(text, model_id=upstream.chat_model_for(conversation).model_id)
 
 
-def _reply_create(*, conversation: Conversation, question: Message) -> Message:
-    """Create the empty, streaming reply to `question` that a generation will fill."""
+def _asker_id(conversation: Conversation, asked_by: User | None) -> int:
+    """Return the pk of who asks: `asked_by`, else the conversation's owner (no query either way)."""
+    return asked_by.pk if asked_by is not None else conversation.owner_id
+
+
+def _reply_create(*, conversation: Conversation, question: Message, asked_by_id: int | None) -> Message:
+    """Create the empty, streaming reply to `question` that a generation will fill, asked for by user `asked_by_id`."""
     return Message.objects.create(
         conversation=conversation,
         parent=question,
+        asked_by_id=asked_by_id,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
         model_id=upstream.chat_model_for(conversation).model_id if conversation.persona else "",
@@ -234,8 +248,8 @@ def reply_finish(
         if not Message.objects.filter(pk=message.pk).update(**fields):
             raise Message.DoesNotExist("The conversation was deleted while the reply was written.")
         tokens = (prompt_tokens or 0) + (completion_tokens or 0)
-        if tokens:
-            usage_add(user_id=message.conversation.owner_id, started_at=message.created_at, tokens=tokens)
+        if tokens and message.asked_by_id is not None:  # Counted for who asked (None: account deleted).
+            usage_add(user_id=message.asked_by_id, started_at=message.created_at, tokens=tokens)
     for name, value in fields.items():
         setattr(message, name, value)
     return message
@@ -286,13 +300,16 @@ def reply_unstored_finish(
     return prompt_tokens, completion_tokens
 
 
-def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]]) -> list[Message]:
+def messages_append(
+    *, conversation: Conversation, turns: list[tuple[str, str]], asked_by: User | None = None
+) -> list[Message]:
     """Append finished messages to the end of `conversation`'s shown path, in order; return them.
 
     turns: (role, text) pairs, role one of Message.Role, text from
         `message_text_clean` (the API saves the earlier turns a caller sent
         with its question). Each is stored as the site stores its kind
-        (`message_content_html`).
+        (`message_content_html`), `asked_by` the given user (None: the
+        conversation's owner), as a send would store them.
     One read and one write per message.
     """
     previous = Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
@@ -305,6 +322,7 @@ def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]])
             content=text,
             content_html=message_content_html(role=role, content=text),
             status=Message.Status.COMPLETE,
+            asked_by_id=_asker_id(conversation, asked_by),
             **_persona_content_tokens(conversation, text),
         )
         created.append(previous)
@@ -312,15 +330,42 @@ def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]])
 
 
 def usage_add(*, user_id: int, started_at: datetime, tokens: int) -> None:
-    """Add `tokens` to the user's usage of the local day (settings.TIME_ZONE) of `started_at`. Two queries at most."""
-    day = timezone.localtime(started_at, timezone.get_default_timezone()).date()
+    """Add `tokens` to the user's usage of the local day (settings.TIME_ZONE) of `started_at`.
+
+    One query, three on the user's first reply of the day. Nothing is added
+    for a user deleted meanwhile (the asker of a reply whose IM identity was
+    linked to a site account while it streamed: bots).
+    """
+    _usage_add_day(
+        user_id=user_id, day=timezone.localtime(started_at, timezone.get_default_timezone()).date(), tokens=tokens
+    )
+
+
+def _usage_add_day(*, user_id: int, day: date, tokens: int) -> None:
     if DailyUsage.objects.filter(user_id=user_id, day=day).update(tokens=F("tokens") + tokens):
         return
+    if not get_user_model().objects.filter(pk=user_id).exists():  # A row would fail its foreign key at commit,
+        return  # taking the caller's transaction (the stored reply) with it.
     try:
         with transaction.atomic():
             DailyUsage.objects.create(user_id=user_id, day=day, tokens=tokens)
     except IntegrityError:  # Another reply of the same user and day created the row meanwhile.
         DailyUsage.objects.filter(user_id=user_id, day=day).update(tokens=F("tokens") + tokens)
+
+
+def asked_move(*, from_user: User, to_user: User) -> None:
+    """Give `to_user` what `from_user` asked: the questions and replies (`Message.asked_by`) and the daily usage.
+
+    For an account about to be deleted whose person now uses another one (an
+    IM identity linked to a site account): the quotas and the usage pages
+    keep counting what they asked, in group chats too. One update, then one
+    to three queries per day of usage.
+    """
+    with transaction.atomic():
+        Message.objects.filter(asked_by=from_user).update(asked_by=to_user)
+        for usage in DailyUsage.objects.filter(user=from_user):
+            _usage_add_day(user_id=to_user.pk, day=usage.day, tokens=usage.tokens)
+        DailyUsage.objects.filter(user=from_user).delete()
 
 
 def conversation_title_generated_set(*, public_id, title: str) -> bool:
@@ -378,10 +423,11 @@ def _hide_subtrees(message_ids: list[int]) -> None:
         message_ids = list(Message.objects.filter(parent_id__in=message_ids).values_list("pk", flat=True))
 
 
-def reply_regenerate(*, conversation: Conversation) -> Message:
+def reply_regenerate(*, conversation: Conversation, asked_by: User | None = None) -> Message:
     """Start a new version of the last reply: an empty streaming reply to the same question.
 
-    The old reply stays reachable as an earlier version.
+    The old reply stays reachable as an earlier version. The new one is
+    `asked_by` the given user (None: the conversation's owner).
 
     Raises:
         ValidationError: the last message is not a finished reply to a question.
@@ -397,16 +443,21 @@ def reply_regenerate(*, conversation: Conversation) -> Message:
         ):
             raise ValidationError(_("Only the last reply to a message can be regenerated."), code="not_last_reply")
         _hide_subtrees([last.pk])
-        reply = _reply_create(conversation=conversation, question=last.parent)
+        reply = _reply_create(
+            conversation=conversation, question=last.parent, asked_by_id=_asker_id(conversation, asked_by)
+        )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=reply.created_at)
     return reply
 
 
-def message_edit(*, conversation: Conversation, text: str, idempotency_key: str = "") -> SentMessage:
+def message_edit(
+    *, conversation: Conversation, text: str, idempotency_key: str = "", asked_by: User | None = None
+) -> SentMessage:
     """Replace the last question with `text` and start a reply to it; the old question and reply stay as versions.
 
     `text` must come from `message_text_clean`; `idempotency_key` is stored
-    on the new question, as `message_send` does (checked by `reply_request`).
+    on the new question, and both are `asked_by` the given user (None: the
+    conversation's owner), as `message_send` does (checked by `reply_request`).
 
     Raises:
         ValidationError: the conversation has no question to edit, or a reply is streaming.
@@ -427,8 +478,11 @@ def message_edit(*, conversation: Conversation, text: str, idempotency_key: str 
             **_persona_content_tokens(conversation, text),
             status=Message.Status.COMPLETE,
             idempotency_key=idempotency_key[:64],
+            asked_by_id=_asker_id(conversation, asked_by),
         )
-        assistant_message = _reply_create(conversation=conversation, question=user_message)
+        assistant_message = _reply_create(
+            conversation=conversation, question=user_message, asked_by_id=user_message.asked_by_id
+        )
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=assistant_message.created_at)
     return SentMessage(user_message=user_message, assistant_message=assistant_message)
 
@@ -561,6 +615,7 @@ def reply_request(
     idempotency_key: str = "",
     attachments: Sequence[str] = (),
     persona: Persona | None = None,
+    asked_by: User | None = None,
 ) -> RequestedReply:
     """Save what `action` writes, in one transaction, and return the reply's job and the bubbles to broadcast.
 
@@ -574,7 +629,10 @@ def reply_request(
     one conversation. Nothing stays saved if the quota or the context check
     refuses the question. `attachments`: public ids of the user's uploads for
     a send or an edit. `persona` answers instead of the conversation's own
-    (`upstream.upstream_check`).
+    (`upstream.upstream_check`). `asked_by`: who asks, when it is not `user`
+    (a member of an IM group chat, whose conversation `user` is the group's
+    own account of: bots.replies); their quota is checked and charged, and
+    the question and the reply record them (`Message.asked_by`). None: `user`.
 
     Raises:
         ValidationError: the text, the persona, the quota or the conversation's
@@ -600,6 +658,7 @@ def reply_request(
             key=key,
             attachments=attachments,
             persona=persona,
+            asked_by=asked_by,
         )
         job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona)
     return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))
@@ -614,6 +673,7 @@ def _reply_save(
     key: str,
     attachments: Sequence[str] = (),
     persona: Persona | None = None,
+    asked_by: User | None = None,
 ) -> tuple[Message, list[Message] | None]:
     """Check and save what `action` writes (see `reply_request`, whose transaction it runs in).
 
@@ -622,20 +682,25 @@ def _reply_save(
     """
     clean = message_text_clean(text=text) if action in ("send", "edit") else ""
     upstream.upstream_check(conversation=conversation, persona=persona)
-    quotas.quota_check(user=user, lock=True)
+    asker = asked_by or user
+    if asker.pk != user.pk and connection.features.has_select_for_update:
+        # Members of a group chat each lock their own row for their quota; the conversation's row keeps two of
+        # them from both passing the check below. (SQLite's IMMEDIATE transactions already serialize writers.)
+        list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
+    quotas.quota_check(user=asker, lock=True)
     # After the quota's row lock: two sends of one user are checked one after the other.
     _refuse_while_streaming(conversation)
     if action == "edit":
-        edited = message_edit(conversation=conversation, text=clean, idempotency_key=key)
+        edited = message_edit(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker)
         _edited_keeps_files(edited.user_message)
         _attach(user=user, conversation=conversation, public_ids=attachments, message=edited.user_message)
         return edited.assistant_message, None
     if action == "regenerate":
-        return reply_regenerate(conversation=conversation), None
+        return reply_regenerate(conversation=conversation, asked_by=asker), None
     if action == "continue":
         _refuse_unless_cut_off(conversation)
         clean = _("Continue from where you stopped.")
-    sent = message_send(conversation=conversation, text=clean, idempotency_key=key)
+    sent = message_send(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker)
     _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message)
     return sent.assistant_message, [sent.user_message, sent.assistant_message]
 

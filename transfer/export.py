@@ -87,7 +87,8 @@ def conversation_record(conversation: Any, messages: Iterable[Any]) -> dict[str,
         "messages": [{"id", "role", "content", "created", "model", "status",
         "finish_reason", "prompt_tokens", "completion_tokens",
         "tokens_estimated", "error"}]}``; ids are public ids, "persona" a
-        snapshot or None, token counts ints or None.
+        snapshot or None, token counts ints or None; "group_chat": true
+        after "temperature" only for a user's part of an IM group chat.
     """
     return {
         **_conversation_fields(conversation),
@@ -329,9 +330,15 @@ def _zip_time(moment: datetime) -> tuple[int, int, int, int, int, int]:
     return max(stamp, _ZIP_EPOCH)
 
 
+def _is_group_part(conversation: Any) -> bool:
+    """Whether `conversation` is the exporting user's part of an IM group chat (`export_part_of`)."""
+    return getattr(conversation, "export_part_of", None) is not None
+
+
 def _conversation_fields(conversation: Any) -> dict[str, Any]:
     """The record of `conversation` without its messages, in the schema's order ("messages" comes last)."""
     persona = conversation.persona
+    group_chat = {"group_chat": True} if _is_group_part(conversation) else {}
     return {
         "id": str(conversation.public_id),
         "title": conversation.title,
@@ -341,6 +348,7 @@ def _conversation_fields(conversation: Any) -> dict[str, Any]:
         "pinned": conversation.pinned_at is not None,
         "folder": conversation.folder.name if conversation.folder_id else None,
         "temperature": conversation.temperature,
+        **group_chat,
         "persona": None
         if persona is None
         else {
@@ -426,6 +434,8 @@ def _metadata(conversation: Any) -> list[tuple[str, str]]:
         rows.append((_("Folder"), conversation.folder.name))
     if conversation.temperature is not None:
         rows.append((_("Temperature"), f"{conversation.temperature:g}"))
+    if _is_group_part(conversation):
+        rows.append((_("Group chat"), _("only your messages and the replies to them")))
     rows.append((_("Conversation"), str(conversation.public_id)))
     return rows
 

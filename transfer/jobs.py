@@ -489,11 +489,14 @@ def _prepare(
     )
     messages = []
     attachments = []
-    for message in parsed.messages:
+    for index, message in enumerate(parsed.messages):
         tick()
+        greeting = index == 0 and message.role == Message.Role.ASSISTANT  # Answers nothing: nobody asked it.
         row = Message(
             conversation=conversation,
             is_current=True,
+            # The importer's own history: theirs to count, as a conversation of theirs always was.
+            asked_by=None if greeting else owner,
             role=message.role,
             content=storable_text(message.content),
             # As the site stores them: user messages as typed (math as MathML), others as rendered Markdown.

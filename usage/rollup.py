@@ -78,17 +78,19 @@ def day_rows(day: date, *, user_id: int | None = None) -> list[dict[str, Any]]:
 
     Two GROUP BY queries over the day's messages (the `message_created`
     index), one for questions and one for replies; `user_id` limits them to
-    one user. A question counts for its conversation's persona and the model
+    one user. Each counts for the user who asked it (`Message.asked_by`:
+    the conversation's owner, or the member of an IM group chat who sent it;
+    messages of a user since deleted are not counted). A question counts
+    for its conversation's persona and the model
     the chat replies with (the one the person switched to, else the
     persona's); a reply for the model that wrote it; both for that chat
     model's provider. Greetings (replies to nothing) are not counted.
     """
     start, end = day_bounds(day)
     messages = Message.objects.filter(created_at__gte=start, created_at__lt=end)
-    if user_id is not None:
-        messages = messages.filter(conversation__owner_id=user_id)
+    messages = messages.filter(asked_by_id=user_id) if user_id is not None else messages.exclude(asked_by=None)
     keys = {
-        "user_id": F("conversation__owner_id"),
+        "user_id": F("asked_by_id"),
         "persona_id": F("conversation__persona_id"),
         "provider_id": Coalesce(
             F("conversation__chat_model__provider_id"), F("conversation__persona__model__provider_id")

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.template.loader import render_to_string
+from django.test.utils import CaptureQueriesContext
 
 from accounts.models import UsageLimit
 from accounts.selectors import Limits, user_limits
@@ -33,12 +34,13 @@ def _defaults(settings):
 
 
 def _reply(user, *, at: datetime, status=Message.Status.COMPLETE, prompt=None, completion=None, heartbeat_at=None):
-    """Save an assistant reply of `user`'s started at `at` (and its question, just before)."""
+    """Save an assistant reply `user` asked for, started at `at` (and its question, just before), in their chat."""
     conversation = Conversation.objects.filter(owner=user).first() or Conversation.objects.create(owner=user)
-    question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content="Hi")
+    question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content="Hi", asked_by=user)
     reply = Message.objects.create(
         conversation=conversation,
         parent=question,
+        asked_by=user,
         role=Message.Role.ASSISTANT,
         status=status,
         prompt_tokens=prompt,
@@ -183,6 +185,41 @@ def test_usage_is_counted_in_one_query_that_never_reads_the_history(alice, djang
 
     assert usage.tokens_today == 2
     assert not any("SUM(" in query["sql"].upper() for query in queries.captured_queries)
+
+
+def test_replies_count_for_who_asked_them_not_for_the_conversations_owner(alice, bob):
+    group_chat = Conversation.objects.create(owner=bob)  # An IM group's own account, say; alice is a member.
+    question = Message.objects.create(conversation=group_chat, role=Message.Role.USER, content="Hi", asked_by=alice)
+    reply = Message.objects.create(
+        conversation=group_chat,
+        parent=question,
+        asked_by=alice,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        heartbeat_at=NOW,
+    )
+    Message.objects.filter(pk=reply.pk).update(created_at=NOW - timedelta(seconds=5))
+
+    alices, bobs = user_usage(user=alice, now=NOW, stale_before=NOW), user_usage(user=bob, now=NOW, stale_before=NOW)
+
+    assert (alices.sends_last_minute, alices.replies_streaming) == (1, 1)
+    assert (bobs.sends_last_minute, bobs.replies_streaming) == (0, 0)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plan")
+def test_usage_reads_the_users_messages_only_through_the_askers_indexes(alice):
+    """Neither count may read the user's whole history: each subquery on messages searches an asker's index."""
+    _reply(alice, at=NOW)
+    with connection.cursor() as cursor:
+        with CaptureQueriesContext(connection) as queries:
+            user_usage(user=alice, now=NOW, stale_before=NOW)
+        cursor.execute("EXPLAIN QUERY PLAN " + queries.captured_queries[0]["sql"])
+        plan = [row[-1] for row in cursor.fetchall()]
+
+    messages = [step for step in plan if "message" in step]
+    assert len(messages) == 2, plan
+    assert "message_asked_by_created (asked_by_id=? AND created_at>?)" in messages[0]
+    assert "message_asked_by_streaming (asked_by_id=?)" in messages[1]
 
 
 # The check

@@ -97,6 +97,52 @@ def test_reply_finish_stores_rendered_reply_and_metadata_in_one_write_and_counts
     assert (reply.prompt_tokens, reply.completion_tokens, reply.ttft_ms, reply.duration_ms) == (3, 2, 12, 40)
 
 
+def test_a_send_an_edit_and_a_regeneration_record_the_user_who_asked(alice, conversation):
+    sent = services.reply_request(user=alice, public_id=conversation.public_id, action="send", text="hi").job.message
+    services.reply_finish(message=sent, content="hello", status="complete")
+    edited = services.reply_request(user=alice, public_id=conversation.public_id, action="edit", text="hey").job.message
+    services.reply_finish(message=edited, content="hello", status="complete")
+    again = services.reply_request(user=alice, public_id=conversation.public_id, action="regenerate", text="").job
+
+    askers = set(Message.objects.exclude(parent=None).values_list("asked_by", flat=True))
+    assert askers == {alice.pk} and again.message.asked_by_id == alice.pk
+    assert Message.objects.filter(parent=None).get().asked_by is None  # the greeting: nobody asked it
+
+
+def test_a_group_members_send_is_checked_and_charged_against_their_quota_not_the_owners(
+    alice, bob, make_persona, settings
+):
+    settings.CHAT_DEFAULT_SENDS_PER_MINUTE = 1
+    group_chat = services.conversation_create(owner=bob, persona=make_persona(greeting=""))  # the group's account
+
+    reply = services.reply_request(
+        user=bob, public_id=group_chat.public_id, action="send", text="first", asked_by=alice
+    ).job.message
+    services.reply_finish(message=reply, content="ok", status="complete", prompt_tokens=4, completion_tokens=3)
+
+    assert (reply.asked_by_id, reply.parent.asked_by_id) == (alice.pk, alice.pk)
+    assert list(DailyUsage.objects.values_list("user", "tokens")) == [(alice.pk, 7)]
+    with pytest.raises(ValidationError, match="in the last minute"):
+        services.reply_request(user=bob, public_id=group_chat.public_id, action="send", text="again", asked_by=alice)
+    assert Message.objects.filter(role="user").count() == 1
+    services.reply_request(user=bob, public_id=group_chat.public_id, action="send", text="bob's own")  # his quota
+
+
+def test_a_reply_whose_asker_was_deleted_while_it_streamed_is_stored_and_charged_to_nobody(
+    alice, bob, django_user_model, persona
+):
+    member = django_user_model.objects.create_user("feishu-user-1")  # linked to alice meanwhile: deleted
+    group_chat = services.conversation_create(owner=bob, persona=persona)
+    reply = services.message_send(conversation=group_chat, text="hi", asked_by=member).assistant_message
+    member.delete()
+
+    services.reply_finish(message=reply, content="ok", status="complete", prompt_tokens=4, completion_tokens=3)
+
+    connection.check_constraints()  # what a commit checks: no usage row for a user who is gone
+    assert Message.objects.get(pk=reply.pk).status == "complete"
+    assert not DailyUsage.objects.exists()
+
+
 def test_nul_characters_never_reach_the_database(conversation):
     # PostgreSQL text cannot hold U+0000 (SQLite can): both store U+FFFD instead.
     text = services.message_text_clean(text="java\x00script")

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from conversations import selectors
+from conversations import selectors, services
 from conversations.models import Conversation, Message
 from tests.conversations.history import START, make_conversation
 from transfer import export
@@ -289,6 +289,29 @@ def test_export_reads_every_conversation_of_the_user_with_its_shown_path(alice, 
     for conversation, messages in pairs[:5]:  # the shown path, oldest first
         assert [m.public_id for m in messages] == [m.public_id for m in shown(conversation)]
         assert all(m.conversation_id == conversation.pk for m in messages)
+
+
+def test_a_users_export_holds_their_part_of_an_im_group_chat_and_nothing_other_members_wrote(
+    alice, bob, persona, django_user_model
+):
+    group_chat = services.conversation_create(
+        owner=django_user_model.objects.create_user("feishu-group-1"), persona=persona
+    )
+    for asker, text in ((bob, "bob speaks first"), (alice, "alice asks"), (bob, "bob again")):
+        sent = services.message_send(conversation=group_chat, text=text, asked_by=asker)
+        services.reply_finish(message=sent.assistant_message, content=f"answer to {text}", status="complete")
+    own = make_conversation(alice, persona, title="Alice's own")
+
+    pairs = list(selectors.message_iter_for_export(conversations=selectors.conversation_iter_for_export(user=alice)))
+    records = [export.conversation_record(conversation, messages) for conversation, messages in pairs]
+
+    assert [r["title"] for r in records] == ["", "Alice's own"]  # the group's title came from bob's words
+    group, mine = records
+    assert [m["content"] for m in group["messages"]] == ["alice asks", "answer to alice asks"]
+    assert group["group_chat"] is True and "group_chat" not in mine
+    assert len(mine["messages"]) == len(shown(own))
+    markdown = export.conversation_markdown(pairs[0][0], pairs[0][1])
+    assert "Group chat: only your messages and the replies to them" in markdown and "bob" not in markdown
 
 
 def test_export_reads_take_one_query_per_batch_of_conversations(alice, persona, django_assert_num_queries):

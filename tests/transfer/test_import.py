@@ -398,6 +398,17 @@ def test_round_trip_export_import_export_gives_the_same_conversations(alice, bob
     assert {c["id"] for c in second["conversations"]}.isdisjoint(c["id"] for c in first["conversations"])
 
 
+def test_a_users_part_of_an_im_group_chat_imports_as_their_own_conversation_titled_by_their_question(alice):
+    document = site_document(**{"conversations.0.group_chat": True, "conversations.0.title": ""})
+
+    parsed = importers.parse_export(document, max_bytes=MAX_BYTES)
+    import_jobs.conversations_import(owner=alice, conversations=parsed.conversations)
+
+    conversation = Conversation.objects.get(owner=alice)
+    assert conversation.title == "Hi"
+    assert [m.asked_by_id for m in conversation.messages.all()] == [alice.pk]
+
+
 def test_estimated_token_counts_stay_marked_through_export_and_import(alice, bob, persona):
     conversation = make_conversation(alice, persona)
     reply = conversation.messages.get(is_current=True, finish_reason="stop")

@@ -30,12 +30,14 @@ def at(day, hour=12):
     return timezone.make_aware(datetime.combine(day, time(hour)), timezone.get_default_timezone())
 
 
-def exchange(conversation, moment, *, tokens=(10, 20), status="complete", ttft_ms=300, model_id=None):
-    """Save a question and its reply at `moment`, as the site would have stored them."""
-    question = Message.objects.create(conversation=conversation, role="user", content="q")
+def exchange(conversation, moment, *, tokens=(10, 20), status="complete", ttft_ms=300, model_id=None, asked_by=None):
+    """Save a question and its reply at `moment`, as the site would have stored them (asked by the owner if None)."""
+    asked_by = asked_by or conversation.owner
+    question = Message.objects.create(conversation=conversation, role="user", content="q", asked_by=asked_by)
     reply = Message.objects.create(
         conversation=conversation,
         parent=question,
+        asked_by=asked_by,
         role="assistant",
         content="a",
         status=status,
@@ -160,6 +162,27 @@ def test_the_site_usage_exports_as_csv(admin_client, alice, month):
         (str(today()), "bob", "Writer", "fake-writer"),
     }
     assert sum(int(row["completion_tokens"]) for row in rows) == 20 + 20 + 200 + 1
+
+
+def test_an_im_groups_messages_count_for_the_members_who_sent_them_live_rolled_up_and_in_the_csv(
+    admin_client, client, alice, bob, django_user_model, make_persona
+):
+    group_account = django_user_model.objects.create_user("feishu-group-1")  # owns the group chat (bots)
+    group_chat = Conversation.objects.create(owner=group_account, persona=make_persona("fake-writer"))
+    earlier = today() - timedelta(days=2)
+    for day in (earlier, today()):
+        exchange(group_chat, at(day), asked_by=alice)
+        exchange(group_chat, at(day, 13), tokens=(1, 2), asked_by=bob)
+
+    assert rollup.day_rows(today(), user_id=group_account.pk) == []
+    rollup.usage_rollup_day(day=earlier)
+    rolled = {(row.user_id, row.messages, row.prompt_tokens + row.completion_tokens) for row in UsageDay.objects.all()}
+    assert rolled == {(alice.pk, 1, 30), (bob.pk, 1, 3)}
+    client.force_login(alice)
+    assert "2 messages, 60 tokens." in client.get(reverse("usage:usage")).content.decode()
+    response = admin_client.get(reverse("usage:usage-site"), {"format": "csv", "start": earlier})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert sorted((row["user"], row["messages"]) for row in rows) == [("alice", "1")] * 2 + [("bob", "1")] * 2
 
 
 def test_a_chat_switched_to_another_providers_model_counts_for_that_model_and_provider(alice, make_persona):
