@@ -171,6 +171,11 @@ class Message(models.Model):
             models.Index(fields=["asked_by", "created_at"], name="message_asked_by_created"),
             # The quota's replies streaming: one user's few, not their history (selectors.user_usage).
             models.Index(fields=["asked_by"], condition=Q(status="streaming"), name="message_asked_by_streaming"),
+            # A conversation's streaming replies, checked on every send (services.replies_streaming_live):
+            # the few streaming rows, however long the conversation.
+            models.Index(
+                fields=["conversation"], condition=Q(status="streaming"), name="message_conversation_streaming"
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

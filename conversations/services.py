@@ -576,7 +576,8 @@ def replies_streaming_live(*, conversation: Conversation) -> list[Message]:
     """
     cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER_S)
     live = []
-    for message in Message.objects.filter(conversation=conversation, status=Message.Status.STREAMING):
+    # Unordered: the default order would have SQLite walk the conversation's index instead of the streaming rows.
+    for message in Message.objects.filter(conversation=conversation, status=Message.Status.STREAMING).order_by():
         if (message.heartbeat_at or message.created_at) >= cutoff:
             live.append(message)
             continue

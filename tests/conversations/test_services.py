@@ -155,3 +155,16 @@ def test_nul_characters_never_reach_the_database(conversation):
     services.conversation_rename(conversation=conversation, title="a\x00b")
     conversation.refresh_from_db()
     assert conversation.title == "a\ufffdb"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plan")
+def test_the_streaming_check_of_a_send_reads_the_streaming_rows_only(conversation):
+    """Every send checks its conversation for a reply still streaming: that must not read the whole history."""
+    services.message_send(conversation=conversation, text="hi")
+    with connection.cursor() as cursor:
+        with CaptureQueriesContext(connection) as queries:
+            live = services.replies_streaming_live(conversation=conversation)
+        cursor.execute("EXPLAIN QUERY PLAN " + queries.captured_queries[0]["sql"])
+        plan = " ".join(row[-1] for row in cursor.fetchall())
+    assert len(live) == 1
+    assert "message_conversation_streaming (conversation_id=?)" in plan, plan
