@@ -402,8 +402,12 @@ def test_two_sends_at_once_are_checked_one_after_the_other(alice, settings):
             quota_check(user=alice, lock=True)
             second = pool.submit(second_send)
             _wait_for_a_blocked_query()
-            question = Message.objects.create(conversation=conversation, role=Message.Role.USER, content="Hi")
-            Message.objects.create(conversation=conversation, parent=question, role=Message.Role.ASSISTANT)
+            question = Message.objects.create(
+                conversation=conversation, role=Message.Role.USER, content="Hi", asked_by=alice
+            )
+            Message.objects.create(
+                conversation=conversation, parent=question, role=Message.Role.ASSISTANT, asked_by=alice
+            )
         assert second.result(timeout=10) == "refused"
 
 
