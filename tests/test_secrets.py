@@ -12,6 +12,7 @@ import openai
 import pytest
 from asgiref.sync import sync_to_async
 from django.urls import reverse
+from openai._vendor.httpx_aiohttp import AiohttpTransport
 
 from conversations import services
 from conversations.models import Message
@@ -24,7 +25,12 @@ KEY = "sk-test-secret-key-1234"  # The `provider` fixture's key (tests/conftest.
 KEY_B = "sk-second-provider-key-5678"
 NEW_KEY = "sk-newly-entered-admin-key-4321"  # Kept away from the code the debug page quotes.
 # Every logger that could see a request: the site's, the SDK's and its HTTP stack's.
-LOGGERS = ["", "conversations", "personas", "django", "openai", "httpx", "httpx2", "httpcore", "httpcore2", "asyncio"]
+LOGGERS = [
+    *("", "conversations", "personas", "django", "openai", "httpx", "httpx2", "httpcore", "httpcore2", "asyncio"),
+    *("aiohttp.client", "aiohttp.internal"),
+]
+# The async transports under httpx2's client: its own, and the SDK's aiohttp one that llm/client.py uses.
+ASYNC_TRANSPORTS = (httpx2.AsyncHTTPTransport, AiohttpTransport)
 
 
 def assert_no_key(text: str, *keys: str) -> None:
@@ -50,18 +56,21 @@ def logged_text(caplog) -> str:
 def sent_requests(monkeypatch):
     """Record (url, headers) of every HTTP request the process sends through httpx2, sync or async."""
     sent: list[tuple[httpx2.URL, httpx2.Headers]] = []
-    handle_async = httpx2.AsyncHTTPTransport.handle_async_request
     handle_sync = httpx2.HTTPTransport.handle_request
 
-    async def record_async(self, request):
-        sent.append((request.url, request.headers))
-        return await handle_async(self, request)
+    def recording(handle_async):
+        async def record_async(self, request):
+            sent.append((request.url, request.headers))
+            return await handle_async(self, request)
+
+        return record_async
 
     def record_sync(self, request):
         sent.append((request.url, request.headers))
         return handle_sync(self, request)
 
-    monkeypatch.setattr(httpx2.AsyncHTTPTransport, "handle_async_request", record_async)
+    for transport in ASYNC_TRANSPORTS:
+        monkeypatch.setattr(transport, "handle_async_request", recording(transport.handle_async_request))
     monkeypatch.setattr(httpx2.HTTPTransport, "handle_request", record_sync)
     return sent
 
@@ -201,7 +210,8 @@ def test_debug_page_of_a_failed_provider_call_hides_the_key(debug_admin_client, 
     async def explode(self, request):
         raise RuntimeError("the transport broke")
 
-    monkeypatch.setattr(httpx2.AsyncHTTPTransport, "handle_async_request", explode)
+    for transport in ASYNC_TRANSPORTS:
+        monkeypatch.setattr(transport, "handle_async_request", explode)
 
     response = debug_admin_client.post(
         reverse("admin:personas_provider_changelist"), {"action": "test_connection", "_selected_action": [provider.pk]}
