@@ -404,13 +404,9 @@
   document.addEventListener("htmx:beforeSwap", function (event) {
     var sentinel = event.detail.target;
     var list = messageList();
+    // The sentinel of a list replaced meanwhile is off the page: its events do not reach this listener,
+    // and its page goes where it is, off the page too.
     if (!event.detail.shouldSwap || !list || !sentinel.classList || !sentinel.classList.contains("messages-older")) return;
-    if (!sentinel.isConnected) {
-      // Asked for by a list that was replaced meanwhile: its page belongs to no list any more, and
-      // counting it would move the reader after they were brought back.
-      event.detail.shouldSwap = false;
-      return;
-    }
     var bottom = list.scrollHeight - list.scrollTop;
     queueMicrotask(function () {
       if (sentinel.isConnected) return;  // Not swapped after all.
@@ -452,8 +448,15 @@
     if (!seeking || list.querySelector(":scope > .messages-loading")) return;  // Coming over HTTP: its swap calls back.
     var bubble = document.getElementById(seeking.id);
     if (seeking.atEnd || bubble) {
-      if (seeking.atEnd) scrollToEnd(true);
-      else list.scrollTop += bubble.getBoundingClientRect().top - list.getBoundingClientRect().top - seeking.offset;
+      if (seeking.atEnd) {
+        scrollToEnd(true);
+      } else {
+        list.scrollTop += bubble.getBoundingClientRect().top - list.getBoundingClientRect().top - seeking.offset;
+        // Following by where the reader is now: a replacement that came while the pages reloaded may have
+        // left the view at the end of its shorter list meanwhile, and the next frame would take them there.
+        following = fromEnd(list) < FOLLOW_SLACK_PX;
+        refreshJump();
+      }
       lastScrollTop = list.scrollTop;
       seeking = null;
       return;

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from playwright.sync_api import Page, expect
+from playwright.sync_api import APIResponse, Page, Route, expect
 
 from conversations import services
 from conversations.models import Conversation, Message
@@ -159,8 +159,13 @@ def _chain(conversation, parent, count: int, start, *, current: bool = True) -> 
     return rows
 
 
-def test_a_version_switch_on_an_older_page_keeps_the_reader_in_place(page, site, alice, persona):
-    # 41 shared messages, a question, then two versions of its reply, each followed by 100 messages.
+def _reading_an_older_page(page: Page, site, alice, persona) -> tuple[str, Message, Message, Message]:
+    """Open a conversation whose reply has two versions, load its older pages, and read a bubble above the reply.
+
+    41 shared messages, a question, then two versions of its reply, each followed by 100 messages; the
+    bubble read is 10 px below the list's top, on the oldest page, where the versions of the reply are.
+    Returns the bubble's DOM id, the shown version, the other one and the last message after it.
+    """
     conversation, shared = long_conversation(alice, persona, 40)
     start = shared[-1].created_at
     question, first = _chain(conversation, shared[-1], 2, start + timedelta(minutes=1))
@@ -177,17 +182,66 @@ def test_a_version_switch_on_an_older_page_keeps_the_reader_in_place(page, site,
     for expected in (100, 143):  # Every page: the versions of the reply are on the oldest one.
         page.eval_on_selector("#messages", "list => { list.scrollTop = 0; }")
         expect(page.locator(BUBBLES)).to_have_count(expected)
+    # htmx wires up the buttons of a page it swapped in when the swap settles (20 ms later, more on a busy
+    # machine): a click before that does nothing. It removes `htmx-added` from the new bubbles then.
+    expect(page.locator("#messages .htmx-added")).to_have_count(0)
     reading = f"message-{shared[30].public_id}"
     page.evaluate(PLACE, [reading, 10])
     expect(page.locator(f"#message-{first.public_id} .version-index")).to_have_text("1/2")
+    return reading, first, second, after_second[-1]
 
+
+def _click_next_version(page: Page, message: Message) -> None:
     # Without moving the page (a click from the script, not Playwright's, which scrolls to the button).
-    page.eval_on_selector(f"#message-{first.public_id} .version-next", "button => button.click()")
+    page.eval_on_selector(f"#message-{message.public_id} .version-next", "button => button.click()")
 
-    # The broadcast and the answer to the click both replace the list with the latest page (of the other
-    # version's path); the pages down to the bubble being read load again, and it is where it was.
+
+def _shows_the_other_version(page: Page, reading: str, first: Message, second: Message, last: Message) -> None:
     page.wait_for_function(BACK_IN_PLACE, arg=[reading, 10, 2])
     expect(page.locator(f"#message-{second.public_id} .version-index")).to_have_text("2/2")
     expect(page.locator(f"#message-{first.public_id}")).to_have_count(0)
-    expect(page.locator(f"#message-{after_second[-1].public_id}")).to_have_count(1)
+    expect(page.locator(f"#message-{last.public_id}")).to_have_count(1)
     expect(page.locator(BUBBLES)).to_have_count(143)
+    # Up the page, not following: the next frame will not take the reader to the end.
+    expect(page.locator("#jump-latest")).to_be_visible()
+
+
+def test_a_version_switch_on_an_older_page_keeps_the_reader_in_place(page, site, alice, persona):
+    reading, first, second, last = _reading_an_older_page(page, site, alice, persona)
+    _click_next_version(page, first)
+
+    # The broadcast and the answer to the click both replace the list with the latest page (of the other
+    # version's path); the pages down to the bubble being read load again, and it is where it was.
+    _shows_the_other_version(page, reading, first, second, last)
+
+
+def test_the_answer_to_a_version_switch_coming_while_older_pages_reload_keeps_the_reader_in_place(
+    page, site, alice, persona
+):
+    reading, first, second, last = _reading_an_older_page(page, site, alice, persona)
+    # The answer to the click is held (the server has broadcast the switch by then), and so is the second
+    # older page asked for after the broadcast: the answer replaces the list while the pages reload, with
+    # the view below the end of its latest page.
+    answers: list[tuple[Route, APIResponse]] = []
+    pages: list[Route] = []
+
+    def hold_answer(route: Route) -> None:
+        answers.append((route, route.fetch()))
+
+    def hold_second_page(route: Route) -> None:
+        pages.append(route)
+        if len(pages) != 2:
+            route.continue_()
+
+    page.route(re.compile(r"/messages/[0-9a-f-]{36}/show/$"), hold_answer)
+    page.route(re.compile(r"/messages/\?before="), hold_second_page)
+    _click_next_version(page, first)
+    expect(page.locator(BUBBLES)).to_have_count(100)  # The broadcast, then the first older page again.
+    page.wait_for_function("() => document.querySelector('#messages > .messages-older.htmx-request') !== null")
+    assert len(answers) == 1
+
+    route, response = answers[0]
+    route.fulfill(response=response)
+    page.wait_for_function("() => window.chatTest.swaps >= 2")
+    pages[1].continue_()  # The page asked for by the list the answer replaced: it belongs to no list now.
+    _shows_the_other_version(page, reading, first, second, last)
