@@ -7,6 +7,10 @@ class ConversationsConfig(AppConfig):
     verbose_name = _("Conversations")
 
     def ready(self) -> None:
-        from conversations import signals
+        from conversations import serving, signals
 
         signals.connect()
+        if serving.serves_site():
+            from llm import tokens
+
+            tokens.encodings_load()  # Before the first send, which counts its message's tokens.

@@ -180,6 +180,16 @@ def _encoding(name: str) -> tiktoken.Encoding:
     )
 
 
+def encodings_load() -> None:
+    """Build every shipped encoding now (about 0.3 s), so that no send pays for it: the first would, in each process.
+
+    Raises:
+        ValueError: a shipped file does not match its sha256.
+    """
+    for name in _ENCODINGS:
+        _encoding(name)
+
+
 def count_tokens(text: str, *, model_id: str) -> int:
     """Return how many tokens `text` is for `model_id`: exact when `is_exact(model_id)`, else about.
 

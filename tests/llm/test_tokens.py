@@ -7,8 +7,10 @@ import socket
 
 import pytest
 import tiktoken.load
+from django.apps import apps
 from tiktoken_ext import openai_public
 
+from conversations import serving
 from llm import tokens
 
 # The OpenAI Cookbook's example conversation in "How to count tokens with
@@ -274,3 +276,13 @@ def test_counting_a_long_message_is_cheap_enough_to_do_per_send():
 
     assert all(len(text) / 8 < count < len(text) for count in counts.values())
     assert counts["mistral"] >= math.ceil(counts["gpt-4"] * tokens.ESTIMATE_FACTOR)
+
+
+@pytest.mark.parametrize("serves", [True, False])
+def test_a_process_that_serves_the_site_builds_the_encodings_before_the_first_send(monkeypatch, serves):
+    monkeypatch.setattr(serving, "serves_site", lambda: serves)
+    tokens._encoding.cache_clear()
+
+    apps.get_app_config("conversations").ready()
+
+    assert tokens._encoding.cache_info().currsize == (len(tokens._ENCODINGS) if serves else 0)
