@@ -7,8 +7,6 @@ midway; custom instructions reach the system message; a user's own persona
 is offered to its owner only.
 """
 
-import re
-
 import pytest
 from django.contrib.auth.models import Permission
 from playwright.sync_api import Page, expect
@@ -19,6 +17,7 @@ from conversations import services
 from personas.models import ChatModel, Persona
 from tests.attachments import files
 from tests.conftest import streamed_requests
+from tests.e2e.pages import open_new_chat
 from tests.servers import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -220,8 +219,7 @@ def test_a_users_own_persona_is_private_to_its_owner(page, site, alice, bob, bro
 
     page.goto(site.url("/"))
     expect(page.locator(f"button.persona-card[data-persona='{own.slug}']")).to_contain_text("Beekeeper")
-    page.click(f"button.persona-card[data-persona='{own.slug}']")
-    expect(page).to_have_url(re.compile(rf"/\?persona={own.slug}$"))
+    open_new_chat(page, own)
     expect(page.locator(ASSISTANT).first).to_contain_text("Bzz, hello!")
 
     other = browser.new_context()

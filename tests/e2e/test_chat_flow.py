@@ -11,6 +11,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
+from tests.e2e.pages import open_new_chat
+
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "correct-horse-battery-42"
@@ -34,8 +36,7 @@ def _sign_up(page: Page, site, username: str) -> None:
 
 def _open_chat(page: Page, persona) -> None:
     """Click the persona's card and wait for the new chat with its greeting (saved once a message is sent)."""
-    page.click(f"button.persona-card[data-persona='{persona.slug}']")
-    expect(page).to_have_url(re.compile(rf"/\?persona={re.escape(persona.slug)}$"))
+    open_new_chat(page, persona)
     expect(page.locator(ASSISTANT).first).to_contain_text(persona.greeting)
 
 

@@ -15,6 +15,7 @@ from accounts.models import UsageLimit
 from conversations import services
 from conversations.models import Conversation, Message
 from personas.models import ChatModel
+from tests.e2e.pages import open_new_chat
 from tests.servers import session_cookie
 from transfer.importers import parse_chatgpt_export
 from transfer.jobs import conversations_import
@@ -36,7 +37,7 @@ def logged_in(page: Page, site, alice) -> Page:
 
 def new_chat(page: Page, site, persona) -> None:
     page.goto(site.url("/"))
-    page.click(f"button.persona-card[data-persona='{persona.slug}']")
+    open_new_chat(page, persona)
     expect(page.locator(COMPOSER)).to_be_visible()
 
 

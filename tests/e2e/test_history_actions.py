@@ -1,11 +1,11 @@
 """In the browser: regenerate a reply and step through its versions, edit the last question, copy text."""
 
-import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.pages import open_new_chat
 from tests.servers import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -24,8 +24,7 @@ def logged_in(page: Page, site, alice):
 
 def open_chat(page: Page, site, persona) -> None:
     page.goto(site.url("/"))
-    page.click(f"button.persona-card[data-persona='{persona.slug}']")
-    expect(page).to_have_url(re.compile(rf"/\?persona={re.escape(persona.slug)}$"))  # Saved at the first send.
+    open_new_chat(page, persona)
 
 
 def send(page: Page, text: str) -> None:

@@ -1,11 +1,11 @@
 """In Chromium: math in a user's own message is MathML; Copy, Edit and the Markdown export give back the typed text."""
 
-import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.e2e.pages import open_new_chat
 from tests.servers import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -44,8 +44,7 @@ def test_a_sent_formula_is_mathml_and_copy_edit_and_export_give_back_the_typed_t
     page = logged_in
     persona = make_persona("fake-echo", slug="echo", greeting="Hi.")
     page.goto(site.url("/"))
-    page.click(f"button.persona-card[data-persona='{persona.slug}']")
-    expect(page).to_have_url(re.compile(rf"/\?persona={re.escape(persona.slug)}$"))
+    open_new_chat(page, persona)
     page.locator(COMPOSER).fill(TYPED)
     page.locator(COMPOSER).press("Enter")
     expect(page.locator(f"{ASSISTANT}[data-status=complete]").last).to_contain_text("You said:")

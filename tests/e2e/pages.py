@@ -1,0 +1,18 @@
+"""Steps the browser tests share."""
+
+import re
+
+from playwright.sync_api import Page, expect
+
+
+def open_new_chat(page: Page, persona) -> None:
+    """Click `persona`'s card on the persona picker and wait until its new chat takes a message.
+
+    The card is a plain GET form, so the chat is a page load: its composer
+    shows while the page is still parsed, before the deferred scripts (htmx,
+    chat.js) have run, and an Enter pressed then only adds a line. The load
+    event comes after them.
+    """
+    page.click(f"button.persona-card[data-persona='{persona.slug}']")
+    expect(page).to_have_url(re.compile(rf"/\?persona={re.escape(persona.slug)}$"))  # Saved at the first send.
+    page.wait_for_load_state("load")
