@@ -58,7 +58,7 @@ async def test_a_second_message_while_a_reply_streams_is_refused_and_saves_nothi
     conversation = await start_chat(alice, make_persona, "long:200+delay:20")
     socket = await open_socket(alice, conversation.public_id)
     await socket.send("first", idempotency_key="a")
-    await socket.receive_until("beforeend")  # The first reply streams.
+    await socket.receive_until('hx-swap-oob="beforeend">w0 ')  # The first reply streams (its first delta).
     before = await Message.objects.acount()
     await socket.send("second", idempotency_key="b")
     frames = await socket.receive_until('data-key="b"')

@@ -23,9 +23,10 @@ def month(alice, persona):
     for age in range(30):
         moment = timezone.make_aware(datetime.combine(today - timedelta(days=age), time(12)), zone)
         for _ in range(age + 1):
-            question = Message.objects.create(conversation=conversation, role="user", content="q")
+            question = Message.objects.create(conversation=conversation, role="user", content="q", asked_by=alice)
             reply = Message.objects.create(
                 conversation=conversation,
+                asked_by=alice,  # Usage is counted by who asked.
                 parent=question,
                 role="assistant",
                 content="a",
