@@ -66,13 +66,12 @@ def folder_rename(*, folder: Folder, name: object) -> Folder:
         ValidationError: the name is blank, too long, or another folder of the owner's has it.
     """
     name = folder_name_clean(name=name)
-    if Folder.objects.filter(owner_id=folder.owner_id, name=name).exclude(pk=folder.pk).exists():
-        raise ValidationError(_("You already have a folder called “%(name)s”.") % {"name": name}, code="unique")
-    folder.name = name
+    old_name, folder.name = folder.name, name
     try:
         with transaction.atomic():
             folder.save(update_fields=["name"])
-    except IntegrityError:  # Another request gave that name in between.
+    except IntegrityError:  # The owner's folder names are unique (constraint).
+        folder.name = old_name
         raise ValidationError(
             _("You already have a folder called “%(name)s”.") % {"name": name}, code="unique"
         ) from None

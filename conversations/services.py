@@ -232,7 +232,7 @@ def reply_finish(
         completion_tokens = cost["content_tokens"]
     fields = {
         "content": content,
-        "content_html": rendering.render_markdown(content) if content else "",
+        "content_html": message_content_html(role=Message.Role.ASSISTANT, content=content),
         "status": status,
         "finish_reason": finish_reason,
         "error_text": error_text,
@@ -300,16 +300,14 @@ def reply_unstored_finish(
     return prompt_tokens, completion_tokens
 
 
-def messages_append(
-    *, conversation: Conversation, turns: list[tuple[str, str]], asked_by: User | None = None
-) -> list[Message]:
+def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]]) -> list[Message]:
     """Append finished messages to the end of `conversation`'s shown path, in order; return them.
 
     turns: (role, text) pairs, role one of Message.Role, text from
         `message_text_clean` (the API saves the earlier turns a caller sent
         with its question). Each is stored as the site stores its kind
-        (`message_content_html`), `asked_by` the given user (None: the
-        conversation's owner), as a send would store them.
+        (`message_content_html`), asked by the conversation's owner, as a
+        send would store them.
     One read and one write per message.
     """
     previous = Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
@@ -322,7 +320,7 @@ def messages_append(
             content=text,
             content_html=message_content_html(role=role, content=text),
             status=Message.Status.COMPLETE,
-            asked_by_id=_asker_id(conversation, asked_by),
+            asked_by_id=conversation.owner_id,
             **_persona_content_tokens(conversation, text),
         )
         created.append(previous)
@@ -583,7 +581,7 @@ def replies_streaming_live(*, conversation: Conversation) -> list[Message]:
             continue
         Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
             status=Message.Status.INTERRUPTED,
-            content_html=rendering.render_markdown(message.content) if message.content else "",
+            content_html=message_content_html(role=Message.Role.ASSISTANT, content=message.content),
             error_text=_("This reply was interrupted: the server writing it stopped. Send again or regenerate it."),
         )
     return live

@@ -144,7 +144,6 @@ def folder_rename(request: AuthenticatedHttpRequest, public_id) -> HttpResponse:
         try:
             organizing.folder_rename(folder=folder, name=name)
         except ValidationError as exc:
-            folder.refresh_from_db(fields=["name"])
             return _folder_rename_form(request, {**context, "name_value": name, "error": " ".join(exc.messages)}, 400)
         if place == "page":
             return redirect("conversations:folder-detail", public_id=folder.public_id)

@@ -29,20 +29,14 @@ def _sent(conversation, text: bytes = b"sent") -> Path:
     return path
 
 
-@pytest.fixture
-def admin_client_(client, django_user_model):
-    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
-    return client
-
-
 def test_deleting_a_user_in_the_admin_deletes_their_files(
-    admin_client_, django_user_model, alice, bob, django_capture_on_commit_callbacks
+    admin_client, django_user_model, alice, bob, django_capture_on_commit_callbacks
 ):
     _unsent, unsent = _stored(alice)
     _bobs, bobs = _stored(bob, text=b"bob's")
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client_.post(f"/admin/auth/user/{alice.pk}/delete/", {"post": "yes"})
+        response = admin_client.post(f"/admin/auth/user/{alice.pk}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
     assert not django_user_model.objects.filter(pk=alice.pk).exists()
@@ -62,11 +56,11 @@ def test_deleting_a_user_with_chats_deletes_the_files_of_their_messages(
     assert (sent.exists(), unsent.exists()) == (False, False)
 
 
-def test_deleting_an_attachment_in_the_admin_deletes_its_file(admin_client_, alice, django_capture_on_commit_callbacks):
+def test_deleting_an_attachment_in_the_admin_deletes_its_file(admin_client, alice, django_capture_on_commit_callbacks):
     attachment, path = _stored(alice)
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin_client_.post(f"/admin/attachments/attachment/{attachment.pk}/delete/", {"post": "yes"})
+        response = admin_client.post(f"/admin/attachments/attachment/{attachment.pk}/delete/", {"post": "yes"})
 
     assert response.status_code == 302
     assert not path.exists()

@@ -306,9 +306,6 @@ async def test_a_streamed_reply_stays_within_feishus_card_update_rate(
     [card] = feishu_server.replies_to(message_in(event))
     assert feishu_server.refusals == []
     assert len(card.updates) >= 2 and card.markdown() == (await finished_replies())[0].content
-    times = card.update_times
-    busiest_second = max(sum(1 for other in times if start <= other < start + 1) for start in times)
-    assert busiest_second <= feishu_server_module.UPDATES_PER_SECOND
 
 
 async def test_the_fake_refuses_card_updates_faster_than_feishus_limit(feishu_channel, feishu_server):

@@ -5,19 +5,14 @@ import logging
 import pytest
 from asgiref.sync import sync_to_async
 
-from bots.models import Delivery
 from tests.bots.conftest import FEISHU_ENCRYPT_KEY, FEISHU_TOKEN, WECHAT_AES_KEY, WECHAT_TOKEN
-from tests.bots.test_feishu import post_event
+from tests.bots.test_feishu import deliveries_done, post_event
 from tests.bots.test_wechat import post_message
 from tests.fakes.feishu_server import event_request, message_event
 from tests.fakes.wechat_server import text_xml
 from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-async def deliveries_done() -> bool:
-    return not await Delivery.objects.exclude(state=Delivery.State.DONE).aexists()
 
 
 def leaked(caplog, secrets: set[str]) -> set[str]:

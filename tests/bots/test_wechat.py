@@ -13,6 +13,7 @@ from bots import services
 from bots.models import BotChannel, Delivery
 from conversations.models import Message
 from tests.bots.conftest import WECHAT_AES_KEY, WECHAT_TOKEN
+from tests.bots.test_feishu import deliveries_done
 from tests.fakes.wechat_server import decrypt, event_xml, message_request, signature, text_xml
 from tests.waiting import async_wait_until
 
@@ -39,10 +40,6 @@ def passive_content(response) -> str:
     if encrypted is not None:
         root = ElementTree.fromstring(decrypt(encoding_aes_key=WECHAT_AES_KEY, encrypted=encrypted))
     return root.findtext("Content") or ""
-
-
-async def deliveries_done() -> bool:
-    return not await Delivery.objects.exclude(state=Delivery.State.DONE).aexists()
 
 
 async def test_documented_server_url_check_echoes_echostr(site, wechat_channel):

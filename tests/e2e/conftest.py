@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.pages import sign_in
 from tests.servers import DaphneServer
 
 CHROMIUM_ARGS = [
@@ -144,6 +145,14 @@ def page(browser, browser_loop, site, monkeypatch):
             yield context.new_page()
         finally:
             context.close()
+
+
+@pytest.fixture
+def logged_in(page, site, alice):
+    """`page` signed in as alice, who may use the clipboard (Copy buttons)."""
+    sign_in(page.context, site, alice)
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url("/").rstrip("/"))
+    return page
 
 
 @pytest.fixture

@@ -11,14 +11,14 @@ from playwright.sync_api import Page, expect
 
 from api.models import ApiKey
 from conversations.models import Message
+from tests.e2e.pages import sign_in
 from tests.servers import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def _log_in(page: Page, site, user) -> None:
-    name, value = session_cookie(user).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, user)
 
 
 def test_a_console_message_streams_its_events_and_text(page, site, alice, make_persona, screenshot):

@@ -17,8 +17,7 @@ from conversations import services
 from personas.models import ChatModel, Persona
 from tests.attachments import files
 from tests.conftest import streamed_requests
-from tests.e2e.pages import open_new_chat
-from tests.servers import session_cookie
+from tests.e2e.pages import open_new_chat, sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -27,8 +26,7 @@ COMPOSER = "#composer textarea[name=message]"
 
 
 def _log_in(page: Page, site, user) -> None:
-    name, value = session_cookie(user).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, user)
 
 
 def _open(page: Page, site, user, conversation) -> None:
@@ -125,8 +123,7 @@ def test_another_user_cannot_fetch_a_files_url(page, site, alice, bob, browser, 
 
     other = browser.new_context()
     try:
-        name, value = session_cookie(bob).split("=", 1)
-        other.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+        sign_in(other, site, bob)
         assert other.request.get(url).status == 404
         assert other.request.get(url, max_redirects=0).status == 404
     finally:
@@ -224,8 +221,7 @@ def test_a_users_own_persona_is_private_to_its_owner(page, site, alice, bob, bro
 
     other = browser.new_context()
     try:
-        name, value = session_cookie(bob).split("=", 1)
-        other.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+        sign_in(other, site, bob)
         bobs = other.new_page()
         bobs.goto(site.url("/"))
         expect(bobs.locator(f"button.persona-card[data-persona='{persona.slug}']")).to_be_visible()

@@ -15,8 +15,7 @@ from accounts.models import UsageLimit
 from conversations import services
 from conversations.models import Conversation, Message
 from personas.models import ChatModel
-from tests.e2e.pages import open_new_chat
-from tests.servers import session_cookie
+from tests.e2e.pages import open_new_chat, sign_in
 from transfer.importers import parse_chatgpt_export
 from transfer.jobs import conversations_import
 
@@ -26,13 +25,6 @@ ASSISTANT = "article.message[data-role=assistant]"
 USER = "article.message[data-role=user]"
 COMPOSER = "#composer textarea[name=message]"
 ALERT = "#composer-alert"
-
-
-@pytest.fixture
-def logged_in(page: Page, site, alice) -> Page:
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
-    return page
 
 
 def new_chat(page: Page, site, persona) -> None:
@@ -335,8 +327,7 @@ def test_on_a_touch_keyboard_enter_adds_a_line_and_send_sends(page, browser, sit
     context = browser.new_context(viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True)
     try:
         page = context.new_page()
-        name, value = session_cookie(alice).split("=", 1)
-        context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+        sign_in(context, site, alice)
         open_conversation(page, site, conversation)
         box = page.locator(COMPOSER)
         box.fill("first line")

@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from playwright.sync_api import Page, expect
 
 from conversations import services
-from tests.servers import session_cookie
+from tests.e2e.pages import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -42,8 +42,7 @@ def violations(page: Page) -> list[str]:
 
 
 def _log_in(page: Page, site, user) -> None:
-    name, value = session_cookie(user).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, user)
 
 
 def _visit(page: Page, url: str) -> None:

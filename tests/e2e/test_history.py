@@ -17,7 +17,7 @@ from playwright.sync_api import APIResponse, Page, Route, expect
 from conversations import services
 from conversations.models import Conversation, Message
 from tests.conversations.history import long_conversation
-from tests.servers import session_cookie
+from tests.e2e.pages import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -25,8 +25,7 @@ ENTRIES = "#conversations .conversation-item"
 
 
 def _log_in(page: Page, site, user) -> None:
-    name, value = session_cookie(user).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, user)
 
 
 def test_scrolling_the_sidebar_loads_every_older_conversation_once(page, site, alice):

@@ -6,20 +6,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.pages import open_new_chat
-from tests.servers import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 ASSISTANT = "article.message[data-role=assistant]"
 COMPOSER = "#composer textarea[name=message]"
-
-
-@pytest.fixture
-def logged_in(page: Page, site, alice):
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
-    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url("/").rstrip("/"))
-    return page
 
 
 def open_chat(page: Page, site, persona) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.servers import session_cookie
+from tests.e2e.pages import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -78,8 +78,7 @@ def test_the_browsers_locale_chooses_the_language(open_page, site, alice, locale
     expect(page.locator("label[for=language-choice]")).to_have_text(LABEL[language])
     _screenshot(page, f"sign-in-{locale}")
 
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, alice)
     page.goto(site.url("/"))
     _expect_language(page, language)
     expect(page.locator("#new-chat")).to_contain_text(NEW_CHAT[language])

@@ -18,7 +18,7 @@ from accounts.models import Preference
 from conversations import services
 from conversations.models import Conversation, Message
 from tests.e2e.contrast import low_contrast, text_count
-from tests.servers import session_cookie
+from tests.e2e.pages import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -60,8 +60,7 @@ PAGES = {
 
 
 def _log_in(page: Page, site, user) -> None:
-    name, value = session_cookie(user).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, user)
 
 
 def _chat_with_reply(owner, persona, reply: str = REPLY) -> Conversation:

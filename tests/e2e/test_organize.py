@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from conversations import organizing, services
-from tests.servers import session_cookie
+from tests.e2e.pages import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -21,8 +21,7 @@ def chats(alice, persona):
 
 def test_pin_a_chat_and_file_another_in_a_folder(chats, page: Page, site, alice, screenshot):
     alpha, beta, _ = chats
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, alice)
 
     page.goto(site.url(alpha.get_absolute_url()))
     page.click("#pin-toggle")
@@ -51,8 +50,7 @@ def test_pin_a_chat_and_file_another_in_a_folder(chats, page: Page, site, alice,
 def test_drag_a_chat_onto_a_folder(chats, page: Page, site, alice):
     alpha, _, gamma = chats
     organizing.conversation_move(conversation=alpha, folder=organizing.folder_get_or_create(owner=alice, name="Trips"))
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, alice)
     page.goto(site.url("/"))
     folder = page.locator(".folder-group", has_text="Trips")
     expect(folder.locator(".conversation-item")).to_have_count(1)
@@ -68,8 +66,7 @@ def test_rename_a_folder_then_delete_it_and_keep_its_chats(chats, page: Page, si
     trips = organizing.folder_get_or_create(owner=alice, name="Trips")
     for conversation in (alpha, beta):
         organizing.conversation_move(conversation=conversation, folder=trips)
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, alice)
     page.goto(site.url("/"))
     folder = page.locator(f"#folder-{trips.public_id}")
     expect(folder.locator(".conversation-item")).to_have_count(2)

@@ -25,7 +25,7 @@ from accounts.models import Preference
 from accounts.theme import THEME_COOKIE
 from conversations import services
 from conversations.models import Conversation, Message
-from tests.servers import session_cookie
+from tests.e2e.pages import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -175,8 +175,7 @@ def test_main_pages(page, site, alice, persona, combination, screenshot, console
     _check(page, combination, "sign-in", screenshot, console_errors, scrolls=True)
 
     page.context.clear_cookies()  # Signed in, without the visitor's cookie: the theme is the user's saved one.
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, alice)
     new_chat = _text(language, "New chat")
     headings = {
         "new-chat": (reverse("conversations:conversation-new"), "Who do you want to talk to?"),

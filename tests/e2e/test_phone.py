@@ -15,7 +15,7 @@ from playwright.sync_api import Page, expect
 
 from conversations import services
 from conversations.models import Conversation, Message
-from tests.servers import session_cookie
+from tests.e2e.pages import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -74,8 +74,7 @@ def screenshot(phone, request):
 
 
 def _log_in(page: Page, site, user) -> None:
-    name, value = session_cookie(user).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, user)
 
 
 def _wide_chat(owner, persona) -> Conversation:

@@ -6,15 +6,14 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from conversations import services
-from tests.servers import session_cookie
+from tests.e2e.pages import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def log_in(page: Page, site, user) -> None:
     page.context.clear_cookies()
-    name, value = session_cookie(user).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, user)
 
 
 @pytest.fixture

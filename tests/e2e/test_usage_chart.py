@@ -7,7 +7,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from conversations.models import Conversation, Message
-from tests.servers import session_cookie
+from tests.e2e.pages import sign_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -46,8 +46,7 @@ def bar_heights(page: Page) -> list[float]:
 
 
 def test_the_usage_chart_shows_a_month_per_day(month, page: Page, site, alice, screenshot):
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, alice)
     page.goto(site.url("/"))
     page.click("#usage-link")
 
@@ -76,8 +75,7 @@ def test_the_usage_chart_shows_a_month_per_day(month, page: Page, site, alice, s
 
 def test_the_usage_chart_speaks_the_users_language(month, page: Page, site, alice):
     page.set_extra_http_headers({"Accept-Language": "zh-hans"})
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, alice)
     page.goto(site.url("/usage/"))
     expect(page.locator("html")).to_have_attribute("lang", "zh-Hans")
     labels = page.eval_on_selector_all(f"{TOKENS_CHART} text.chart-label", "ts => ts.map(t => t.textContent)")

@@ -6,7 +6,6 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.pages import open_new_chat
-from tests.servers import session_cookie
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -16,14 +15,6 @@ COMPOSER = "#composer textarea[name=message]"
 TYPED = (
     "Is $E=mc^2$ right? It costs $5 and $10, and \\[\\frac{a}{b}\\] is shown too; <b>not bold</b>, \\$x\\$ not math."
 )
-
-
-@pytest.fixture
-def logged_in(page: Page, site, alice):
-    name, value = session_cookie(alice).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
-    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.url("/").rstrip("/"))
-    return page
 
 
 def _expect_math_in_the_bubble(page: Page) -> None:

@@ -53,7 +53,8 @@ from conversations.models import Conversation, Message
 from conversations.selectors import SIDEBAR_PAGE_SIZE
 from personas.models import Persona
 from tests.e2e.inert import Item, Watch, dom_text
-from tests.servers import DaphneServer, session_cookie
+from tests.e2e.pages import sign_in
+from tests.servers import DaphneServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -131,8 +132,7 @@ def _load_older_messages(page: Page) -> None:
 
 
 def _log_in(page: Page, site, user) -> None:
-    name, value = session_cookie(user).split("=", 1)
-    page.context.add_cookies([{"name": name, "value": value, "url": site.url("/")}])
+    sign_in(page.context, site, user)
 
 
 def _label(line: int, place: str) -> str:

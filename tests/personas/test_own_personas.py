@@ -90,7 +90,7 @@ def test_site_personas_and_other_users_personas_cannot_be_edited_or_deleted(
 
 
 def test_the_owner_edits_and_deletes_their_persona(client, alice, writers, open_model):
-    own = Persona.objects.create(name="Mine", slug="u-mine", model=open_model, owner=alice)
+    own = Persona.objects.create(name="Mine", slug="u-mine", model=open_model, owner=alice, is_published=True)
     client.force_login(alice)
 
     assert client.post(f"/personas/{own.slug}/", _fields(open_model, name="Renamed")).status_code == 302
