@@ -201,6 +201,10 @@ async def raw_sdk_round(base_url: str, model: str, size: int, round_id: str) -> 
         await client.close()
 
 
+# From the last socket opened to the sends.
+SETTLE_S = 1.0
+
+
 async def site_round(
     sites: list[DaphneServer], people: list[tuple[str, str]], round_id: str, timeout_s: float
 ) -> list[Reading]:
@@ -220,6 +224,9 @@ async def site_round(
             ) as ws:
                 opened.append(True)
                 if len(opened) == len(people):
+                    # The site accepts a socket before it loads the conversation: let it finish the last ones,
+                    # or the first sends would wait behind them. People do not send the instant a page opens.
+                    await asyncio.sleep(SETTLE_S)
                     go.set()
                 await go.wait()
                 await _send(ws, reading, f"Question {i}")

@@ -139,10 +139,11 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self._refuse(problem)
             return
         assert isinstance(content, dict)  # frame_problem refuses anything else
-        if not await _still_signed_in(self.scope):
+        action = content["action"]
+        # A reply's request checks the sign-in in its own hop to the ORM thread (`_request_if_signed_in`).
+        if action in ("stop", "sync") and not await _still_signed_in(self.scope):
             await self.close(code=CLOSE_ANONYMOUS)  # Logged out or deactivated since the socket opened.
             return
-        action = content["action"]
         if action == "stop":
             stop: events.ReplyStop = {"type": "reply.stop"}
             await self.channel_layer.group_send(
@@ -180,7 +181,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         """Ask for a reply; tell this tab whether its frame was taken (`fragments.send_outcome_html`)."""
         key = idempotency_key if isinstance(idempotency_key, str) else ""
         try:
-            requested = await database_sync_to_async(services.reply_request)(
+            requested = await _request_if_signed_in(
+                self.scope,
                 user=self.user,
                 public_id=self.conversation.public_id,
                 action=action,
@@ -188,6 +190,9 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                 idempotency_key=key,
                 attachments=attachments or [],
             )
+        except _SignedOut:
+            await self.close(code=CLOSE_ANONYMOUS)  # Logged out or deactivated since the socket opened.
+            return
         except Conversation.DoesNotExist:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -383,3 +388,24 @@ def _signed_in(scope) -> bool:
 # Reads only: off the single thread that orders the ORM writes, so a busy
 # worker checks a stop frame without queueing behind checkpoints.
 _still_signed_in = database_sync_to_async(_signed_in, thread_sensitive=False)
+
+
+class _SignedOut(Exception):
+    """The socket's session no longer signs in its user (`_signed_in`)."""
+
+
+@database_sync_to_async
+def _request_if_signed_in(scope, **request) -> services.RequestedReply:
+    """Check the sign-in (`_signed_in`), then `services.reply_request(**request)`, in one hop to the ORM thread.
+
+    A send waits for that thread anyway: a second hop for the check, on other
+    threads, had a class's sends all check first and contend for the
+    interpreter while the first requests waited (bench/load.py).
+
+    Raises:
+        _SignedOut: logged out, password changed or deactivated since the socket opened; nothing saved.
+        What `services.reply_request` raises.
+    """
+    if not _signed_in(scope):
+        raise _SignedOut
+    return services.reply_request(**request)

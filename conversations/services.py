@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -165,13 +165,20 @@ def message_send(
                 fields.append("title")
             conversation.save(update_fields=fields)
     except IntegrityError:
-        if (
-            idempotency_key
-            and Message.objects.filter(conversation=conversation, idempotency_key=idempotency_key[:64]).exists()
-        ):
-            raise DuplicateSend(idempotency_key) from None
+        _refuse_duplicate(conversation, idempotency_key)
         raise
     return SentMessage(user_message=user_message, assistant_message=assistant_message)
+
+
+def _refuse_duplicate(conversation: Conversation, idempotency_key: str) -> None:
+    """Raise DuplicateSend if a message of `conversation` already has `idempotency_key` (one query; none for "").
+
+    Asked after a refusal or a failed insert only: a send that passes its
+    checks meets the key's unique constraint (`message_unique_idempotency_key`).
+    """
+    key = idempotency_key[:64]
+    if key and Message.objects.filter(conversation=conversation, idempotency_key=key).exists():
+        raise DuplicateSend(key, conversation)
 
 
 def content_tokens(text: str, *, model_id: str) -> dict[str, Any]:
@@ -459,7 +466,16 @@ def message_edit(
 
     Raises:
         ValidationError: the conversation has no question to edit, or a reply is streaming.
+        DuplicateSend: `idempotency_key` was already used in this conversation.
     """
+    try:
+        return _message_edit(conversation=conversation, text=text, idempotency_key=idempotency_key, asked_by=asked_by)
+    except IntegrityError:
+        _refuse_duplicate(conversation, idempotency_key)
+        raise
+
+
+def _message_edit(*, conversation: Conversation, text: str, idempotency_key: str, asked_by: User | None) -> SentMessage:
     with transaction.atomic():
         _refuse_while_streaming(conversation)
         last = _last_current(conversation)
@@ -647,20 +663,47 @@ def reply_request(
     with transaction.atomic():
         conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
         key = idempotency_key[:64] if action != "regenerate" else ""
-        if key and Message.objects.filter(conversation=conversation, idempotency_key=key).exists():
-            raise DuplicateSend(key, conversation)
+        asker = asked_by or user
+        try:
+            clean = _reply_check(conversation=conversation, action=action, text=text, persona=persona, asker=asker)
+        except ValidationError:
+            # A message resent after a reconnect while its reply streams is a duplicate, not a refusal.
+            _refuse_duplicate(conversation, key)
+            raise
         reply, added = _reply_save(
             user=user,
             conversation=conversation,
             action=action,
-            text=text,
+            clean=clean,
             key=key,
             attachments=attachments,
-            persona=persona,
-            asked_by=asked_by,
+            asker=asker,
         )
         job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona)
     return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))
+
+
+def _reply_check(*, conversation: Conversation, action: str, text: object, persona: Persona | None, asker: User) -> str:
+    """Return the cleaned text of a send or an edit ("" otherwise) if `asker` may ask for the reply now.
+
+    See `reply_request`, whose transaction it runs in; writes nothing but the
+    stale replies' sweep (`replies_streaming_live`).
+
+    Raises:
+        ValidationError: the text, the persona, the quota, or a reply streaming in the conversation refuses it.
+    """
+    clean = message_text_clean(text=text) if action in ("send", "edit") else ""
+    upstream.upstream_check(conversation=conversation, persona=persona)
+    if asker.pk != conversation.owner_id and connection.features.has_select_for_update:
+        # Members of a group chat each lock their own row for their quota; the conversation's row keeps two of
+        # them from both passing the check below. (SQLite's IMMEDIATE transactions already serialize writers.)
+        list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
+    quotas.quota_check(user=asker, lock=True)
+    # After the quota's row lock: two sends of one user are checked one after the other.
+    _refuse_while_streaming(conversation)
+    if action == "continue":
+        _refuse_unless_cut_off(conversation)
+    return clean
 
 
 def _reply_save(
@@ -668,27 +711,20 @@ def _reply_save(
     user: User,
     conversation: Conversation,
     action: str,
-    text: object,
+    clean: str,
     key: str,
+    asker: User,
     attachments: Sequence[str] = (),
-    persona: Persona | None = None,
-    asked_by: User | None = None,
 ) -> tuple[Message, list[Message] | None]:
-    """Check and save what `action` writes (see `reply_request`, whose transaction it runs in).
+    """Save what `action` writes, once `_reply_check` allowed it (see `reply_request`, whose transaction it runs in).
 
     Return the empty reply, and the new bubbles of a send or a continue (None:
     the shown conversation changed as a whole).
+
+    Raises:
+        DuplicateSend: the idempotency key `key` was used in the conversation meanwhile.
+        ValidationError: an attachment is refused (`_attach`).
     """
-    clean = message_text_clean(text=text) if action in ("send", "edit") else ""
-    upstream.upstream_check(conversation=conversation, persona=persona)
-    asker = asked_by or user
-    if asker.pk != user.pk and connection.features.has_select_for_update:
-        # Members of a group chat each lock their own row for their quota; the conversation's row keeps two of
-        # them from both passing the check below. (SQLite's IMMEDIATE transactions already serialize writers.)
-        list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
-    quotas.quota_check(user=asker, lock=True)
-    # After the quota's row lock: two sends of one user are checked one after the other.
-    _refuse_while_streaming(conversation)
     if action == "edit":
         edited = message_edit(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker)
         _edited_keeps_files(edited.user_message)
@@ -697,10 +733,10 @@ def _reply_save(
     if action == "regenerate":
         return reply_regenerate(conversation=conversation, asked_by=asker), None
     if action == "continue":
-        _refuse_unless_cut_off(conversation)
         clean = _("Continue from where you stopped.")
     sent = message_send(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker)
-    _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message)
+    if not _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message):
+        _no_attachments_known(sent.user_message)
     return sent.assistant_message, [sent.user_message, sent.assistant_message]
 
 
@@ -752,8 +788,15 @@ def conversation_start(
                 raise DuplicateSend(key, earlier.conversation)
         message_text_clean(text=text)  # Before anything is created.
         conversation = conversation_create(owner=user, persona=persona)
+        clean = _reply_check(conversation=conversation, action="send", text=text, persona=None, asker=user)
         reply, _added = _reply_save(
-            user=user, conversation=conversation, action="send", text=text, key=key, attachments=attachments
+            user=user,
+            conversation=conversation,
+            action="send",
+            clean=clean,
+            key=key,
+            asker=user,
+            attachments=attachments,
         )
         job = upstream.reply_job_build(conversation=conversation, message=reply)
     return StartedConversation(conversation=conversation, job=job)
@@ -786,15 +829,17 @@ def _edited_keeps_files(question: Message) -> None:
         attachments_copy(from_message_id=replaced.pk, to_message_id=question.pk)
 
 
-def _attach(*, user: User, conversation: Conversation, public_ids: Sequence[str], message: Message) -> None:
+def _attach(*, user: User, conversation: Conversation, public_ids: Sequence[str], message: Message) -> list[Attachment]:
     """Attach the user's uploads to `message`; refuse images when the chat's model does not read them.
+
+    Return them (none without `public_ids`).
 
     Raises:
         ValidationError: an upload is gone or not the user's, too many files,
             or an image for a model without vision (the transaction rolls back).
     """
     if not public_ids:
-        return
+        return []
     attached = attachments_attach(owner=user, public_ids=public_ids, message_id=message.pk)
     model = upstream.chat_model_for(conversation)
     if any(a.kind == Attachment.Kind.IMAGE for a in attached) and not model.supports_images:
@@ -802,6 +847,15 @@ def _attach(*, user: User, conversation: Conversation, public_ids: Sequence[str]
             _("%(model)s does not accept images. Switch to a model that does, or remove the image.") % {"model": model},
             code="no_vision",
         )
+    return attached
+
+
+def _no_attachments_known(message: Message) -> None:
+    """Record that `message`, just written, has no files, as `prefetch_related` would: its bubble then needs no query.
+
+    An empty queryset runs no query (`QuerySet.none()`).
+    """
+    prefetch_related_objects([message], Prefetch("attachments", queryset=Attachment.objects.none()))
 
 
 def conversation_set_model(*, conversation: Conversation, chat_model_id: object) -> Conversation:

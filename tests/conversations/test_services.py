@@ -97,6 +97,37 @@ def test_reply_finish_stores_rendered_reply_and_metadata_in_one_write_and_counts
     assert (reply.prompt_tokens, reply.completion_tokens, reply.ttft_ms, reply.duration_ms) == (3, 2, 12, 40)
 
 
+@pytest.mark.parametrize("action", ["send", "edit"])
+def test_a_resent_message_is_a_duplicate_while_its_reply_streams_and_after_it(alice, conversation, action):
+    def ask(key, action=action):
+        return services.reply_request(
+            user=alice, public_id=conversation.public_id, action=action, text="once", idempotency_key=key
+        )
+
+    if action == "edit":
+        services.reply_finish(message=ask("first", "send").job.message, content="hello", status="complete")
+    reply = ask("same").job.message
+    count = Message.objects.count()
+    with pytest.raises(services.DuplicateSend):  # Its reply streams: the streaming check refuses, the key wins.
+        ask("same")
+    services.reply_finish(message=reply, content="hello", status="complete")
+    with pytest.raises(services.DuplicateSend) as duplicate:  # The checks pass; the key's unique constraint refuses.
+        ask("same")
+    assert Message.objects.count() == count and duplicate.value.conversation == conversation
+
+
+def test_a_send_without_files_neither_looks_up_its_key_nor_loads_its_bubbles_files(alice, conversation):
+    with CaptureQueriesContext(connection) as queries:
+        requested = services.reply_request(
+            user=alice, public_id=conversation.public_id, action="send", text="hi", idempotency_key="k"
+        )
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert not [sql for sql in sqls if sql.startswith("SELECT") and "idempotency_key" in sql.split("WHERE")[-1]]
+    # The history's files (what the model reads) are loaded once; the new bubbles' are known.
+    assert len([sql for sql in sqls if sql.startswith('SELECT "attachments_attachment"')]) == 1
+    assert 'id="' in requested.changed["html"]
+
+
 def test_a_send_an_edit_and_a_regeneration_record_the_user_who_asked(alice, conversation):
     sent = services.reply_request(user=alice, public_id=conversation.public_id, action="send", text="hi").job.message
     services.reply_finish(message=sent, content="hello", status="complete")
