@@ -71,6 +71,19 @@ def _message_params(messages: list[dict[str, Any]]) -> list[ChatCompletionMessag
     return [_message_param(message["role"], message["content"]) for message in messages]
 
 
+def _messages_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the request's `messages` (see `_message_params`) for the SDK's `extra_body`, which it sends as is.
+
+    The SDK's `create(messages=...)` first walks every message against its
+    TypedDict annotations, to rename and reformat fields, and hands back these
+    messages unchanged (they are in the wire format already): 0.5 ms of the
+    event loop for 3 messages, 5.7 ms for 41, on every send and title
+    (bench/README.md). `create` is then called with `messages=[]`, which this
+    replaces (the SDK merges `extra_body` over the body it built).
+    """
+    return {"messages": _message_params(messages)}
+
+
 def _message_param(role: str, content: Content) -> ChatCompletionMessageParam:
     if role == "user":
         user: ChatCompletionUserMessageParam = {"role": "user", "content": content}  # type: ignore[typeddict-item]
@@ -115,7 +128,8 @@ async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIter
         # request, applies the timeouts and raises its status errors.
         async with client.chat.completions.with_streaming_response.create(
             model=request.model,
-            messages=_message_params(request.messages),
+            messages=[],
+            extra_body=_messages_body(request.messages),
             stream=True,
             stream_options={"include_usage": True},
             **params,
@@ -225,7 +239,8 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
     try:
         completion = await client.chat.completions.create(
             model=request.model,
-            messages=_message_params(request.messages),
+            messages=[],
+            extra_body=_messages_body(request.messages),
             max_tokens=request.max_tokens,
         )
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
