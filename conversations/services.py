@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Prefetch, Q, prefetch_related_objects
+from django.db.models import Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -337,7 +337,7 @@ def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]])
 def usage_add(*, user_id: int, started_at: datetime, tokens: int) -> None:
     """Add `tokens` to the user's usage of the local day (settings.TIME_ZONE) of `started_at`.
 
-    One query, three on the user's first reply of the day. Nothing is added
+    One statement, on the day's first reply too. Nothing is added
     for a user deleted meanwhile (the asker of a reply whose IM identity was
     linked to a site account while it streamed: bots).
     """
@@ -346,16 +346,30 @@ def usage_add(*, user_id: int, started_at: datetime, tokens: int) -> None:
     )
 
 
+# Add to the day's row, or create it, in one statement (an upsert: SQLite 3.24+, PostgreSQL 9.5+). A user deleted
+# meanwhile selects no row: a row would fail its foreign key at commit, taking the caller's transaction (the stored
+# reply) with it. SQL, as the ORM has no increment on conflict: updating, then checking the user and creating the
+# row took three queries and a savepoint on a user's first reply of the day, 0.6 ms of a reply's 4.5 ms final write.
+_USAGE_ADD_SQL = """
+INSERT INTO {usage} ({user}, {day}, {tokens})
+SELECT {id}, %s, %s FROM {users} WHERE {id} = %s
+ON CONFLICT ({user}, {day}) DO UPDATE SET {tokens} = {usage}.{tokens} + excluded.{tokens}
+"""
+
+
 def _usage_add_day(*, user_id: int, day: date, tokens: int) -> None:
-    if DailyUsage.objects.filter(user_id=user_id, day=day).update(tokens=F("tokens") + tokens):
-        return
-    if not get_user_model().objects.filter(pk=user_id).exists():  # A row would fail its foreign key at commit,
-        return  # taking the caller's transaction (the stored reply) with it.
-    try:
-        with transaction.atomic():
-            DailyUsage.objects.create(user_id=user_id, day=day, tokens=tokens)
-    except IntegrityError:  # Another reply of the same user and day created the row meanwhile.
-        DailyUsage.objects.filter(user_id=user_id, day=day).update(tokens=F("tokens") + tokens)
+    quote = connection.ops.quote_name
+    users = get_user_model()._meta
+    sql = _USAGE_ADD_SQL.format(
+        usage=quote(DailyUsage._meta.db_table),
+        user=quote(DailyUsage._meta.get_field("user").column),
+        day=quote("day"),
+        tokens=quote("tokens"),
+        users=quote(users.db_table),
+        id=quote(users.pk.column),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [connection.ops.adapt_datefield_value(day), tokens, user_id])
 
 
 def asked_move(*, from_user: User, to_user: User) -> None:

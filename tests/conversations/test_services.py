@@ -1,7 +1,10 @@
+from datetime import date, datetime, timedelta
+
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from conversations import services
 from conversations.models import DailyUsage, Message
@@ -126,6 +129,23 @@ def test_a_send_without_files_neither_looks_up_its_key_nor_loads_its_bubbles_fil
     # The history's files (what the model reads) are loaded once; the new bubbles' are known.
     assert len([sql for sql in sqls if sql.startswith('SELECT "attachments_attachment"')]) == 1
     assert 'id="' in requested.changed["html"]
+
+
+def test_usage_is_added_to_the_days_row_in_one_statement_and_never_for_a_deleted_user(
+    alice, bob, django_assert_num_queries
+):
+    noon = timezone.make_aware(datetime(2026, 3, 1, 12, 0))
+    with django_assert_num_queries(1):
+        services.usage_add(user_id=alice.pk, started_at=noon, tokens=5)  # The day's first reply: the row is created.
+    with django_assert_num_queries(1):
+        services.usage_add(user_id=alice.pk, started_at=noon + timedelta(hours=1), tokens=7)
+    services.usage_add(user_id=alice.pk, started_at=noon + timedelta(days=1), tokens=1)
+    gone = bob.pk
+    bob.delete()
+    services.usage_add(user_id=gone, started_at=noon, tokens=3)
+
+    rows = DailyUsage.objects.order_by("day").values_list("user", "day", "tokens")
+    assert list(rows) == [(alice.pk, date(2026, 3, 1), 12), (alice.pk, date(2026, 3, 2), 1)]
 
 
 def test_a_send_an_edit_and_a_regeneration_record_the_user_who_asked(alice, conversation):
