@@ -23,12 +23,11 @@ import json.encoder
 import re
 import unicodedata
 import zipfile
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -160,37 +159,36 @@ def conversation_json(conversation: Any, messages: Iterable[Any], *, exported_at
     return b"".join(_json_document_chunks([conversation_record_json(conversation, messages)], exported_at))
 
 
-def conversation_markdown(conversation: Any, messages: Iterable[Any]) -> str:
+def conversation_markdown(conversation: Any, messages: Iterable[Any], labels: _Labels | None = None) -> str:
     """Return the conversation as a Markdown document.
 
     ``# Title``, a list of metadata, then one ``### User`` / ``### Assistant``
     / ``### System`` section per message with its text as written (a reply's
     Markdown stays Markdown). A reply that did not complete says so in its
-    heading, and an error follows its text as a quote.
+    heading, and an error follows its text as a quote. The words are in the
+    active language, or `labels`' (`_labels`, for many documents at once).
     """
-    title = _one_line(conversation.title) or _("Untitled conversation")
-    empty, error = _("(empty)"), _("Error:")
-    message_label = _message_labeller()
+    labels = labels or _labels()
+    title = _one_line(conversation.title) or labels.untitled
     lines = [f"# {title}", ""]
-    lines += [f"- {label}: {value}" for label, value in _metadata(conversation)]
+    lines += [f"- {label}: {value}" for label, value in _metadata(conversation, labels)]
     for message in messages:
-        lines += ["", f"### {message_label(message)}", "", message.content or f"_{empty}_"]
+        lines += ["", f"### {labels.heading(message)}", "", message.content or f"_{labels.empty}_"]
         if message.error_text:
-            lines += ["", f"> {error} {_one_line(message.error_text)}"]
+            lines += ["", f"> {labels.error} {_one_line(message.error_text)}"]
     return "\n".join(lines) + "\n"
 
 
 def conversation_text(conversation: Any, messages: Iterable[Any]) -> str:
     """Return the conversation as plain text: title, metadata, then each message under its role."""
-    title = _one_line(conversation.title) or _("Untitled conversation")
-    error = _("Error:")
-    message_label = _message_labeller()
+    labels = _labels()
+    title = _one_line(conversation.title) or labels.untitled
     lines = [title, "=" * min(len(title), 80), ""]
-    lines += [f"{label}: {value}" for label, value in _metadata(conversation)]
+    lines += [f"{label}: {value}" for label, value in _metadata(conversation, labels)]
     for message in messages:
-        lines += ["", f"--- {message_label(message)} ---", message.content]
+        lines += ["", f"--- {labels.heading(message)} ---", message.content]
         if message.error_text:
-            lines.append(f"[{error} {_one_line(message.error_text)}]")
+            lines.append(f"[{labels.error} {_one_line(message.error_text)}]")
     return "\n".join(lines) + "\n"
 
 
@@ -286,14 +284,14 @@ def archive_chunks(
         attachments: `attachment_record`s by message public id, listed with their messages.
         files: the attachments' files, at their records' "file" paths.
     """
-    language = translation.get_language()
+    labels = _labels()  # Now: the chunks are read later, when the request's language may be gone.
     records = (conversation_record_json(conversation, messages, attachments) for conversation, messages in json_pairs)
     json_entry = ZipEntry("conversations.json", exported_at, _json_document_chunks(records, exported_at), large=True)
     markdown_entries = (
         ZipEntry(
             f"conversations/{conversation_filename(conversation, 'md')}",
             conversation.updated_at,
-            [_markdown_in(language, conversation, messages).encode()],
+            [conversation_markdown(conversation, messages, labels).encode()],
         )
         for conversation, messages in markdown_pairs
     )
@@ -415,46 +413,80 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _markdown_in(language: str, conversation: Any, messages: Iterable[Any]) -> str:
-    with translation.override(language):
-        return conversation_markdown(conversation, messages)
-
-
-def _metadata(conversation: Any) -> list[tuple[str, str]]:
+def _metadata(conversation: Any, labels: _Labels) -> list[tuple[str, str]]:
     persona = conversation.persona
     rows = []
     if persona is not None:
-        rows.append((_("Persona"), f"{persona.name} ({persona.slug})"))
-        rows.append((_("Model"), persona.model.model_id))
-    rows.append((_("Created"), iso_utc(conversation.created_at) or ""))
-    rows.append((_("Updated"), iso_utc(conversation.updated_at) or ""))
+        rows.append((labels.persona, f"{persona.name} ({persona.slug})"))
+        rows.append((labels.model, persona.model.model_id))
+    rows.append((labels.created, iso_utc(conversation.created_at) or ""))
+    rows.append((labels.updated, iso_utc(conversation.updated_at) or ""))
     if conversation.archived:
-        rows.append((_("Archived"), _("yes")))
+        rows.append((labels.archived, labels.yes))
     if conversation.pinned_at is not None:
-        rows.append((_("Pinned"), _("yes")))
+        rows.append((labels.pinned, labels.yes))
     if conversation.folder_id:
-        rows.append((_("Folder"), conversation.folder.name))
+        rows.append((labels.folder, conversation.folder.name))
     if conversation.temperature is not None:
-        rows.append((_("Temperature"), f"{conversation.temperature:g}"))
+        rows.append((labels.temperature, f"{conversation.temperature:g}"))
     if _is_group_part(conversation):
-        rows.append((_("Group chat"), _("only your messages and the replies to them")))
-    rows.append((_("Conversation"), str(conversation.public_id)))
+        rows.append((labels.group_chat, labels.group_chat_part))
+    rows.append((labels.conversation, str(conversation.public_id)))
     return rows
 
 
-def _message_labeller() -> Callable[[Any], str]:
-    """Return a function giving a message's heading: its role, and its status unless complete.
+@dataclass(frozen=True)
+class _Labels:
+    """The words of the Markdown and text documents, in one language (`_labels`).
 
-    The labels are translated once per document, not once per message (a
-    gettext call each, a tenth of "export all"'s time).
+    Translated once per export, not once per conversation: a gettext call
+    each, 7,000 in an "export all" of 500 conversations.
     """
-    roles = {role: str(label) for role, label in ROLE_LABELS.items()}
-    statuses = {status: str(label) for status, label in STATUS_LABELS.items()}
 
-    def label(message: Any) -> str:
-        text = roles.get(message.role) or message.role.title()
+    untitled: str
+    empty: str
+    error: str
+    yes: str
+    persona: str
+    model: str
+    created: str
+    updated: str
+    archived: str
+    pinned: str
+    folder: str
+    temperature: str
+    group_chat: str
+    group_chat_part: str
+    conversation: str
+    roles: dict[str, str]
+    statuses: dict[str, str]
+
+    def heading(self, message: Any) -> str:
+        """Return a message's heading: its role, and its status unless complete."""
+        text = self.roles.get(message.role) or message.role.title()
         if message.status != "complete":
-            text += f" ({statuses.get(message.status, message.status)})"
+            text += f" ({self.statuses.get(message.status, message.status)})"
         return text
 
-    return label
+
+def _labels() -> _Labels:
+    """Return the documents' words in the active language."""
+    return _Labels(
+        untitled=_("Untitled conversation"),
+        empty=_("(empty)"),
+        error=_("Error:"),
+        yes=_("yes"),
+        persona=_("Persona"),
+        model=_("Model"),
+        created=_("Created"),
+        updated=_("Updated"),
+        archived=_("Archived"),
+        pinned=_("Pinned"),
+        folder=_("Folder"),
+        temperature=_("Temperature"),
+        group_chat=_("Group chat"),
+        group_chat_part=_("only your messages and the replies to them"),
+        conversation=_("Conversation"),
+        roles={role: str(label) for role, label in ROLE_LABELS.items()},
+        statuses={status: str(label) for status, label in STATUS_LABELS.items()},
+    )

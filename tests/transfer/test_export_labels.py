@@ -53,3 +53,24 @@ def test_the_streamed_zip_writes_its_markdown_in_the_pages_language(client, alic
     assert "### 使用者" in markdown and "- 對話: " in markdown
     document = json.loads(archive.read("conversations.json"))
     assert document["conversations"][0]["messages"][0]["role"] == "user"
+
+
+@pytest.mark.parametrize("copies", [1, 12])
+def test_export_all_translates_its_words_once_not_once_per_conversation(alice, conversation, monkeypatch, copies):
+    calls = []
+    gettext = export._
+
+    def counted(message):
+        calls.append(message)
+        return gettext(message)
+
+    monkeypatch.setattr(export, "_", counted)
+    more = [make_conversation(alice, conversation.persona, title=f"Trip {i}") for i in range(copies - 1)]
+    pairs = [(c, shown(c)) for c in [conversation, *more]]
+    with translation.override("zh-hant"):
+        chunks = export.archive_chunks(json_pairs=pairs, markdown_pairs=pairs, exported_at=conversation.created_at)
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(chunks)))
+
+    assert len(calls) == len(set(calls)) == 15  # the words of `export._labels`, whatever the number of conversations
+    markdown = [archive.read(name).decode() for name in archive.namelist() if name.endswith(".md")]
+    assert len(markdown) == copies and all("### 使用者" in text and "- 對話: " in text for text in markdown)
