@@ -49,6 +49,7 @@ Asserts nothing; prints figures. Usage (from the repository root):
 
     .venv/bin/python bench/load.py                              # N = 1, 10, 50, 100, then the scenarios
     .venv/bin/python bench/load.py --sizes 50 --scenarios none
+    .venv/bin/python bench/load.py --sizes 50 --scenarios none --history 40    # sends in longer chats
     .venv/bin/python bench/load.py --redis redis://127.0.0.1:6379/0 \\
         --database-url postgres://chat@127.0.0.1/chat_bench --workers 2
 """
@@ -358,19 +359,33 @@ def _setup(upstream_url: str, model: str, users: int) -> tuple[object, list]:
     return persona, people
 
 
-def _new_conversations(persona, people) -> list[tuple[str, str]]:
+def _new_conversations(persona, people, history: int = 0) -> list[tuple[str, str]]:
+    """Return (public id, cookie) of a new conversation for each person, with `history` earlier messages in it.
+
+    The earlier messages alternate question and answer, about 300 characters
+    each, as a chat that has gone on for a while.
+    """
     from conversations import services
 
-    return [
-        (str(services.conversation_create(owner=user, persona=persona).public_id), cookie) for user, cookie in people
+    turns = [
+        ("user" if i % 2 == 0 else "assistant", f"Earlier message {i}: " + "some words of a longer chat " * 10)
+        for i in range(history)
     ]
+    conversations = []
+    for user, cookie in people:
+        conversation = services.conversation_create(owner=user, persona=persona)
+        if turns:
+            services.messages_append(conversation=conversation, turns=turns)
+        conversations.append((str(conversation.public_id), cookie))
+    return conversations
 
 
 def _title(args: argparse.Namespace, settings) -> str:
     layer = settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1]
     db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     return (
-        f"Load: N people send at once; upstream {args.model!r}; {args.workers} daphne process(es), {layer}, {db}; "
+        f"Load: N people send at once{f' in chats of {args.history} messages' if args.history else ''}; "
+        f"upstream {args.model!r}; {args.workers} daphne process(es), {layer}, {db}; "
         f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
 
@@ -600,6 +615,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default="", help="channel layer URL, e.g. redis://127.0.0.1:6379/0")
     parser.add_argument("--database-url", default="", help="an empty database instead of a fresh SQLite file")
     parser.add_argument("--timeout", type=float, default=120, help="per reply, seconds (default 120)")
+    parser.add_argument(
+        "--history", type=int, default=0, help="earlier messages in each round's conversations (default 0: new chats)"
+    )
     parser.add_argument("--scenarios", default="flood,import", help="flood, import, both (default) or none")
     parser.add_argument("--import-mb", type=float, default=47, help="size of the import scenario's file (default 47)")
     parser.add_argument("--log-lines", type=int, default=0, help="print this many lines of daphne's first error")
@@ -639,7 +657,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows = []
                 for n, size in enumerate(sizes):
                     raw_readings = asyncio.run(raw_sdk_round(base_url, args.model, size, f"r{n}"))
-                    conversations = _new_conversations(persona, people[:size])
+                    conversations = _new_conversations(persona, people[:size], args.history)
                     cpu_before = sum(cpu_seconds(s.process.pid) for s in sites)
                     site_readings = asyncio.run(site_round(sites, conversations, f"r{n}", args.timeout))
                     time.sleep(0.5)  # The last final writes.
