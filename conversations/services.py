@@ -388,12 +388,14 @@ def asked_move(*, from_user: User, to_user: User) -> None:
 
 
 def conversation_title_generated_set(*, public_id, title: str) -> bool:
-    """Store a model-generated title unless the title came from the user; return whether it was stored."""
+    """Store a model-generated title unless the title came from the user; return whether it was stored.
+
+    The caller shows it in the tabs (`titles.title_generate`, on the event loop): the thread that runs the ORM
+    never waits on the channel layer.
+    """
     updated = Conversation.objects.filter(
         public_id=public_id, title_source=Conversation.TitleSource.FIRST_MESSAGE
     ).update(title=title[:200], title_source=Conversation.TitleSource.GENERATED)
-    if updated:
-        _title_broadcast(conversation_id=public_id, title=title[:200])
     return updated == 1
 
 

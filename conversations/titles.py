@@ -12,7 +12,7 @@ from uuid import UUID
 from channels.db import database_sync_to_async
 
 import llm
-from conversations import services
+from conversations import events, fragments, services
 
 logger = logging.getLogger(__name__)
 
@@ -60,9 +60,16 @@ async def title_generate(
     except llm.LLMError as exc:
         logger.info("Title generation failed for %s: %s", conversation_id, exc.kind)
         return ""
-    title = title_clean(answer)
+    title = title_clean(answer)[:200]
     if not title or not await database_sync_to_async(services.conversation_title_generated_set)(
         public_id=conversation_id, title=title
     ):
         return ""
+    # Sent here, on the loop: from the ORM thread (async_to_sync) a send holds that thread, which every database
+    # call of the process waits for, until this loop has run it.
+    changed: events.TitleChanged = {
+        "type": "title.changed",
+        "html": fragments.title_html(conversation_id=conversation_id, title=title),
+    }
+    await events.channel_layer().group_send(events.conversation_group(conversation_id), events.layer_message(changed))
     return title

@@ -81,3 +81,15 @@ async def test_a_title_set_by_the_user_is_never_replaced(alice, make_persona):
     )
     await conversation.arefresh_from_db()
     assert stored == "" and conversation.title == "Mine"
+
+
+def test_storing_a_generated_title_sends_nothing_from_the_orm_thread(alice, make_persona, monkeypatch):
+    """A send from the ORM thread would hold it until the event loop runs the send: the title goes from the loop."""
+    from conversations import events
+
+    conversation = services.conversation_create(owner=alice, persona=make_persona("long:2"))
+    monkeypatch.setattr(events, "send_on_commit", lambda *args: pytest.fail("a send from the ORM thread"))
+
+    assert services.conversation_title_generated_set(public_id=conversation.public_id, title="Kyoto with kids")
+    conversation.refresh_from_db()
+    assert (conversation.title, conversation.title_source) == ("Kyoto with kids", "generated")
