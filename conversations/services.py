@@ -387,16 +387,17 @@ def asked_move(*, from_user: User, to_user: User) -> None:
         DailyUsage.objects.filter(user=from_user).delete()
 
 
-def conversation_title_generated_set(*, public_id, title: str) -> bool:
-    """Store a model-generated title unless the title came from the user; return whether it was stored.
+def conversation_title_generated_set(*, public_id, title: str) -> str:
+    """Store a model-generated title unless the title came from the user; return it as stored, or "" if not.
 
     The caller shows it in the tabs (`titles.title_generate`, on the event loop): the thread that runs the ORM
     never waits on the channel layer.
     """
+    title = title[:200]
     updated = Conversation.objects.filter(
         public_id=public_id, title_source=Conversation.TitleSource.FIRST_MESSAGE
-    ).update(title=title[:200], title_source=Conversation.TitleSource.GENERATED)
-    return updated == 1
+    ).update(title=title, title_source=Conversation.TitleSource.GENERATED)
+    return title if updated else ""
 
 
 def _title_broadcast(*, conversation_id, title: str) -> None:
@@ -485,35 +486,31 @@ def message_edit(
         DuplicateSend: `idempotency_key` was already used in this conversation.
     """
     try:
-        return _message_edit(conversation=conversation, text=text, idempotency_key=idempotency_key, asked_by=asked_by)
+        with transaction.atomic():
+            _refuse_while_streaming(conversation)
+            last = _last_current(conversation)
+            question = last if last is not None and last.role == Message.Role.USER else getattr(last, "parent", None)
+            if question is None or question.role != Message.Role.USER:
+                raise ValidationError(_("There is no message of yours to edit."), code="no_question")
+            _hide_subtrees([question.pk])
+            user_message = Message.objects.create(
+                conversation=conversation,
+                parent_id=question.parent_id,
+                role=Message.Role.USER,
+                content=text,
+                content_html=message_content_html(role=Message.Role.USER, content=text),
+                **_persona_content_tokens(conversation, text),
+                status=Message.Status.COMPLETE,
+                idempotency_key=idempotency_key[:64],
+                asked_by_id=_asker_id(conversation, asked_by),
+            )
+            assistant_message = _reply_create(
+                conversation=conversation, question=user_message, asked_by_id=user_message.asked_by_id
+            )
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=assistant_message.created_at)
     except IntegrityError:
         _refuse_duplicate(conversation, idempotency_key)
         raise
-
-
-def _message_edit(*, conversation: Conversation, text: str, idempotency_key: str, asked_by: User | None) -> SentMessage:
-    with transaction.atomic():
-        _refuse_while_streaming(conversation)
-        last = _last_current(conversation)
-        question = last if last is not None and last.role == Message.Role.USER else getattr(last, "parent", None)
-        if question is None or question.role != Message.Role.USER:
-            raise ValidationError(_("There is no message of yours to edit."), code="no_question")
-        _hide_subtrees([question.pk])
-        user_message = Message.objects.create(
-            conversation=conversation,
-            parent_id=question.parent_id,
-            role=Message.Role.USER,
-            content=text,
-            content_html=message_content_html(role=Message.Role.USER, content=text),
-            **_persona_content_tokens(conversation, text),
-            status=Message.Status.COMPLETE,
-            idempotency_key=idempotency_key[:64],
-            asked_by_id=_asker_id(conversation, asked_by),
-        )
-        assistant_message = _reply_create(
-            conversation=conversation, question=user_message, asked_by_id=user_message.asked_by_id
-        )
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=assistant_message.created_at)
     return SentMessage(user_message=user_message, assistant_message=assistant_message)
 
 

@@ -60,10 +60,12 @@ async def title_generate(
     except llm.LLMError as exc:
         logger.info("Title generation failed for %s: %s", conversation_id, exc.kind)
         return ""
-    title = title_clean(answer)[:200]
-    if not title or not await database_sync_to_async(services.conversation_title_generated_set)(
-        public_id=conversation_id, title=title
-    ):
+    title = title_clean(answer)
+    if title:
+        title = await database_sync_to_async(services.conversation_title_generated_set)(
+            public_id=conversation_id, title=title
+        )
+    if not title:
         return ""
     # Sent here, on the loop: from the ORM thread (async_to_sync) a send holds that thread, which every database
     # call of the process waits for, until this loop has run it.

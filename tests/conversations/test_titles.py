@@ -90,6 +90,7 @@ def test_storing_a_generated_title_sends_nothing_from_the_orm_thread(alice, make
     conversation = services.conversation_create(owner=alice, persona=make_persona("long:2"))
     monkeypatch.setattr(events, "send_on_commit", lambda *args: pytest.fail("a send from the ORM thread"))
 
-    assert services.conversation_title_generated_set(public_id=conversation.public_id, title="Kyoto with kids")
+    stored = services.conversation_title_generated_set(public_id=conversation.public_id, title="Kyoto with kids")
+    assert stored == "Kyoto with kids"
     conversation.refresh_from_db()
     assert (conversation.title, conversation.title_source) == ("Kyoto with kids", "generated")
