@@ -338,6 +338,8 @@ CHAT_ADMIN_SHOWS_MESSAGE_TEXT = env_bool("CHAT_ADMIN_SHOWS_MESSAGE_TEXT", False)
 CHAT_IMPORT_MAX_BYTES = env_int("CHAT_IMPORT_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
 # Each import runs in a child process (manage.py import_job_run) rather than a thread of the server.
 CHAT_IMPORT_SUBPROCESS = env_bool("CHAT_IMPORT_SUBPROCESS", True)
+# How much lower that child's CPU priority is than the server's (os.nice: 0 the same, 19 the lowest).
+CHAT_IMPORT_NICENESS = env_int("CHAT_IMPORT_NICENESS", 10, minimum=0)
 # Site-wide usage limits per user, 0 = no limit; the admin overrides them per
 # user and per group (accounts.UsageLimit). Tokens are per day, site time zone.
 CHAT_DEFAULT_SENDS_PER_MINUTE = env_int("CHAT_DEFAULT_SENDS_PER_MINUTE", 20, minimum=0)

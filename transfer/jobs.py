@@ -633,8 +633,15 @@ class _Worker(threading.Thread):
                 return True
             # A process of its own: rendering thousands of messages in a thread of the serving process
             # held the interpreter lock the event loop needs, and other users' writes waited up to half a
-            # second (bench/load.py, import scenario). The child takes the job up itself (import_job_run).
-            command = [sys.executable, str(settings.BASE_DIR / "manage.py"), "import_job_run", str(job_id)]
+            # second (bench/load.py, import scenario). The child takes the job up itself (import_job_run),
+            # at a lower CPU priority: on a small machine it competes with the server for the cores.
+            command = [
+                sys.executable,
+                str(settings.BASE_DIR / "manage.py"),
+                "import_job_run",
+                f"--niceness={settings.CHAT_IMPORT_NICENESS}",
+                str(job_id),
+            ]
             exit_code = subprocess.run(command, cwd=settings.BASE_DIR, check=False).returncode
             if exit_code != 0:
                 logger.error("The import process of job %s exited with %s; retrying in %s s", job_id, exit_code, POLL_S)

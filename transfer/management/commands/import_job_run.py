@@ -1,9 +1,12 @@
 """`manage.py import_job_run ID`: take up import job ID and import its file, in this process.
 
 The import worker of a serving process (transfer/jobs.py) runs each job so,
-in a child process of its own. By hand, it imports a job that is waiting, or
-one left running by a process that died (after `jobs.ORPHANED_AFTER`).
+in a child process of its own, with `--niceness` CHAT_IMPORT_NICENESS. By
+hand, it imports a job that is waiting, or one left running by a process
+that died (after `jobs.ORPHANED_AFTER`).
 """
+
+import os
 
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -15,7 +18,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("job_id", type=int, help="the ImportJob's id (its database primary key)")
+        parser.add_argument(
+            "--niceness",
+            type=int,
+            default=0,
+            help="lower this process's CPU priority by this much first (os.nice; 0 to 19)",
+        )
 
-    def handle(self, *args, job_id: int, **options) -> None:
+    def handle(self, *args, job_id: int, niceness: int = 0, **options) -> None:
+        if niceness > 0:
+            os.nice(niceness)
         job = jobs.import_job_run(job_id=job_id)
         self.stdout.write(f"Import job {job.pk}: {job.status}, {job.done} of {job.total} conversations.")
