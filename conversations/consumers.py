@@ -2,19 +2,19 @@
 
 import logging
 from collections import Counter
-from importlib import import_module
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from conversations import events, fragments, generation, selectors, services
 from conversations.models import Conversation
+from conversations.signin import SignInCheck
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_ANONYMOUS)
             return
         self.user = user
+        self.sign_in = SignInCheck(self.scope)
         if _sockets_per_user[user.pk] >= settings.CHAT_MAX_SOCKETS_PER_USER:
             reason = _("Too many open chat tabs: close some and reload this page.")
             await self.send_alert(reason)
@@ -60,7 +61,10 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         self.user_group = events.user_group(user.pk)
         await self.channel_layer.group_add(self.user_group, self.channel_name)
         try:
-            self.conversation, streaming_ids = await _load(user, self.scope["url_route"]["kwargs"]["public_id"])
+            self.conversation, streaming_ids = await _load(self.sign_in, self.scope["url_route"]["kwargs"]["public_id"])
+        except _SignedOut:
+            await self.close(code=CLOSE_ANONYMOUS)
+            return
         except Conversation.DoesNotExist:
             await self.close(code=CLOSE_FORBIDDEN)
             return
@@ -141,7 +145,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         assert isinstance(content, dict)  # frame_problem refuses anything else
         action = content["action"]
         # A reply's request checks the sign-in in its own hop to the ORM thread (`_request_if_signed_in`).
-        if action in ("stop", "sync") and not await _still_signed_in(self.scope):
+        if action in ("stop", "sync") and not await _still_signed_in(self.sign_in):
             await self.close(code=CLOSE_ANONYMOUS)  # Logged out or deactivated since the socket opened.
             return
         if action == "stop":
@@ -182,7 +186,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         key = idempotency_key if isinstance(idempotency_key, str) else ""
         try:
             requested = await _request_if_signed_in(
-                self.scope,
+                self.sign_in,
                 user=self.user,
                 public_id=self.conversation.public_id,
                 action=action,
@@ -246,7 +250,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_ANONYMOUS)
 
     async def account_changed(self, event: events.AccountChanged) -> None:
-        if not await _still_signed_in(self.scope):
+        if not await _still_signed_in(self.sign_in):
             await self.close(code=CLOSE_ANONYMOUS)
 
     async def messages_changed(self, event: events.MessagesChanged) -> None:
@@ -345,8 +349,19 @@ def _is_unicode(text: str) -> bool:
 
 
 @database_sync_to_async
-def _load(user, public_id) -> tuple[Conversation, list]:
-    conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
+def _load(sign_in: SignInCheck, public_id) -> tuple[Conversation, list]:
+    """Return the socket's conversation and its replies streaming, once its sign-in is checked.
+
+    The check runs here, when the socket opens, so that the sends check only
+    that nothing changed since (`SignInCheck`).
+
+    Raises:
+        _SignedOut: the session no longer signs in its user.
+        Conversation.DoesNotExist: not the user's conversation.
+    """
+    if not sign_in.signed_in():
+        raise _SignedOut
+    conversation = selectors.conversation_get_for_user(user=sign_in.scope["user"], public_id=public_id)
     return conversation, [m.public_id for m in services.replies_streaming_live(conversation=conversation)]
 
 
@@ -370,19 +385,8 @@ def _resync(user, public_id, *, full: bool, shown_streaming: list[str]) -> tuple
     return html, streaming_ids
 
 
-def _signed_in(scope) -> bool:
-    """Return whether the socket's session still signs in its user, who is still active (two queries)."""
-    session = scope.get("session")
-    user = scope.get("user")
-    if session is None or user is None or not session.session_key:
-        return False
-    data = import_module(settings.SESSION_ENGINE).SessionStore(session.session_key).load()
-    if data.get(SESSION_KEY) != str(user.pk):
-        return False
-    current = get_user_model().objects.filter(pk=user.pk, is_active=True).first()
-    return current is not None and constant_time_compare(
-        data.get(HASH_SESSION_KEY, ""), current.get_session_auth_hash()
-    )
+def _signed_in(sign_in: SignInCheck) -> bool:
+    return sign_in.signed_in()
 
 
 # Reads only: off the single thread that orders the ORM writes, so a busy
@@ -391,12 +395,12 @@ _still_signed_in = database_sync_to_async(_signed_in, thread_sensitive=False)
 
 
 class _SignedOut(Exception):
-    """The socket's session no longer signs in its user (`_signed_in`)."""
+    """The socket's session no longer signs in its user (`SignInCheck`)."""
 
 
 @database_sync_to_async
-def _request_if_signed_in(scope, **request) -> services.RequestedReply:
-    """Check the sign-in (`_signed_in`), then `services.reply_request(**request)`, in one hop to the ORM thread.
+def _request_if_signed_in(sign_in: SignInCheck, **request) -> services.RequestedReply:
+    """Check the sign-in (`SignInCheck`), then `services.reply_request(**request)`, in one hop to the ORM thread.
 
     A send waits for that thread anyway: a second hop for the check, on other
     threads, had a class's sends all check first and contend for the
@@ -406,6 +410,6 @@ def _request_if_signed_in(scope, **request) -> services.RequestedReply:
         _SignedOut: logged out, password changed or deactivated since the socket opened; nothing saved.
         What `services.reply_request` raises.
     """
-    if not _signed_in(scope):
+    if not sign_in.signed_in():
         raise _SignedOut
     return services.reply_request(**request)

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.sessions.backends.db import SessionStore
 from django.utils import timezone
 
 from conversations import services
@@ -136,6 +137,22 @@ async def test_sync_for_a_streaming_reply_asks_its_generator_for_the_text_so_far
     frames = await sender.receive_until('hx-swap-oob="innerHTML">w0 w1 w2 w3 ')
     assert frames
     await sender.receive_final()
+
+
+async def test_a_send_checks_the_sign_in_without_decoding_the_session_checked_when_the_socket_opened(
+    alice, make_persona, open_socket, monkeypatch
+):
+    conversation = await start_chat(alice, make_persona, "long:2")
+    socket = await open_socket(alice, conversation.public_id)
+    # Answered once the socket has opened: frames are handled in turn, after the connection's own handler.
+    await socket.communicator.send_json_to({"action": "sync", "streaming": [], "full": True})
+    assert 'id="messages"' in await socket.receive()
+    decoded = []
+    decode = SessionStore.decode
+    monkeypatch.setattr(SessionStore, "decode", lambda self, data: decoded.append(data) or decode(self, data))
+    await socket.send("hello")
+    await socket.receive_final()
+    assert decoded == []  # conversations.signin.SignInCheck: only that nothing changed since
 
 
 @pytest.mark.parametrize("how", ["logout", "deactivate", "password-change"])
