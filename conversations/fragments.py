@@ -83,12 +83,17 @@ def messages_added_html(*, conversation: Conversation, messages: list[Message]) 
     )
 
 
-def reply_final_html(*, conversation: Conversation, message: Message) -> str:
-    """Return a finished reply's bubble, replacing the streaming one, with the new context budget and quota."""
+def reply_final_html(
+    *, conversation: Conversation, message: Message, history: selectors.UpstreamHistory | None = None
+) -> str:
+    """Return a finished reply's bubble, replacing the streaming one, with the new context budget and quota.
+
+    history: the conversation's history with this reply, when the caller has it (`upstream.context_budget`).
+    """
     status = render_to_string(
         "conversations/partials/composer_status.html",
         {
-            "context_budget": upstream.context_budget(conversation=conversation),
+            "context_budget": upstream.context_budget(conversation=conversation, history=history),
             "quota": quotas.quota_status(user=conversation.owner),
             "oob": True,
         },

@@ -250,7 +250,7 @@ class ReplyGenerator:
                 html = ""
             else:
                 message, html = await database_sync_to_async(_store)(
-                    message=self.job.message,
+                    job=self.job,
                     content=content,
                     status=outcome.status,
                     finish_reason=end.finish_reason,
@@ -320,10 +320,16 @@ def _retry_wait_s(error: llm.LLMError, *, attempt: int, text_shown: bool) -> flo
     return wait_s if wait_s <= settings.CHAT_UPSTREAM_RETRY_MAX_WAIT_S else None
 
 
-def _store(*, message: Message, **fields) -> tuple[Message, str]:
-    """Store the finished reply (one write); return it and the fragments that show it in every tab."""
-    message = services.reply_finish(message=message, **fields)
-    return message, fragments.reply_final_html(conversation=message.conversation, message=message)
+def _store(*, job: ReplyJob, **fields) -> tuple[Message, str]:
+    """Store the finished reply (one write); return it and the fragments that show it in every tab.
+
+    The context line under the composer counts from the history the request
+    was selected from, with this reply (`ReplyJob.history`), not read again.
+    """
+    assert job.message is not None, "a stored reply's job has its message"
+    message = services.reply_finish(message=job.message, **fields)
+    history = job.history.with_reply(message) if job.history is not None else None
+    return message, fragments.reply_final_html(conversation=message.conversation, message=message, history=history)
 
 
 def _checkpoint(*, job: ReplyJob, content: str) -> None:

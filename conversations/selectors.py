@@ -219,13 +219,35 @@ def message_page_from(*, conversation: Conversation, first: Message, size: int =
     return MessagePage(messages=rows, more_before=shown.filter(_earlier_than(first)).exists())
 
 
+# What a reply may see of earlier replies: an error bubble never becomes model input.
+_FINISHED = (Message.Status.COMPLETE, Message.Status.STOPPED)
+
+
 @dataclass(frozen=True)
 class UpstreamHistory:
-    """What a reply may see: the greeting, the latest finished messages (oldest first), how many there are in all."""
+    """What a reply may see: the greeting, the latest finished messages (oldest first), how many there are in all.
+
+    limit: the most messages `recent` holds (besides the greeting).
+    """
 
     greeting: Message | None
     recent: list[Message]
     total: int
+    limit: int
+
+    def with_reply(self, reply: Message) -> "UpstreamHistory":
+        """Return the history once `reply`, the reply asked for when it was read, is stored; no query.
+
+        What `message_history_for_upstream` would read then (nothing else
+        changes the shown conversation while a reply streams: sends, edits,
+        regenerations and version switches are refused): the reply is the
+        newest message when it is finished and not empty, else it is left out.
+        """
+        if reply.status not in _FINISHED or not reply.content:
+            return self
+        return UpstreamHistory(
+            greeting=self.greeting, recent=[*self.recent, reply][-self.limit :], total=self.total + 1, limit=self.limit
+        )
 
 
 def message_history_for_upstream(*, conversation: Conversation, limit: int) -> UpstreamHistory:
@@ -239,7 +261,7 @@ def message_history_for_upstream(*, conversation: Conversation, limit: int) -> U
     `limit` + 1 (a send reads this on every message); else three.
     """
     messages = message_list_for_conversation(conversation=conversation)
-    finished = messages.filter(status__in=[Message.Status.COMPLETE, Message.Status.STOPPED]).exclude(content="")
+    finished = messages.filter(status__in=_FINISHED).exclude(content="")
     newest = list(finished.order_by("-created_at", "-id")[: limit + 2])
     whole = len(newest) < limit + 2
     if whole and newest and newest[-1].parent_id is None:
@@ -253,7 +275,7 @@ def message_history_for_upstream(*, conversation: Conversation, limit: int) -> U
     if greeting is not None:
         finished = finished.exclude(pk=greeting.pk)
     total = len(others) if whole else finished.count()
-    return UpstreamHistory(greeting=greeting, recent=recent[::-1], total=total)
+    return UpstreamHistory(greeting=greeting, recent=recent[::-1], total=total, limit=limit)
 
 
 def message_versions(*, conversation: Conversation, messages: list[Message]) -> dict[int, Versions]:

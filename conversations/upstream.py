@@ -47,6 +47,9 @@ class ReplyJob:
     prompt_tokens_counted: int = 0
     # The quota's record of a reply that is not stored (`message` None): services.reply_unstored_start.
     unstored: UnstoredReply | None = None
+    # The stored history the request was selected from, when the conversation's own persona answers
+    # (its history limit): with the reply, the context of the next message (`context_budget`).
+    history: selectors.UpstreamHistory | None = None
 
 
 def chat_model_for(conversation: Conversation) -> ChatModel:
@@ -128,6 +131,7 @@ def reply_job_build(*, conversation: Conversation, message: Message, persona: Pe
     Raises:
         ValidationError: the new question alone does not fit the context window.
     """
+    own = persona is None or persona.pk == conversation.persona_id
     persona = persona or conversation.persona
     assert persona is not None, "upstream_check refuses a conversation without a persona"
     model = _model_for(conversation, persona)
@@ -143,6 +147,7 @@ def reply_job_build(*, conversation: Conversation, message: Message, persona: Pe
         prompt_tokens_counted=upstream.context.tokens,
         config=provider_upstream_config(provider=model.provider),
         request=_request(persona, model, messages, conversation),
+        history=upstream.history if own else None,
     )
 
 
@@ -222,14 +227,25 @@ class ContextBudget:
     greeting: bool = False
 
 
-def context_budget(*, conversation: Conversation) -> ContextBudget | None:
-    """Return the context the next message would be sent with (shown under the composer), or None without a persona."""
+def context_budget(
+    *, conversation: Conversation, history: selectors.UpstreamHistory | None = None
+) -> ContextBudget | None:
+    """Return the context the next message would be sent with (shown under the composer), or None without a persona.
+
+    history: the conversation's stored history (`selectors.message_history_for_upstream`
+        with its persona's limit) when the caller has it (a finished reply's:
+        `ReplyJob.history` with the reply); read otherwise.
+    """
     persona = conversation.persona
     if persona is None:
         return None
     try:
         upstream = _select(
-            conversation=conversation, persona=persona, model=chat_model_for(conversation), next_message=""
+            conversation=conversation,
+            persona=persona,
+            model=chat_model_for(conversation),
+            next_message="",
+            history=history,
         )
     except ValidationError:  # The persona alone fills the window; the send will say so.
         return None
@@ -340,17 +356,26 @@ def _with_image_data(message: dict, images: dict[str, Attachment]) -> dict:
     return {**message, "content": parts}
 
 
-def _select(*, conversation: Conversation, persona: Persona, model: ChatModel, next_message: str | None) -> _Upstream:
+def _select(
+    *,
+    conversation: Conversation,
+    persona: Persona,
+    model: ChatModel,
+    next_message: str | None,
+    history: selectors.UpstreamHistory | None = None,
+) -> _Upstream:
     """Select the context for the saved history, plus `next_message` when it is not saved yet.
 
     `persona` answers (checked to be there by the caller) with `model` (`_model_for`).
+    `history`: the saved history, when the caller has it (see `context_budget`).
 
     Raises:
         ValidationError: the newest message alone does not fit the context window.
     """
-    limit = max(persona.history_limit, 1)
-    history = selectors.message_history_for_upstream(conversation=conversation, limit=limit)
-    prefetch_related_objects(history.recent, "attachments")
+    if history is None:
+        history = selectors.message_history_for_upstream(conversation=conversation, limit=max(persona.history_limit, 1))
+    # Only a user message carries files (`message_content`); none loaded twice.
+    prefetch_related_objects([m for m in history.recent if m.role == Message.Role.USER], "attachments")
     counter = counter_name(model.model_id)
     items: list[tuple[str, Content]] = []
     known: list[int | None] = []

@@ -3,8 +3,8 @@
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import services, upstream
-from conversations.models import Message
+from conversations import generation, selectors, services, upstream
+from conversations.models import Conversation, Message
 from personas.models import ChatModel
 from tests.conftest import streamed_requests
 
@@ -35,6 +35,33 @@ def test_budget_drops_the_oldest_messages_that_do_not_fit_the_window(alice, make
     budget = upstream.context_budget(conversation=conversation)
     assert budget.budget == 1000
     assert 0 < budget.kept < 20 and budget.total == 20 and budget.tokens <= 1000
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("status", "content"), [("complete", "An answer."), ("stopped", "Half"), ("stopped", ""), ("error", "")])
+@pytest.mark.parametrize("turns", [1, 6])  # under and over the history limit
+def test_a_finished_replys_context_line_is_the_pages_without_reading_the_history_again(
+    alice, make_persona, monkeypatch, status, content, turns
+):
+    persona = make_persona("gpt-4o-mini", history_limit=5, system_prompt="Be brief.", greeting="Hi")
+    conversation = services.conversation_create(owner=alice, persona=persona)
+    add_turns(conversation, turns)
+    job = services.reply_request(user=alice, public_id=conversation.public_id, action="send", text="Next?").job
+    read = selectors.message_history_for_upstream
+
+    def read_again(**kwargs):
+        raise AssertionError("the final write read the history again")
+
+    monkeypatch.setattr(selectors, "message_history_for_upstream", read_again)
+    reply, html = generation._store(job=job, content=content, status=status)
+    monkeypatch.setattr(selectors, "message_history_for_upstream", read)
+
+    stored = selectors.message_history_for_upstream(conversation=conversation, limit=5)
+    assert job.history is not None
+    known = job.history.with_reply(reply)
+    assert (known.greeting, known.recent, known.total) == (stored.greeting, stored.recent, stored.total)
+    page = upstream.context_budget(conversation=Conversation.objects.select_related("persona__model").get())
+    assert page is not None and f"{page.kept} of {page.total} messages in context" in html
 
 
 @pytest.mark.django_db
