@@ -38,7 +38,9 @@ def test_budget_drops_the_oldest_messages_that_do_not_fit_the_window(alice, make
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("status", "content"), [("complete", "An answer."), ("stopped", "Half"), ("stopped", ""), ("error", "")])
+@pytest.mark.parametrize(
+    ("status", "content"), [("complete", "An answer."), ("stopped", "Half"), ("stopped", ""), ("error", "")]
+)
 @pytest.mark.parametrize("turns", [1, 6])  # under and over the history limit
 def test_a_finished_replys_context_line_is_the_pages_without_reading_the_history_again(
     alice, make_persona, monkeypatch, status, content, turns
