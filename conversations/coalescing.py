@@ -19,6 +19,10 @@ class DeltaCoalescer:
 
     `seq` and `sent_text` always describe the same deltas (they change
     together, before any await), so a snapshot taken between awaits is consistent.
+    `send` runs in a task of its own, never in `push`: the caller reads an
+    upstream response, which must go on being read while a delta is sent
+    (a channel layer's round trip): aiohttp drops what a response had not
+    read yet once its connection is lost, and that text would be lost.
     """
 
     def __init__(self, send: Callable[[int, str], Awaitable[None]], *, window_s: float) -> None:
@@ -40,13 +44,11 @@ class DeltaCoalescer:
         """Return all the text pushed so far, sent or not."""
         return "".join(self._sent) + "".join(self._pending)
 
-    async def push(self, text: str) -> None:
-        """Add `text`: sent at once if it is the first delta, else with the next window."""
+    def push(self, text: str) -> None:
+        """Add `text`: the first delta goes out at once (in a task), later text with the next window."""
         self._pending.append(text)
-        if self.seq == 0:
-            await self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.create_task(self._flush_later())
+        if self._timer is None:
+            self._timer = asyncio.create_task(self._flush_later(self.window_s if self.seq else 0))
 
     async def flush(self) -> None:
         """Send what is pending now, as one delta (nothing when nothing is pending)."""
@@ -61,13 +63,16 @@ class DeltaCoalescer:
             await self._send(seq, text)
 
     async def close(self) -> None:
-        """Send what is pending and stop the window timer; call once, when the reply ends."""
-        await self.flush()
-        if self._timer is not None:
+        """Send what is pending, once every delta before it is sent; call once, when the reply ends."""
+        if self._timer is not None:  # Not flushing yet (it clears `_timer` first): what it would send goes now.
             self._timer.cancel()
             self._timer = None
+        await self.flush()
+        async with self._lock:  # The sends of earlier flushes, still under way, have ended.
+            pass
 
-    async def _flush_later(self) -> None:
-        await asyncio.sleep(self.window_s)
+    async def _flush_later(self, delay_s: float) -> None:
+        if delay_s:
+            await asyncio.sleep(delay_s)
         self._timer = None
         await self.flush()

@@ -180,7 +180,7 @@ class ReplyGenerator:
                     self.received_chars += len(event.text)
                     if self.listener is not None:
                         self.listener.put_nowait(event)
-                    await self.deltas.push(event.text)
+                    self.deltas.push(event.text)
             except llm.LLMError as exc:
                 wait_s = _retry_wait_s(exc, attempt=attempt, text_shown=self.ttft_ms is not None)
                 if wait_s is None:

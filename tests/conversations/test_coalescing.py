@@ -30,15 +30,31 @@ class Recorder:
 async def test_first_piece_goes_out_at_once():
     send = Recorder()
     deltas = DeltaCoalescer(send, window_s=60)
-    await deltas.push("Hel")
+    deltas.push("Hel")
+    await asyncio.sleep(0)  # its task's first step
     assert send.sent == [(1, "Hel")]
+
+
+async def test_a_push_never_waits_for_a_send():
+    # The pusher reads an upstream response: it must go on reading while a delta is sent (a channel layer's round
+    # trip), or aiohttp drops the text it had not read when the connection is lost.
+    send = Recorder(delay_s=60)
+    deltas = DeltaCoalescer(send, window_s=0)
+    for piece in ["a", "b", "c"]:
+        deltas.push(piece)
+        await asyncio.sleep(0)
+    assert deltas.text == "abc" and send.in_flight == 1 and send.sent == []
+    for task in asyncio.all_tasks() - {asyncio.current_task()}:
+        task.cancel()
 
 
 async def test_later_pieces_wait_for_the_window_and_go_out_as_one_delta():
     send = Recorder()
     deltas = DeltaCoalescer(send, window_s=60)
-    for piece in ["a", "b", "c", "d"]:
-        await deltas.push(piece)
+    deltas.push("a")
+    await asyncio.sleep(0)
+    for piece in ["b", "c", "d"]:
+        deltas.push(piece)
     assert send.sent == [(1, "a")]  # b, c, d wait for the window
     assert deltas.text == "abcd" and deltas.sent_text == "a" and deltas.seq == 1
     await deltas.close()
@@ -48,9 +64,10 @@ async def test_later_pieces_wait_for_the_window_and_go_out_as_one_delta():
 async def test_the_window_timer_flushes_by_itself():
     send = Recorder()
     deltas = DeltaCoalescer(send, window_s=0)
-    await deltas.push("a")
-    await deltas.push("b")
-    await deltas.push("c")
+    deltas.push("a")
+    await asyncio.sleep(0)
+    deltas.push("b")
+    deltas.push("c")
     while len(send.sent) < 2:
         await asyncio.sleep(0)
     assert send.sent == [(1, "a"), (2, "bc")]
@@ -61,8 +78,10 @@ async def test_the_window_timer_flushes_by_itself():
 async def test_slow_sends_never_overlap_or_reorder():
     send = Recorder(delay_s=0.01)
     deltas = DeltaCoalescer(send, window_s=0)
-    pushes = [deltas.push(str(i)) for i in range(5)]
-    await asyncio.gather(*pushes, deltas.flush(), deltas.flush())
+    for i in range(5):
+        deltas.push(str(i))
+        await asyncio.sleep(0)
+    await asyncio.gather(deltas.flush(), deltas.flush())
     await deltas.close()
     seqs = [seq for seq, _ in send.sent]
     assert seqs == list(range(1, len(seqs) + 1)) and len(seqs) > 1
@@ -73,13 +92,24 @@ async def test_slow_sends_never_overlap_or_reorder():
 async def test_snapshot_matches_the_numbered_deltas():
     send = Recorder()
     deltas = DeltaCoalescer(send, window_s=60)
-    await deltas.push("x")
-    await deltas.push("y")
+    deltas.push("x")
+    deltas.push("y")
     await deltas.flush()
-    await deltas.push("z")
-    assert (deltas.seq, deltas.sent_text) == (2, "xy")
+    deltas.push("z")
+    assert (deltas.seq, deltas.sent_text) == (1, "xy")
     assert "".join(text for _, text in send.sent) == deltas.sent_text
     await deltas.close()
+
+
+async def test_close_returns_once_every_delta_is_sent():
+    # The final bubble follows close(): no delta may still be on its way then.
+    send = Recorder(delay_s=0.05)
+    deltas = DeltaCoalescer(send, window_s=0)
+    deltas.push("a")
+    await asyncio.sleep(0)  # its send under way
+    deltas.push("b")
+    await deltas.close()
+    assert send.sent == [(1, "a"), (2, "b")]
 
 
 async def test_close_without_text_sends_nothing():

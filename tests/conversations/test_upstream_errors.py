@@ -1,9 +1,11 @@
 """Every kind of upstream failure becomes an error bubble a person can act on; partial text is kept."""
 
+import asyncio
+
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import services
+from conversations import generation, services
 from conversations.models import Message
 from personas.models import Provider
 from tests.conftest import streamed_requests
@@ -45,6 +47,26 @@ async def test_upstream_failure_becomes_an_error_bubble(
     assert reply.status == status
     assert message in reply.error_text
     assert reply.content == partial
+
+
+async def test_text_that_came_before_a_dropped_connection_is_kept_while_a_delta_is_still_being_sent(
+    alice, make_persona, open_socket, monkeypatch
+):
+    # A channel layer with a round trip (Redis): the deltas go out while the upstream's text keeps coming. aiohttp
+    # drops what a response had not read yet once its connection is lost, so the stream must be read meanwhile.
+    send_delta = generation.ReplyGenerator._send_delta
+
+    async def slow_send_delta(self, seq: int, text: str) -> None:
+        await asyncio.sleep(0.2)
+        await send_delta(self, seq, text)
+
+    monkeypatch.setattr(generation.ReplyGenerator, "_send_delta", slow_send_delta)
+    conversation = await chat(alice, make_persona, "long:10+cut:4+delay:30")  # each piece in a read of its own
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    frames = await socket.receive_final("error")
+    assert "connection to the provider dropped" in frames[-1]
+    assert (await wait_for_reply()).content == "w0 w1 w2 w3 "
 
 
 async def test_idle_timeout_between_chunks_is_an_error_with_its_own_message(alice, make_persona, open_socket):
