@@ -14,15 +14,16 @@ class DeltaCoalescer:
 
     send: coroutine function taking (seq, text); never called concurrently, so
         deltas reach it in seq order.
-    window_s: after the first delta (sent at once, for time to first token),
-        text is gathered for this many seconds before the next delta goes out.
+    window_s: after the first delta (the first piece alone, sent at once, for
+        time to first token), text is gathered for this many seconds before
+        the next delta goes out.
 
     `seq` and `sent_text` always describe the same deltas (they change
     together, before any await), so a snapshot taken between awaits is consistent.
-    `send` runs in a task of its own, never in `push`: the caller reads an
-    upstream response, which must go on being read while a delta is sent
-    (a channel layer's round trip): aiohttp drops what a response had not
-    read yet once its connection is lost, and that text would be lost.
+    `push` never waits for `send`, which runs in tasks of its own: the caller
+    reads an upstream response, which must go on being read while a delta is
+    sent (a channel layer's round trip), since aiohttp drops what a response
+    had not read yet once its connection is lost.
     """
 
     def __init__(self, send: Callable[[int, str], Awaitable[None]], *, window_s: float) -> None:
@@ -33,6 +34,7 @@ class DeltaCoalescer:
         self._pending: list[str] = []
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task | None = None
+        self._first: asyncio.Task | None = None  # The first delta's send, started by `push`.
 
     @property
     def sent_text(self) -> str:
@@ -45,34 +47,44 @@ class DeltaCoalescer:
         return "".join(self._sent) + "".join(self._pending)
 
     def push(self, text: str) -> None:
-        """Add `text`: the first delta goes out at once (in a task), later text with the next window."""
+        """Add `text`: the first piece is numbered delta 1 now and sent in a task, later text with the next window."""
         self._pending.append(text)
-        if self._timer is None:
-            self._timer = asyncio.create_task(self._flush_later(self.window_s if self.seq else 0))
+        if self.seq == 0:
+            self._first = asyncio.create_task(self._send_in_turn(*self._take()))
+        elif self._timer is None:
+            self._timer = asyncio.create_task(self._flush_later())
 
     async def flush(self) -> None:
         """Send what is pending now, as one delta (nothing when nothing is pending)."""
-        if not self._pending:
-            return
+        if self._pending:
+            await self._send_in_turn(*self._take())
+
+    async def close(self) -> None:
+        """Send what is pending, and return once every delta is sent; call once, when the reply ends."""
+        if self._timer is not None:  # Still waiting (it clears `_timer` before it flushes): its text goes now.
+            self._timer.cancel()
+            self._timer = None
+        await self.flush()
+        if self._first is not None:
+            await asyncio.wait([self._first])
+        async with self._lock:  # The sends of earlier flushes, still under way, have ended.
+            pass
+
+    def _take(self) -> tuple[int, str]:
+        """Number the pending text as the next delta; return (seq, text)."""
         text = "".join(self._pending)
         self._pending.clear()
         self.seq += 1
         self._sent.append(text)
-        seq = self.seq
+        return self.seq, text
+
+    async def _send_in_turn(self, seq: int, text: str) -> None:
+        if seq > 1 and self._first is not None:  # Its task may not have started yet: it still goes first.
+            await asyncio.wait([self._first])
         async with self._lock:
             await self._send(seq, text)
 
-    async def close(self) -> None:
-        """Send what is pending, once every delta before it is sent; call once, when the reply ends."""
-        if self._timer is not None:  # Not flushing yet (it clears `_timer` first): what it would send goes now.
-            self._timer.cancel()
-            self._timer = None
-        await self.flush()
-        async with self._lock:  # The sends of earlier flushes, still under way, have ended.
-            pass
-
-    async def _flush_later(self, delay_s: float) -> None:
-        if delay_s:
-            await asyncio.sleep(delay_s)
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.window_s)
         self._timer = None
         await self.flush()

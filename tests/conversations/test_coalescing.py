@@ -27,12 +27,14 @@ class Recorder:
         self.in_flight -= 1
 
 
-async def test_first_piece_goes_out_at_once():
+async def test_first_piece_goes_out_alone_at_once():
     send = Recorder()
     deltas = DeltaCoalescer(send, window_s=60)
     deltas.push("Hel")
-    await asyncio.sleep(0)  # its task's first step
+    deltas.push("lo")  # read before the first delta's task ran: it waits for the window
+    await asyncio.sleep(0)  # that task's first step
     assert send.sent == [(1, "Hel")]
+    await deltas.close()
 
 
 async def test_a_push_never_waits_for_a_send():
@@ -48,13 +50,21 @@ async def test_a_push_never_waits_for_a_send():
         task.cancel()
 
 
-async def test_later_pieces_wait_for_the_window_and_go_out_as_one_delta():
+async def test_a_delta_flushed_before_the_first_ones_send_started_still_goes_second():
     send = Recorder()
     deltas = DeltaCoalescer(send, window_s=60)
     deltas.push("a")
-    await asyncio.sleep(0)
-    for piece in ["b", "c", "d"]:
+    deltas.push("b")
+    await deltas.close()  # no turn of the loop in between: the first delta's task has not run yet
+    assert send.sent == [(1, "a"), (2, "b")]
+
+
+async def test_later_pieces_wait_for_the_window_and_go_out_as_one_delta():
+    send = Recorder()
+    deltas = DeltaCoalescer(send, window_s=60)
+    for piece in ["a", "b", "c", "d"]:
         deltas.push(piece)
+    await asyncio.sleep(0)  # the first delta's task
     assert send.sent == [(1, "a")]  # b, c, d wait for the window
     assert deltas.text == "abcd" and deltas.sent_text == "a" and deltas.seq == 1
     await deltas.close()
@@ -65,7 +75,6 @@ async def test_the_window_timer_flushes_by_itself():
     send = Recorder()
     deltas = DeltaCoalescer(send, window_s=0)
     deltas.push("a")
-    await asyncio.sleep(0)
     deltas.push("b")
     deltas.push("c")
     while len(send.sent) < 2:
@@ -96,7 +105,7 @@ async def test_snapshot_matches_the_numbered_deltas():
     deltas.push("y")
     await deltas.flush()
     deltas.push("z")
-    assert (deltas.seq, deltas.sent_text) == (1, "xy")
+    assert (deltas.seq, deltas.sent_text) == (2, "xy")
     assert "".join(text for _, text in send.sent) == deltas.sent_text
     await deltas.close()
 
