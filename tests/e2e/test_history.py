@@ -32,7 +32,8 @@ def test_scrolling_the_sidebar_loads_every_older_conversation_once(page, site, a
     now = timezone.now()
     created = Conversation.objects.bulk_create([Conversation(owner=alice, title=f"chat {i}") for i in range(120)])
     for i, conversation in enumerate(created):
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=now - timedelta(minutes=i))
+        # Milliseconds apart: minutes apart, the oldest fell on yesterday when the test ran just after midnight.
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=now - timedelta(milliseconds=i))
     _log_in(page, site, alice)
     page.goto(site.url("/"))
     expect(page.locator(ENTRIES)).to_have_count(50)
