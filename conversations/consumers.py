@@ -385,13 +385,9 @@ def _resync(user, public_id, *, full: bool, shown_streaming: list[str]) -> tuple
     return html, streaming_ids
 
 
-def _signed_in(sign_in: SignInCheck) -> bool:
-    return sign_in.signed_in()
-
-
-# Reads only: off the single thread that orders the ORM writes, so a busy
-# worker checks a stop frame without queueing behind checkpoints.
-_still_signed_in = database_sync_to_async(_signed_in, thread_sensitive=False)
+# `_still_signed_in(check)`: reads only, off the single thread that orders the ORM writes, so a
+# busy worker checks a stop frame without queueing behind checkpoints.
+_still_signed_in = database_sync_to_async(SignInCheck.signed_in, thread_sensitive=False)
 
 
 class _SignedOut(Exception):
