@@ -144,19 +144,12 @@ def message_send(
                 .order_by("-created_at", "-id")
                 .first()
             )
-            user_message = Message.objects.create(
+            sent = _question_create(
                 conversation=conversation,
-                parent=previous,
-                role=Message.Role.USER,
-                content=text,
-                content_html=message_content_html(role=Message.Role.USER, content=text),
-                status=Message.Status.COMPLETE,
-                idempotency_key=idempotency_key[:64],
-                asked_by_id=_asker_id(conversation, asked_by),
-                **_persona_content_tokens(conversation, text),
-            )
-            assistant_message = _reply_create(
-                conversation=conversation, question=user_message, asked_by_id=user_message.asked_by_id
+                parent_id=previous.pk if previous is not None else None,
+                text=text,
+                idempotency_key=idempotency_key,
+                asked_by=asked_by,
             )
             conversation.updated_at = now
             fields = ["updated_at"]
@@ -167,6 +160,31 @@ def message_send(
     except IntegrityError:
         _refuse_duplicate(conversation, idempotency_key)
         raise
+    return sent
+
+
+def _question_create(
+    *, conversation: Conversation, parent_id: int | None, text: str, idempotency_key: str, asked_by: User | None
+) -> SentMessage:
+    """Save a question of `text` under message `parent_id` and the empty reply that answers it (two writes).
+
+    `text` must come from `message_text_clean`; both are `asked_by` the given
+    user (None: the conversation's owner).
+    """
+    user_message = Message.objects.create(
+        conversation=conversation,
+        parent_id=parent_id,
+        role=Message.Role.USER,
+        content=text,
+        content_html=message_content_html(role=Message.Role.USER, content=text),
+        status=Message.Status.COMPLETE,
+        idempotency_key=idempotency_key[:64],
+        asked_by_id=_asker_id(conversation, asked_by),
+        **_persona_content_tokens(conversation, text),
+    )
+    assistant_message = _reply_create(
+        conversation=conversation, question=user_message, asked_by_id=user_message.asked_by_id
+    )
     return SentMessage(user_message=user_message, assistant_message=assistant_message)
 
 
@@ -400,11 +418,15 @@ def conversation_title_generated_set(*, public_id, title: str) -> str:
     return title if updated else ""
 
 
-def _title_broadcast(*, conversation_id, title: str) -> None:
-    def changed() -> events.TitleChanged:
-        return {"type": "title.changed", "html": fragments.title_html(conversation_id=conversation_id, title=title)}
+def title_changed(*, conversation_id, title: str) -> events.TitleChanged:
+    """Return the event showing `title` as the conversation's title in every tab."""
+    return {"type": "title.changed", "html": fragments.title_html(conversation_id=conversation_id, title=title)}
 
-    events.send_on_commit(events.conversation_group(conversation_id), changed)
+
+def _title_broadcast(*, conversation_id, title: str) -> None:
+    events.send_on_commit(
+        events.conversation_group(conversation_id), lambda: title_changed(conversation_id=conversation_id, title=title)
+    )
 
 
 def _messages_broadcast(*, conversation: Conversation) -> None:
@@ -493,25 +515,18 @@ def message_edit(
             if question is None or question.role != Message.Role.USER:
                 raise ValidationError(_("There is no message of yours to edit."), code="no_question")
             _hide_subtrees([question.pk])
-            user_message = Message.objects.create(
+            edited = _question_create(
                 conversation=conversation,
                 parent_id=question.parent_id,
-                role=Message.Role.USER,
-                content=text,
-                content_html=message_content_html(role=Message.Role.USER, content=text),
-                **_persona_content_tokens(conversation, text),
-                status=Message.Status.COMPLETE,
-                idempotency_key=idempotency_key[:64],
-                asked_by_id=_asker_id(conversation, asked_by),
+                text=text,
+                idempotency_key=idempotency_key,
+                asked_by=asked_by,
             )
-            assistant_message = _reply_create(
-                conversation=conversation, question=user_message, asked_by_id=user_message.asked_by_id
-            )
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=assistant_message.created_at)
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=edited.assistant_message.created_at)
     except IntegrityError:
         _refuse_duplicate(conversation, idempotency_key)
         raise
-    return SentMessage(user_message=user_message, assistant_message=assistant_message)
+    return edited
 
 
 def message_version_show(*, message: Message) -> Message:

@@ -1,9 +1,7 @@
 """Whether an open socket's session still signs in its user: checked on the frames that act (`SignInCheck`)."""
 
-from importlib import import_module
-
-from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.utils import timezone
@@ -70,8 +68,11 @@ def _session_and_password(session_key: str, user_id: int) -> tuple[str, str] | N
 
 
 def _signed_in_fully(session_key: str, user_id: int) -> bool:
-    """Return whether session `session_key` signs in user `user_id`, who is active (two queries)."""
-    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key).load()
+    """Return whether session `session_key` signs in user `user_id`, who is active (two queries).
+
+    The site keeps its sessions in the database (Django's default engine), which `_session_and_password` reads.
+    """
+    data = SessionStore(session_key).load()
     if data.get(SESSION_KEY) != str(user_id):
         return False
     current = get_user_model().objects.filter(pk=user_id, is_active=True).first()

@@ -12,7 +12,7 @@ from uuid import UUID
 from channels.db import database_sync_to_async
 
 import llm
-from conversations import events, fragments, services
+from conversations import events, services
 
 logger = logging.getLogger(__name__)
 
@@ -69,9 +69,6 @@ async def title_generate(
         return ""
     # Sent here, on the loop: from the ORM thread (async_to_sync) a send holds that thread, which every database
     # call of the process waits for, until this loop has run it.
-    changed: events.TitleChanged = {
-        "type": "title.changed",
-        "html": fragments.title_html(conversation_id=conversation_id, title=title),
-    }
+    changed = services.title_changed(conversation_id=conversation_id, title=title)
     await events.channel_layer().group_send(events.conversation_group(conversation_id), events.layer_message(changed))
     return title
