@@ -328,7 +328,7 @@ def _store(*, job: ReplyJob, **fields) -> tuple[Message, str]:
     """
     assert job.message is not None, "a stored reply's job has its message"
     message = services.reply_finish(message=job.message, **fields)
-    history = job.history.with_reply(message) if job.history is not None else None
+    history = job.history.with_message(message) if job.history is not None else None
     return message, fragments.reply_final_html(conversation=message.conversation, message=message, history=history)
 
 

@@ -1,7 +1,7 @@
 """Reads of conversations and messages, each scoped to the user who asks, and what a user's replies have used."""
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from itertools import groupby, islice
 from operator import itemgetter
@@ -228,54 +228,66 @@ class UpstreamHistory:
     """What a reply may see: the greeting, the latest finished messages (oldest first), how many there are in all.
 
     limit: the most messages `recent` holds (besides the greeting).
+    last: the newest shown message, whatever its status (an error bubble
+        too): the one a question sent now follows. None in an empty conversation.
     """
 
     greeting: Message | None
     recent: list[Message]
     total: int
     limit: int
+    last: Message | None
 
-    def with_reply(self, reply: Message) -> "UpstreamHistory":
-        """Return the history once `reply`, the reply asked for when it was read, is stored; no query.
+    def with_message(self, message: Message) -> "UpstreamHistory":
+        """Return the history once `message` is written after it was read and shown last; no query.
 
-        What `message_history_for_upstream` would read then (nothing else
-        changes the shown conversation while a reply streams: sends, edits,
-        regenerations and version switches are refused): the reply is the
-        newest message when it is finished and not empty, else it is left out.
+        What `message_history_for_upstream` would read then, for the question
+        of a send written in the same transaction, or for the reply asked for
+        when it was read, once stored (nothing else changes the shown
+        conversation while a reply streams: sends, edits, regenerations and
+        version switches are refused). `message` is the newest in `recent`
+        when it is finished and not empty, else left out of it.
         """
-        if reply.status not in _FINISHED or not reply.content:
-            return self
+        if message.status not in _FINISHED or not message.content:
+            return replace(self, last=message)
         return UpstreamHistory(
-            greeting=self.greeting, recent=[*self.recent, reply][-self.limit :], total=self.total + 1, limit=self.limit
+            greeting=self.greeting,
+            recent=[*self.recent, message][-self.limit :],
+            total=self.total + 1,
+            limit=self.limit,
+            last=message,
         )
 
 
 def message_history_for_upstream(*, conversation: Conversation, limit: int) -> UpstreamHistory:
-    """Return the greeting and the latest `limit` finished messages of the shown conversation.
+    """Return the greeting and the latest `limit` finished messages of the shown conversation, and its last message.
 
     The greeting is the conversation's first message when it is an assistant
     message (`conversation_create` writes it). Failed, empty and streaming
     replies are left out, so an error bubble never becomes model input.
     `total` counts every such message, for "N of M messages in context".
-    One query when the finished messages, greeting included, are at most
-    `limit` + 1 (a send reads this on every message); else three.
+    One query when the shown messages, greeting included, are at most
+    `limit` + 1 (a send reads this on every message); else three, four when
+    fewer than `limit` of the latest `limit` + 2 are finished.
     """
     messages = message_list_for_conversation(conversation=conversation)
     finished = messages.filter(status__in=_FINISHED).exclude(content="")
-    newest = list(finished.order_by("-created_at", "-id")[: limit + 2])
-    whole = len(newest) < limit + 2
-    if whole and newest and newest[-1].parent_id is None:
-        # Every finished message is here, and the oldest starts the conversation.
-        first: Message | None = newest[-1]
-    else:
-        first = messages.first()
+    shown = list(messages.order_by("-created_at", "-id")[: limit + 2])
+    whole = len(shown) < limit + 2
+    newest = [m for m in shown if m.status in _FINISHED and m.content]
+    if not whole and len(newest) < limit:
+        newest = list(finished.order_by("-created_at", "-id")[: limit + 2])  # Finished ones further back.
+    # With every shown message here, the oldest starts the conversation.
+    first = (shown[-1] if shown else None) if whole else messages.first()
     greeting = first if first is not None and first.role == Message.Role.ASSISTANT else None
     others = [m for m in newest if greeting is None or m.pk != greeting.pk]
     recent = others[:limit]
     if greeting is not None:
         finished = finished.exclude(pk=greeting.pk)
     total = len(others) if whole else finished.count()
-    return UpstreamHistory(greeting=greeting, recent=recent[::-1], total=total, limit=limit)
+    return UpstreamHistory(
+        greeting=greeting, recent=recent[::-1], total=total, limit=limit, last=shown[0] if shown else None
+    )
 
 
 def message_versions(*, conversation: Conversation, messages: list[Message]) -> dict[int, Versions]:

@@ -123,7 +123,12 @@ def message_content_html(*, role: str, content: str) -> str:
 
 
 def message_send(
-    *, conversation: Conversation, text: str, idempotency_key: str = "", asked_by: User | None = None
+    *,
+    conversation: Conversation,
+    text: str,
+    idempotency_key: str = "",
+    asked_by: User | None = None,
+    history: selectors.UpstreamHistory | None = None,
 ) -> SentMessage:
     """Save a user message and the assistant message its reply will fill, in one transaction.
 
@@ -131,7 +136,8 @@ def message_send(
     the last message shown; the reply answers it. Both are `asked_by` the
     given user (None: the conversation's owner), whose quota and usage count
     the reply. Three writes: the two messages and the conversation's title
-    and activity time.
+    and activity time; one read of the last message shown, none when
+    `history` (the conversation's, read in the caller's transaction) gives it.
 
     Raises:
         DuplicateSend: `idempotency_key` was already used in this conversation.
@@ -139,11 +145,14 @@ def message_send(
     now = timezone.now()
     try:
         with transaction.atomic():
-            previous = (
-                Message.objects.filter(conversation=conversation, is_current=True)
-                .order_by("-created_at", "-id")
-                .first()
-            )
+            if history is not None:
+                previous = history.last
+            else:
+                previous = (
+                    Message.objects.filter(conversation=conversation, is_current=True)
+                    .order_by("-created_at", "-id")
+                    .first()
+                )
             sent = _question_create(
                 conversation=conversation,
                 parent_id=previous.pk if previous is not None else None,
@@ -698,7 +707,7 @@ def reply_request(
             # A message resent after a reconnect while its reply streams is a duplicate, not a refusal.
             _refuse_duplicate(conversation, key)
             raise
-        reply, added = _reply_save(
+        reply, added, history = _reply_save(
             user=user,
             conversation=conversation,
             action=action,
@@ -706,8 +715,9 @@ def reply_request(
             key=key,
             attachments=attachments,
             asker=asker,
+            persona=persona,
         )
-        job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona)
+        job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona, history=history)
     return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))
 
 
@@ -742,12 +752,16 @@ def _reply_save(
     clean: str,
     key: str,
     asker: User,
+    persona: Persona | None,
     attachments: Sequence[str] = (),
-) -> tuple[Message, list[Message] | None]:
+) -> tuple[Message, list[Message] | None, selectors.UpstreamHistory | None]:
     """Save what `action` writes, once `_reply_check` allowed it (see `reply_request`, whose transaction it runs in).
 
-    Return the empty reply, and the new bubbles of a send or a continue (None:
-    the shown conversation changed as a whole).
+    Return the empty reply; the new bubbles of a send or a continue (None:
+    the shown conversation changed as a whole); and for those, the history
+    the reply of `persona` sees, with the question (`upstream.reply_history`:
+    read before the question is written, it gives the message the question
+    follows, and the reply's request needs no second read).
 
     Raises:
         DuplicateSend: the idempotency key `key` was used in the conversation meanwhile.
@@ -757,15 +771,16 @@ def _reply_save(
         edited = message_edit(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker)
         _edited_keeps_files(edited.user_message)
         _attach(user=user, conversation=conversation, public_ids=attachments, message=edited.user_message)
-        return edited.assistant_message, None
+        return edited.assistant_message, None, None
     if action == "regenerate":
-        return reply_regenerate(conversation=conversation, asked_by=asker), None
+        return reply_regenerate(conversation=conversation, asked_by=asker), None, None
     if action == "continue":
         clean = _("Continue from where you stopped.")
-    sent = message_send(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker)
+    history = upstream.reply_history(conversation=conversation, persona=persona)
+    sent = message_send(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker, history=history)
     if not _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message):
         _no_attachments_known(sent.user_message)
-    return sent.assistant_message, [sent.user_message, sent.assistant_message]
+    return sent.assistant_message, [sent.user_message, sent.assistant_message], history.with_message(sent.user_message)
 
 
 def _refuse_unless_cut_off(conversation: Conversation) -> None:
@@ -817,16 +832,17 @@ def conversation_start(
         message_text_clean(text=text)  # Before anything is created.
         conversation = conversation_create(owner=user, persona=persona)
         clean = _reply_check(conversation=conversation, action="send", text=text, persona=None, asker=user)
-        reply, _added = _reply_save(
+        reply, _added, history = _reply_save(
             user=user,
             conversation=conversation,
             action="send",
             clean=clean,
             key=key,
             asker=user,
+            persona=None,
             attachments=attachments,
         )
-        job = upstream.reply_job_build(conversation=conversation, message=reply)
+        job = upstream.reply_job_build(conversation=conversation, message=reply, history=history)
     return StartedConversation(conversation=conversation, job=job)
 
 

@@ -117,7 +117,23 @@ def persona_usable(*, conversation: Conversation) -> bool:
     return persona is not None and persona.is_active and persona.model.enabled
 
 
-def reply_job_build(*, conversation: Conversation, message: Message, persona: Persona | None = None) -> ReplyJob:
+def reply_history(*, conversation: Conversation, persona: Persona | None = None) -> selectors.UpstreamHistory:
+    """Return the stored history a reply of `persona` (default: the conversation's own) may see, up to its limit.
+
+    `selectors.message_history_for_upstream` with the persona's history limit; call `upstream_check` first.
+    """
+    persona = persona or conversation.persona
+    assert persona is not None, "upstream_check refuses a conversation without a persona"
+    return selectors.message_history_for_upstream(conversation=conversation, limit=max(persona.history_limit, 1))
+
+
+def reply_job_build(
+    *,
+    conversation: Conversation,
+    message: Message,
+    persona: Persona | None = None,
+    history: selectors.UpstreamHistory | None = None,
+) -> ReplyJob:
     """Assemble the upstream request for `message`, the empty reply that the send, edit or regenerate created.
 
     The request is what `llm.context.select_context` keeps: the persona's system
@@ -126,7 +142,9 @@ def reply_job_build(*, conversation: Conversation, message: Message, persona: Pe
     included) as fit both the persona's history limit and the model's context
     window less the reply's max_tokens; with the chat's temperature (else the
     persona's), the persona's top_p and max_tokens. `persona` replaces the conversation's own (see
-    `upstream_check`). Call `upstream_check` first.
+    `upstream_check`). `history`: the stored history with the new question,
+    when the caller has it (`reply_history`, then `UpstreamHistory.with_message`);
+    read otherwise. Call `upstream_check` first.
 
     Raises:
         ValidationError: the new question alone does not fit the context window.
@@ -135,7 +153,7 @@ def reply_job_build(*, conversation: Conversation, message: Message, persona: Pe
     persona = persona or conversation.persona
     assert persona is not None, "upstream_check refuses a conversation without a persona"
     model = _model_for(conversation, persona)
-    upstream = _select(conversation=conversation, persona=persona, model=model, next_message=None)
+    upstream = _select(conversation=conversation, persona=persona, model=model, next_message=None, history=history)
     question = upstream.history.recent[-1]
     messages = [_with_image_data(m, upstream.images) for m in upstream.context.messages]
     # The question is the shown conversation's only message besides the greeting (the reply is not finished).
@@ -373,7 +391,7 @@ def _select(
         ValidationError: the newest message alone does not fit the context window.
     """
     if history is None:
-        history = selectors.message_history_for_upstream(conversation=conversation, limit=max(persona.history_limit, 1))
+        history = reply_history(conversation=conversation, persona=persona)
     # Only a user message carries files (`message_content`); none loaded twice.
     prefetch_related_objects([m for m in history.recent if m.role == Message.Role.USER], "attachments")
     counter = counter_name(model.model_id)

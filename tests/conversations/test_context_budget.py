@@ -60,8 +60,13 @@ def test_a_finished_replys_context_line_is_the_pages_without_reading_the_history
 
     stored = selectors.message_history_for_upstream(conversation=conversation, limit=5)
     assert job.history is not None
-    known = job.history.with_reply(reply)
-    assert (known.greeting, known.recent, known.total) == (stored.greeting, stored.recent, stored.total)
+    known = job.history.with_message(reply)
+    assert (known.greeting, known.recent, known.total, known.last) == (
+        stored.greeting,
+        stored.recent,
+        stored.total,
+        stored.last,
+    )
     page = upstream.context_budget(conversation=Conversation.objects.select_related("persona__model").get())
     assert page is not None and f"{page.kept} of {page.total} messages in context" in html
 

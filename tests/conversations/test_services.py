@@ -6,7 +6,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from conversations import services
+from conversations import selectors, services
 from conversations.models import DailyUsage, Message
 
 pytestmark = pytest.mark.django_db
@@ -120,15 +120,52 @@ def test_a_resent_message_is_a_duplicate_while_its_reply_streams_and_after_it(al
 
 
 def test_a_send_without_files_neither_looks_up_its_key_nor_loads_its_bubbles_files(alice, conversation):
+    services.messages_append(conversation=conversation, turns=[("user", "Earlier"), ("assistant", "Answer")])
     with CaptureQueriesContext(connection) as queries:
         requested = services.reply_request(
             user=alice, public_id=conversation.public_id, action="send", text="hi", idempotency_key="k"
         )
     sqls = [q["sql"] for q in queries.captured_queries]
     assert not [sql for sql in sqls if sql.startswith("SELECT") and "idempotency_key" in sql.split("WHERE")[-1]]
-    # The history's files (what the model reads) are loaded once; the new bubbles' are known.
+    # The earlier question's files (what the model reads) are loaded once; the new question's are known.
     assert len([sql for sql in sqls if sql.startswith('SELECT "attachments_attachment"')]) == 1
     assert 'id="' in requested.changed["html"]
+
+
+@pytest.mark.parametrize(("status", "content"), [("complete", "An answer."), ("error", ""), ("stopped", "")])
+@pytest.mark.parametrize(
+    ("turns", "reads"), [(0, 1), (1, 1), (6, 2)]
+)  # a new chat, under and over the limit (and a count)
+def test_a_sends_question_follows_the_last_shown_message_read_with_the_history_it_is_asked_with(
+    alice, make_persona, status, content, turns, reads
+):
+    """The history is read before the question is written: its last message, an error bubble too, is the parent."""
+    conversation = services.conversation_create(owner=alice, persona=make_persona(history_limit=5, greeting="Hi"))
+    last = conversation.messages.get()
+    for i in range(turns):
+        (question,) = services.messages_append(conversation=conversation, turns=[("user", f"q{i}")])
+        # The latest three replies have the status.
+        reply = (status, content) if i >= turns - 3 else ("complete", f"a{i}")
+        last = Message.objects.create(
+            conversation=conversation, parent=question, role="assistant", status=reply[0], content=reply[1]
+        )
+    with CaptureQueriesContext(connection) as queries:
+        job = services.reply_request(user=alice, public_id=conversation.public_id, action="send", text="Next?").job
+    message_reads = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "conversations_message"')
+    ]
+    # The streaming check, then the history's own reads: one more when failed replies leave fewer than
+    # the limit finished among the latest limit + 2 shown.
+    assert len(message_reads) == 1 + reads + (turns == 6 and status != "complete")
+    question = Message.objects.get(content="Next?")
+    assert question.parent == last and job.history is not None and job.history.last == question
+    stored = selectors.message_history_for_upstream(conversation=conversation, limit=5)
+    assert (job.history.greeting, job.history.recent, job.history.total) == (
+        stored.greeting,
+        stored.recent,
+        stored.total,
+    )
+    assert job.request.messages[-1] == {"role": "user", "content": "Next?"}
 
 
 def test_usage_is_added_to_the_days_row_in_one_statement_and_never_for_a_deleted_user(

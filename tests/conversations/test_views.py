@@ -130,7 +130,8 @@ def test_sidebar_lists_only_the_users_conversations_newest_first(client, alice, 
 def test_conversation_page_queries_do_not_grow_with_messages(client, alice, conversation, django_assert_num_queries):
     client.force_login(alice)
     for i in range(30):
-        services.message_send(conversation=conversation, text=f"message {i}")
+        sent = services.message_send(conversation=conversation, text=f"message {i}")
+        services.reply_finish(message=sent.assistant_message, content=f"reply {i}", status="complete")
     for _ in range(20):
         services.conversation_create(owner=alice, persona=conversation.persona)
     # session, user, conversation with persona/model/provider, stale replies, messages,
