@@ -496,6 +496,18 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     )
 
 
+def conversation_has_streaming(*, conversation_id: int) -> bool:
+    """Return whether a reply of conversation `conversation_id` is marked streaming (live, or left by a dead worker).
+
+    One statement through the `message_conversation_streaming` index: every
+    send, socket and page asks it, and there is seldom one (then
+    `services.replies_streaming_live` reads them).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_HAS_STREAMING_SQL, [conversation_id])
+        return cursor.fetchone() is not None
+
+
 # user_usage's one query, in SQL: built by the ORM (five scalar subqueries over OuterRef), it cost 2.1 ms of
 # CPU before reaching the database, a third of a send's (bench/README.md). A reply answers a question; a
 # greeting (no parent) was asked of no upstream. Stored and unstored replies are counted apart, not with an
@@ -503,6 +515,11 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
 # are literals, so that SQLite proves the partial index's condition (`message_asked_by_streaming`).
 _MESSAGE, _UNSTORED, _DAILY = (model._meta.db_table for model in (Message, UnstoredReply, DailyUsage))
 _REPLY = f"role = '{Message.Role.ASSISTANT.value}' AND parent_id IS NOT NULL"
+# In SQL: the ORM's query of full rows cost 0.5 ms of a send's CPU, the statement 0.05 (bench/README.md, the
+# fifth round). The status is a literal, for the partial index.
+_HAS_STREAMING_SQL = (
+    f"SELECT 1 FROM {_MESSAGE} WHERE conversation_id = %s AND status = '{Message.Status.STREAMING.value}' LIMIT 1"
+)
 _USAGE_SQL = (
     "SELECT"
     f" (SELECT COUNT(*) FROM {_MESSAGE} WHERE asked_by_id = %s AND {_REPLY} AND created_at > %s),"

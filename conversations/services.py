@@ -623,8 +623,11 @@ def replies_streaming_live(*, conversation: Conversation) -> list[Message]:
 
     A reply is stale when its heartbeat (or, without one, its creation) is
     older than `settings.CHAT_STALE_AFTER_S`: the worker writing it died.
-    Its checkpointed text is kept and rendered. One read; one write per stale reply.
+    Its checkpointed text is kept and rendered. One statement when none
+    streams (`selectors.conversation_has_streaming`), else two reads; one write per stale reply.
     """
+    if not selectors.conversation_has_streaming(conversation_id=conversation.pk):
+        return []
     cutoff = timezone.now() - timedelta(seconds=settings.CHAT_STALE_AFTER_S)
     live = []
     # Unordered: the default order would have SQLite walk the conversation's index instead of the streaming rows.

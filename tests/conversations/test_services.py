@@ -154,9 +154,9 @@ def test_a_sends_question_follows_the_last_shown_message_read_with_the_history_i
     message_reads = [
         q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "conversations_message"')
     ]
-    # The streaming check, then the history's own reads: one more when failed replies leave fewer than
-    # the limit finished among the latest limit + 2 shown.
-    assert len(message_reads) == 1 + reads + (turns == 6 and status != "complete")
+    # The history's own reads (the streaming check reads no rows when none streams): one more when failed
+    # replies leave fewer than the limit finished among the latest limit + 2 shown.
+    assert len(message_reads) == reads + (turns == 6 and status != "complete")
     question = Message.objects.get(content="Next?")
     assert question.parent == last and job.history is not None and job.history.last == question
     stored = selectors.message_history_for_upstream(conversation=conversation, limit=5)
@@ -252,7 +252,16 @@ def test_the_streaming_check_of_a_send_reads_the_streaming_rows_only(conversatio
     with connection.cursor() as cursor:
         with CaptureQueriesContext(connection) as queries:
             live = services.replies_streaming_live(conversation=conversation)
-        cursor.execute("EXPLAIN QUERY PLAN " + queries.captured_queries[0]["sql"])
-        plan = " ".join(row[-1] for row in cursor.fetchall())
-    assert len(live) == 1
-    assert "message_conversation_streaming (conversation_id=?)" in plan, plan
+        plans = []
+        for query in queries.captured_queries:
+            cursor.execute("EXPLAIN QUERY PLAN " + query["sql"])
+            plans.append(" ".join(row[-1] for row in cursor.fetchall()))
+    assert len(live) == 1 and len(plans) == 2  # Whether one streams, then which.
+    assert all("message_conversation_streaming (conversation_id=?)" in plan for plan in plans), plans
+
+
+def test_a_conversation_with_no_reply_streaming_is_checked_in_one_statement(conversation, django_assert_num_queries):
+    sent = services.message_send(conversation=conversation, text="hi")
+    services.reply_finish(message=sent.assistant_message, content="hello", status="complete")
+    with django_assert_num_queries(1):
+        assert services.replies_streaming_live(conversation=conversation) == []
