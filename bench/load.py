@@ -80,6 +80,7 @@ sys.path.insert(0, str(BASE_DIR))
 
 from bench.environment import bench_site
 from bench.procfs import cpu_seconds, proc_status
+from conversations.coalescing import FULL_RATE_REPLIES
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.servers import DaphneServer, database_url, free_port, session_cookie
 
@@ -390,7 +391,7 @@ def _title(args: argparse.Namespace, settings) -> str:
     )
 
 
-def _print(title: str, rows: list[tuple[RoundFigures, RoundFigures]], window_ms: int) -> None:
+def _print(title: str, rows: list[tuple[RoundFigures, RoundFigures]], window_ms: int, widest_ms: int) -> None:
     print(title)
     print(
         "  N    | raw SDK first token | site first token | own message shown | send → upstream"
@@ -404,7 +405,10 @@ def _print(title: str, rows: list[tuple[RoundFigures, RoundFigures]], window_ms:
             f"| {_percentiles(raw.chunk_delay)}   | {_percentiles(site.chunk_delay)}    | {cpu} "
             f"| {site.complete}, {site.text_equal}, {site.stored_equal} of {site.size}"
         )
-    print(f"  (ms, p50 / p99; the site coalesces deltas over {window_ms} ms after the first)")
+    print(
+        f"  (ms, p50 / p99; the site coalesces deltas over {window_ms} ms after the first, wider with more than"
+        f" {FULL_RATE_REPLIES} replies streaming, up to {widest_ms} ms)"
+    )
     for _raw, site in rows:
         for problem in site.problems[:5]:
             print(f"  N={site.size} problem: {problem}")
@@ -668,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
                     site.cpu_s = cpu
                     site.stored_equal = _stored_equal(site_readings, expected)
                     rows.append((raw, site))
-                _print(_title(args, settings), rows, settings.CHAT_COALESCE_MS)
+                _print(_title(args, settings), rows, settings.CHAT_COALESCE_MS, settings.CHAT_COALESCE_MAX_MS)
                 scenarios = set(args.scenarios.split(","))
                 if "flood" in scenarios:
                     run_flood(sites, persona, people, flooder, "flood", args.timeout)

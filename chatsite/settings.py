@@ -317,8 +317,10 @@ CHAT_MAX_FRAME_BYTES = env_int("CHAT_MAX_FRAME_BYTES", 256 * 1024, minimum=1024)
 CHAT_MAX_SENT_FRAME_BYTES = env_int("CHAT_MAX_SENT_FRAME_BYTES", 256 * 1024, minimum=4096)
 # Open websockets one user may hold in one worker process; more are closed with 4429.
 CHAT_MAX_SOCKETS_PER_USER = env_int("CHAT_MAX_SOCKETS_PER_USER", 20, minimum=1)
-# Deltas after the first are coalesced over this window before going out.
+# Deltas after the first are coalesced over this window before going out; with more than 25 replies
+# streaming in a process it widens in proportion, up to CHAT_COALESCE_MAX_MS (conversations.coalescing).
 CHAT_COALESCE_MS = env_int("CHAT_COALESCE_MS", 40, minimum=0)
+CHAT_COALESCE_MAX_MS = env_int("CHAT_COALESCE_MAX_MS", 120, minimum=0)
 # A streaming reply is saved this often (seconds), so a crash loses at most that
 # much; with no new text a heartbeat is still written every CHAT_HEARTBEAT_S.
 CHAT_CHECKPOINT_S = env_int("CHAT_CHECKPOINT_S", 2, minimum=1)

@@ -8,6 +8,27 @@ milliseconds is invisible to a reader and cuts that work by an order of magnitud
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from django.conf import settings
+
+# Replies one process streams at CHAT_COALESCE_MS; with more, each window widens in proportion (`window_s`).
+# A reply's delta frames are a third of its server CPU: at 40 ms, 50 replies at once cost 53 to 57 ms of CPU
+# each, at 80 ms 45 to 49 (bench/README.md, the fifth round), and one core then serves about 25.
+FULL_RATE_REPLIES = 25
+
+
+def window_s(*, streaming: int) -> float:
+    """Return the coalescing window, in seconds, while `streaming` replies stream in this process.
+
+    CHAT_COALESCE_MS for up to FULL_RATE_REPLIES replies; beyond, it widens
+    in proportion (50 replies: twice as wide), so the process sends as many
+    frames a second as at FULL_RATE_REPLIES replies and keeps up, up to
+    CHAT_COALESCE_MAX_MS: a class reads text in steps a few words longer
+    rather than later. A window of 0 (every piece its own delta) stays 0.
+    """
+    base = settings.CHAT_COALESCE_MS / 1000
+    widest = max(settings.CHAT_COALESCE_MAX_MS / 1000, base)
+    return min(base * max(1.0, streaming / FULL_RATE_REPLIES), widest)
+
 
 class DeltaCoalescer:
     """Turn text pieces into deltas numbered 1, 2, 3 … and hand them to `send` in order.
@@ -16,7 +37,7 @@ class DeltaCoalescer:
         deltas reach it in seq order.
     window_s: after the first delta (the first piece alone, sent at once, for
         time to first token), text is gathered for this many seconds before
-        the next delta goes out.
+        the next delta goes out: a function, asked as each window starts.
 
     `seq` and `sent_text` always describe the same deltas (they change
     together, before any await), so a snapshot taken between awaits is consistent.
@@ -26,7 +47,7 @@ class DeltaCoalescer:
     had not read yet once its connection is lost.
     """
 
-    def __init__(self, send: Callable[[int, str], Awaitable[None]], *, window_s: float) -> None:
+    def __init__(self, send: Callable[[int, str], Awaitable[None]], *, window_s: Callable[[], float]) -> None:
         self._send = send
         self.window_s = window_s
         self.seq = 0
@@ -85,6 +106,6 @@ class DeltaCoalescer:
             await self._send(seq, text)
 
     async def _flush_later(self) -> None:
-        await asyncio.sleep(self.window_s)
+        await asyncio.sleep(self.window_s())
         self._timer = None
         await self.flush()

@@ -32,7 +32,7 @@ from django.conf import settings
 from django.utils import translation
 
 import llm
-from conversations import events, fragments, services, titles
+from conversations import coalescing, events, fragments, services, titles
 from conversations.coalescing import DeltaCoalescer
 from conversations.models import Message
 from conversations.upstream import ReplyJob
@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 # ones. Process-local bookkeeping, not shared state: stop and sync go through
 # the channel layer, so any worker can reach any generation.
 _running: set[asyncio.Task] = set()
+# The generations reading their upstream now: the coalescing window widens with their number (`coalescing.window_s`).
+_streaming: set["ReplyGenerator"] = set()
 
 
 def start_detached(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
@@ -113,7 +115,7 @@ class ReplyGenerator:
         self.layer = events.channel_layer()
         self.group = events.conversation_group(job.conversation_id)
         self.message_id = str(job.message.public_id) if job.message is not None else ""
-        self.deltas = DeltaCoalescer(self._send_delta, window_s=settings.CHAT_COALESCE_MS / 1000)
+        self.deltas = DeltaCoalescer(self._send_delta, window_s=lambda: coalescing.window_s(streaming=len(_streaming)))
         self.stopped = False
         self.received_chars = 0
         self.started = 0.0
@@ -138,6 +140,7 @@ class ReplyGenerator:
             control_group = events.control_group(self.job.conversation_id)
             await self.layer.group_add(control_group, control_channel)
             helpers.append(asyncio.create_task(self._listen(control_channel, consume)))
+        _streaming.add(self)
         try:
             result = await consume
         except asyncio.CancelledError:
@@ -145,6 +148,7 @@ class ReplyGenerator:
                 raise
             result = _Outcome(status=Message.Status.STOPPED, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms())
         finally:
+            _streaming.discard(self)
             for helper in helpers:
                 helper.cancel()
             if stored:

@@ -2,6 +2,9 @@
 
 import asyncio
 
+import pytest
+
+from conversations import coalescing
 from conversations.coalescing import DeltaCoalescer
 
 
@@ -29,7 +32,7 @@ class Recorder:
 
 async def test_first_piece_goes_out_alone_at_once():
     send = Recorder()
-    deltas = DeltaCoalescer(send, window_s=60)
+    deltas = DeltaCoalescer(send, window_s=lambda: 60)
     deltas.push("Hel")
     deltas.push("lo")  # read before the first delta's task ran: it waits for the window
     await asyncio.sleep(0)  # that task's first step
@@ -41,7 +44,7 @@ async def test_a_push_never_waits_for_a_send():
     # The pusher reads an upstream response: it must go on reading while a delta is sent (a channel layer's round
     # trip), or aiohttp drops the text it had not read when the connection is lost.
     send = Recorder(delay_s=60)
-    deltas = DeltaCoalescer(send, window_s=0)
+    deltas = DeltaCoalescer(send, window_s=lambda: 0)
     for piece in ["a", "b", "c"]:
         deltas.push(piece)
         await asyncio.sleep(0)
@@ -52,7 +55,7 @@ async def test_a_push_never_waits_for_a_send():
 
 async def test_a_delta_flushed_before_the_first_ones_send_started_still_goes_second():
     send = Recorder()
-    deltas = DeltaCoalescer(send, window_s=60)
+    deltas = DeltaCoalescer(send, window_s=lambda: 60)
     deltas.push("a")
     deltas.push("b")
     await deltas.close()  # no turn of the loop in between: the first delta's task has not run yet
@@ -61,7 +64,7 @@ async def test_a_delta_flushed_before_the_first_ones_send_started_still_goes_sec
 
 async def test_later_pieces_wait_for_the_window_and_go_out_as_one_delta():
     send = Recorder()
-    deltas = DeltaCoalescer(send, window_s=60)
+    deltas = DeltaCoalescer(send, window_s=lambda: 60)
     for piece in ["a", "b", "c", "d"]:
         deltas.push(piece)
     await asyncio.sleep(0)  # the first delta's task
@@ -73,7 +76,7 @@ async def test_later_pieces_wait_for_the_window_and_go_out_as_one_delta():
 
 async def test_the_window_timer_flushes_by_itself():
     send = Recorder()
-    deltas = DeltaCoalescer(send, window_s=0)
+    deltas = DeltaCoalescer(send, window_s=lambda: 0)
     deltas.push("a")
     deltas.push("b")
     deltas.push("c")
@@ -86,7 +89,7 @@ async def test_the_window_timer_flushes_by_itself():
 
 async def test_slow_sends_never_overlap_or_reorder():
     send = Recorder(delay_s=0.01)
-    deltas = DeltaCoalescer(send, window_s=0)
+    deltas = DeltaCoalescer(send, window_s=lambda: 0)
     for i in range(5):
         deltas.push(str(i))
         await asyncio.sleep(0)
@@ -100,7 +103,7 @@ async def test_slow_sends_never_overlap_or_reorder():
 
 async def test_snapshot_matches_the_numbered_deltas():
     send = Recorder()
-    deltas = DeltaCoalescer(send, window_s=60)
+    deltas = DeltaCoalescer(send, window_s=lambda: 60)
     deltas.push("x")
     deltas.push("y")
     await deltas.flush()
@@ -113,7 +116,7 @@ async def test_snapshot_matches_the_numbered_deltas():
 async def test_close_returns_once_every_delta_is_sent():
     # The final bubble follows close(): no delta may still be on its way then.
     send = Recorder(delay_s=0.05)
-    deltas = DeltaCoalescer(send, window_s=0)
+    deltas = DeltaCoalescer(send, window_s=lambda: 0)
     deltas.push("a")
     await asyncio.sleep(0)  # its send under way
     deltas.push("b")
@@ -123,6 +126,47 @@ async def test_close_returns_once_every_delta_is_sent():
 
 async def test_close_without_text_sends_nothing():
     send = Recorder()
-    deltas = DeltaCoalescer(send, window_s=60)
+    deltas = DeltaCoalescer(send, window_s=lambda: 60)
     await deltas.close()
     assert send.sent == [] and deltas.seq == 0
+
+
+async def test_each_window_asks_how_long_it_is():
+    send = Recorder()
+    widths = iter([0.01, 0.3])
+    asked: list[float] = []
+
+    def window() -> float:
+        asked.append(next(widths))
+        return asked[-1]
+
+    deltas = DeltaCoalescer(send, window_s=window)
+    deltas.push("a")  # Delta 1, at once.
+    deltas.push("b")  # A window of 10 ms.
+    await asyncio.sleep(0.1)
+    assert send.sent == [(1, "a"), (2, "b")]
+    deltas.push("c")  # A window of 300 ms, asked now.
+    await asyncio.sleep(0.1)
+    assert send.sent[-1] == (2, "b") and asked == [0.01, 0.3]
+    await deltas.close()
+    assert send.sent[-1] == (3, "c")
+
+
+@pytest.mark.parametrize(
+    ("base_ms", "widest_ms", "streaming", "window_ms"),
+    [
+        (40, 120, 1, 40),
+        (40, 120, 25, 40),
+        (40, 120, 50, 80),  # Twice the replies of FULL_RATE_REPLIES: twice as wide.
+        (40, 120, 100, 120),  # No wider than CHAT_COALESCE_MAX_MS.
+        (40, 40, 100, 40),  # A fixed window.
+        (40, 10, 100, 40),  # A smaller "widest" never narrows it.
+        (0, 120, 100, 0),  # No coalescing stays none.
+    ],
+)
+def test_the_window_widens_with_the_replies_streaming_in_the_process(
+    settings, base_ms, widest_ms, streaming, window_ms
+):
+    settings.CHAT_COALESCE_MS, settings.CHAT_COALESCE_MAX_MS = base_ms, widest_ms
+    assert coalescing.FULL_RATE_REPLIES == 25
+    assert coalescing.window_s(streaming=streaming) == pytest.approx(window_ms / 1000)

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import titles
+from conversations import coalescing, generation, titles
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
 from tests.sockets import start_chat, wait_for_reply
@@ -219,6 +219,29 @@ async def test_deltas_are_coalesced_when_the_upstream_is_fast(alice, make_person
     texts = delta_texts(frames)
     assert "".join(texts) == "".join(f"w{i} " for i in range(400))
     assert len(texts) < 100  # 400 upstream deltas, far fewer frames
+
+
+async def test_each_window_is_as_wide_as_the_replies_streaming_in_the_process_ask(
+    alice, make_persona, open_socket, monkeypatch
+):
+    window_s = coalescing.window_s
+    seen: list[int] = []
+
+    def recorded(*, streaming: int) -> float:
+        seen.append(streaming)
+        return window_s(streaming=streaming)
+
+    monkeypatch.setattr(coalescing, "window_s", recorded)
+    sockets = []
+    for _ in range(2):
+        conversation = await start_chat(alice, make_persona, "long:40+delay:10")
+        sockets.append(await open_socket(alice, conversation.public_id))
+    for socket in sockets:
+        await socket.send("go")
+    for socket in sockets:
+        await socket.receive_final("complete", timeout=20)
+    assert max(seen) == 2 and min(seen) >= 1  # Both replies streamed at once; each counts itself.
+    assert not generation._streaming  # Both ended.
 
 
 async def test_upstream_request_carries_persona_prompt_greeting_history_and_params(
