@@ -6,6 +6,7 @@ for its non-TTY use. Its config and history go to a temporary home.
 """
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -66,6 +67,12 @@ def client_env(tmp_path, site, api_key):
     }
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    # A shell starts a command in the foreground with Ctrl-C's signal at its default. A suite started in the
+    # background (`make test &`) has it ignored, and the client would inherit that: Ctrl-C would do nothing.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def spawn(client_env, tmp_path):
     """Return a function starting `chat ARGS...` in a pseudo-terminal (80x200); every child is closed after the test."""
@@ -80,6 +87,7 @@ def spawn(client_env, tmp_path):
             encoding="utf-8",
             timeout=EXPECT_TIMEOUT_S,
             dimensions=(80, 200),
+            preexec_fn=_ctrl_c_as_in_a_terminal,
         )
         children.append(child)
         return child
