@@ -47,3 +47,11 @@ def bench_site(
         if static:
             call_command("collectstatic", interactive=False, verbosity=0)
         yield tmp
+
+
+def earlier_turns(count: int) -> list[tuple[str, str]]:
+    """Return `count` (role, text) turns of a chat that has gone on a while: question and answer, ~300 characters."""
+    return [
+        ("user" if i % 2 == 0 else "assistant", f"Earlier message {i}: " + "some words of a longer chat " * 10)
+        for i in range(count)
+    ]

@@ -78,7 +78,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.environment import bench_site
+from bench.environment import bench_site, earlier_turns
 from bench.procfs import cpu_seconds, proc_status
 from conversations.coalescing import FULL_RATE_REPLIES
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -368,10 +368,7 @@ def _new_conversations(persona, people, history: int = 0) -> list[tuple[str, str
     """
     from conversations import services
 
-    turns = [
-        ("user" if i % 2 == 0 else "assistant", f"Earlier message {i}: " + "some words of a longer chat " * 10)
-        for i in range(history)
-    ]
+    turns = earlier_turns(history)
     conversations = []
     for user, cookie in people:
         conversation = services.conversation_create(owner=user, persona=persona)

@@ -26,7 +26,7 @@ from pathlib import Path
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-from bench.environment import bench_site
+from bench.environment import bench_site, earlier_turns
 
 
 def _conversations(persona, history: int, count: int, tag: str) -> list:
@@ -37,10 +37,7 @@ def _conversations(persona, history: int, count: int, tag: str) -> list:
     from conversations import services
     from conversations.models import Message
 
-    turns = [
-        ("user" if i % 2 == 0 else "assistant", f"Earlier message {i}: " + "some words of a longer chat " * 10)
-        for i in range(history)
-    ]
+    turns = earlier_turns(history)
     pairs = []
     for i in range(count):
         user = get_user_model().objects.create_user(f"send-{tag}-{i}", password=None)
