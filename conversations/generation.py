@@ -33,7 +33,6 @@ from django.utils import translation
 
 import llm
 from conversations import coalescing, events, fragments, services, titles
-from conversations.coalescing import DeltaCoalescer
 from conversations.models import Message
 from conversations.upstream import ReplyJob
 
@@ -115,7 +114,9 @@ class ReplyGenerator:
         self.layer = events.channel_layer()
         self.group = events.conversation_group(job.conversation_id)
         self.message_id = str(job.message.public_id) if job.message is not None else ""
-        self.deltas = DeltaCoalescer(self._send_delta, window_s=lambda: coalescing.window_s(streaming=len(_streaming)))
+        self.deltas = coalescing.DeltaCoalescer(
+            self._send_delta, window_s=lambda: coalescing.window_s(streaming=len(_streaming))
+        )
         self.stopped = False
         self.received_chars = 0
         self.started = 0.0

@@ -145,14 +145,7 @@ def message_send(
     now = timezone.now()
     try:
         with transaction.atomic():
-            if history is not None:
-                previous = history.last
-            else:
-                previous = (
-                    Message.objects.filter(conversation=conversation, is_current=True)
-                    .order_by("-created_at", "-id")
-                    .first()
-                )
+            previous = history.last if history is not None else _last_shown(conversation)
             sent = _question_create(
                 conversation=conversation,
                 parent_id=previous.pk if previous is not None else None,
@@ -170,6 +163,11 @@ def message_send(
         _refuse_duplicate(conversation, idempotency_key)
         raise
     return sent
+
+
+def _last_shown(conversation: Conversation) -> Message | None:
+    """Return the newest shown message of `conversation`, the one a new message follows (one query)."""
+    return Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
 
 
 def _question_create(
@@ -344,7 +342,7 @@ def messages_append(*, conversation: Conversation, turns: list[tuple[str, str]])
         send would store them.
     One read and one write per message.
     """
-    previous = Message.objects.filter(conversation=conversation, is_current=True).order_by("-created_at", "-id").first()
+    previous = _last_shown(conversation)
     created = []
     for role, text in turns:
         previous = Message.objects.create(

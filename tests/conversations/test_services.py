@@ -263,5 +263,6 @@ def test_the_streaming_check_of_a_send_reads_the_streaming_rows_only(conversatio
 def test_a_conversation_with_no_reply_streaming_is_checked_in_one_statement(conversation, django_assert_num_queries):
     sent = services.message_send(conversation=conversation, text="hi")
     services.reply_finish(message=sent.assistant_message, content="hello", status="complete")
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(1) as queries:
         assert services.replies_streaming_live(conversation=conversation) == []
+    assert "content_html" not in queries.captured_queries[0]["sql"]  # Whether one streams, not the rows.
