@@ -52,24 +52,39 @@ def _conversations(persona, history: int, count: int, tag: str) -> list:
     return pairs
 
 
-def measure(persona, *, history: int, sends: int, warm: int) -> tuple[float, float, int]:
-    """Return (median ms, p90 ms, statements) of `sends` sends in chats of `history` messages, after `warm`."""
+def measure(persona, *, history: int, sends: int, warm: int, batch: int) -> tuple[float, float, float]:
+    """Return (median ms, p90 ms, statements) per send of `sends` sends in chats of `history` messages, after `warm`.
+
+    With `batch` > 1 the sends go `batch` at a time through `services.replies_request`, as the consumer
+    takes the sends queued together, and each batch's CPU and statements are shared out over its sends.
+    """
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from conversations import services
 
-    pairs = _conversations(persona, history, warm + sends + 1, f"h{history}")
+    pairs = _conversations(persona, history, warm + sends + batch, f"h{history}")
     cpu = []
-    for n, (user, conversation) in enumerate(pairs[:-1]):
+    for n in range(0, warm + sends, batch):
         start = time.thread_time()
-        services.reply_request(user=user, public_id=conversation.public_id, action="send", text=f"Question {n}?")
+        outcomes = services.replies_request(
+            [
+                {"user": user, "public_id": conversation.public_id, "action": "send", "text": f"Question {n}?"}
+                for user, conversation in pairs[n : n + batch]
+            ]
+        )
         if n >= warm:
-            cpu.append((time.thread_time() - start) * 1000)
-    user, conversation = pairs[-1]
+            cpu.append((time.thread_time() - start) * 1000 / batch)
+        refused = [o for o in outcomes if isinstance(o, Exception)]
+        assert not refused, refused
     with CaptureQueriesContext(connection) as queries:
-        services.reply_request(user=user, public_id=conversation.public_id, action="send", text="One more?")
-    return statistics.median(cpu), statistics.quantiles(cpu, n=10)[-1], len(queries.captured_queries)
+        services.replies_request(
+            [
+                {"user": user, "public_id": conversation.public_id, "action": "send", "text": "One more?"}
+                for user, conversation in pairs[-batch:]
+            ]
+        )
+    return statistics.median(cpu), statistics.quantiles(cpu, n=10)[-1], len(queries.captured_queries) / batch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sends", type=int, default=200, help="measured sends per history size (default 200)")
     parser.add_argument("--warm", type=int, default=40, help="unmeasured sends first (default 40)")
     parser.add_argument("--history", default="0,10,40", help="comma-separated earlier messages (default 0,10,40)")
+    parser.add_argument("--batch", type=int, default=1, help="sends taken together, as the consumer does (default 1)")
     args = parser.parse_args(argv)
     with bench_site("chat-send-"):
         from personas import crypto
@@ -87,11 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         model = ChatModel.objects.create(provider=provider, model_id="gpt-4o-mini", enabled=True)
         persona = Persona.objects.create(name="Bench", slug="bench", model=model, greeting="Hello!")
-        print(f"One send (services.reply_request), CPU in this process; {args.sends} sends after {args.warm}")
+        print(
+            f"One send (services.replies_request), CPU in this process; {args.sends} sends after {args.warm},"
+            f" {args.batch} at a time"
+        )
         print("  earlier messages | median ms | p90 ms | statements (with BEGIN and COMMIT)")
         for history in (int(h) for h in args.history.split(",")):
-            median, p90, statements = measure(persona, history=history, sends=args.sends, warm=args.warm)
-            print(f"  {history:16d} | {median:9.2f} | {p90:6.2f} | {statements}")
+            median, p90, statements = measure(
+                persona, history=history, sends=args.sends, warm=args.warm, batch=args.batch
+            )
+            print(f"  {history:16d} | {median:9.2f} | {p90:6.2f} | {statements:g}")
     return 0
 
 

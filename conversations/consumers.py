@@ -13,6 +13,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from conversations import events, fragments, generation, selectors, services
+from conversations.batching import HopBatcher
 from conversations.models import Conversation
 from conversations.signin import SignInCheck
 
@@ -186,13 +187,17 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
         key = idempotency_key if isinstance(idempotency_key, str) else ""
         try:
             requested = await _request_if_signed_in(
-                self.sign_in,
-                user=self.user,
-                public_id=self.conversation.public_id,
-                action=action,
-                text=text,
-                idempotency_key=key,
-                attachments=attachments or [],
+                (
+                    self.sign_in,
+                    {
+                        "user": self.user,
+                        "public_id": self.conversation.public_id,
+                        "action": action,
+                        "text": text,
+                        "idempotency_key": key,
+                        "attachments": attachments or [],
+                    },
+                )
             )
         except _SignedOut:
             await self.close(code=CLOSE_ANONYMOUS)  # Logged out or deactivated since the socket opened.
@@ -394,18 +399,29 @@ class _SignedOut(Exception):
     """The socket's session no longer signs in its user (`SignInCheck`)."""
 
 
-@database_sync_to_async
-def _request_if_signed_in(sign_in: SignInCheck, **request) -> services.RequestedReply:
-    """Check the sign-in (`SignInCheck`), then `services.reply_request(**request)`, in one hop to the ORM thread.
+def _requests_if_signed_in(
+    asked: list[tuple[SignInCheck, dict]],
+) -> list[services.RequestedReply | Exception]:
+    """Check each sign-in (`SignInCheck`), then `services.replies_request` for those still signed in, in one hop.
 
-    A send waits for that thread anyway: a second hop for the check, on other
+    `asked`: (the socket's sign-in check, `reply_request`'s keyword
+    arguments) of each send queued meanwhile (`_request_if_signed_in`). A send
+    waits for the ORM thread anyway: a second hop for the check, on other
     threads, had a class's sends all check first and contend for the
     interpreter while the first requests waited (bench/load.py).
 
-    Raises:
-        _SignedOut: logged out, password changed or deactivated since the socket opened; nothing saved.
-        What `services.reply_request` raises.
+    Returns, for each: the requested reply, `_SignedOut` (logged out, password
+    changed or deactivated since the socket opened; nothing saved), or what
+    `services.reply_request` raises.
     """
-    if not sign_in.signed_in():
-        raise _SignedOut
-    return services.reply_request(**request)
+    signed_in = [sign_in.signed_in() for sign_in, _request in asked]
+    requested = iter(
+        services.replies_request([request for (_, request), ok in zip(asked, signed_in, strict=True) if ok])
+    )
+    return [next(requested) if ok else _SignedOut() for ok in signed_in]
+
+
+# The most sends one hop takes: a send early in a batch waits for the batch's commit.
+SEND_BATCH_MAX = 16
+# `await _request_if_signed_in((sign_in, request))`: a send's request, with the others queued meanwhile.
+_request_if_signed_in = HopBatcher(_requests_if_signed_in, max_size=SEND_BATCH_MAX)

@@ -1,5 +1,6 @@
 """Reads of conversations and messages, each scoped to the user who asks, and what a user's replies have used."""
 
+import copy
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
@@ -22,6 +23,7 @@ from django.db.models import (
     Value,
     When,
     Window,
+    prefetch_related_objects,
 )
 from django.db.models.functions import RowNumber
 from django.utils import timezone
@@ -138,16 +140,48 @@ def conversation_get_for_user(*, user: User, public_id: UUID | str) -> Conversat
     Raises:
         Conversation.DoesNotExist: no such conversation, or another user's (callers answer 404).
     """
-    if not getattr(user, "is_authenticated", False):
+    conversation = conversations_get_for_users([(user, public_id)])[0]
+    if conversation is None:
         raise Conversation.DoesNotExist
-    try:
-        conversation = Conversation.objects.select_related("persona__model__provider", "chat_model__provider").get(
-            owner=user, public_id=public_id
-        )
-    except (ValueError, TypeError, ValidationError):  # Not a UUID.
-        raise Conversation.DoesNotExist from None
-    conversation.owner = user  # It is theirs: `conversation.owner` costs no query (a reply's quota line reads it).
     return conversation
+
+
+def conversations_get_for_users(asked: Sequence[tuple[User, UUID | str]]) -> list[Conversation | None]:
+    """Return, for each (user, public id) of `asked`, that conversation as `conversation_get_for_user` does, or None.
+
+    None where `conversation_get_for_user` raises DoesNotExist (no such
+    conversation, another user's, not a UUID, an anonymous user). One query
+    for all of them: a batch of sends (`services.replies_request`).
+    """
+    wanted: list[UUID | None] = []
+    for user, public_id in asked:
+        try:
+            key = public_id if isinstance(public_id, UUID) else UUID(str(public_id))
+        except ValueError:
+            key = None
+        wanted.append(key if getattr(user, "is_authenticated", False) else None)
+    ids = {key for key in wanted if key is not None}
+    found = (
+        {
+            c.public_id: c
+            for c in Conversation.objects.select_related("persona__model__provider", "chat_model__provider").filter(
+                public_id__in=ids
+            )
+        }
+        if ids
+        else {}
+    )
+    conversations: list[Conversation | None] = []
+    for (user, _public_id), key in zip(asked, wanted, strict=True):
+        conversation = found.get(key) if key is not None else None
+        if conversation is None or conversation.owner_id != user.pk:
+            conversations.append(None)
+            continue
+        if any(c is conversation for c in conversations):  # Two sends to one chat: each gets its own instance.
+            conversation = copy.copy(conversation)
+        conversation.owner = user  # It is theirs: `conversation.owner` costs no query.
+        conversations.append(conversation)
+    return conversations
 
 
 def message_list_for_conversation(*, conversation: Conversation) -> QuerySet[Message]:
@@ -266,28 +300,78 @@ def message_history_for_upstream(*, conversation: Conversation, limit: int) -> U
     message (`conversation_create` writes it). Failed, empty and streaming
     replies are left out, so an error bubble never becomes model input.
     `total` counts every such message, for "N of M messages in context".
-    One query when the shown messages, greeting included, are at most
-    `limit` + 1 (a send reads this on every message); else three, four when
-    fewer than `limit` of the latest `limit` + 2 are finished.
+    The user messages of `recent` come with their files (`Message.attachments`
+    prefetched, one query when there are any). One query for the messages when
+    the shown messages, greeting included, are at most `limit` + 1 (a send
+    reads this on every message); else three, four when fewer than `limit` of
+    the latest `limit` + 2 are finished. Many at once: `message_histories_for_upstream`.
     """
-    messages = message_list_for_conversation(conversation=conversation)
-    finished = messages.filter(status__in=_FINISHED).exclude(content="")
-    shown = list(messages.order_by("-created_at", "-id")[: limit + 2])
-    whole = len(shown) < limit + 2
+    return message_histories_for_upstream([(conversation, limit)])[0]
+
+
+def message_histories_for_upstream(asked: Sequence[tuple[Conversation, int]]) -> list[UpstreamHistory]:
+    """Return `message_history_for_upstream(conversation, limit)` for each (conversation, limit) of `asked`.
+
+    The latest messages of all of them are read in one statement (a batch of
+    sends: `services.replies_request`), their files in one more; the
+    conversations whose history is longer add their own queries as
+    `message_history_for_upstream` says. Each conversation at most once.
+    """
+    if not asked:
+        return []
+    latest: dict[int, list[Message]] = {conversation.pk: [] for conversation, _limit in asked}
+    params: list[object] = []
+    for conversation, limit in asked:
+        params += [conversation.pk, True, limit + 2]
+    for message in Message.objects.raw(" UNION ALL ".join([_LATEST_SHOWN_SQL] * len(asked)), params):
+        latest[message.conversation_id].append(message)
+    histories = []
+    for conversation, limit in asked:
+        shown = sorted(latest[conversation.pk], key=lambda m: (m.created_at, m.pk), reverse=True)
+        histories.append(_history_from_latest(conversation, limit, shown))
+    # Only a user message carries files (`upstream.message_content`).
+    asking = [m for history in histories for m in history.recent if m.role == Message.Role.USER]
+    prefetch_related_objects(asking, "attachments")
+    return histories
+
+
+def message_files_loaded(message: Message) -> bool:
+    """Return whether `message.attachments.all()` runs no query: prefetched, or set by `_no_attachments_known`."""
+    return Message.attachments.field.remote_field.cache_name in getattr(message, "_prefetched_objects_cache", {})
+
+
+def _history_from_latest(conversation: Conversation, limit: int, shown: list[Message]) -> UpstreamHistory:
+    """Return the history of `conversation` from `shown`, its latest `limit` + 2 shown messages, newest first."""
     newest = [m for m in shown if m.status in _FINISHED and m.content]
-    if not whole and len(newest) < limit:
-        newest = list(finished.order_by("-created_at", "-id")[: limit + 2])  # Finished ones further back.
-    # With every shown message here, the oldest starts the conversation.
-    first = (shown[-1] if shown else None) if whole else messages.first()
+    whole = len(shown) < limit + 2  # Then the oldest starts the conversation, and nothing is left to count.
+    if whole:
+        first = shown[-1] if shown else None
+    else:
+        messages = message_list_for_conversation(conversation=conversation)
+        finished = messages.filter(status__in=_FINISHED).exclude(content="")
+        if len(newest) < limit:
+            newest = list(finished.order_by("-created_at", "-id")[: limit + 2])  # Finished ones further back.
+        first = messages.first()
     greeting = first if first is not None and first.role == Message.Role.ASSISTANT else None
     others = [m for m in newest if greeting is None or m.pk != greeting.pk]
     recent = others[:limit]
-    if greeting is not None:
+    if not whole and greeting is not None:
         finished = finished.exclude(pk=greeting.pk)
     total = len(others) if whole else finished.count()
     return UpstreamHistory(
         greeting=greeting, recent=recent[::-1], total=total, limit=limit, last=shown[0] if shown else None
     )
+
+
+# One conversation's latest shown messages (its id, True, how many), newest first, on the
+# (conversation, is_current, created_at) index; in SQL so that a batch's are one statement.
+_MESSAGE_COLUMNS = {f.name: connection.ops.quote_name(f.column) for f in Message._meta.concrete_fields}
+_LATEST_SHOWN_SQL = (
+    f"SELECT * FROM (SELECT {', '.join(_MESSAGE_COLUMNS.values())} "
+    f"FROM {connection.ops.quote_name(Message._meta.db_table)} "
+    f"WHERE {_MESSAGE_COLUMNS['conversation']} = %s AND {_MESSAGE_COLUMNS['is_current']} = %s "
+    f"ORDER BY {_MESSAGE_COLUMNS['created_at']} DESC, {_MESSAGE_COLUMNS['id']} DESC LIMIT %s) AS latest"
+)
 
 
 def message_versions(*, conversation: Conversation, messages: list[Message]) -> dict[int, Versions]:

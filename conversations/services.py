@@ -5,6 +5,7 @@ transaction commits (`events.send_on_commit`): new and replaced bubbles,
 titles, and stopping a deleted conversation's reply.
 """
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -686,6 +687,7 @@ def reply_request(
     (a member of an IM group chat, whose conversation `user` is the group's
     own account of: bots.replies); their quota is checked and charged, and
     the question and the reply record them (`Message.asked_by`). None: `user`.
+    Many at once: `replies_request`.
 
     Raises:
         ValidationError: the text, the persona, the quota or the conversation's
@@ -696,30 +698,132 @@ def reply_request(
             conversation (checked first: a resent message that was saved is
             never refused); nothing saved.
     """
-    if action not in REPLY_ACTIONS:
-        raise ValueError(f"Unknown reply action {action!r}")
+    outcome = replies_request(
+        [
+            {
+                "user": user,
+                "public_id": public_id,
+                "action": action,
+                "text": text,
+                "idempotency_key": idempotency_key,
+                "attachments": attachments,
+                "persona": persona,
+                "asked_by": asked_by,
+            }
+        ]
+    )[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def replies_request(requests: Sequence[dict[str, Any]]) -> list[RequestedReply | Exception]:
+    """Do `reply_request(**request)` for each of `requests`, in order, in one transaction; return each one's outcome.
+
+    The outcome is the `RequestedReply`, or the exception `reply_request`
+    raises (nothing of that request stays saved: each runs in a savepoint, and
+    the others go on). The conversations are read in one statement, and the
+    transaction commits once: a class's sends that queue while the thread
+    running the ORM is busy are taken together (the consumer's batch:
+    bench/README.md, the sixth round). Within it, a request sees what the
+    earlier ones wrote: two sends of one user count toward their quota one
+    after the other, a second send to one chat finds the first one's reply
+    streaming.
+
+    Raises:
+        ValueError: an unknown action (a caller's mistake; nothing is saved).
+        DatabaseError: the conversations could not be read or the transaction not committed.
+    """
+    unknown = [r["action"] for r in requests if r["action"] not in REPLY_ACTIONS]
+    if unknown:
+        raise ValueError(f"Unknown reply action {unknown[0]!r}")
+    done: list[tuple[Conversation, upstream.ReplyJob, list[Message] | None] | Exception] = []
     with transaction.atomic():
-        conversation = selectors.conversation_get_for_user(user=user, public_id=public_id)
-        key = idempotency_key[:64] if action != "regenerate" else ""
-        asker = asked_by or user
-        try:
-            clean = _reply_check(conversation=conversation, action=action, text=text, persona=persona, asker=asker)
-        except ValidationError:
-            # A message resent after a reconnect while its reply streams is a duplicate, not a refusal.
-            _refuse_duplicate(conversation, key)
-            raise
-        reply, added, history = _reply_save(
-            user=user,
-            conversation=conversation,
-            action=action,
-            clean=clean,
-            key=key,
-            attachments=attachments,
-            asker=asker,
-            persona=persona,
-        )
-        job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona, history=history)
-    return RequestedReply(job=job, changed=_messages_changed(conversation=conversation, added=added))
+        conversations = selectors.conversations_get_for_users([(r["user"], r["public_id"]) for r in requests])
+        histories = _histories_ahead(requests, conversations)
+        for request, conversation, history in zip(requests, conversations, histories, strict=True):
+            try:
+                if conversation is None:
+                    raise Conversation.DoesNotExist
+                # Alone, the request needs no savepoint: when it fails, the transaction rolls back.
+                with transaction.atomic(savepoint=len(requests) > 1):
+                    done.append(_reply_write(conversation=conversation, history=history, **request))
+            except Exception as exc:  # Handed to the request's caller, as `reply_request` raises it.
+                done.append(exc)
+    return [
+        outcome
+        if isinstance(outcome, Exception)
+        else RequestedReply(job=outcome[1], changed=_messages_changed(conversation=outcome[0], added=outcome[2]))
+        for outcome in done
+    ]
+
+
+def _histories_ahead(
+    requests: Sequence[dict[str, Any]], conversations: list[Conversation | None]
+) -> list[selectors.UpstreamHistory | None]:
+    """Return the history each send or continue of `requests` is asked with, read together before any is written.
+
+    None for the other requests, and for those whose conversation is not
+    found, has no persona, or is asked for twice in the batch (the second
+    must see what the first wrote). What a send writes first (`_reply_check`'s
+    sweep of stale replies) changes no message a request is built from: the
+    swept replies are not model input, and the newest stays the question's parent.
+    """
+    seen = Counter(c.pk for c in conversations if c is not None)
+    ahead = {
+        i: (conversation, request.get("persona"))
+        for i, (request, conversation) in enumerate(zip(requests, conversations, strict=True))
+        if conversation is not None
+        and seen[conversation.pk] == 1
+        and request["action"] in ("send", "continue")
+        and (request.get("persona") or conversation.persona) is not None
+    }
+    read = dict(zip(ahead, upstream.reply_histories(list(ahead.values())), strict=True))
+    return [read.get(i) for i in range(len(requests))]
+
+
+def _reply_write(
+    *,
+    conversation: Conversation,
+    history: selectors.UpstreamHistory | None,
+    user: User,
+    public_id,
+    action: str,
+    text: object,
+    idempotency_key: str = "",
+    attachments: Sequence[str] = (),
+    persona: Persona | None = None,
+    asked_by: User | None = None,
+) -> tuple[Conversation, upstream.ReplyJob, list[Message] | None]:
+    """Check and save one request of `replies_request` in `conversation`, its conversation read for it.
+
+    Return the conversation, the reply's job and the new bubbles (`_reply_save`). `history`: a send's
+    or a continue's history, read ahead with the batch's (`_histories_ahead`); None: read here.
+
+    Raises:
+        What `reply_request` raises.
+    """
+    key = idempotency_key[:64] if action != "regenerate" else ""
+    asker = asked_by or user
+    try:
+        clean = _reply_check(conversation=conversation, action=action, text=text, persona=persona, asker=asker)
+    except ValidationError:
+        # A message resent after a reconnect while its reply streams is a duplicate, not a refusal.
+        _refuse_duplicate(conversation, key)
+        raise
+    reply, added, history = _reply_save(
+        user=user,
+        conversation=conversation,
+        action=action,
+        clean=clean,
+        key=key,
+        attachments=attachments,
+        asker=asker,
+        persona=persona,
+        history=history,
+    )
+    job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona, history=history)
+    return conversation, job, added
 
 
 def _reply_check(*, conversation: Conversation, action: str, text: object, persona: Persona | None, asker: User) -> str:
@@ -755,6 +859,7 @@ def _reply_save(
     asker: User,
     persona: Persona | None,
     attachments: Sequence[str] = (),
+    history: selectors.UpstreamHistory | None = None,
 ) -> tuple[Message, list[Message] | None, selectors.UpstreamHistory | None]:
     """Save what `action` writes, once `_reply_check` allowed it (see `reply_request`, whose transaction it runs in).
 
@@ -762,7 +867,8 @@ def _reply_save(
     the shown conversation changed as a whole); and for those, the history
     the reply of `persona` sees, with the question (`upstream.reply_history`:
     read before the question is written, it gives the message the question
-    follows, and the reply's request needs no second read).
+    follows, and the reply's request needs no second read). `history`: that
+    history when the caller read it already (`_histories_ahead`).
 
     Raises:
         DuplicateSend: the idempotency key `key` was used in the conversation meanwhile.
@@ -777,7 +883,8 @@ def _reply_save(
         return reply_regenerate(conversation=conversation, asked_by=asker), None, None
     if action == "continue":
         clean = _("Continue from where you stopped.")
-    history = upstream.reply_history(conversation=conversation, persona=persona)
+    if history is None:
+        history = upstream.reply_history(conversation=conversation, persona=persona)
     sent = message_send(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker, history=history)
     if not _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message):
         _no_attachments_known(sent.user_message)

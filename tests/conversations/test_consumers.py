@@ -1,7 +1,9 @@
 """The conversation websocket through the real ASGI application, against the fake upstream."""
 
+import asyncio
 import json
 import re
+import threading
 import uuid
 
 import pytest
@@ -11,6 +13,7 @@ from conversations import coalescing, generation, titles
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
 from tests.sockets import start_chat, wait_for_reply
+from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,6 +168,42 @@ async def test_send_streams_deltas_in_order_then_the_rendered_reply(alice, make_
     assert reply.ttft_ms is not None and reply.duration_ms >= reply.ttft_ms
     saved = await sync_to_async(list)(Message.objects.filter(conversation=conversation).values_list("role", "status"))
     assert saved == [("assistant", "complete"), ("user", "complete"), ("assistant", "complete")]
+
+
+async def test_sends_that_come_while_a_send_is_saved_are_saved_together_in_one_hop(
+    alice, bob, make_persona, open_socket, monkeypatch
+):
+    """A class's sends queue for the one thread that runs the ORM: those queued meanwhile go in one batch."""
+    from conversations import consumers, services
+
+    hops: list[list[str]] = []
+    first_hop, release = threading.Event(), threading.Event()
+    save = services.replies_request
+
+    def recorded(requests):
+        hops.append([request["text"] for request in requests])
+        if len(hops) == 1:
+            first_hop.set()
+            assert release.wait(5)
+        return save(requests)
+
+    monkeypatch.setattr(services, "replies_request", recorded)
+    owners = [alice, alice, bob, bob]
+    chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
+    sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
+    await sockets[0].send("q0")
+    await async_wait_until(first_hop.is_set, timeout_s=5, message="the first send's hop did not start")
+    for i, socket in enumerate(sockets[1:], start=1):
+        await socket.send(f"q{i}")
+    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
+    await async_wait_until(lambda: len(queue.waiting) == 3, timeout_s=5, message="the sends did not queue")
+    release.set()
+    for socket in sockets:
+        await socket.receive_final("complete")
+    assert hops == [["q0"], ["q1", "q2", "q3"]]
+    for i, chat in enumerate(chats):
+        question = await Message.objects.filter(conversation=chat, role="user").aget()
+        assert question.content == f"q{i}"
 
 
 async def test_relaying_events_never_queues_on_the_database_thread(alice, make_persona, open_socket, monkeypatch):

@@ -65,10 +65,33 @@ def test_history_without_greeting_is_only_messages(alice, make_persona):
     assert history.greeting is None and [m.content for m in history.recent] == ["only"] and history.total == 1
 
 
-def test_a_history_within_the_limit_is_read_in_one_query(conversation, django_assert_num_queries):
+def test_a_history_within_the_limit_is_read_in_one_query_and_its_files_in_one_more(
+    conversation, django_assert_num_queries
+):
     # A send reads it on every message: the greeting comes with the latest messages, and needs no count.
     question = services.message_send(conversation=conversation, text="u1").user_message
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2) as queries:
         history = selectors.message_history_for_upstream(conversation=conversation, limit=10)
+    assert "attachments_attachment" in queries.captured_queries[1]["sql"]
     assert history.greeting.content == "Hello! How can I help?"
     assert history.recent == [question] and history.total == 1
+    with django_assert_num_queries(0):
+        assert list(history.recent[0].attachments.all()) == []  # The request reads no files.
+
+
+def test_conversations_are_got_for_their_users_in_one_query(alice, bob, persona, django_assert_num_queries):
+    mine = services.conversation_create(owner=alice, persona=persona)
+    theirs = services.conversation_create(owner=bob, persona=persona)
+    asked = [
+        (alice, mine.public_id),
+        (alice, theirs.public_id),  # Another user's: as if it did not exist.
+        (alice, "not-a-uuid"),
+        (AnonymousUser(), mine.public_id),
+        (bob, str(theirs.public_id)),
+        (alice, mine.public_id.hex),  # The same chat twice: each its own instance.
+    ]
+    with django_assert_num_queries(1):
+        got = selectors.conversations_get_for_users(asked)
+        assert got[0].persona.model.provider.name == "Fake upstream" and got[0].owner is alice
+    assert [c.pk if c else None for c in got] == [mine.pk, None, None, None, theirs.pk, mine.pk]
+    assert got[5] is not got[0]

@@ -152,7 +152,9 @@ def test_a_sends_question_follows_the_last_shown_message_read_with_the_history_i
     with CaptureQueriesContext(connection) as queries:
         job = services.reply_request(user=alice, public_id=conversation.public_id, action="send", text="Next?").job
     message_reads = [
-        q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "conversations_message"')
+        q["sql"]
+        for q in queries.captured_queries
+        if 'FROM "conversations_message"' in q["sql"] and not q["sql"].startswith("SELECT COUNT")
     ]
     # The history's own reads (the streaming check reads no rows when none streams): one more when failed
     # replies leave fewer than the limit finished among the latest limit + 2 shown.
@@ -266,3 +268,84 @@ def test_a_conversation_with_no_reply_streaming_is_checked_in_one_statement(conv
     with django_assert_num_queries(1) as queries:
         assert services.replies_streaming_live(conversation=conversation) == []
     assert "content_html" not in queries.captured_queries[0]["sql"]  # Whether one streams, not the rows.
+
+
+def _send(user, conversation, text, **fields):
+    return {"user": user, "public_id": conversation.public_id, "action": "send", "text": text, **fields}
+
+
+def test_a_batch_of_sends_reads_the_conversations_and_histories_once(alice, bob, persona):
+    """Each kind of read once for the batch (`replies_request`); each send as `reply_request` would save it."""
+    chats = [services.conversation_create(owner=u, persona=persona) for u in (alice, bob) for _ in range(2)]
+    for chat in chats:
+        services.messages_append(conversation=chat, turns=[("user", "Earlier?"), ("assistant", "Earlier answer.")])
+    parents = [chat.messages.order_by("created_at", "id").last() for chat in chats]
+    requests = [_send(c.owner, c, f"Question {i}?") for i, c in enumerate(chats)]
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = services.replies_request(requests)
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert len([s for s in sqls if s.startswith('SELECT "conversations_conversation"')]) == 1
+    assert len([s for s in sqls if s.startswith("SELECT * FROM (SELECT")]) == 1  # The four histories.
+    assert len([s for s in sqls if s.startswith('SELECT "attachments_attachment"')]) == 1  # Their files.
+    for i, (chat, parent, outcome) in enumerate(zip(chats, parents, outcomes, strict=True)):
+        assert isinstance(outcome, services.RequestedReply)
+        question, reply = chat.messages.order_by("created_at", "id")[3:]
+        assert (question.content, question.parent_id, reply.status) == (f"Question {i}?", parent.pk, "streaming")
+        assert outcome.job.message == reply
+        assert [m["content"] for m in outcome.job.request.messages[1:]] == [
+            "Hello! How can I help?",
+            "Earlier?",
+            "Earlier answer.",
+            f"Question {i}?",
+        ]
+        assert f"Question {i}?" in outcome.changed["html"]
+
+
+def test_a_refused_send_in_a_batch_saves_nothing_and_the_others_go_on(alice, bob, persona):
+    mine, theirs, other = (services.conversation_create(owner=u, persona=persona) for u in (alice, bob, alice))
+    outcomes = services.replies_request(
+        [
+            _send(alice, mine, "   "),
+            _send(alice, theirs, "Not mine"),
+            _send(alice, other, "Fine"),
+            _send(alice, mine, "Ok"),
+        ]
+    )
+    assert isinstance(outcomes[0], ValidationError) and outcomes[0].code == "empty"
+    assert isinstance(outcomes[1], services.Conversation.DoesNotExist)
+    assert isinstance(outcomes[2], services.RequestedReply) and isinstance(outcomes[3], services.RequestedReply)
+    assert list(theirs.messages.values_list("content", flat=True)) == ["Hello! How can I help?"]
+    assert list(mine.messages.values_list("content", flat=True)) == ["Hello! How can I help?", "Ok", ""]
+    assert list(other.messages.values_list("content", flat=True)) == ["Hello! How can I help?", "Fine", ""]
+
+
+def test_a_second_send_to_one_chat_in_a_batch_sees_the_first(alice, persona):
+    chat = services.conversation_create(owner=alice, persona=persona)
+    first, second, again = services.replies_request(
+        [
+            _send(alice, chat, "One", idempotency_key="k1"),
+            _send(alice, chat, "Two"),
+            _send(alice, chat, "One", idempotency_key="k1"),
+        ]
+    )
+    assert isinstance(first, services.RequestedReply)
+    assert isinstance(second, ValidationError) and second.code == "streaming"
+    assert isinstance(again, services.DuplicateSend)  # A resend of the first, not a refusal.
+    assert chat.messages.count() == 3
+
+
+def test_two_sends_of_one_user_in_a_batch_count_toward_the_quota_one_after_the_other(alice, persona):
+    from accounts.models import UsageLimit
+
+    UsageLimit.objects.create(user=alice, sends_per_minute=1)
+    chats = [services.conversation_create(owner=alice, persona=persona) for _ in range(2)]
+    first, second = services.replies_request([_send(alice, c, "Hi") for c in chats])
+    assert isinstance(first, services.RequestedReply)
+    assert isinstance(second, ValidationError) and chats[1].messages.count() == 1
+
+
+def test_an_unknown_action_in_a_batch_saves_nothing(alice, persona):
+    chat = services.conversation_create(owner=alice, persona=persona)
+    with pytest.raises(ValueError, match="Unknown reply action"):
+        services.replies_request([_send(alice, chat, "Hi"), {**_send(alice, chat, "x"), "action": "fly"}])
+    assert chat.messages.count() == 1

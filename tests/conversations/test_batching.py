@@ -1,0 +1,90 @@
+import asyncio
+import threading
+
+import pytest
+
+from conversations.batching import HopBatcher
+
+
+class Recorder:
+    """A `handle` that records each hop's items; the first hop waits until `release` is set."""
+
+    def __init__(self) -> None:
+        self.hops: list[list[object]] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, items: list[object]) -> list[object]:
+        self.hops.append(list(items))
+        self.started.set()
+        assert self.release.wait(5)
+        return [ValueError(item) if item == "bad" else f"done {item}" for item in items]
+
+
+async def _started(recorder: Recorder) -> None:
+    while not recorder.started.is_set():
+        await asyncio.sleep(0.001)
+
+
+async def test_a_lone_call_goes_at_once_and_the_calls_queued_meanwhile_go_together():
+    recorder = Recorder()
+    batcher = HopBatcher(recorder, max_size=10)
+    first = asyncio.create_task(batcher("a"))
+    await _started(recorder)  # The first hop runs, for "a" alone.
+    queued = [asyncio.create_task(batcher(item)) for item in ("b", "c", "d")]
+    await asyncio.sleep(0.01)
+    recorder.release.set()
+    assert await first == "done a"
+    assert await asyncio.gather(*queued) == ["done b", "done c", "done d"]
+    assert recorder.hops == [["a"], ["b", "c", "d"]]
+
+
+async def test_a_hop_takes_at_most_max_size_calls_in_the_order_they_came():
+    recorder = Recorder()
+    batcher = HopBatcher(recorder, max_size=2)
+    first = asyncio.create_task(batcher(0))
+    await _started(recorder)
+    queued = [asyncio.create_task(batcher(i)) for i in range(1, 6)]
+    await asyncio.sleep(0.01)
+    recorder.release.set()
+    await asyncio.gather(first, *queued)
+    assert recorder.hops == [[0], [1, 2], [3, 4], [5]]
+
+
+async def test_an_outcome_that_is_an_exception_is_raised_to_its_caller_only():
+    recorder = Recorder()
+    recorder.release.set()
+    batcher = HopBatcher(recorder, max_size=10)
+    results = await asyncio.gather(batcher("ok"), batcher("bad"), batcher("fine"), return_exceptions=True)
+    assert results[0] == "done ok" and results[2] == "done fine"
+    assert isinstance(results[1], ValueError) and results[1].args == ("bad",)
+
+
+async def test_an_exception_of_the_hop_is_raised_to_each_of_its_calls_and_the_next_hop_runs():
+    failing = True
+
+    def handle(items: list[str]) -> list[str]:
+        if failing:
+            raise RuntimeError("database is locked")
+        return [item.upper() for item in items]
+
+    batcher = HopBatcher(handle, max_size=10)
+    results = await asyncio.gather(batcher("a"), batcher("b"), return_exceptions=True)
+    assert [type(r) for r in results] == [RuntimeError, RuntimeError]
+    failing = False
+    assert await batcher("c") == "C"
+
+
+async def test_a_cancelled_caller_leaves_the_others_their_outcomes():
+    recorder = Recorder()
+    batcher = HopBatcher(recorder, max_size=10)
+    first = asyncio.create_task(batcher("a"))
+    await _started(recorder)
+    gone = asyncio.create_task(batcher("b"))
+    kept = asyncio.create_task(batcher("c"))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    recorder.release.set()
+    assert (await first, await kept) == ("done a", "done c")
+    with pytest.raises(asyncio.CancelledError):
+        await gone
