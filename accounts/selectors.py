@@ -1,5 +1,6 @@
 """Reads for accounts: a user's resolved usage limits (what they used is counted in conversations), site settings."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -42,11 +43,25 @@ def user_limits(*, user: User) -> Limits:
     CHAT_DEFAULT_CONCURRENT_REPLIES, CHAT_DEFAULT_DAILY_TOKENS). A stored 0,
     or a default of 0 or None, means no limit, and no limit is the most
     generous. Staff and superusers get no exemption: give them a row of their
-    own (or a group's) with 0s for that.
+    own (or a group's) with 0s for that. Many at once: `users_limits`.
     """
+    return users_limits(user_ids=[user.pk])[user.pk]
+
+
+def users_limits(*, user_ids: Sequence[int]) -> dict[int, Limits]:
+    """Return the limits of each of `user_ids` (`user_limits`), by user id, in one query."""
+    rows: dict[int, list[dict]] = {user_id: [] for user_id in user_ids}
+    if not rows:
+        return {}
     with connection.cursor() as cursor:
-        cursor.execute(_LIMITS_SQL, [user.pk, user.pk])
-        rows = [dict(zip(["user_id", *_LIMITS], row, strict=True)) for row in cursor.fetchall()]
+        cursor.execute(" UNION ALL ".join([_LIMITS_SQL] * len(rows)), [p for i in rows for p in (i, i, i)])
+        for for_user, *row in cursor.fetchall():
+            rows[for_user].append(dict(zip(["user_id", *_LIMITS], row, strict=True)))
+    return {user_id: _limits_resolved(user_rows) for user_id, user_rows in rows.items()}
+
+
+def _limits_resolved(rows: list[dict]) -> Limits:
+    """Return the limits that one user's UsageLimit rows (`_LIMITS_SQL`'s) resolve to (see `user_limits`)."""
     own: dict = {}
     group_values: dict[str, list[int]] = {field: [] for field in _LIMITS}
     for row in rows:
@@ -77,17 +92,26 @@ def custom_instructions_for_user(*, user: User) -> CustomInstructions | None:
 def custom_instructions_text(*, user_id: int) -> str:
     """Return what the user's custom instructions add to the system message, or "" when they set none.
 
-    English headings, for the model; the texts as the user wrote them.
+    English headings, for the model; the texts as the user wrote them. Many at once: `custom_instructions_texts`.
     """
+    return custom_instructions_texts(user_ids=[user_id])[user_id]
+
+
+def custom_instructions_texts(*, user_ids: Sequence[int]) -> dict[int, str]:
+    """Return `custom_instructions_text` of each of `user_ids`, by user id, in one query."""
+    texts = dict.fromkeys(user_ids, "")
+    if not texts:
+        return {}
     with connection.cursor() as cursor:
-        cursor.execute(_CUSTOM_INSTRUCTIONS_SQL, [user_id])
-        about_me, reply_style = cursor.fetchone() or ("", "")
-    parts = []
-    if about_me:
-        parts.append(f"What the user wants you to know about them:\n{about_me}")
-    if reply_style:
-        parts.append(f"How the user wants you to answer:\n{reply_style}")
-    return "\n\n".join(parts)
+        cursor.execute(" UNION ALL ".join([_CUSTOM_INSTRUCTIONS_SQL] * len(texts)), [p for i in texts for p in (i, i)])
+        for user_id, about_me, reply_style in cursor.fetchall():
+            parts = []
+            if about_me:
+                parts.append(f"What the user wants you to know about them:\n{about_me}")
+            if reply_style:
+                parts.append(f"How the user wants you to answer:\n{reply_style}")
+            texts[user_id] = "\n\n".join(parts)
+    return texts
 
 
 # Every send reads these two (user_limits, custom_instructions_text): in SQL, each is one table's rows by
@@ -102,13 +126,14 @@ def _table(model) -> str:
 
 
 _MEMBERSHIP = get_user_model().groups.through
+# Each statement's first column is the user it is read for (a parameter), so that a batch's are one UNION ALL.
 _LIMITS_SQL = (
-    f"SELECT {_column(UsageLimit, 'user')}, {', '.join(_column(UsageLimit, field) for field in _LIMITS)} "
+    f"SELECT %s, {_column(UsageLimit, 'user')}, {', '.join(_column(UsageLimit, field) for field in _LIMITS)} "
     f"FROM {_table(UsageLimit)} WHERE {_column(UsageLimit, 'user')} = %s OR {_column(UsageLimit, 'group')} IN "
     f"(SELECT {_column(_MEMBERSHIP, 'group')} FROM {_table(_MEMBERSHIP)} WHERE {_column(_MEMBERSHIP, 'user')} = %s)"
 )
 _CUSTOM_INSTRUCTIONS_SQL = (
-    f"SELECT {_column(CustomInstructions, 'about_me')}, {_column(CustomInstructions, 'reply_style')} "
+    f"SELECT %s, {_column(CustomInstructions, 'about_me')}, {_column(CustomInstructions, 'reply_style')} "
     f"FROM {_table(CustomInstructions)} WHERE {_column(CustomInstructions, 'user')} = %s"
 )
 

@@ -9,6 +9,7 @@ same numbers. A reply may take the day's total a little past the token quota
 """
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,7 +23,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from accounts.selectors import Limits, user_limits
+from accounts.selectors import Limits, user_limits, users_limits
 from conversations import selectors
 from conversations.selectors import Usage
 
@@ -68,15 +69,20 @@ class QuotaStatus:
         return self.sends_left is not None and self.sends_left <= SENDS_LEFT_SHOWN_FROM
 
 
-def quota_status(*, user: User, now: datetime | None = None) -> QuotaStatus:
+def quota_status(
+    *, user: User, now: datetime | None = None, limits: Limits | None = None, usage: Usage | None = None
+) -> QuotaStatus:
     """Return `user`'s limits, usage and what is left at `now` (default: the current time). Two queries.
 
     Streaming replies whose heartbeat is older than settings.CHAT_STALE_AFTER_S
-    are not counted: their worker died.
+    are not counted: their worker died. `limits` and `usage`: the user's, when
+    the caller read them already (`quota_reads`, for a batch of sends); no query for those.
     """
+    if usage is not None:
+        now = usage.now
     now = now or timezone.now()
-    limits = user_limits(user=user)
-    usage = selectors.user_usage(user=user, now=now, stale_before=now - timedelta(seconds=settings.CHAT_STALE_AFTER_S))
+    limits = limits or user_limits(user=user)
+    usage = usage or selectors.user_usage(user=user, now=now, stale_before=_stale_before(now))
     return QuotaStatus(
         limits=limits,
         usage=usage,
@@ -87,7 +93,35 @@ def quota_status(*, user: User, now: datetime | None = None) -> QuotaStatus:
     )
 
 
-def quota_check(*, user: User, lock: bool = False, now: datetime | None = None) -> QuotaStatus:
+def quota_reads(
+    *, user_ids: Sequence[int], now: datetime, lock: bool = False
+) -> tuple[dict[int, Limits], dict[int, Usage]]:
+    """Return the limits and the usage at `now` of each of `user_ids`, by user id, in two queries for all.
+
+    For `quota_check` of many users at once (`services.replies_request`): what
+    a user's own earlier send of the batch writes is not in their usage. With
+    `lock`, as `quota_check`'s: the users' rows are locked first, in the order
+    of their ids (two batches lock in one order, and never wait on each other
+    in a circle), in one more query.
+    """
+    if lock and connection.features.has_select_for_update:
+        list(get_user_model().objects.select_for_update().filter(pk__in=user_ids).order_by("pk").values_list("pk"))
+    limits = users_limits(user_ids=user_ids)
+    return limits, selectors.users_usage(user_ids=user_ids, now=now, stale_before=_stale_before(now))
+
+
+def _stale_before(now: datetime) -> datetime:
+    return now - timedelta(seconds=settings.CHAT_STALE_AFTER_S)
+
+
+def quota_check(
+    *,
+    user: User,
+    lock: bool = False,
+    now: datetime | None = None,
+    limits: Limits | None = None,
+    usage: Usage | None = None,
+) -> QuotaStatus:
     """Return `user`'s QuotaStatus if they may start another reply now; else raise. Nothing is written.
 
     Call it before saving anything of a send, an edit or a regeneration. With
@@ -96,7 +130,8 @@ def quota_check(*, user: User, lock: bool = False, now: datetime | None = None) 
     IMMEDIATE transactions already serialize writers), so two sends of one user
     at once, from two tabs or two workers, are checked one after the other and
     cannot both take the last free slot. Two queries (three with `lock`), one
-    more when refusing for the messages per minute.
+    more when refusing for the messages per minute; none for `limits` and
+    `usage` when given (`quota_reads`).
 
     Raises:
         QuotaExceeded: the first exceeded limit, checked in this order: tokens
@@ -104,7 +139,7 @@ def quota_check(*, user: User, lock: bool = False, now: datetime | None = None) 
     """
     if lock and connection.features.has_select_for_update:  # SQLite has none: its writer lock already serializes.
         list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
-    status = quota_status(user=user, now=now)
+    status = quota_status(user=user, now=now, limits=limits, usage=usage)
     limits, usage = status.limits, status.usage
     # A `*_left` is 0 only under a limit (None without one): checking the limit too changes nothing.
     if limits.daily_tokens is not None and status.tokens_left == 0:

@@ -554,8 +554,15 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     stored). Replies other users asked for never count, even in a
     conversation of this user's. Rows read: the user's messages of the last
     minute and their streaming replies (the `message_asked_by_created` and
-    `message_asked_by_streaming` indexes), never their history.
+    `message_asked_by_streaming` indexes), never their history. Many at once: `users_usage`.
     """
+    return users_usage(user_ids=[user.pk], now=now, stale_before=stale_before)[user.pk]
+
+
+def users_usage(
+    *, user_ids: Sequence[int], now: datetime | None = None, stale_before: datetime | None = None
+) -> dict[int, Usage]:
+    """Return what each of `user_ids` has used at `now` (`user_usage`), by user id, in one query."""
     now = now or timezone.now()
     day_start, day_end = _local_day(now)
     ops = connection.ops
@@ -564,20 +571,27 @@ def user_usage(*, user: User, now: datetime | None = None, stale_before: datetim
     if stale_before is not None:
         stale = ops.adapt_datetimefield_value(stale_before)
         live, live_params = " AND (heartbeat_at >= %s OR (heartbeat_at IS NULL AND created_at >= %s))", [stale, stale]
-    counts = [user.pk, minute_ago, user.pk, *live_params]  # Of stored replies, then of unstored ones.
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return {}
+    params: list[Any] = []
+    for user_id in ids:
+        counts = [user_id, minute_ago, user_id, *live_params]  # Of stored replies, then of unstored ones.
+        params += [user_id, *counts, *counts, user_id, ops.adapt_datefield_value(day_start.date())]
     with connection.cursor() as cursor:
-        cursor.execute(
-            _USAGE_SQL.format(live=live), [*counts, *counts, user.pk, ops.adapt_datefield_value(day_start.date())]
+        cursor.execute(" UNION ALL ".join([_USAGE_SQL.format(live=live)] * len(ids)), params)
+        rows = cursor.fetchall()
+    return {
+        user_id: Usage(
+            sends_last_minute=sends + unstored_sends,
+            replies_streaming=streaming + unstored_streaming,
+            tokens_today=tokens or 0,
+            now=now,
+            day_start=day_start,
+            day_end=day_end,
         )
-        sends, streaming, unstored_sends, unstored_streaming, tokens = cursor.fetchone()
-    return Usage(
-        sends_last_minute=sends + unstored_sends,
-        replies_streaming=streaming + unstored_streaming,
-        tokens_today=tokens or 0,
-        now=now,
-        day_start=day_start,
-        day_end=day_end,
-    )
+        for user_id, sends, streaming, unstored_sends, unstored_streaming, tokens in rows
+    }
 
 
 def conversation_has_streaming(*, conversation_id: int) -> bool:
@@ -585,11 +599,19 @@ def conversation_has_streaming(*, conversation_id: int) -> bool:
 
     One statement through the `message_conversation_streaming` index: every
     send, socket and page asks it, and there is seldom one (then
-    `services.replies_streaming_live` reads them).
+    `services.replies_streaming_live` reads them). Many at once: `conversations_streaming`.
     """
+    return bool(conversations_streaming(conversation_ids=[conversation_id]))
+
+
+def conversations_streaming(*, conversation_ids: Sequence[int]) -> set[int]:
+    """Return those of `conversation_ids` with a reply marked streaming (`conversation_has_streaming`); one query."""
+    ids = list(dict.fromkeys(conversation_ids))
+    if not ids:
+        return set()
     with connection.cursor() as cursor:
-        cursor.execute(_HAS_STREAMING_SQL, [conversation_id])
-        return cursor.fetchone() is not None
+        cursor.execute(" UNION ALL ".join([_HAS_STREAMING_SQL] * len(ids)), ids)
+        return {row[0] for row in cursor.fetchall()}
 
 
 # user_usage's one query, in SQL: built by the ORM (five scalar subqueries over OuterRef), it cost 2.1 ms of
@@ -601,11 +623,14 @@ _MESSAGE, _UNSTORED, _DAILY = (model._meta.db_table for model in (Message, Unsto
 _REPLY = f"role = '{Message.Role.ASSISTANT.value}' AND parent_id IS NOT NULL"
 # In SQL: the ORM's query of full rows cost 0.5 ms of a send's CPU, the statement 0.05 (bench/README.md, the
 # fifth round). The status is a literal, for the partial index.
+# Each statement below reads for one conversation or user, its first column says which: a batch's are one
+# UNION ALL (services.replies_request).
 _HAS_STREAMING_SQL = (
-    f"SELECT 1 FROM {_MESSAGE} WHERE conversation_id = %s AND status = '{Message.Status.STREAMING.value}' LIMIT 1"
+    f"SELECT * FROM (SELECT conversation_id FROM {_MESSAGE} WHERE conversation_id = %s"
+    f" AND status = '{Message.Status.STREAMING.value}' LIMIT 1) AS streaming"
 )
 _USAGE_SQL = (
-    "SELECT"
+    "SELECT %s,"
     f" (SELECT COUNT(*) FROM {_MESSAGE} WHERE asked_by_id = %s AND {_REPLY} AND created_at > %s),"
     f" (SELECT COUNT(*) FROM {_MESSAGE} WHERE asked_by_id = %s AND {_REPLY}"
     f" AND status = '{Message.Status.STREAMING.value}'{{live}}),"

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.selectors import Limits, custom_instructions_texts
 from attachments.models import Attachment
 from attachments.services import attachments_attach, attachments_copy
 from conversations import events, fragments, quotas, rendering, selectors, upstream
@@ -722,8 +723,9 @@ def replies_request(requests: Sequence[dict[str, Any]]) -> list[RequestedReply |
 
     The outcome is the `RequestedReply`, or the exception `reply_request`
     raises (nothing of that request stays saved: each runs in a savepoint, and
-    the others go on). The conversations are read in one statement, and the
-    transaction commits once: a class's sends that queue while the thread
+    the others go on). The conversations are read in one statement, and then
+    what they are checked and asked with, one statement per kind
+    (`_read_ahead`), and the transaction commits once: a class's sends that queue while the thread
     running the ORM is busy are taken together (the consumer's batch:
     bench/README.md, the sixth round). Within it, a request sees what the
     earlier ones wrote: two sends of one user count toward their quota one
@@ -740,14 +742,14 @@ def replies_request(requests: Sequence[dict[str, Any]]) -> list[RequestedReply |
     done: list[tuple[Conversation, upstream.ReplyJob, list[Message] | None] | Exception] = []
     with transaction.atomic():
         conversations = selectors.conversations_get_for_users([(r["user"], r["public_id"]) for r in requests])
-        histories = _histories_ahead(requests, conversations)
-        for request, conversation, history in zip(requests, conversations, histories, strict=True):
+        ahead = _read_ahead(requests, conversations)
+        for request, conversation, known in zip(requests, conversations, ahead, strict=True):
             try:
                 if conversation is None:
                     raise Conversation.DoesNotExist
                 # Alone, the request needs no savepoint: when it fails, the transaction rolls back.
                 with transaction.atomic(savepoint=len(requests) > 1):
-                    done.append(_reply_write(conversation=conversation, history=history, **request))
+                    done.append(_reply_write(conversation=conversation, known=known, **request))
             except Exception as exc:  # Handed to the request's caller, as `reply_request` raises it.
                 done.append(exc)
     return [
@@ -758,34 +760,66 @@ def replies_request(requests: Sequence[dict[str, Any]]) -> list[RequestedReply |
     ]
 
 
-def _histories_ahead(
-    requests: Sequence[dict[str, Any]], conversations: list[Conversation | None]
-) -> list[selectors.UpstreamHistory | None]:
-    """Return the history each send or continue of `requests` is asked with, read together before any is written.
+@dataclass(frozen=True)
+class _ReadAhead:
+    """What one request of a batch is checked and asked with, read for the whole batch before any is written.
 
-    None for the other requests, and for those whose conversation is not
-    found, has no persona, or is asked for twice in the batch (the second
-    must see what the first wrote). What a send writes first (`_reply_check`'s
-    sweep of stale replies) changes no message a request is built from: the
-    swept replies are not model input, and the newest stays the question's parent.
+    Each field None when it must be read at the request's turn instead: the
+    history of a request other than a send or a continue, or of a
+    conversation asked for twice in the batch (the second must see what the
+    first wrote), the usage of a user who asks twice, whether a conversation
+    asked for twice has a reply streaming. Read ahead, each is what the
+    request's turn would read: the requests before it in the batch write
+    nothing of another conversation or another user, and what `_reply_check`
+    writes first (the sweep of stale replies) changes no message a request is
+    built from (the swept replies are not model input, and the newest stays
+    the question's parent).
     """
-    seen = Counter(c.pk for c in conversations if c is not None)
-    ahead = {
-        i: (conversation, request.get("persona"))
-        for i, (request, conversation) in enumerate(zip(requests, conversations, strict=True))
-        if conversation is not None
-        and seen[conversation.pk] == 1
-        and request["action"] in ("send", "continue")
-        and (request.get("persona") or conversation.persona) is not None
+
+    history: selectors.UpstreamHistory | None = None
+    limits: Limits | None = None
+    usage: selectors.Usage | None = None
+    streaming: bool | None = None
+    instructions: str | None = None
+
+
+def _read_ahead(requests: Sequence[dict[str, Any]], conversations: list[Conversation | None]) -> list[_ReadAhead]:
+    """Return what each of `requests` is checked and asked with (`_ReadAhead`), one query per kind for the batch.
+
+    The askers' rows are locked first for their quotas (`quotas.quota_reads`).
+    """
+    found = [(i, c) for i, c in enumerate(conversations) if c is not None]
+    if not found:
+        return [_ReadAhead() for _request in requests]
+    askers = {i: (requests[i].get("asked_by") or requests[i]["user"]).pk for i, _c in found}
+    asks = Counter(askers.values())
+    chats = Counter(c.pk for _i, c in found)
+    once = [(i, c) for i, c in found if chats[c.pk] == 1]
+    limits, usage = quotas.quota_reads(user_ids=list(asks), now=timezone.now(), lock=True)
+    streaming = selectors.conversations_streaming(conversation_ids=[c.pk for _i, c in once])
+    instructions = custom_instructions_texts(user_ids=[c.owner_id for _i, c in found])
+    asked = {
+        i: (c, requests[i].get("persona"))
+        for i, c in once
+        if requests[i]["action"] in ("send", "continue") and (requests[i].get("persona") or c.persona) is not None
     }
-    read = dict(zip(ahead, upstream.reply_histories(list(ahead.values())), strict=True))
-    return [read.get(i) for i in range(len(requests))]
+    histories = dict(zip(asked, upstream.reply_histories(list(asked.values())), strict=True))
+    ahead = [_ReadAhead() for _request in requests]
+    for i, c in found:
+        ahead[i] = _ReadAhead(
+            history=histories.get(i),
+            limits=limits[askers[i]],
+            usage=usage[askers[i]] if asks[askers[i]] == 1 else None,
+            streaming=(c.pk in streaming) if chats[c.pk] == 1 else None,
+            instructions=instructions[c.owner_id],
+        )
+    return ahead
 
 
 def _reply_write(
     *,
     conversation: Conversation,
-    history: selectors.UpstreamHistory | None,
+    known: _ReadAhead,
     user: User,
     public_id,
     action: str,
@@ -797,8 +831,8 @@ def _reply_write(
 ) -> tuple[Conversation, upstream.ReplyJob, list[Message] | None]:
     """Check and save one request of `replies_request` in `conversation`, its conversation read for it.
 
-    Return the conversation, the reply's job and the new bubbles (`_reply_save`). `history`: a send's
-    or a continue's history, read ahead with the batch's (`_histories_ahead`); None: read here.
+    Return the conversation, the reply's job and the new bubbles (`_reply_save`). `known`: what was
+    read ahead for it with the batch's (`_read_ahead`); what it leaves None is read here.
 
     Raises:
         What `reply_request` raises.
@@ -806,7 +840,9 @@ def _reply_write(
     key = idempotency_key[:64] if action != "regenerate" else ""
     asker = asked_by or user
     try:
-        clean = _reply_check(conversation=conversation, action=action, text=text, persona=persona, asker=asker)
+        clean = _reply_check(
+            conversation=conversation, action=action, text=text, persona=persona, asker=asker, known=known
+        )
     except ValidationError:
         # A message resent after a reconnect while its reply streams is a duplicate, not a refusal.
         _refuse_duplicate(conversation, key)
@@ -820,17 +856,28 @@ def _reply_write(
         attachments=attachments,
         asker=asker,
         persona=persona,
-        history=history,
+        history=known.history,
     )
-    job = upstream.reply_job_build(conversation=conversation, message=reply, persona=persona, history=history)
+    job = upstream.reply_job_build(
+        conversation=conversation, message=reply, persona=persona, history=history, instructions=known.instructions
+    )
     return conversation, job, added
 
 
-def _reply_check(*, conversation: Conversation, action: str, text: object, persona: Persona | None, asker: User) -> str:
+def _reply_check(
+    *,
+    conversation: Conversation,
+    action: str,
+    text: object,
+    persona: Persona | None,
+    asker: User,
+    known: _ReadAhead = _ReadAhead(),
+) -> str:
     """Return the cleaned text of a send or an edit ("" otherwise) if `asker` may ask for the reply now.
 
     See `reply_request`, whose transaction it runs in; writes nothing but the
-    stale replies' sweep (`replies_streaming_live`).
+    stale replies' sweep (`replies_streaming_live`). `known`: the quota's
+    reads and whether a reply streams, when read ahead (`_read_ahead`).
 
     Raises:
         ValidationError: the text, the persona, the quota, or a reply streaming in the conversation refuses it.
@@ -841,9 +888,10 @@ def _reply_check(*, conversation: Conversation, action: str, text: object, perso
         # Members of a group chat each lock their own row for their quota; the conversation's row keeps two of
         # them from both passing the check below. (SQLite's IMMEDIATE transactions already serialize writers.)
         list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))
-    quotas.quota_check(user=asker, lock=True)
+    quotas.quota_check(user=asker, lock=True, limits=known.limits, usage=known.usage)
     # After the quota's row lock: two sends of one user are checked one after the other.
-    _refuse_while_streaming(conversation)
+    if known.streaming is not False:
+        _refuse_while_streaming(conversation)
     if action == "continue":
         _refuse_unless_cut_off(conversation)
     return clean

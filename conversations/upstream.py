@@ -145,6 +145,7 @@ def reply_job_build(
     message: Message,
     persona: Persona | None = None,
     history: selectors.UpstreamHistory | None = None,
+    instructions: str | None = None,
 ) -> ReplyJob:
     """Assemble the upstream request for `message`, the empty reply that the send, edit or regenerate created.
 
@@ -156,7 +157,8 @@ def reply_job_build(
     persona's), the persona's top_p and max_tokens. `persona` replaces the conversation's own (see
     `upstream_check`). `history`: the stored history with the new question,
     when the caller has it (`reply_history`, then `UpstreamHistory.with_message`);
-    read otherwise. Call `upstream_check` first.
+    read otherwise; `instructions`: the owner's custom instructions, likewise (`system_prompt_for`).
+    Call `upstream_check` first.
 
     Raises:
         ValidationError: the new question alone does not fit the context window.
@@ -165,7 +167,14 @@ def reply_job_build(
     persona = persona or conversation.persona
     assert persona is not None, "upstream_check refuses a conversation without a persona"
     model = _model_for(conversation, persona)
-    upstream = _select(conversation=conversation, persona=persona, model=model, next_message=None, history=history)
+    upstream = _select(
+        conversation=conversation,
+        persona=persona,
+        model=model,
+        next_message=None,
+        history=history,
+        instructions=instructions,
+    )
     question = upstream.history.recent[-1]
     messages = [_with_image_data(m, upstream.images) for m in upstream.context.messages]
     # The question is the shown conversation's only message besides the greeting (the reply is not finished).
@@ -321,9 +330,13 @@ class _Upstream:
     images: dict[str, Attachment] = field(default_factory=dict)
 
 
-def system_prompt_for(*, persona: Persona, user_id: int) -> str:
-    """Return the system message of a reply: the persona's system prompt, then the user's custom instructions."""
-    instructions = custom_instructions_text(user_id=user_id)
+def system_prompt_for(*, persona: Persona, user_id: int, instructions: str | None = None) -> str:
+    """Return the system message of a reply: the persona's system prompt, then the user's custom instructions.
+
+    `instructions`: the user's `custom_instructions_text`, when the caller read it already; None: read here.
+    """
+    if instructions is None:
+        instructions = custom_instructions_text(user_id=user_id)
     return "\n\n".join(part for part in (persona.system_prompt.strip(), instructions) if part)
 
 
@@ -393,11 +406,13 @@ def _select(
     model: ChatModel,
     next_message: str | None,
     history: selectors.UpstreamHistory | None = None,
+    instructions: str | None = None,
 ) -> _Upstream:
     """Select the context for the saved history, plus `next_message` when it is not saved yet.
 
     `persona` answers (checked to be there by the caller) with `model` (`_model_for`).
-    `history`: the saved history, when the caller has it (see `context_budget`).
+    `history`: the saved history, when the caller has it (see `context_budget`); `instructions`: the
+    owner's custom instructions, likewise (`system_prompt_for`).
 
     Raises:
         ValidationError: the newest message alone does not fit the context window.
@@ -427,7 +442,7 @@ def _select(
         selected = _select_context(
             persona=persona,
             model=model,
-            system_prompt=system_prompt_for(persona=persona, user_id=conversation.owner_id),
+            system_prompt=system_prompt_for(persona=persona, user_id=conversation.owner_id, instructions=instructions),
             greeting=history.greeting.content if history.greeting else None,
             items=items,
             known=known,

@@ -5,6 +5,9 @@ import pytest
 
 from conversations.batching import HopBatcher
 
+# Each hop runs on the ORM thread, which checks its connection first (`database_sync_to_async`).
+pytestmark = pytest.mark.django_db
+
 
 class Recorder:
     """A `handle` that records each hop's items; the first hop waits until `release` is set."""

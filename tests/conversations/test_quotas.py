@@ -10,13 +10,14 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts.models import UsageLimit
-from accounts.selectors import Limits, user_limits
+from accounts.selectors import Limits, user_limits, users_limits
 from conversations import services
 from conversations.models import Conversation, Message
 from conversations.quotas import QuotaExceeded, quota_check, quota_status
-from conversations.selectors import user_usage
+from conversations.selectors import user_usage, users_usage
 
 pytestmark = pytest.mark.django_db
 
@@ -120,6 +121,27 @@ def test_limits_are_resolved_in_one_query(alice, django_assert_num_queries):
 
     with django_assert_num_queries(1):
         user_limits(user=alice)
+
+
+def test_many_users_limits_and_usage_are_read_in_one_query_each_as_one_users_are(
+    alice, bob, persona, django_user_model, django_assert_num_queries
+):
+    carol = django_user_model.objects.create_user("carol")
+    _group("teachers", alice, sends_per_minute=50)
+    UsageLimit.objects.create(user=bob, sends_per_minute=1, daily_tokens=0)
+    chat = services.conversation_create(owner=bob, persona=persona)
+    services.reply_request(user=bob, public_id=chat.public_id, action="send", text="Hi")
+    ids = [alice.pk, bob.pk, carol.pk]
+    now = timezone.now()
+    with django_assert_num_queries(1):
+        limits = users_limits(user_ids=ids)
+    with django_assert_num_queries(1):
+        usage = users_usage(user_ids=ids, now=now)
+    for user in (alice, bob, carol):
+        assert limits[user.pk] == user_limits(user=user)
+        assert usage[user.pk] == user_usage(user=user, now=now)
+    assert limits[alice.pk].sends_per_minute == 50 and limits[bob.pk].sends_per_minute == 1
+    assert (usage[bob.pk].sends_last_minute, usage[alice.pk].sends_last_minute) == (1, 0)
 
 
 def test_a_row_for_both_a_user_and_a_group_is_refused(alice):

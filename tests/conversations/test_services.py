@@ -274,19 +274,31 @@ def _send(user, conversation, text, **fields):
     return {"user": user, "public_id": conversation.public_id, "action": "send", "text": text, **fields}
 
 
-def test_a_batch_of_sends_reads_the_conversations_and_histories_once(alice, bob, persona):
+def test_a_batch_of_sends_reads_each_kind_of_thing_once(alice, bob, persona, django_user_model):
     """Each kind of read once for the batch (`replies_request`); each send as `reply_request` would save it."""
-    chats = [services.conversation_create(owner=u, persona=persona) for u in (alice, bob) for _ in range(2)]
+    users = [alice, bob, *(django_user_model.objects.create_user(name) for name in ("carol", "dave"))]
+    chats = [services.conversation_create(owner=user, persona=persona) for user in users]
     for chat in chats:
         services.messages_append(conversation=chat, turns=[("user", "Earlier?"), ("assistant", "Earlier answer.")])
     parents = [chat.messages.order_by("created_at", "id").last() for chat in chats]
     requests = [_send(c.owner, c, f"Question {i}?") for i, c in enumerate(chats)]
     with CaptureQueriesContext(connection) as queries:
         outcomes = services.replies_request(requests)
-    sqls = [q["sql"] for q in queries.captured_queries]
-    assert len([s for s in sqls if s.startswith('SELECT "conversations_conversation"')]) == 1
-    assert len([s for s in sqls if s.startswith("SELECT * FROM (SELECT")]) == 1  # The four histories.
-    assert len([s for s in sqls if s.startswith('SELECT "attachments_attachment"')]) == 1  # Their files.
+    # Reads, not the quota's row locks (PostgreSQL's SELECT ... FOR UPDATE: all the batch's users first, in id order).
+    reads = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT") and "FOR UPDATE" not in q["sql"]
+    ]
+    kinds = {
+        "conversations": 'FROM "conversations_conversation"',
+        "histories": ") AS latest",
+        "their files": 'FROM "attachments_attachment"',
+        "limits": '"accounts_usagelimit"',
+        "usage": "WHERE asked_by_id",
+        "a reply streaming": ") AS streaming",
+        "custom instructions": '"accounts_custominstructions"',
+    }
+    assert {kind: len([sql for sql in reads if mark in sql]) for kind, mark in kinds.items()} == dict.fromkeys(kinds, 1)
+    assert len(reads) == len(kinds)
     for i, (chat, parent, outcome) in enumerate(zip(chats, parents, outcomes, strict=True)):
         assert isinstance(outcome, services.RequestedReply)
         question, reply = chat.messages.order_by("created_at", "id")[3:]
