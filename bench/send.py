@@ -1,4 +1,4 @@
-"""Measure what one send costs the server before its reply starts: `services.reply_request`, in this process.
+"""Measure what one send costs the server before its reply starts: `services.replies_request`, in this process.
 
 A fresh SQLite site (bench/environment.py) gets one persona and, for each
 `--history` size, `--sends` new conversations of that many earlier messages
@@ -9,9 +9,12 @@ checks, the writes, the reply's request and the bubbles), after `--warm`
 unmeasured sends, and the statements one send runs. No upstream is called:
 the request is built, not sent. The consumer's sign-in check (one statement)
 and the thread hop are not included: `bench/load.py` measures the whole.
-Prints figures; asserts nothing. Usage (from the repository root):
+With `--batch N`, the sends go N at a time, as the consumer takes the sends
+that queue together (`HopBatcher`), and each batch's CPU and statements are
+shared out over its sends. Prints figures; asserts nothing. Usage (from the
+repository root):
 
-    .venv/bin/python bench/send.py [--sends 200] [--warm 40] [--history 0,10,40]
+    .venv/bin/python bench/send.py [--sends 200] [--warm 40] [--history 0,10,40] [--batch 1]
 """
 
 from __future__ import annotations

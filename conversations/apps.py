@@ -14,3 +14,4 @@ class ConversationsConfig(AppConfig):
             from llm import tokens
 
             tokens.encodings_load()  # Before the first send, which counts its message's tokens.
+            serving.at_start(serving.startup_objects_freeze)

@@ -281,6 +281,9 @@ def test_counting_a_long_message_is_cheap_enough_to_do_per_send():
 @pytest.mark.parametrize("serves", [True, False])
 def test_a_process_that_serves_the_site_builds_the_encodings_before_the_first_send(monkeypatch, serves):
     monkeypatch.setattr(serving, "serves_site", lambda: serves)
+    monkeypatch.setattr(
+        serving, "at_start", lambda callback: None
+    )  # Its own test: tests/conversations/test_serving.py.
     tokens._encoding.cache_clear()
 
     apps.get_app_config("conversations").ready()
