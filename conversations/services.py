@@ -768,7 +768,9 @@ class _ReadAhead:
     history of a request other than a send or a continue, or of a
     conversation asked for twice in the batch (the second must see what the
     first wrote), the usage of a user who asks twice, whether a conversation
-    asked for twice has a reply streaming. Read ahead, each is what the
+    asked for twice, or by someone other than its owner (an IM group's
+    member: the conversation's row lock orders them), has a reply streaming.
+    Read ahead, under the askers' row locks, each is what the
     request's turn would read: the requests before it in the batch write
     nothing of another conversation or another user, and what `_reply_check`
     writes first (the sweep of stale replies) changes no message a request is
@@ -810,7 +812,8 @@ def _read_ahead(requests: Sequence[dict[str, Any]], conversations: list[Conversa
             history=histories.get(i),
             limits=limits[askers[i]],
             usage=usage[askers[i]] if asks[askers[i]] == 1 else None,
-            streaming=(c.pk in streaming) if chats[c.pk] == 1 else None,
+            # A member of a group chat is checked after the conversation's row lock (`_reply_check`).
+            streaming=(c.pk in streaming) if chats[c.pk] == 1 and askers[i] == c.owner_id else None,
             instructions=instructions[c.owner_id],
         )
     return ahead

@@ -16,7 +16,7 @@ from accounts.models import UsageLimit
 from accounts.selectors import Limits, user_limits, users_limits
 from conversations import services
 from conversations.models import Conversation, Message
-from conversations.quotas import QuotaExceeded, quota_check, quota_status
+from conversations.quotas import QuotaExceeded, quota_check, quota_reads, quota_status
 from conversations.selectors import user_usage, users_usage
 
 pytestmark = pytest.mark.django_db
@@ -431,6 +431,43 @@ def test_two_sends_at_once_are_checked_one_after_the_other(alice, settings):
                 conversation=conversation, parent=question, role=Message.Role.ASSISTANT, asked_by=alice
             )
         assert second.result(timeout=10) == "refused"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batchs_quota_reads_wait_for_a_send_of_one_of_its_users(alice, bob, settings):
+    """The reads a batch of sends does ahead (`quota_reads`) lock its users' rows first, as one send's check does."""
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite's IMMEDIATE transactions serialize writers by themselves; the row lock is PostgreSQL's.")
+    settings.CHAT_DEFAULT_SENDS_PER_MINUTE = 1
+    conversation = Conversation.objects.create(owner=alice)
+
+    def batch() -> dict[str, str]:
+        outcomes = {}
+        try:
+            with transaction.atomic():
+                limits, usage = quota_reads(user_ids=[bob.pk, alice.pk], now=timezone.now(), lock=True)
+                for user in (alice, bob):
+                    try:
+                        quota_check(user=user, lock=True, limits=limits[user.pk], usage=usage[user.pk])
+                        outcomes[user.username] = "allowed"
+                    except QuotaExceeded:
+                        outcomes[user.username] = "refused"
+            return outcomes
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with transaction.atomic():
+            quota_check(user=alice, lock=True)
+            second = pool.submit(batch)
+            _wait_for_a_blocked_query()
+            question = Message.objects.create(
+                conversation=conversation, role=Message.Role.USER, content="Hi", asked_by=alice
+            )
+            Message.objects.create(
+                conversation=conversation, parent=question, role=Message.Role.ASSISTANT, asked_by=alice
+            )
+        assert second.result(timeout=10) == {"alice": "refused", "bob": "allowed"}
 
 
 # The partial
