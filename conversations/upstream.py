@@ -128,8 +128,9 @@ def reply_history(*, conversation: Conversation, persona: Persona | None = None)
 
 
 def reply_histories(asked: Sequence[tuple[Conversation, Persona | None]]) -> list[selectors.UpstreamHistory]:
-    """Return `reply_history(conversation, persona)` for each of `asked`, read together
-    (`selectors.message_histories_for_upstream`). Each conversation at most once; each with a persona.
+    """Return `reply_history(conversation, persona)` for each of `asked`, read together.
+
+    `selectors.message_histories_for_upstream`: each conversation at most once, each with a persona.
     """
     limits = []
     for conversation, persona in asked:
