@@ -402,6 +402,22 @@ def _wait_for_a_blocked_query(timeout_s: float = 10) -> None:
     pytest.fail("The second check did not wait for the first send's transaction.")
 
 
+def _while_a_send_of_alice_is_saved(alice, conversation, other):
+    """Return what `other()` returns, run on a thread while a send of alice's holds her row lock, then commits."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with transaction.atomic():
+            quota_check(user=alice, lock=True)
+            second = pool.submit(other)
+            _wait_for_a_blocked_query()
+            question = Message.objects.create(
+                conversation=conversation, role=Message.Role.USER, content="Hi", asked_by=alice
+            )
+            Message.objects.create(
+                conversation=conversation, parent=question, role=Message.Role.ASSISTANT, asked_by=alice
+            )
+        return second.result(timeout=10)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_two_sends_at_once_are_checked_one_after_the_other(alice, settings):
     if connection.vendor != "postgresql":
@@ -419,18 +435,7 @@ def test_two_sends_at_once_are_checked_one_after_the_other(alice, settings):
         finally:
             connection.close()
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        with transaction.atomic():
-            quota_check(user=alice, lock=True)
-            second = pool.submit(second_send)
-            _wait_for_a_blocked_query()
-            question = Message.objects.create(
-                conversation=conversation, role=Message.Role.USER, content="Hi", asked_by=alice
-            )
-            Message.objects.create(
-                conversation=conversation, parent=question, role=Message.Role.ASSISTANT, asked_by=alice
-            )
-        assert second.result(timeout=10) == "refused"
+    assert _while_a_send_of_alice_is_saved(alice, conversation, second_send) == "refused"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -456,18 +461,7 @@ def test_a_batchs_quota_reads_wait_for_a_send_of_one_of_its_users(alice, bob, se
         finally:
             connection.close()
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        with transaction.atomic():
-            quota_check(user=alice, lock=True)
-            second = pool.submit(batch)
-            _wait_for_a_blocked_query()
-            question = Message.objects.create(
-                conversation=conversation, role=Message.Role.USER, content="Hi", asked_by=alice
-            )
-            Message.objects.create(
-                conversation=conversation, parent=question, role=Message.Role.ASSISTANT, asked_by=alice
-            )
-        assert second.result(timeout=10) == {"alice": "refused", "bob": "allowed"}
+    assert _while_a_send_of_alice_is_saved(alice, conversation, batch) == {"alice": "refused", "bob": "allowed"}
 
 
 # The partial
