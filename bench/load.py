@@ -28,8 +28,10 @@ Figures per N (milliseconds, p50 / p99 over the people or over every chunk):
 - first token: start (the SDK call, or the send) → the first text;
 - per-chunk delay: the fake wrote a chunk → the client holds its text (for
   the site, the first delta frame whose text covers the chunk's end);
-- daphne CPU: user + system seconds of the daphne process(es) over the
-  round, and per reply;
+- daphne CPU: user + system seconds of the daphne process(es) opening and
+  loading the N sockets (before the sends), then from the sends to the
+  last final write, in all and per reply (a reply's own work: its send,
+  stream, frames to the tab, final write and title);
 - completeness: replies whose final bubble came, whose streamed text (deltas,
   and the snapshot a tab asks for after a gap) equals the upstream's, and
   whose stored text equals it.
@@ -72,6 +74,7 @@ import sys
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -208,9 +211,16 @@ SETTLE_S = 1.0
 
 
 async def site_round(
-    sites: list[DaphneServer], people: list[tuple[str, str]], round_id: str, timeout_s: float
+    sites: list[DaphneServer],
+    people: list[tuple[str, str]],
+    round_id: str,
+    timeout_s: float,
+    on_send: Callable[[], None] | None = None,
 ) -> list[Reading]:
-    """Open one websocket per (conversation id, cookie), then send one message on all of them at once."""
+    """Open one websocket per (conversation id, cookie), then send one message on all of them at once.
+
+    on_send: called once, when every socket is open and loaded, just before the sends.
+    """
     from websockets.asyncio.client import connect
 
     go = asyncio.Event()
@@ -229,6 +239,8 @@ async def site_round(
                     # The site accepts a socket before it loads the conversation: let it finish the last ones,
                     # or the first sends would wait behind them. People do not send the instant a page opens.
                     await asyncio.sleep(SETTLE_S)
+                    if on_send is not None:
+                        on_send()
                     go.set()
                 await go.wait()
                 await _send(ws, reading, f"Question {i}")
@@ -306,7 +318,8 @@ class RoundFigures:
     complete: int = 0
     text_equal: int = 0
     stored_equal: int = 0
-    cpu_s: float | None = None
+    cpu_s: float | None = None  # From the sends to the last final write.
+    connect_cpu_s: float | None = None  # Opening and loading the sockets, before the sends.
     problems: list[str] = field(default_factory=list)
 
 
@@ -392,10 +405,13 @@ def _print(title: str, rows: list[tuple[RoundFigures, RoundFigures]], window_ms:
     print(title)
     print(
         "  N    | raw SDK first token | site first token | own message shown | send → upstream"
-        " | per-chunk delay raw | per-chunk delay site | daphne CPU        | complete, text, stored"
+        " | per-chunk delay raw | per-chunk delay site | daphne CPU: sockets, replies | complete, text, stored"
     )
     for raw, site in rows:
-        cpu = f"{site.cpu_s:5.1f} s {site.cpu_s / site.size * 1000:5.0f} ms/reply" if site.cpu_s is not None else "–"
+        sockets = f"{site.connect_cpu_s:4.1f} s" if site.connect_cpu_s is not None else "   – "
+        per_reply = site.cpu_s / site.size * 1000 if site.cpu_s is not None else 0.0
+        replies = f"{site.cpu_s:4.1f} s {per_reply:4.0f} ms/reply" if site.cpu_s is not None else "–"
+        cpu = f"{sockets}, {replies}"
         print(
             f"  {site.size:<4} | {_percentiles(raw.first_token)}   | {_percentiles(site.first_token)}  "
             f"| {_percentiles(site.own_message)}   | {_percentiles(site.to_upstream)} "
@@ -651,6 +667,10 @@ def main(argv: list[str] | None = None) -> int:
                 DaphneServer(database_url=database_url(settings.DATABASES["default"])).start()
                 for _ in range(args.workers)
             ]
+
+            def sites_cpu_s() -> float:
+                return sum(cpu_seconds(s.process.pid) for s in sites)
+
             try:
                 # Warm-up, not counted: the first reply of a process imports and builds what later ones reuse.
                 asyncio.run(raw_sdk_round(base_url, args.model, 1, "warm"))
@@ -659,14 +679,25 @@ def main(argv: list[str] | None = None) -> int:
                 for n, size in enumerate(sizes):
                     raw_readings = asyncio.run(raw_sdk_round(base_url, args.model, size, f"r{n}"))
                     conversations = _new_conversations(persona, people[:size], args.history)
-                    cpu_before = sum(cpu_seconds(s.process.pid) for s in sites)
-                    site_readings = asyncio.run(site_round(sites, conversations, f"r{n}", args.timeout))
+                    cpu_at = [sites_cpu_s()]
+                    site_readings = asyncio.run(
+                        site_round(
+                            sites,
+                            conversations,
+                            f"r{n}",
+                            args.timeout,
+                            on_send=lambda stamps=cpu_at: stamps.append(sites_cpu_s()),
+                        )
+                    )
                     time.sleep(0.5)  # The last final writes.
-                    cpu = sum(cpu_seconds(s.process.pid) for s in sites) - cpu_before
+                    cpu_at.append(sites_cpu_s())
                     stamps = _fetch_stamps(base_url)
                     raw = figures(raw_readings, stamps, expected, chunk_texts)
                     site = figures(site_readings, stamps, expected, chunk_texts)
-                    site.cpu_s = cpu
+                    if len(cpu_at) == 3:
+                        site.connect_cpu_s, site.cpu_s = cpu_at[1] - cpu_at[0], cpu_at[2] - cpu_at[1]
+                    else:  # A socket failed to open: the sends went without the stamp.
+                        site.cpu_s = cpu_at[-1] - cpu_at[0]
                     site.stored_equal = _stored_equal(site_readings, expected)
                     rows.append((raw, site))
                 _print(_title(args, settings), rows, settings.CHAT_COALESCE_MS, settings.CHAT_COALESCE_MAX_MS)
