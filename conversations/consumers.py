@@ -215,8 +215,14 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.send(text_data=fragments.send_outcome_html(accepted=True, key=key))
             return
         await self.send(text_data=fragments.send_outcome_html(accepted=True, key=key))
-        # The bubbles first, on every worker: the reply's deltas go into them.
-        await self.channel_layer.group_send(self.group, events.layer_message(requested.changed))
+        # The bubbles before the reply starts, as its deltas go into them: this tab's straight to its socket, as
+        # through the group they waited for the event loop to build the upstream requests of the replies started
+        # meanwhile, a class's 32 sends of one hop taking 30 to 50 ms (bench/README.md, the seventh round); then
+        # every other tab's, on every worker.
+        html = requested.changed["html"]
+        await self._send_html(html)
+        changed: events.MessagesChanged = {"type": "messages.changed", "html": html, "shown_by": self.channel_name}
+        await self.channel_layer.group_send(self.group, events.layer_message(changed))
         generation.start_reply(requested.job)
 
     async def _send_text(self, message_id: str, text: str, *, replace: bool) -> None:
@@ -259,7 +265,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_ANONYMOUS)
 
     async def messages_changed(self, event: events.MessagesChanged) -> None:
-        await self._send_html(event["html"])
+        if event.get("shown_by") != self.channel_name:  # The asking tab showed them already (`_start_reply`).
+            await self._send_html(event["html"])
 
     async def title_changed(self, event: events.TitleChanged) -> None:
         await self._send_html(event["html"])

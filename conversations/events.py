@@ -113,10 +113,16 @@ class StopFrame(TypedDict):
 
 
 class MessagesChanged(TypedDict):
-    """Bubbles added (a question and its empty reply) or replaced (a new version shown), as rendered HTML."""
+    """Bubbles added (a question and its empty reply) or replaced (a new version shown), as rendered HTML.
+
+    shown_by: the channel of the tab whose frame asked for them, which its
+    consumer sent them to first, straight to its socket; that consumer skips
+    this copy. Absent when every tab of the group shows it from here.
+    """
 
     type: Literal["messages.changed"]
     html: str
+    shown_by: NotRequired[str]
 
 
 class TitleChanged(TypedDict):

@@ -377,6 +377,18 @@ async def test_a_second_tab_sees_the_reply_live(alice, make_persona, open_socket
     assert "".join(delta_texts(frames)) == "".join(f"w{i} " for i in range(20))
 
 
+async def test_the_asking_tab_and_every_other_tab_show_the_new_bubbles_once(alice, make_persona, open_socket):
+    # The asking tab is sent them straight, before the reply starts; the group's copy is for the others only.
+    conversation = await start_chat(alice, make_persona, "long:3")
+    first = await open_socket(alice, conversation.public_id)
+    second = await open_socket(alice, conversation.public_id)
+    await first.send("shown once")
+    for socket in (first, second):
+        frames = await socket.receive_final("complete")
+        assert sum(frame.count('data-role="user"') for frame in frames) == 1
+        assert sum(frame.count('data-role="assistant"') for frame in frames) == 2  # Streaming, then final.
+
+
 async def test_a_tab_opened_mid_reply_gets_the_text_so_far_then_the_rest(alice, make_persona, open_socket):
     conversation = await start_chat(alice, make_persona, "long:80+delay:10")
     first = await open_socket(alice, conversation.public_id)
