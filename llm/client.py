@@ -17,6 +17,7 @@ import json
 import re
 import weakref
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -28,39 +29,62 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCo
 from llm.errors import ErrorKind, LLMError, map_error
 from llm.types import ChatRequest, Content, Delta, Finish, UpstreamConfig
 
-# One HTTP client per event loop, shared by every reply streamed on it:
-# creating one costs ~50 ms (its TLS context), which would land on every time
-# to first token, and sharing keeps its connection pool warm. Weak keys: a
-# client goes away with its loop. Process-local, so safe with many workers.
-_http_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient]" = weakref.WeakKeyDictionary()
+
+# The clients of each event loop: one HTTP client shared by every reply streamed
+# on it (creating one costs ~50 ms, its TLS context, which would land on every
+# time to first token; sharing keeps its connection pool warm), and the SDK
+# clients on it, one per upstream config. Weak keys: they go away with their
+# loop. Process-local, so safe with many workers.
+@dataclass
+class _LoopClients:
+    http: httpx2.AsyncClient
+    sdk: dict[UpstreamConfig, openai.AsyncOpenAI] = field(default_factory=dict)
 
 
-def _shared_http_client() -> httpx2.AsyncClient:
+_loop_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients]" = weakref.WeakKeyDictionary()
+# SDK clients kept per loop, the oldest dropped first: a site has a few providers, and a changed key is a new config.
+SDK_CLIENTS_KEPT = 32
+
+
+def _loop_clients_now() -> _LoopClients:
     loop = asyncio.get_running_loop()
-    client = _http_clients.get(loop)
-    if client is None or client.is_closed:
+    clients = _loop_clients.get(loop)
+    if clients is None or clients.http.is_closed:
         # No redirects: a provider's key goes to its base URL only, never to wherever a
         # response points (the SDK's default client follows them, Authorization header included).
         # The SDK's aiohttp transport reads a streamed chunk for a third of the CPU of its default
         # httpx transport (5.6 against 15.6 ms a reply of 230 chunks, 50 streams at once).
-        client = _http_clients[loop] = openai.DefaultAioHttpClient(follow_redirects=False)
-    return client
+        clients = _loop_clients[loop] = _LoopClients(http=openai.DefaultAioHttpClient(follow_redirects=False))
+    return clients
 
 
 # The SDK's own frames below this one hold the key as a plain string: error reports hide them all.
 @sensitive_variables()
-def _client(config: UpstreamConfig, http_client: httpx2.AsyncClient) -> openai.AsyncOpenAI:
-    """Return an SDK client for `config` on `http_client`; never close it: that would close the shared client."""
-    timeout = openai.Timeout(config.total_timeout_s, connect=config.connect_timeout_s, read=config.read_timeout_s)
-    # Retries are the caller's policy, not the SDK's: a retry after text has
-    # been shown would duplicate it.
-    return openai.AsyncOpenAI(
-        api_key=config.api_key or "none",
-        base_url=config.base_url,
-        timeout=timeout,
-        max_retries=0,
-        http_client=http_client,
-    )
+def _client(config: UpstreamConfig) -> openai.AsyncOpenAI:
+    """Return the SDK client for `config` on this loop's HTTP client; never close it: that would close the shared one.
+
+    Kept per loop and config (`SDK_CLIENTS_KEPT`): building one for each
+    request cost 0.35 of the 1.05 ms of CPU that starting a stream took
+    (bench/README.md, the seventh round). The SDK's clients hold no state
+    between requests but their settings.
+    """
+    clients = _loop_clients_now()
+    client = clients.sdk.get(config)
+    if client is None:
+        timeout = openai.Timeout(config.total_timeout_s, connect=config.connect_timeout_s, read=config.read_timeout_s)
+        # Retries are the caller's policy, not the SDK's: a retry after text has
+        # been shown would duplicate it.
+        client = openai.AsyncOpenAI(
+            api_key=config.api_key or "none",
+            base_url=config.base_url,
+            timeout=timeout,
+            max_retries=0,
+            http_client=clients.http,
+        )
+        if len(clients.sdk) >= SDK_CLIENTS_KEPT:
+            del clients.sdk[next(iter(clients.sdk))]
+        clients.sdk[config] = client
+    return client
 
 
 def _message_params(messages: list[dict[str, Any]]) -> list[ChatCompletionMessageParam]:
@@ -121,7 +145,7 @@ async def stream_chat(config: UpstreamConfig, request: ChatRequest) -> AsyncIter
     loop = asyncio.get_running_loop()
     # The read timeout bounds each wait for a chunk; the total bound is checked per chunk.
     deadline = loop.time() + config.total_timeout_s
-    client = _client(config, _shared_http_client())
+    client = _client(config)
     try:
         # The raw event stream, not the SDK's chunk objects: building a pydantic model per chunk
         # was a third of the server's CPU under load (bench/load.py). The SDK still sends the
@@ -235,7 +259,7 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
     Raises:
         LLMError: as `stream_chat`.
     """
-    client = _client(config, _shared_http_client())
+    client = _client(config)
     try:
         completion = await client.chat.completions.create(
             model=request.model,
@@ -261,7 +285,7 @@ async def list_models(config: UpstreamConfig) -> dict[str, str]:
     Raises:
         LLMError: as `stream_chat`.
     """
-    client = _client(config, _shared_http_client())
+    client = _client(config)
     try:
         return {model.id: _model_label(model) async for model in client.models.list()}
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:

@@ -5,6 +5,7 @@ import asyncio
 import openai.resources.chat.completions.completions as sdk_completions
 
 import llm
+from llm import client as llm_client
 from llm.client import sse_data
 
 
@@ -85,3 +86,44 @@ async def test_the_messages_reach_the_upstream_as_given_without_the_sdks_walk_ov
     assert [body["messages"] for body in sent] == [messages, messages]
     assert sent[0]["stream"] is True and sent[0]["stream_options"] == {"include_usage": True}
     assert transformed == [[], []]
+
+
+async def test_one_sdk_client_serves_each_config_and_a_changed_key_or_host_gets_its_own(upstream):
+    """Built once per loop and config (building one per request cost a third of a stream's start); a new key is used."""
+    old = llm.UpstreamConfig(base_url=upstream.base_url, api_key="old-key")
+    new = llm.UpstreamConfig(base_url=upstream.base_url, api_key="new-key")
+    request = llm.ChatRequest(model="long:1", messages=[{"role": "user", "content": "Hi"}])
+    for config in (old, old, new, old):
+        assert isinstance([event async for event in llm.stream_chat(config, request)][-1], llm.Finish)
+
+    assert [r.headers["authorization"] for r in upstream.requests] == [
+        "Bearer old-key",
+        "Bearer old-key",
+        "Bearer new-key",
+        "Bearer old-key",
+    ]
+    assert llm_client._client(old) is llm_client._client(old)
+    assert llm_client._client(new) is not llm_client._client(old)
+    other_host = llm.UpstreamConfig(base_url=upstream.base_url.replace("127.0.0.1", "localhost"), api_key="old-key")
+    assert str(llm_client._client(other_host).base_url).startswith("http://localhost:")
+
+
+async def test_the_sdk_clients_kept_are_bounded_and_start_afresh_with_a_new_http_client(upstream, monkeypatch):
+    monkeypatch.setattr(llm_client, "SDK_CLIENTS_KEPT", 2)
+    configs = [llm.UpstreamConfig(base_url=upstream.base_url, api_key=f"key-{i}") for i in range(3)]
+    first = llm_client._client(configs[0])
+    llm_client._client(configs[1])
+    llm_client._client(configs[2])  # Drops the oldest, configs[0]'s.
+
+    clients = llm_client._loop_clients_now()
+    assert list(clients.sdk) == configs[1:]
+    assert llm_client._client(configs[0]) is not first
+
+    await clients.http.aclose()
+    renewed = llm_client._client(configs[2])
+    assert llm_client._loop_clients_now().http is not clients.http
+    assert list(llm_client._loop_clients_now().sdk) == [configs[2]]
+    assert isinstance(
+        [e async for e in llm.stream_chat(configs[2], llm.ChatRequest(model="long:1", messages=[]))][-1], llm.Finish
+    )
+    assert renewed is llm_client._client(configs[2])
