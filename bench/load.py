@@ -409,9 +409,9 @@ def _print(title: str, rows: list[tuple[RoundFigures, RoundFigures]], window_ms:
     )
     for raw, site in rows:
         sockets = f"{site.connect_cpu_s:4.1f} s" if site.connect_cpu_s is not None else "   – "
-        per_reply = site.cpu_s / site.size * 1000 if site.cpu_s is not None else 0.0
-        replies = f"{site.cpu_s:4.1f} s {per_reply:4.0f} ms/reply" if site.cpu_s is not None else "–"
-        cpu = f"{sockets}, {replies}"
+        cpu = f"{sockets}, –"
+        if site.cpu_s is not None:
+            cpu = f"{sockets}, {site.cpu_s:4.1f} s {site.cpu_s / site.size * 1000:4.0f} ms/reply"
         print(
             f"  {site.size:<4} | {_percentiles(raw.first_token)}   | {_percentiles(site.first_token)}  "
             f"| {_percentiles(site.own_message)}   | {_percentiles(site.to_upstream)} "
