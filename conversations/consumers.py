@@ -185,6 +185,8 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     ) -> None:
         """Ask for a reply; tell this tab whether its frame was taken (`fragments.send_outcome_html`)."""
         key = idempotency_key if isinstance(idempotency_key, str) else ""
+        early = generation.EarlyStream()  # Opened in the hop when the send is alone in it (`reply_request`).
+        started = False
         try:
             requested = await _request_if_signed_in(
                 (
@@ -196,34 +198,36 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                         "text": text,
                         "idempotency_key": key,
                         "attachments": attachments or [],
+                        "on_request": early.open,
                     },
                 )
             )
         except _SignedOut:
             await self.close(code=CLOSE_ANONYMOUS)  # Logged out or deactivated since the socket opened.
-            return
         except Conversation.DoesNotExist:
             await self.close(code=CLOSE_FORBIDDEN)
-            return
         except ValidationError as exc:
             await self.send(
                 text_data=fragments.send_outcome_html(accepted=False, key=key, reason=" ".join(exc.messages))
             )
-            return
         except services.DuplicateSend:
             # A double Enter, or a message resent after a reconnect: the first one is already under way.
             await self.send(text_data=fragments.send_outcome_html(accepted=True, key=key))
-            return
-        await self.send(text_data=fragments.send_outcome_html(accepted=True, key=key))
-        # The bubbles before the reply starts, as its deltas go into them: this tab's straight to its socket, as
-        # through the group they waited for the event loop to build the upstream requests of the replies started
-        # meanwhile, a class's 32 sends of one hop taking 30 to 50 ms (bench/README.md, the seventh round); then
-        # every other tab's, on every worker.
-        html = requested.changed["html"]
-        await self._send_html(html)
-        changed: events.MessagesChanged = {"type": "messages.changed", "html": html, "shown_by": self.channel_name}
-        await self.channel_layer.group_send(self.group, events.layer_message(changed))
-        generation.start_reply(requested.job)
+        else:
+            await self.send(text_data=fragments.send_outcome_html(accepted=True, key=key))
+            # The bubbles before the reply starts, as its deltas go into them: this tab's straight to its socket,
+            # as through the group they waited for the event loop to build the upstream requests of the replies
+            # started meanwhile, a class's 32 sends of one hop taking 30 to 50 ms (bench/README.md, the seventh
+            # round); then every other tab's, on every worker.
+            html = requested.changed["html"]
+            await self._send_html(html)
+            changed: events.MessagesChanged = {"type": "messages.changed", "html": html, "shown_by": self.channel_name}
+            await self.channel_layer.group_send(self.group, events.layer_message(changed))
+            generation.start_reply(requested.job, early=early)
+            started = True
+        finally:
+            if not started:  # Refused after its request was opened, or the socket went away meanwhile.
+                early.close()
 
     async def _send_text(self, message_id: str, text: str, *, replace: bool) -> None:
         """Append `text` to a streaming bubble (or, with `replace`, set it), in frames that fit the limit."""

@@ -6,9 +6,10 @@ titles, and stopping a deleted conversation's reply.
 """
 
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -131,6 +132,7 @@ def message_send(
     idempotency_key: str = "",
     asked_by: User | None = None,
     history: selectors.UpstreamHistory | None = None,
+    on_question: Callable[[Message], None] | None = None,
 ) -> SentMessage:
     """Save a user message and the assistant message its reply will fill, in one transaction.
 
@@ -140,6 +142,8 @@ def message_send(
     the reply. Three writes: the two messages and the conversation's title
     and activity time; one read of the last message shown, none when
     `history` (the conversation's, read in the caller's transaction) gives it.
+    `on_question` is called with the user message once it is written, before
+    the rest (`reply_request`'s `on_request`).
 
     Raises:
         DuplicateSend: `idempotency_key` was already used in this conversation.
@@ -154,6 +158,7 @@ def message_send(
                 text=text,
                 idempotency_key=idempotency_key,
                 asked_by=asked_by,
+                on_question=on_question,
             )
             conversation.updated_at = now
             fields = ["updated_at"]
@@ -173,12 +178,19 @@ def _last_shown(conversation: Conversation) -> Message | None:
 
 
 def _question_create(
-    *, conversation: Conversation, parent_id: int | None, text: str, idempotency_key: str, asked_by: User | None
+    *,
+    conversation: Conversation,
+    parent_id: int | None,
+    text: str,
+    idempotency_key: str,
+    asked_by: User | None,
+    on_question: Callable[[Message], None] | None = None,
 ) -> SentMessage:
     """Save a question of `text` under message `parent_id` and the empty reply that answers it (two writes).
 
     `text` must come from `message_text_clean`; both are `asked_by` the given
-    user (None: the conversation's owner).
+    user (None: the conversation's owner). `on_question` is called with the
+    question once it is written, before the reply is.
     """
     user_message = Message.objects.create(
         conversation=conversation,
@@ -191,6 +203,8 @@ def _question_create(
         asked_by_id=_asker_id(conversation, asked_by),
         **_persona_content_tokens(conversation, text),
     )
+    if on_question is not None:
+        on_question(user_message)
     assistant_message = _reply_create(
         conversation=conversation, question=user_message, asked_by_id=user_message.asked_by_id
     )
@@ -671,6 +685,7 @@ def reply_request(
     attachments: Sequence[str] = (),
     persona: Persona | None = None,
     asked_by: User | None = None,
+    on_request: upstream.RequestOpener | None = None,
 ) -> RequestedReply:
     """Save what `action` writes, in one transaction, and return the reply's job and the bubbles to broadcast.
 
@@ -688,7 +703,13 @@ def reply_request(
     (a member of an IM group chat, whose conversation `user` is the group's
     own account of: bots.replies); their quota is checked and charged, and
     the question and the reply record them (`Message.asked_by`). None: `user`.
-    Many at once: `replies_request`.
+    `on_request`: called with the reply's upstream config and request as soon
+    as they are known, after the question is written and before the reply
+    is, for a send or a continue without files that is alone in its batch,
+    so that the caller can open the upstream stream while the writes go on
+    (`generation.EarlyStream`). The transaction may still fail after it (the
+    database refusing a write or the commit): the caller then closes what it
+    opened. Many at once: `replies_request`.
 
     Raises:
         ValidationError: the text, the persona, the quota or the conversation's
@@ -710,6 +731,7 @@ def reply_request(
                 "attachments": attachments,
                 "persona": persona,
                 "asked_by": asked_by,
+                "on_request": on_request,
             }
         ]
     )[0]
@@ -730,7 +752,10 @@ def replies_request(requests: Sequence[dict[str, Any]]) -> list[RequestedReply |
     bench/README.md, the sixth round). Within it, a request sees what the
     earlier ones wrote: two sends of one user count toward their quota one
     after the other, a second send to one chat finds the first one's reply
-    streaming.
+    streaming. Only a request alone in its batch has its `on_request` called:
+    the event loop opening each request of a batch while this thread writes
+    the next ones delayed every bubble of the batch (bench/README.md, the
+    eighth round).
 
     Raises:
         ValueError: an unknown action (a caller's mistake; nothing is saved).
@@ -743,13 +768,20 @@ def replies_request(requests: Sequence[dict[str, Any]]) -> list[RequestedReply |
     with transaction.atomic():
         conversations = selectors.conversations_get_for_users([(r["user"], r["public_id"]) for r in requests])
         ahead = _read_ahead(requests, conversations)
+        alone = len(requests) == 1
         for request, conversation, known in zip(requests, conversations, ahead, strict=True):
             try:
                 if conversation is None:
                     raise Conversation.DoesNotExist
                 # Alone, the request needs no savepoint: when it fails, the transaction rolls back.
-                with transaction.atomic(savepoint=len(requests) > 1):
-                    done.append(_reply_write(conversation=conversation, known=known, **request))
+                with transaction.atomic(savepoint=not alone):
+                    done.append(
+                        _reply_write(
+                            conversation=conversation,
+                            known=known,
+                            **{**request, "on_request": request.get("on_request") if alone else None},
+                        )
+                    )
             except Exception as exc:  # Handed to the request's caller, as `reply_request` raises it.
                 done.append(exc)
     return [
@@ -831,6 +863,7 @@ def _reply_write(
     attachments: Sequence[str] = (),
     persona: Persona | None = None,
     asked_by: User | None = None,
+    on_request: upstream.RequestOpener | None = None,
 ) -> tuple[Conversation, upstream.ReplyJob, list[Message] | None]:
     """Check and save one request of `replies_request` in `conversation`, its conversation read for it.
 
@@ -850,7 +883,7 @@ def _reply_write(
         # A message resent after a reconnect while its reply streams is a duplicate, not a refusal.
         _refuse_duplicate(conversation, key)
         raise
-    reply, added, history = _reply_save(
+    job, added = _reply_save(
         user=user,
         conversation=conversation,
         action=action,
@@ -859,10 +892,8 @@ def _reply_write(
         attachments=attachments,
         asker=asker,
         persona=persona,
-        history=known.history,
-    )
-    job = upstream.reply_job_build(
-        conversation=conversation, message=reply, persona=persona, history=history, instructions=known.instructions
+        known=known,
+        on_request=on_request,
     )
     return conversation, job, added
 
@@ -910,36 +941,62 @@ def _reply_save(
     asker: User,
     persona: Persona | None,
     attachments: Sequence[str] = (),
-    history: selectors.UpstreamHistory | None = None,
-) -> tuple[Message, list[Message] | None, selectors.UpstreamHistory | None]:
+    known: _ReadAhead = _ReadAhead(),
+    on_request: upstream.RequestOpener | None = None,
+) -> tuple[upstream.ReplyJob, list[Message] | None]:
     """Save what `action` writes, once `_reply_check` allowed it (see `reply_request`, whose transaction it runs in).
 
-    Return the empty reply; the new bubbles of a send or a continue (None:
-    the shown conversation changed as a whole); and for those, the history
-    the reply of `persona` sees, with the question (`upstream.reply_history`:
-    read before the question is written, it gives the message the question
-    follows, and the reply's request needs no second read). `history`: that
-    history when the caller read it already (`_histories_ahead`).
+    Return the reply's job, and the new bubbles of a send or a continue
+    (None: the shown conversation changed as a whole). The job of those is
+    built from the history the reply of `persona` sees, with the question
+    (`upstream.reply_history`: read before the question is written, it gives
+    the message the question follows, and the reply's request needs no second
+    read), `known.history` when it was read ahead (`_read_ahead`). Without
+    files, it is built once the question is written, and its request handed
+    to `on_request` before the reply is written.
 
     Raises:
         DuplicateSend: the idempotency key `key` was used in the conversation meanwhile.
-        ValidationError: an attachment is refused (`_attach`).
+        ValidationError: an attachment is refused (`_attach`), or the question alone does not fit the context window.
     """
+    build = partial(
+        upstream.reply_job_build, conversation=conversation, persona=persona, instructions=known.instructions
+    )
     if action == "edit":
         edited = message_edit(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker)
         _edited_keeps_files(edited.user_message)
         _attach(user=user, conversation=conversation, public_ids=attachments, message=edited.user_message)
-        return edited.assistant_message, None, None
+        return build(message=edited.assistant_message), None
     if action == "regenerate":
-        return reply_regenerate(conversation=conversation, asked_by=asker), None, None
+        return build(message=reply_regenerate(conversation=conversation, asked_by=asker)), None
     if action == "continue":
         clean = _("Continue from where you stopped.")
+    history = known.history
     if history is None:
         history = upstream.reply_history(conversation=conversation, persona=persona)
-    sent = message_send(conversation=conversation, text=clean, idempotency_key=key, asked_by=asker, history=history)
+    opened: list[upstream.ReplyJob] = []
+
+    def question_written(question: Message) -> None:
+        assert on_request is not None and history is not None  # for the type checker: given only then, read above
+        _no_attachments_known(question)
+        job = build(message=None, history=history.with_message(question))
+        on_request(job.config, job.request)
+        opened.append(job)
+
+    sent = message_send(
+        conversation=conversation,
+        text=clean,
+        idempotency_key=key,
+        asked_by=asker,
+        history=history,
+        on_question=question_written if on_request is not None and not attachments else None,
+    )
+    added = [sent.user_message, sent.assistant_message]
+    if opened:
+        return replace(opened[0], message=sent.assistant_message), added
     if not _attach(user=user, conversation=conversation, public_ids=attachments, message=sent.user_message):
         _no_attachments_known(sent.user_message)
-    return sent.assistant_message, [sent.user_message, sent.assistant_message], history.with_message(sent.user_message)
+    return build(message=sent.assistant_message, history=history.with_message(sent.user_message)), added
 
 
 def _refuse_unless_cut_off(conversation: Conversation) -> None:
@@ -991,7 +1048,7 @@ def conversation_start(
         message_text_clean(text=text)  # Before anything is created.
         conversation = conversation_create(owner=user, persona=persona)
         clean = _reply_check(conversation=conversation, action="send", text=text, persona=None, asker=user)
-        reply, _added, history = _reply_save(
+        job, _added = _reply_save(
             user=user,
             conversation=conversation,
             action="send",
@@ -1001,7 +1058,6 @@ def conversation_start(
             persona=None,
             attachments=attachments,
         )
-        job = upstream.reply_job_build(conversation=conversation, message=reply, history=history)
     return StartedConversation(conversation=conversation, job=job)
 
 

@@ -6,7 +6,7 @@ the provider's connection settings; `context_budget` is the same selection for
 the next message, shown under the composer.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID, uuid4
 
@@ -51,6 +51,11 @@ class ReplyJob:
     # The stored history the request was selected from, when the conversation's own persona answers
     # (its history limit): with the reply, the context of the next message (`context_budget`).
     history: selectors.UpstreamHistory | None = None
+
+
+# Called with a reply's upstream request once it is known, before the reply is written, in the ORM thread
+# (`services.reply_request`'s `on_request`).
+RequestOpener = Callable[[llm.UpstreamConfig, llm.ChatRequest], None]
 
 
 def chat_model_for(conversation: Conversation) -> ChatModel:
@@ -143,12 +148,16 @@ def reply_histories(asked: Sequence[tuple[Conversation, Persona | None]]) -> lis
 def reply_job_build(
     *,
     conversation: Conversation,
-    message: Message,
+    message: Message | None,
     persona: Persona | None = None,
     history: selectors.UpstreamHistory | None = None,
     instructions: str | None = None,
 ) -> ReplyJob:
     """Assemble the upstream request for `message`, the empty reply that the send, edit or regenerate created.
+
+    `message` None: the reply is not written yet (a send's request opened
+    early, `services.reply_request`'s `on_request`); the caller sets it
+    (`dataclasses.replace`) before the job runs.
 
     The request is what `llm.context.select_context` keeps: the persona's system
     prompt (with the owner's custom instructions), the greeting, and as many of

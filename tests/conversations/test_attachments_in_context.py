@@ -50,6 +50,23 @@ def test_an_image_goes_to_a_vision_model_as_an_image_url_part_with_a_data_url(al
     assert Attachment.objects.get().message.content == "What is this?"
 
 
+def test_a_send_with_files_hands_its_request_over_only_once_they_are_attached(alice, conversation):
+    """The early request (`reply_request`'s `on_request`) is for sends without files: theirs is built after."""
+    handed = []
+    document = _upload(alice, "notes.txt", b"The notes.")
+
+    job = services.reply_request(
+        user=alice,
+        public_id=conversation.public_id,
+        action="send",
+        text="Read this",
+        attachments=[document],
+        on_request=lambda config, request: handed.append(request),
+    ).job
+
+    assert handed == [] and "The notes." in job.request.messages[-1]["content"]
+
+
 def test_an_image_for_a_model_without_vision_is_refused_and_nothing_is_saved(alice, conversation):
     image = _upload(alice, "cat.png", files.png_bytes())
     before = Message.objects.count()

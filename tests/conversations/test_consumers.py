@@ -8,12 +8,13 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError
 
-from conversations import coalescing, generation, titles
+from conversations import coalescing, generation, services, titles
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
 from tests.sockets import start_chat, wait_for_reply
-from tests.waiting import async_wait_until
+from tests.waiting import async_wait_until, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -351,6 +352,54 @@ async def test_idempotency_key_makes_a_double_send_one_message(alice, make_perso
     await socket.handled()  # the second send too
     assert await Message.objects.filter(role="user").acount() == 1
     assert len(streamed_requests(upstream)) == 1
+
+
+def _reply_create_once_asked(upstream, asked: list[bool], *, then_refuse: bool = False):
+    """Wrap `services._reply_create` to wait (in the ORM thread) until the upstream got the reply's request first."""
+    reply_create = services._reply_create
+
+    def wrapped(**kwargs):
+        try:
+            asked.append(bool(wait_until(lambda: streamed_requests(upstream), timeout_s=5)))
+        except TimeoutError:
+            asked.append(False)
+        if then_refuse:
+            raise ValidationError("Refused after its request was opened.")
+        return reply_create(**kwargs)
+
+    return wrapped
+
+
+async def test_a_lone_send_asks_the_upstream_before_its_reply_is_written(
+    alice, make_persona, open_socket, upstream, monkeypatch
+):
+    """The request leaves while the hop writes (`generation.EarlyStream`), and the generation reads that stream."""
+    conversation = await start_chat(alice, make_persona, "long:5")
+    asked: list[bool] = []
+    monkeypatch.setattr(services, "_reply_create", _reply_create_once_asked(upstream, asked))
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("Count")
+    frames = await socket.receive_final("complete")
+    assert asked == [True]
+    assert "".join(delta_texts(frames)) == "w0 w1 w2 w3 w4 "
+    assert len(streamed_requests(upstream)) == 1
+    assert (await wait_for_reply()).content == "w0 w1 w2 w3 w4 "
+
+
+async def test_a_send_refused_after_its_request_was_opened_closes_that_request(
+    alice, make_persona, open_socket, upstream, monkeypatch
+):
+    # The first token would come after 10 s: the request is closed at once, not once its stream is collected.
+    conversation = await start_chat(alice, make_persona, "long:5+delay:10000")
+    asked: list[bool] = []
+    monkeypatch.setattr(services, "_reply_create", _reply_create_once_asked(upstream, asked, then_refuse=True))
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("go on")
+    frames = await socket.handled()
+    assert asked == [True] and "Refused after its request was opened." in "".join(frames)
+    [hangup] = await async_wait_until(lambda: upstream.hangups, timeout_s=2)
+    assert (hangup.model, hangup.sent) == ("long:5+delay:10000", 0)
+    assert await message_count() == 1  # The greeting: nothing of the send stays saved.
 
 
 # The reply belongs to the conversation, not the socket

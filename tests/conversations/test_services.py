@@ -361,3 +361,40 @@ def test_an_unknown_action_in_a_batch_saves_nothing(alice, persona):
     with pytest.raises(ValueError, match="Unknown reply action"):
         services.replies_request([_send(alice, chat, "Hi"), {**_send(alice, chat, "x"), "action": "fly"}])
     assert chat.messages.count() == 1
+
+
+def test_a_lone_send_hands_its_request_over_once_the_question_is_written_and_before_the_reply_is(alice, conversation):
+    handed = []
+
+    def on_request(config, request):  # Called in the transaction: what is written by then.
+        written = conversation.messages.order_by("created_at", "id").values_list("role", "content", "status")
+        handed.append((config, request, list(written)))
+
+    requested = services.reply_request(
+        user=alice, public_id=conversation.public_id, action="send", text="Hi there", on_request=on_request
+    )
+
+    [(config, request, written)] = handed
+    assert written == [("assistant", "Hello! How can I help?", "complete"), ("user", "Hi there", "complete")]
+    assert (config, request) == (requested.job.config, requested.job.request)
+    assert request.messages[-1] == {"role": "user", "content": "Hi there"}
+    assert requested.job.message == conversation.messages.get(status="streaming")
+
+
+def test_no_request_is_handed_over_early_in_a_batch_for_a_regeneration_or_for_a_refused_send(alice, bob, persona):
+    handed = []
+
+    def on_request(config, request):
+        handed.append(request)
+
+    mine, theirs = (services.conversation_create(owner=user, persona=persona) for user in (alice, bob))
+    first, second = services.replies_request(
+        [_send(alice, mine, "One", on_request=on_request), _send(bob, theirs, "Two", on_request=on_request)]
+    )
+    assert isinstance(first, services.RequestedReply) and isinstance(second, services.RequestedReply)
+    services.reply_finish(message=first.job.message, content="Done.", status="complete")
+    services.reply_request(user=alice, public_id=mine.public_id, action="regenerate", text="", on_request=on_request)
+    with pytest.raises(ValidationError) as refused:  # Its reply still streams.
+        services.reply_request(user=bob, public_id=theirs.public_id, action="send", text="3", on_request=on_request)
+    assert refused.value.code == "streaming"
+    assert handed == []
