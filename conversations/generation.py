@@ -21,6 +21,7 @@ reply's usage, and sends nothing to the channel layer.
 """
 
 import asyncio
+import collections
 import contextvars
 import logging
 from collections.abc import AsyncIterator, Coroutine
@@ -97,8 +98,11 @@ class EarlyStream:
     reply and the conversation are written and the transaction commits, about
     3 ms sooner than once the hop is over (bench/README.md, the eighth round).
     Create it on the event loop; `open` is called from the ORM thread, at
-    most once. The generation that takes it (`start_reply`) reads the stream
-    from its first event; if none does (the send was refused after all, the
+    most once. Until a generation takes it (`start_reply`, then `events`), a
+    task of its own reads the stream's events into a buffer: aiohttp drops
+    what a response had not read yet once its connection is lost, and a
+    provider that cut the connection right after some text would lose that
+    text. If no generation takes it (the send was refused after all, the
     socket went away meanwhile), `close` it: that closes the upstream response.
     """
 
@@ -106,7 +110,11 @@ class EarlyStream:
         self._loop = asyncio.get_running_loop()
         self._language = translation.get_language()
         self._stream: AsyncIterator[llm.Delta | llm.Finish] | None = None
-        self._first: asyncio.Task | None = None
+        self._reading: asyncio.Task | None = None
+        self._read: collections.deque[llm.Delta | llm.Finish] = collections.deque()
+        self._ended = False
+        self._error: Exception | None = None
+        self._taken = False
         self._closed = False
         # The loop's time when the request was opened: the reply's time to first token counts from it.
         self.opened_at = 0.0
@@ -121,33 +129,50 @@ class EarlyStream:
         self._stream = llm.stream_chat(config, request)
         self.opened_at = self._loop.time()
         with translation.override(self._language):  # The stream's errors are in the page's language.
-            self._first = start_detached(_first_event(self._stream))
+            self._reading = start_detached(self._read_ahead(self._stream))
+
+    async def _read_ahead(self, stream: AsyncIterator[llm.Delta | llm.Finish]) -> None:
+        """Read `stream` into the buffer until the generation takes it, then stop after the event awaited then."""
+        try:
+            while not self._taken:
+                self._read.append(await anext(stream))
+        except StopAsyncIteration:
+            self._ended = True
+        except Exception as exc:  # `llm.stream_chat`'s LLMError, raised again to the generation (`events`).
+            self._error = exc
 
     @property
     def opened(self) -> bool:
         """Whether the request was opened and not closed since."""
-        return self._first is not None and not self._closed
+        return self._reading is not None and not self._closed
 
     async def events(self) -> AsyncIterator[llm.Delta | llm.Finish]:
         """Yield the stream's events from the first, as `llm.stream_chat` does; raise what it raises."""
-        assert self._stream is not None and self._first is not None, "read only once opened"
-        yield await self._first
-        async for event in self._stream:
-            yield event
+        assert self._stream is not None and self._reading is not None, "read only once opened"
+        self._taken = True
+        try:
+            while self._read:
+                yield self._read.popleft()
+            await asyncio.wait([self._reading])  # It stops after the event it awaits now.
+            while self._read:
+                yield self._read.popleft()
+        finally:
+            self._reading.cancel()  # Stopped meanwhile: closes the response; a no-op once it is done.
+        if self._error is not None:
+            raise self._error
+        if not self._ended:
+            async for event in self._stream:
+                yield event
 
     def close(self) -> None:
         """Close the stream, and with it the upstream response; idempotent, and a no-op if it never opened."""
         self._closed = True
-        if self._first is None or self._stream is None:
+        if self._reading is None or self._stream is None:
             return
-        if not self._first.done():
-            self._first.cancel()  # Raised inside the stream, whose `async with` closes the response.
+        if not self._reading.done():
+            self._reading.cancel()  # Raised inside the stream, whose `async with` closes the response.
         else:
             start_detached(_stream_close(self._stream))
-
-
-async def _first_event(stream: AsyncIterator[llm.Delta | llm.Finish]) -> llm.Delta | llm.Finish:
-    return await anext(stream)
 
 
 async def _stream_close(stream: AsyncIterator[llm.Delta | llm.Finish]) -> None:

@@ -5,7 +5,7 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations import generation, services
+from conversations import consumers, generation, services
 from conversations.models import Message
 from personas.models import Provider
 from tests.conftest import streamed_requests
@@ -61,6 +61,26 @@ async def test_text_that_came_before_a_dropped_connection_is_kept_while_a_delta_
         await send_delta(self, seq, text)
 
     monkeypatch.setattr(generation.ReplyGenerator, "_send_delta", slow_send_delta)
+    conversation = await chat(alice, make_persona, "long:10+cut:4+delay:30")  # each piece in a read of its own
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    frames = await socket.receive_final("error")
+    assert "connection to the provider dropped" in frames[-1]
+    assert (await wait_for_reply()).content == "w0 w1 w2 w3 "
+
+
+async def test_text_that_came_before_a_dropped_connection_is_kept_while_the_reply_is_starting(
+    alice, make_persona, open_socket, monkeypatch
+):
+    # A lone send's request is opened in its hop (`generation.EarlyStream`), and its reply starts once the bubbles
+    # went out, a round trip each through Redis: the stream must be read meanwhile, for the same reason as above.
+    send_html = consumers.ConversationConsumer._send_html
+
+    async def slow_send_html(self, html: str) -> None:
+        await asyncio.sleep(0.3)  # The upstream has cut the connection by then.
+        await send_html(self, html)
+
+    monkeypatch.setattr(consumers.ConversationConsumer, "_send_html", slow_send_html)
     conversation = await chat(alice, make_persona, "long:10+cut:4+delay:30")  # each piece in a read of its own
     socket = await open_socket(alice, conversation.public_id)
     await socket.send("hello")
