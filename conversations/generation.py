@@ -246,7 +246,7 @@ class ReplyGenerator:
             result = _Outcome(status=Message.Status.STOPPED, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms())
         finally:
             _streaming.discard(self)
-            if self.early is not None:  # Its reading never started when the reply was stopped before.
+            if self.early is not None:  # Its response, and its reading ahead if the reply was stopped before reading.
                 self.early.close()
             for helper in helpers:
                 helper.cancel()
