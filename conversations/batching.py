@@ -1,7 +1,8 @@
 """Calls that queue while the thread running the ORM is busy, taken together in its next hop (`HopBatcher`)."""
 
 import asyncio
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from weakref import WeakKeyDictionary
@@ -10,6 +11,8 @@ from channels.db import database_sync_to_async
 
 Item = TypeVar("Item")
 Outcome = TypeVar("Outcome")
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -35,11 +38,22 @@ class HopBatcher(Generic[Item, Outcome]):
     handle: takes the items, returns one outcome per item in the same order:
         a result or an exception (the caller's to raise). An exception
         raised by `handle` itself is raised to every call of that hop.
+    settle: awaited with a hop's outcomes once they are handed to their
+        callers, before the next hop when calls wait for one: what the
+        callers do with them first (`consumers`: the replies the hop's sends
+        start) does not share the interpreter lock with that hop.
     """
 
-    def __init__(self, handle: Callable[[list[Item]], Sequence[Outcome | Exception]], *, max_size: int) -> None:
+    def __init__(
+        self,
+        handle: Callable[[list[Item]], Sequence[Outcome | Exception]],
+        *,
+        max_size: int,
+        settle: Callable[[Sequence[Outcome | Exception]], Awaitable[None]] | None = None,
+    ) -> None:
         self._handle = database_sync_to_async(handle)
         self._max_size = max_size
+        self._settle = settle
         # One queue per event loop: a test's loop ends with its futures, the next starts afresh.
         self._queues: WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue[Item, Outcome]] = WeakKeyDictionary()
 
@@ -68,5 +82,10 @@ class HopBatcher(Generic[Item, Outcome]):
                         future.set_exception(outcome)
                     else:
                         future.set_result(outcome)
+                if self._settle is not None and queue.waiting:
+                    try:
+                        await self._settle(outcomes)
+                    except Exception:  # The calls waiting still get their hop.
+                        logger.exception("Settling a hop's outcomes failed")
         finally:
             queue.task = None

@@ -2,6 +2,7 @@
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -434,5 +435,22 @@ def _requests_if_signed_in(
 
 # The most sends one hop takes: a send early in a batch waits for the batch's commit; 32 against 16: bench/README.md.
 SEND_BATCH_MAX = 32
+# The longest the next hop waits for the last hop's replies to hand their requests over (`_replies_handed_over`).
+SEND_HANDOVER_WAIT_MAX_S = 0.2
+
+
+async def _replies_handed_over(outcomes: Sequence[services.RequestedReply | Exception]) -> None:
+    """Wait until the replies a hop's sends start have handed their upstream requests over (at most a while).
+
+    The sends queued meanwhile then go to the ORM thread: their hop taking
+    the interpreter lock turn about with the starts of those replies, each
+    about 1 ms of the event loop, slowed both (bench/README.md, the ninth round).
+    """
+    await generation.requests_handed_over(
+        [str(o.job.message.public_id) for o in outcomes if isinstance(o, services.RequestedReply) and o.job.message],
+        timeout_s=SEND_HANDOVER_WAIT_MAX_S,
+    )
+
+
 # `await _request_if_signed_in((sign_in, request))`: a send's request, with the others queued meanwhile.
-_request_if_signed_in = HopBatcher(_requests_if_signed_in, max_size=SEND_BATCH_MAX)
+_request_if_signed_in = HopBatcher(_requests_if_signed_in, max_size=SEND_BATCH_MAX, settle=_replies_handed_over)

@@ -24,8 +24,9 @@ import asyncio
 import collections
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -45,6 +46,8 @@ logger = logging.getLogger(__name__)
 _running: set[asyncio.Task] = set()
 # The generations reading their upstream now: the coalescing window widens with their number (`coalescing.window_s`).
 _streaming: set["ReplyGenerator"] = set()
+# Who waits for a reply's upstream request to be handed over (`requests_handed_over`), by the reply's public id.
+_handover_waiters: dict[str, asyncio.Future[None]] = {}
 
 
 def start_detached(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
@@ -179,6 +182,34 @@ async def _stream_close(stream: AsyncIterator[llm.Delta | llm.Finish]) -> None:
     await stream.aclose()  # type: ignore[attr-defined]  # An async generator's, which AsyncIterator does not declare.
 
 
+async def requests_handed_over(message_ids: Sequence[str], *, timeout_s: float) -> None:
+    """Wait until the generations of these replies have handed their upstream requests to the HTTP transport.
+
+    That is, until each has spent the event loop's CPU of opening its stream
+    (`llm.stream_chat`'s `on_sending`), had it opened before it started
+    (`EarlyStream`), or ended; at most `timeout_s` seconds (a reply whose
+    socket went away never starts). Call it before they start (`start_reply`):
+    the ORM thread's next hop waits on it, so that it does not take the
+    interpreter lock turn about with the replies the last hop started, which
+    slowed both down (bench/README.md, the ninth round).
+    """
+    loop = asyncio.get_running_loop()
+    waiters = [_handover_waiters.setdefault(message_id, loop.create_future()) for message_id in message_ids]
+    try:
+        if waiters:
+            await asyncio.wait(waiters, timeout=timeout_s)
+    finally:
+        for message_id in message_ids:
+            _handover_waiters.pop(message_id, None)
+
+
+def _handed_over(message_id: str) -> None:
+    """Tell who waits for this reply's request (`requests_handed_over`) that it was handed over, or never will be."""
+    waiter = _handover_waiters.pop(message_id, None)
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
 def start_reply(
     job: ReplyJob, *, listener: ReplyListener | None = None, early: EarlyStream | None = None
 ) -> "ReplyGenerator":
@@ -227,6 +258,8 @@ class ReplyGenerator:
 
     async def run(self) -> None:
         """Generate, then store and broadcast the result; never raises (errors become the reply)."""
+        if self.early is not None:  # Its request was opened before the reply was written.
+            _handed_over(self.message_id)
         stored = self.job.message is not None
         consume = self._consume_task = asyncio.create_task(self._consume())
         if self.stopped:  # Stopped before it started.
@@ -245,6 +278,7 @@ class ReplyGenerator:
                 raise
             result = _Outcome(status=Message.Status.STOPPED, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms())
         finally:
+            _handed_over(self.message_id)  # Ended or stopped before its request was handed over.
             _streaming.discard(self)
             if self.early is not None:  # Its response, and its reading ahead if the reply was stopped before reading.
                 self.early.close()
@@ -272,7 +306,9 @@ class ReplyGenerator:
             stream = (
                 self.early.events()
                 if attempt == 0 and self.early is not None
-                else llm.stream_chat(self.job.config, self.job.request)
+                else llm.stream_chat(
+                    self.job.config, self.job.request, on_sending=partial(_handed_over, self.message_id)
+                )
             )
             try:
                 async for event in stream:

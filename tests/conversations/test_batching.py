@@ -4,6 +4,7 @@ import threading
 import pytest
 
 from conversations.batching import HopBatcher
+from tests.waiting import async_wait_until
 
 # Each hop runs on the ORM thread, which checks its connection first (`database_sync_to_async`).
 pytestmark = pytest.mark.django_db
@@ -91,3 +92,45 @@ async def test_a_cancelled_caller_leaves_the_others_their_outcomes():
     assert (await first, await kept) == ("done a", "done c")
     with pytest.raises(asyncio.CancelledError):
         await gone
+
+
+async def test_settle_gets_a_hops_outcomes_once_its_callers_have_them_and_the_next_hop_waits_for_it():
+    recorder = Recorder()
+    settled: list[list[object]] = []
+    release_settle = asyncio.Event()
+
+    async def settle(outcomes):
+        settled.append([str(o) for o in outcomes])
+        await release_settle.wait()
+
+    batcher = HopBatcher(recorder, max_size=10, settle=settle)
+    first = asyncio.create_task(batcher("a"))
+    await _started(recorder)
+    queued = [asyncio.create_task(batcher(item)) for item in ("b", "bad")]
+    await asyncio.sleep(0.01)
+    recorder.release.set()
+    await async_wait_until(lambda: settled, timeout_s=5, message="settle was not awaited")
+    assert await asyncio.wait_for(first, 5) == "done a"  # Its caller has it while settle runs.
+    await asyncio.sleep(0.05)
+    assert recorder.hops == [["a"]]  # The next hop waits for settle.
+    release_settle.set()
+    results = await asyncio.gather(*queued, return_exceptions=True)
+    assert results[0] == "done b" and isinstance(results[1], ValueError)
+    # Settled after the first hop only: no call waited after the second.
+    assert (recorder.hops, settled) == ([["a"], ["b", "bad"]], [["done a"]])
+
+
+async def test_a_settle_that_fails_is_logged_and_the_next_hop_still_runs(caplog):
+    recorder = Recorder()
+
+    async def settle(_outcomes):
+        raise RuntimeError("broken")
+
+    batcher = HopBatcher(recorder, max_size=10, settle=settle)
+    first = asyncio.create_task(batcher("a"))
+    await _started(recorder)
+    queued = asyncio.create_task(batcher("b"))
+    await asyncio.sleep(0.01)
+    recorder.release.set()
+    assert (await first, await asyncio.wait_for(queued, 5)) == ("done a", "done b")
+    assert "Settling a hop's outcomes failed" in caplog.text

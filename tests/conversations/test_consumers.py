@@ -10,7 +10,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 
-from conversations import coalescing, generation, services, titles
+import llm
+from conversations import coalescing, consumers, generation, services, titles
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
 from tests.sockets import start_chat, wait_for_reply
@@ -175,8 +176,6 @@ async def test_sends_that_come_while_a_send_is_saved_are_saved_together_in_one_h
     alice, bob, make_persona, open_socket, monkeypatch
 ):
     """A class's sends queue for the one thread that runs the ORM: those queued meanwhile go in one batch."""
-    from conversations import consumers, services
-
     hops: list[list[str]] = []
     first_hop, release = threading.Event(), threading.Event()
     save = services.replies_request
@@ -205,6 +204,68 @@ async def test_sends_that_come_while_a_send_is_saved_are_saved_together_in_one_h
     for i, chat in enumerate(chats):
         question = await Message.objects.filter(conversation=chat, role="user").aget()
         assert question.content == f"q{i}"
+
+
+async def test_the_next_hop_waits_until_the_replies_of_the_last_one_have_handed_their_requests_over(
+    alice, bob, make_persona, open_socket, monkeypatch
+):
+    """Else the hop and the starts of those replies take the interpreter lock turn about (bench/README.md)."""
+    hops: list[list[str]] = []
+    handed_over: list[str] = []  # The questions whose requests the SDK had handed to its transport.
+    at_hop_start: list[list[str]] = []
+    hop_started, release = [threading.Event(), threading.Event()], [threading.Event(), threading.Event()]
+    save = services.replies_request
+
+    def recorded(requests):
+        hops.append([request["text"] for request in requests])
+        at_hop_start.append(sorted(handed_over))
+        if len(hops) <= 2:
+            hop_started[len(hops) - 1].set()
+            assert release[len(hops) - 1].wait(5)
+        return save(requests)
+
+    stream_chat = llm.stream_chat
+
+    async def recording(config, request, *, on_sending=None):
+        question = request.messages[-1]["content"]
+        if question in ("q1", "q2"):
+            await asyncio.sleep(0.05)  # A slow start: the next hop still waits for it, within the bound.
+
+        def sending():
+            handed_over.append(question)
+            if on_sending is not None:
+                on_sending()
+
+        async for event in stream_chat(config, request, on_sending=sending):
+            yield event
+
+    monkeypatch.setattr(services, "replies_request", recorded)
+    monkeypatch.setattr(llm, "stream_chat", recording)
+    owners = [alice, alice, bob, bob]
+    chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
+    sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
+    queue = consumers._request_if_signed_in._queues
+    await sockets[0].send("q0")
+    await async_wait_until(hop_started[0].is_set, timeout_s=5, message="the first send's hop did not start")
+    await sockets[1].send("q1")
+    await sockets[2].send("q2")
+    await async_wait_until(lambda: len(queue[asyncio.get_running_loop()].waiting) == 2, timeout_s=5)
+    release[0].set()
+    await async_wait_until(hop_started[1].is_set, timeout_s=5, message="the second hop did not start")
+    await sockets[3].send("q3")
+    await async_wait_until(lambda: len(queue[asyncio.get_running_loop()].waiting) == 1, timeout_s=5)
+    release[1].set()
+    for socket in sockets:
+        await socket.receive_final("complete")
+    assert hops == [["q0"], ["q1", "q2"], ["q3"]]
+    assert at_hop_start == [[], ["q0"], ["q0", "q1", "q2"]]
+
+
+async def test_a_reply_that_never_starts_holds_the_next_hop_only_up_to_the_bound():
+    """Its socket went away before the reply started: the wait ends at its bound, and forgets the reply."""
+    never = str(uuid.uuid4())
+    await asyncio.wait_for(generation.requests_handed_over([never], timeout_s=0.05), 5)
+    assert never not in generation._handover_waiters
 
 
 async def test_relaying_events_never_queues_on_the_database_thread(alice, make_persona, open_socket, monkeypatch):

@@ -3,6 +3,7 @@
 import asyncio
 
 import openai.resources.chat.completions.completions as sdk_completions
+import pytest
 
 import llm
 from llm import client as llm_client
@@ -127,3 +128,33 @@ async def test_the_sdk_clients_kept_are_bounded_and_start_afresh_with_a_new_http
         [e async for e in llm.stream_chat(configs[2], llm.ChatRequest(model="long:1", messages=[]))][-1], llm.Finish
     )
     assert renewed is llm_client._client(configs[2])
+
+
+async def test_on_sending_is_called_once_the_request_is_built_before_the_upstream_has_it_and_only_once(upstream):
+    config = llm.UpstreamConfig(base_url=upstream.base_url, api_key="k")
+    request = llm.ChatRequest(model="long:2", messages=[{"role": "user", "content": "Hi"}])
+    seen: list[int] = []  # The requests the upstream had each time on_sending was called.
+
+    events = [e async for e in llm.stream_chat(config, request, on_sending=lambda: seen.append(len(upstream.requests)))]
+    await llm.complete_once(config, request)  # A later request of the same task does not call it again.
+
+    assert isinstance(events[-1], llm.Finish)
+    assert seen == [0] and len(upstream.requests) == 2
+
+
+async def test_on_sending_of_a_request_that_failed_before_it_was_built_is_not_called_by_a_later_one(
+    upstream, monkeypatch
+):
+    config = llm.UpstreamConfig(base_url=upstream.base_url, api_key="k")
+    request = llm.ChatRequest(model="long:2", messages=[{"role": "user", "content": "Hi"}])
+    seen: list[str] = []
+
+    def refusing(_messages):
+        raise ValueError("no such role")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(llm_client, "_messages_body", refusing)
+        with pytest.raises(ValueError):
+            [e async for e in llm.stream_chat(config, request, on_sending=lambda: seen.append("failed"))]
+    assert await llm.complete_once(config, request)  # A title's, say, in the same task.
+    assert seen == []
