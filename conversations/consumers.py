@@ -433,9 +433,8 @@ def _requests_if_signed_in(
     return [next(requested) if ok else _SignedOut() for ok in signed_in]
 
 
-# The most sends one hop takes: a send early in a batch waits for the batch's commit, and a hop has its fixed cost;
-# 16 since the next hop waits for the replies of the last (`_replies_handed_over`): bench/README.md, the ninth round.
-SEND_BATCH_MAX = 16
+# The most sends one hop takes: a send early in a batch waits for the batch's commit; 32 against 16: bench/README.md.
+SEND_BATCH_MAX = 32
 # The longest the next hop waits for the last hop's replies to hand their requests over (`_replies_handed_over`).
 SEND_HANDOVER_WAIT_MAX_S = 0.2
 
