@@ -433,7 +433,8 @@ def _requests_if_signed_in(
     return [next(requested) if ok else _SignedOut() for ok in signed_in]
 
 
-# The most sends one hop takes: a send early in a batch waits for the batch's commit; 32 against 16: bench/README.md.
+# The most sends one hop takes: a send early in a batch waits for the batch's commit; 32 against 16: bench/README.md
+# (the sixth round, and the ninth, with the wait below).
 SEND_BATCH_MAX = 32
 # The longest the next hop waits for the last hop's replies to hand their requests over (`_replies_handed_over`).
 SEND_HANDOVER_WAIT_MAX_S = 0.2
