@@ -448,7 +448,11 @@ async def _replies_handed_over(outcomes: Sequence[services.RequestedReply | Exce
     about 1 ms of the event loop, slowed both (bench/README.md, the ninth round).
     """
     await generation.requests_handed_over(
-        [str(o.job.message.public_id) for o in outcomes if isinstance(o, services.RequestedReply) and o.job.message],
+        [
+            str(o.job.message.public_id)
+            for o in outcomes
+            if isinstance(o, services.RequestedReply) and o.job.message is not None
+        ],
         timeout_s=SEND_HANDOVER_WAIT_MAX_S,
     )
 
