@@ -66,9 +66,11 @@ def measure(persona, *, history: int, sends: int, warm: int, batch: int) -> tupl
 
     from conversations import services
 
-    pairs = _conversations(persona, history, warm + sends + batch, f"h{history}")
+    batches = -(-(warm + sends) // batch)
+    # One more batch after the measured ones, of conversations of their own: nothing of it is refused.
+    pairs = _conversations(persona, history, (batches + 1) * batch, f"h{history}")
     cpu = []
-    for n in range(0, warm + sends, batch):
+    for n in range(0, batches * batch, batch):
         start = time.thread_time()
         outcomes = services.replies_request(
             [

@@ -357,9 +357,10 @@ def message_content(message: Message, *, model: ChatModel) -> Content:
     text (quotes in the name escaped). Images become image_url parts (their
     URL an `_IMAGE_REF` until `reply_job_build`) when `model` accepts
     images; otherwise a line says an image was left out. `message.attachments`
-    must be prefetched.
+    must be prefetched; a message not written yet (a send of a batch, `services.replies_request`) has none.
     """
-    attachments = list(message.attachments.all()) if message.role == Message.Role.USER else []
+    has_files = message.role == Message.Role.USER and message.pk is not None
+    attachments = list(message.attachments.all()) if has_files else []
     if not attachments:
         return message.content
     text = message.content

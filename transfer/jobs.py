@@ -60,13 +60,14 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Field, Model, Q
+from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from attachments.services import attachment_restore
+from chatsite.rows import rows_update
 from conversations import serving
 from conversations.models import Conversation, Message
 from conversations.organizing import folder_get_or_create
@@ -414,7 +415,7 @@ def _batch_write(batch: list[_Prepared], on_batch: Callable[[int], object] | Non
         )
         # bulk_create stamps auto_now_add fields with the current time, and a
         # message's parent has no pk before its insert: both are set afterwards.
-        _rows_update(
+        rows_update(
             Conversation,
             ["created_at", "updated_at"],
             [(item.conversation.pk, item.created, item.updated) for item in batch],
@@ -426,36 +427,8 @@ def _batch_write(batch: list[_Prepared], on_batch: Callable[[int], object] | Non
                 message.parent_id, message.created_at = parent_id, created
                 links.append((message.pk, parent_id, created))
                 parent_id = message.pk
-        _rows_update(Message, ["parent", "created_at"], links)
+        rows_update(Message, ["parent", "created_at"], links)
     return len(batch)
-
-
-def _rows_update(model: type[Model], field_names: list[str], rows: list[tuple]) -> None:
-    """Set `field_names` of many rows of `model`: `rows` are (pk, value, ...) in the order of the names.
-
-    One prepared UPDATE run for every row (DB-API executemany). Django's
-    bulk_update builds a CASE expression per row and field in Python, which
-    takes seconds for ten thousand messages, all of it inside the transaction.
-    """
-    targets = [_concrete_field(model, name) for name in field_names]
-    quote = connection.ops.quote_name
-    assignments = ", ".join(f"{quote(column)} = %s" for column, _field in targets)
-    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
-    params = [
-        [field.get_db_prep_value(value, connection) for (_column, field), value in zip(targets, values, strict=True)]
-        + [pk]
-        for pk, *values in rows
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
-def _concrete_field(model: type[Model], name: str) -> tuple[str, Field]:
-    """Return the column and the field `name` of `model`, a field with a column (not the far end of a relation)."""
-    field = model._meta.get_field(name)
-    if not isinstance(field, Field) or field.column is None:
-        raise ValueError(f"{model.__name__}.{name} has no column of its own")
-    return field.column, field
 
 
 @dataclass(slots=True)

@@ -415,9 +415,10 @@ async def test_idempotency_key_makes_a_double_send_one_message(alice, make_perso
     assert len(streamed_requests(upstream)) == 1
 
 
-def _reply_create_once_asked(upstream, asked: list[bool], *, then_refuse: bool = False):
-    """Wrap `services._reply_create` to wait (in the ORM thread) until the upstream got the reply's request first."""
-    reply_create = services._reply_create
+def _reply_built_once_asked(upstream, asked: list[bool], *, then_refuse: bool = False):
+    """Wrap `services._reply_unsaved` (the reply, built just before it is written) to wait (in the ORM thread)
+    until the upstream got the reply's request first."""
+    reply_unsaved = services._reply_unsaved
 
     def wrapped(**kwargs):
         try:
@@ -426,7 +427,7 @@ def _reply_create_once_asked(upstream, asked: list[bool], *, then_refuse: bool =
             asked.append(False)
         if then_refuse:
             raise ValidationError("Refused after its request was opened.")
-        return reply_create(**kwargs)
+        return reply_unsaved(**kwargs)
 
     return wrapped
 
@@ -437,7 +438,7 @@ async def test_a_lone_send_asks_the_upstream_before_its_reply_is_written(
     """The request leaves while the hop writes (`generation.EarlyStream`), and the generation reads that stream."""
     conversation = await start_chat(alice, make_persona, "long:5")
     asked: list[bool] = []
-    monkeypatch.setattr(services, "_reply_create", _reply_create_once_asked(upstream, asked))
+    monkeypatch.setattr(services, "_reply_unsaved", _reply_built_once_asked(upstream, asked))
     socket = await open_socket(alice, conversation.public_id)
     await socket.send("Count")
     frames = await socket.receive_final("complete")
@@ -453,7 +454,7 @@ async def test_a_send_refused_after_its_request_was_opened_closes_that_request(
     # The first token would come after 10 s: the request is closed at once, not once its stream is collected.
     conversation = await start_chat(alice, make_persona, "long:5+delay:10000")
     asked: list[bool] = []
-    monkeypatch.setattr(services, "_reply_create", _reply_create_once_asked(upstream, asked, then_refuse=True))
+    monkeypatch.setattr(services, "_reply_unsaved", _reply_built_once_asked(upstream, asked, then_refuse=True))
     socket = await open_socket(alice, conversation.public_id)
     await socket.send("go on")
     frames = await socket.handled()

@@ -1,3 +1,4 @@
+import re
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -7,7 +8,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from conversations import selectors, services
-from conversations.models import DailyUsage, Message
+from conversations.models import Conversation, DailyUsage, Message
+from personas.models import ChatModel
 
 pytestmark = pytest.mark.django_db
 
@@ -311,6 +313,63 @@ def test_a_batch_of_sends_reads_each_kind_of_thing_once(alice, bob, persona, dja
             f"Question {i}?",
         ]
         assert f"Question {i}?" in outcome.changed["html"]
+
+
+def test_a_batch_of_sends_writes_its_questions_replies_and_conversations_in_one_statement_each(
+    alice, bob, persona, django_user_model
+):
+    users = [alice, bob, django_user_model.objects.create_user("carol")]
+    chats = [services.conversation_create(owner=user, persona=persona) for user in users]
+    services.conversation_rename(conversation=chats[2], title="Kept")
+    before = {chat.pk: chat.updated_at for chat in Conversation.objects.all()}
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = services.replies_request(
+            [_send(chat.owner, chat, f"Line {i}\nmore", idempotency_key=f"k{i}") for i, chat in enumerate(chats)]
+        )
+    statements = [re.sub(r"^\d+ times: ", "", q["sql"]) for q in queries.captured_queries]  # executemany's log
+    writes = [sql.split(" (")[0].split(" SET")[0] for sql in statements if sql.startswith(("INSERT", "UPDATE"))]
+    assert writes == ['INSERT INTO "conversations_message"'] * 2 + ['UPDATE "conversations_conversation"']
+    for i, (chat, outcome) in enumerate(zip(chats, outcomes, strict=True)):
+        greeting, question, reply = chat.messages.order_by("created_at", "id")
+        assert (question.parent_id, question.role, question.content, question.idempotency_key) == (
+            greeting.pk,
+            "user",
+            f"Line {i}\nmore",
+            f"k{i}",
+        )
+        assert question.asked_by_id == reply.asked_by_id == chat.owner_id and question.content_tokens > 0
+        assert (reply.parent_id, reply.status, reply.model_id) == (question.pk, "streaming", "fake-echo")
+        assert outcome.job.message == reply and outcome.job.history.recent[-1].pk == question.pk
+        assert f"Line {i}" in outcome.changed["html"]
+        chat.refresh_from_db()
+        assert chat.updated_at > before[chat.pk]
+    assert [chat.title for chat in chats] == ["Line 0", "Line 1", "Kept"]
+
+
+def test_a_resent_key_in_a_batch_is_a_duplicate_and_the_other_sends_are_written(alice, bob, persona):
+    mine, theirs = (services.conversation_create(owner=u, persona=persona) for u in (alice, bob))
+    sent = services.reply_request(user=alice, public_id=mine.public_id, action="send", text="One", idempotency_key="k1")
+    services.reply_finish(message=sent.job.message, content="Done.", status="complete")
+    again, other = services.replies_request(
+        [_send(alice, mine, "One", idempotency_key="k1"), _send(bob, theirs, "Two", idempotency_key="k1")]
+    )
+    assert isinstance(again, services.DuplicateSend) and again.conversation == mine
+    assert isinstance(other, services.RequestedReply)
+    assert list(mine.messages.values_list("content", flat=True)) == ["Hello! How can I help?", "One", "Done."]
+    assert list(theirs.messages.values_list("content", flat=True)) == ["Hello! How can I help?", "Two", ""]
+
+
+def test_a_send_too_long_for_its_model_in_a_batch_is_refused_with_nothing_written(alice, bob, make_persona):
+    small = make_persona(model_id="fake-small")
+    ChatModel.objects.filter(pk=small.model_id).update(context_window=300, max_output_tokens=100)
+    mine = services.conversation_create(owner=alice, persona=small)
+    theirs = services.conversation_create(owner=bob, persona=make_persona())
+    refused, other = services.replies_request([_send(alice, mine, "word " * 500), _send(bob, theirs, "Short")])
+    assert isinstance(refused, ValidationError) and refused.code == "context_too_large"
+    assert isinstance(other, services.RequestedReply)
+    assert mine.messages.count() == 1 and theirs.messages.count() == 3
+    mine.refresh_from_db()
+    assert mine.title == ""
 
 
 def test_a_refused_send_in_a_batch_saves_nothing_and_the_others_go_on(alice, bob, persona):

@@ -267,14 +267,14 @@ def test_import_gives_the_active_persona_with_the_exported_slug(alice, make_pers
 
 
 def test_a_failing_batch_writes_none_of_its_conversations(alice, monkeypatch):
-    rows_update = import_jobs._rows_update
+    rows_update = import_jobs.rows_update
 
     def fail_on_the_last_write(model, field_names, rows):
         if model is Message:  # after the conversations and messages are inserted
             raise RuntimeError("disk full")
         rows_update(model, field_names, rows)
 
-    monkeypatch.setattr(import_jobs, "_rows_update", fail_on_the_last_write)
+    monkeypatch.setattr(import_jobs, "rows_update", fail_on_the_last_write)
     with pytest.raises(RuntimeError):
         # Both fit in one batch: neither is written, not even in part.
         import_jobs.conversations_import(owner=alice, conversations=[parsed_conversation(), parsed_conversation()])
