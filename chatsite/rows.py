@@ -12,13 +12,17 @@ from django.db import connection
 from django.db.models import Field, Model
 
 
-def rows_update(model: type[Model], field_names: list[str], rows: list[tuple]) -> None:
+def rows_update(model: type[Model], field_names: list[str], rows: list[tuple]) -> int:
     """Set `field_names` of many rows of `model`: `rows` are (pk, value, ...) in the order of the names.
+
+    Return how many rows were updated: fewer than `rows` when some are gone.
 
     Raises:
         ValueError: a name is not a field with a column of its own (the far end of a relation).
         DatabaseError: the update failed.
     """
+    if not rows:
+        return 0
     targets = [_concrete_field(model, name) for name in field_names]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(column)} = %s" for column, _field in targets)
@@ -30,6 +34,7 @@ def rows_update(model: type[Model], field_names: list[str], rows: list[tuple]) -
     ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
+        return cursor.rowcount  # The sum over the rows, for sqlite3 and psycopg alike.
 
 
 def _concrete_field(model: type[Model], name: str) -> tuple[str, Field]:

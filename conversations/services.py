@@ -16,7 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -791,7 +791,8 @@ def replies_request(requests: Sequence[dict[str, Any]]) -> list[RequestedReply |
 
     Raises:
         ValueError: an unknown action (a caller's mistake; nothing is saved).
-        DatabaseError: the conversations could not be read or the transaction not committed.
+        DatabaseError: the conversations could not be read, a send written together could not be checked or
+            written, or the transaction not committed; nothing is saved.
     """
     unknown = [r["action"] for r in requests if r["action"] not in REPLY_ACTIONS]
     if unknown:
@@ -806,7 +807,9 @@ def replies_request(requests: Sequence[dict[str, Any]]) -> list[RequestedReply |
             if conversation is not None and not alone and _written_together(request, known):
                 try:
                     together[i] = _send_prepare(conversation=conversation, known=known, request=request)
-                except Exception as exc:  # Handed to the request's caller, as `reply_request` raises it.
+                except DatabaseError:  # Outside a savepoint, the transaction is broken (PostgreSQL): the batch fails.
+                    raise
+                except Exception as exc:  # A refusal, handed to the request's caller as `reply_request` raises it.
                     done[i] = exc
                 continue
             # Alone, the request needs no savepoint: when it fails, the transaction rolls back.
@@ -817,7 +820,8 @@ def replies_request(requests: Sequence[dict[str, Any]]) -> list[RequestedReply |
             try:
                 with transaction.atomic():
                     done.update(_sends_write(together))
-            except IntegrityError:  # An idempotency key used meanwhile: each alone, its duplicate told as such.
+            except (IntegrityError, Conversation.DoesNotExist):
+                # A key used, or a conversation deleted, meanwhile: each alone, told as `reply_request` does.
                 for i in together:
                     done[i] = _reply_write_in_savepoint(
                         conversation=conversations[i], known=ahead[i], request=requests[i], savepoint=True
@@ -1013,8 +1017,8 @@ def _send_prepare(*, conversation: Conversation, known: _ReadAhead, request: dic
     (its reply unset) are built from the history read ahead.
 
     Raises:
-        What `reply_request` raises for a send, but DuplicateSend for a key used by a message written already
-        (its insert, `_sends_write`, fails).
+        What `reply_request` raises for a send, but DuplicateSend for a send that passes its checks with a key
+        used already: its insert meets the key's unique constraint (`_sends_write`).
     """
     assert known.history is not None, "read ahead for a send written together (`_written_together`)"
     key = (request.get("idempotency_key") or "")[:64]
@@ -1052,13 +1056,14 @@ def _sends_write(prepared: dict[int, _PreparedSend]) -> dict[int, _Written]:
     """Write the sends `prepared` for a batch by their index in it, one statement per kind for them all.
 
     Their questions in one insert, their replies in another, and their conversations' activity times
-    and titles (`_conversation_asked`) in one prepared update: a batch of 32 sends ran 0.41 statements a
+    and titles (`_conversation_asked`) in a prepared update or two: a batch of 32 sends ran 0.41 statements a
     send instead of 7.25, each send's three writes in a savepoint having taken 44 % of its CPU
     (bench/README.md, the tenth round). Return what each request of them writes (`_reply_write`).
 
     Raises:
-        IntegrityError: a question's idempotency key was used meanwhile; nothing is written (call it in a
-            savepoint).
+        IntegrityError: a question's idempotency key was used meanwhile.
+        Conversation.DoesNotExist: a conversation was deleted meanwhile (PostgreSQL: read without a lock).
+        Either way, call it in a savepoint: what it wrote is to be undone.
     """
     sends = list(prepared.values())
     questions = Message.objects.bulk_create([send.question for send in sends])
@@ -1069,9 +1074,15 @@ def _sends_write(prepared: dict[int, _PreparedSend]) -> dict[int, _Written]:
         ]
     )
     now = timezone.now()
+    named: list[Conversation] = []  # Given their title now; a title already there is not written again, as
+    touched: list[Conversation] = []  # another tab may rename the chat meanwhile (PostgreSQL).
     for send in sends:
-        _conversation_asked(send.conversation, text=send.question.content, now=now)
-    rows_update(Conversation, ["updated_at", "title"], [(s.conversation.pk, now, s.conversation.title) for s in sends])
+        fields = _conversation_asked(send.conversation, text=send.question.content, now=now)
+        (named if "title" in fields else touched).append(send.conversation)
+    updated = rows_update(Conversation, ["updated_at", "title"], [(c.pk, now, c.title) for c in named])
+    updated += rows_update(Conversation, ["updated_at"], [(c.pk, now) for c in touched])
+    if updated != len(sends):
+        raise Conversation.DoesNotExist("A conversation was deleted while its send was written.")
     return {
         i: (send.conversation, replace(send.job, message=reply), [question, reply])
         for (i, send), question, reply in zip(prepared.items(), questions, replies, strict=True)

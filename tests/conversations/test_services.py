@@ -3,7 +3,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection
+from django.db import OperationalError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -327,8 +327,11 @@ def test_a_batch_of_sends_writes_its_questions_replies_and_conversations_in_one_
             [_send(chat.owner, chat, f"Line {i}\nmore", idempotency_key=f"k{i}") for i, chat in enumerate(chats)]
         )
     statements = [re.sub(r"^\d+ times: ", "", q["sql"]) for q in queries.captured_queries]  # executemany's log
-    writes = [sql.split(" (")[0].split(" SET")[0] for sql in statements if sql.startswith(("INSERT", "UPDATE"))]
-    assert writes == ['INSERT INTO "conversations_message"'] * 2 + ['UPDATE "conversations_conversation"']
+    writes = [sql.split(" (")[0].split(" WHERE")[0] for sql in statements if sql.startswith(("INSERT", "UPDATE"))]
+    assert writes == ['INSERT INTO "conversations_message"'] * 2 + [
+        'UPDATE "conversations_conversation" SET "updated_at" = %s, "title" = %s',  # the chats titled now
+        'UPDATE "conversations_conversation" SET "updated_at" = %s',  # a title already there is left alone
+    ]
     for i, (chat, outcome) in enumerate(zip(chats, outcomes, strict=True)):
         greeting, question, reply = chat.messages.order_by("created_at", "id")
         assert (question.parent_id, question.role, question.content, question.idempotency_key) == (
@@ -357,6 +360,72 @@ def test_a_resent_key_in_a_batch_is_a_duplicate_and_the_other_sends_are_written(
     assert isinstance(other, services.RequestedReply)
     assert list(mine.messages.values_list("content", flat=True)) == ["Hello! How can I help?", "One", "Done."]
     assert list(theirs.messages.values_list("content", flat=True)) == ["Hello! How can I help?", "Two", ""]
+
+
+def test_a_batch_mixing_sends_written_together_with_other_requests_keeps_each_outcome_in_its_place(
+    alice, bob, persona, django_user_model
+):
+    carol = django_user_model.objects.create_user("carol")
+    chats = {user.username: services.conversation_create(owner=user, persona=persona) for user in (alice, bob, carol)}
+    done = services.reply_request(user=bob, public_id=chats["bob"].public_id, action="send", text="Before")
+    services.reply_finish(message=done.job.message, content="Answered.", status="complete")
+    outcomes = services.replies_request(
+        [
+            _send(alice, chats["alice"], "A1"),  # alice asks twice: both at their turn, in savepoints
+            {**_send(bob, chats["bob"], ""), "action": "regenerate"},
+            _send(carol, chats["carol"], "C1"),  # written together
+            _send(alice, chats["alice"], "A2"),
+            _send(carol, chats["alice"], "Not hers"),
+        ]
+    )
+    assert [type(o).__name__ for o in outcomes] == [
+        "RequestedReply",
+        "RequestedReply",
+        "RequestedReply",
+        "ValidationError",
+        "DoesNotExist",
+    ]
+    assert outcomes[3].code == "streaming"
+    assert [o.job.message.conversation_id for o in outcomes[:3]] == [chats[n].pk for n in ("alice", "bob", "carol")]
+    assert "A1" in outcomes[0].changed["html"] and "C1" in outcomes[2].changed["html"]
+    assert list(chats["carol"].messages.values_list("content", "status")) == [
+        ("Hello! How can I help?", "complete"),
+        ("C1", "complete"),
+        ("", "streaming"),
+    ]
+
+
+def test_a_conversation_deleted_while_a_batch_is_written_fails_that_send_only(alice, bob, persona, monkeypatch):
+    mine, theirs = (services.conversation_create(owner=u, persona=persona) for u in (alice, bob))
+    prepare = services._send_prepare
+
+    def deleted_meanwhile(*, conversation, known, request):  # as another tab's delete commits (PostgreSQL)
+        prepared = prepare(conversation=conversation, known=known, request=request)
+        if conversation.pk == theirs.pk:
+            Conversation.objects.filter(pk=theirs.pk).delete()
+        return prepared
+
+    monkeypatch.setattr(services, "_send_prepare", deleted_meanwhile)
+    kept, lost = services.replies_request([_send(alice, mine, "Kept"), _send(bob, theirs, "Lost")])
+    connection.check_constraints()  # what a commit checks: no message of a deleted conversation
+    assert isinstance(kept, services.RequestedReply) and isinstance(lost, Exception)
+    assert list(mine.messages.values_list("content", flat=True)) == ["Hello! How can I help?", "Kept", ""]
+    assert not Message.objects.filter(content="Lost").exists()
+
+
+def test_a_database_error_checking_a_send_of_a_batch_fails_the_whole_batch(alice, bob, persona, monkeypatch):
+    mine, theirs = (services.conversation_create(owner=u, persona=persona) for u in (alice, bob))
+    check = services._reply_check
+
+    def broken(**kwargs):  # PostgreSQL's transaction is broken then, and what follows it would not be saved
+        if kwargs["conversation"].pk == theirs.pk:
+            raise OperationalError("canceling statement due to statement timeout")
+        return check(**kwargs)
+
+    monkeypatch.setattr(services, "_reply_check", broken)
+    with pytest.raises(OperationalError):
+        services.replies_request([_send(alice, mine, "One"), _send(bob, theirs, "Two")])
+    assert Message.objects.filter(role="user").count() == 0
 
 
 def test_a_send_too_long_for_its_model_in_a_batch_is_refused_with_nothing_written(alice, bob, make_persona):
