@@ -24,9 +24,9 @@ from django.utils.translation import gettext as _
 from accounts.selectors import Limits, custom_instructions_texts
 from attachments.models import Attachment
 from attachments.services import attachments_attach, attachments_copy
-from chatsite.rows import rows_update
 from conversations import events, fragments, quotas, rendering, selectors, upstream
 from conversations.models import Conversation, DailyUsage, Message, UnstoredReply
+from conversations.rows import rows_update
 from llm.tokens import count_tokens, counter_name
 from personas.models import ChatModel, Persona
 from personas.selectors import chat_model_list_for_persona

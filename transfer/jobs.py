@@ -67,10 +67,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from attachments.services import attachment_restore
-from chatsite.rows import rows_update
 from conversations import serving
 from conversations.models import Conversation, Message
 from conversations.organizing import folder_get_or_create
+from conversations.rows import rows_update
 from conversations.services import message_content_html, storable_text, title_from_text
 from personas.models import Persona
 from personas.selectors import persona_list_active
