@@ -1041,15 +1041,40 @@ def _send_prepare(*, conversation: Conversation, known: _ReadAhead, request: dic
         idempotency_key=key,
         asked_by=asker,
     )
-    _no_attachments_known(question)
-    job = upstream.reply_job_build(
+    job = _question_job(
         conversation=conversation,
         persona=persona,
         instructions=known.instructions,
-        message=None,
-        history=known.history.with_message(question),
+        history=known.history,
+        question=question,
     )
     return _PreparedSend(conversation=conversation, question=question, job=job)
+
+
+def _question_job(
+    *,
+    conversation: Conversation,
+    persona: Persona | None,
+    instructions: str | None,
+    history: selectors.UpstreamHistory,
+    question: Message,
+) -> upstream.ReplyJob:
+    """Return the job of the reply to `question`, a send without files, before that reply exists.
+
+    `history`: the conversation's, read before `question` (which may not be written yet); the job's message
+    is None, for the caller to set (`dataclasses.replace`) once the reply is written.
+
+    Raises:
+        ValidationError: the question alone does not fit the context window.
+    """
+    _no_attachments_known(question)
+    return upstream.reply_job_build(
+        conversation=conversation,
+        persona=persona,
+        instructions=instructions,
+        message=None,
+        history=history.with_message(question),
+    )
 
 
 def _sends_write(prepared: dict[int, _PreparedSend]) -> dict[int, _Written]:
@@ -1169,8 +1194,13 @@ def _reply_save(
 
     def question_written(question: Message) -> None:
         assert on_request is not None and history is not None  # for the type checker: given only then, read above
-        _no_attachments_known(question)
-        job = build(message=None, history=history.with_message(question))
+        job = _question_job(
+            conversation=conversation,
+            persona=persona,
+            instructions=known.instructions,
+            history=history,
+            question=question,
+        )
         on_request(job.config, job.request)
         opened.append(job)
 
