@@ -13,7 +13,7 @@ from django.db.models import prefetch_related_objects
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
-from conversations import quotas, rendering, selectors, upstream
+from conversations import bubbles, quotas, rendering, selectors, upstream
 from conversations.dom import message_body_dom_id
 from conversations.models import Conversation, Message
 
@@ -38,9 +38,7 @@ def _with_attachments(messages: list[Message]) -> None:
 def bubble_html(*, conversation: Conversation, message: Message, oob: bool = False) -> str:
     """Return one bubble; with `oob`, it replaces the bubble of the same id in the page."""
     with_versions(conversation=conversation, messages=[message])
-    return render_to_string(
-        "conversations/partials/message.html", {"message": message, "conversation": conversation, "oob": oob}
-    )
+    return bubbles.bubble_html(message, conversation, oob=oob)
 
 
 def message_list_html(*, conversation: Conversation) -> str:
@@ -78,8 +76,10 @@ def message_page_html(*, conversation: Conversation, page: selectors.MessagePage
 def messages_added_html(*, conversation: Conversation, messages: list[Message]) -> str:
     """Return `messages` (new, so without other versions) appended to `#messages`, with their attachments."""
     _with_attachments(messages)
-    return render_to_string(
-        "conversations/partials/messages_added.html", {"message_list": messages, "conversation": conversation}
+    return rendering.html_format(
+        '<div id="messages" hx-swap-oob="beforeend">{}</div>\n{}',
+        rendering.html_join(bubbles.bubble_html(message, conversation) for message in messages),
+        title_html(conversation_id=conversation.public_id, title=conversation.title),
     )
 
 

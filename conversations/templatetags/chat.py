@@ -1,6 +1,6 @@
 from django import template
 
-from conversations import dom, rendering
+from conversations import bubbles, dom, rendering
 
 register = template.Library()
 
@@ -13,3 +13,9 @@ def rendered(html: str):
 
 register.filter("message_dom_id", dom.message_dom_id)
 register.filter("message_body_dom_id", dom.message_body_dom_id)
+
+
+@register.simple_tag
+def bubble(message, conversation):
+    """Output the bubble of `message` in `conversation` (`bubbles.bubble_html`)."""
+    return bubbles.bubble_html(message, conversation)

@@ -263,6 +263,24 @@ def test_plain_text_of_payload_is_text_only(payload):
     assert html.unescape(markup) == payload
 
 
+@pytest.mark.parametrize("payload", CORPUS)
+def test_html_format_puts_a_payload_in_an_attribute_and_in_text_as_text_only(payload):
+    assert payload is not None, f"XSS corpus not found at {_corpus_path()}; set CHAT_FIXTURES_DIR"
+    markup = str(rendering.html_format('<p title="{}">{}</p>', payload, payload))
+    parsed = _parse(markup)
+    assert [(element.tag, element.attrs) for element in parsed.elements] == [("p", [("title", payload)])]
+    assert "".join(parsed.text) == payload
+
+
+def test_html_format_and_html_join_keep_what_is_marked_safe_and_escape_the_rest():
+    bold = rendering.html_format("<b>{}</b>", "<i>")
+    assert bold == "<b>&lt;i&gt;</b>"
+    assert rendering.html_format("<p>{}{}{}</p>", bold, "<i>", 3) == "<p><b>&lt;i&gt;</b>&lt;i&gt;3</p>"
+    assert rendering.html_join([bold, "\"'&", 3]) == "<b>&lt;i&gt;</b>&quot;&#x27;&amp;3"
+    assert hasattr(rendering.html_format("x"), "__html__")
+    assert hasattr(rendering.html_join([]), "__html__")
+
+
 # --- benign Markdown still renders ----------------------------------------
 
 
