@@ -102,9 +102,17 @@ def reply_final_html(
 
 
 def title_html(*, conversation_id: UUID, title: str) -> str:
-    """Return the conversation's title wherever the page shows it (heading and sidebar entry)."""
-    return render_to_string(
-        "conversations/partials/conversation_title.html", {"public_id": conversation_id, "title": title}
+    """Return the conversation's title wherever the page shows it (heading and sidebar entry), out of band.
+
+    Built in Python, as it goes with every send's bubbles (`messages_added_html`).
+    """
+    return rendering.html_format(
+        '<span id="conversation-{}-title" hx-swap-oob="true">{}</span>\n'
+        '<span id="conversation-{}-heading-title" hx-swap-oob="true">{}</span>',
+        conversation_id,
+        title,
+        conversation_id,
+        title,
     )
 
 

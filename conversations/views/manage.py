@@ -10,7 +10,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from conversations import selectors, services, sidebar
+from conversations import fragments, selectors, services, sidebar
 from conversations.models import Conversation
 from conversations.views.shortcuts import AuthenticatedHttpRequest, HtmxHttpRequest, get_owned_or_404, render_page
 
@@ -109,7 +109,12 @@ def _rename_form(request: AuthenticatedHttpRequest, context: dict, status: int =
 
 
 def _renamed(request: HtmxHttpRequest, conversation: Conversation, place: str) -> HttpResponse:
-    context = {"conversation": conversation, "place": place, "current_id": _current_id(request, conversation)}
+    context = {
+        "conversation": conversation,
+        "place": place,
+        "current_id": _current_id(request, conversation),
+        "title_html": fragments.title_html(conversation_id=conversation.public_id, title=conversation.title),
+    }
     return render(request, "conversations/partials/renamed.html", context)
 
 
