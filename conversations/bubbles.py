@@ -14,22 +14,24 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from attachments.models import Attachment
 from conversations.dom import message_body_dom_id, message_dom_id
 from conversations.models import Conversation, Message
-from conversations.rendering import html_format, html_join, stored_html
+from conversations.rendering import html_format, html_join, html_literal, stored_html
 
-_OOB = html_format(' hx-swap-oob="true"')
-_DISABLED = html_format("disabled")
-_FOOTER_START = html_format('\n    <footer class="message-footer">')
-_FOOTER_END = html_format("\n    </footer>")
-_END = html_format("\n  </div>\n</article>")
+_OOB = html_literal(' hx-swap-oob="true"')
+_DISABLED = html_literal("disabled")
+_FOOTER_START = html_literal('\n    <footer class="message-footer">')
+_FOOTER_END = html_literal("\n    </footer>")
+_END = html_literal("\n  </div>\n</article>")
 
 
-def bubble_html(message: Message, conversation: Conversation, *, oob: bool = False) -> SafeString:
+def render_bubble(message: Message, conversation: Conversation, *, oob: bool = False) -> SafeString:
     """Return the bubble of `message`, a message of `conversation`; with `oob`, it replaces the one of the same id.
 
-    message: with `versions` (`selectors.Versions` or None: `fragments.with_versions`); a user message with its
-        attachments prefetched, or they are read here (one query).
+    message: with `versions` (`selectors.Versions` or None), as `fragments.with_versions` sets them (and
+        `fragments.bubble_html` does, for one message); a user message with its attachments prefetched, or they
+        are read here (one query).
     """
     public_id = message.public_id
     parts = [
@@ -76,7 +78,7 @@ def _body_html(message: Message) -> SafeString:
     )
 
 
-def _attachments_html(attachments: list) -> SafeString:
+def _attachments_html(attachments: list[Attachment]) -> SafeString:
     """Return the list of a user message's files (`attachments.Attachment`), empty without any."""
     if not attachments:
         return html_join(())
@@ -117,6 +119,7 @@ def _attachments_html(attachments: list) -> SafeString:
 
 
 def _note_html(text: str) -> SafeString:
+    """Return a note under a message's text (stopped, cut off, filtered)."""
     return html_format('\n    <p class="message-note">{}</p>', text)
 
 

@@ -12,6 +12,7 @@ from uuid import UUID
 from django.db.models import prefetch_related_objects
 from django.template.loader import render_to_string
 from django.utils.html import escape
+from django.utils.safestring import SafeString
 
 from conversations import bubbles, quotas, rendering, selectors, upstream
 from conversations.dom import message_body_dom_id
@@ -38,7 +39,7 @@ def _with_attachments(messages: list[Message]) -> None:
 def bubble_html(*, conversation: Conversation, message: Message, oob: bool = False) -> str:
     """Return one bubble; with `oob`, it replaces the bubble of the same id in the page."""
     with_versions(conversation=conversation, messages=[message])
-    return bubbles.bubble_html(message, conversation, oob=oob)
+    return bubbles.render_bubble(message, conversation, oob=oob)
 
 
 def message_list_html(*, conversation: Conversation) -> str:
@@ -73,12 +74,12 @@ def message_page_html(*, conversation: Conversation, page: selectors.MessagePage
     )
 
 
-def messages_added_html(*, conversation: Conversation, messages: list[Message]) -> str:
+def messages_added_html(*, conversation: Conversation, messages: list[Message]) -> SafeString:
     """Return `messages` (new, so without other versions) appended to `#messages`, with their attachments."""
     _with_attachments(messages)
     return rendering.html_format(
         '<div id="messages" hx-swap-oob="beforeend">{}</div>\n{}',
-        rendering.html_join(bubbles.bubble_html(message, conversation) for message in messages),
+        rendering.html_join(bubbles.render_bubble(message, conversation) for message in messages),
         title_html(conversation_id=conversation.public_id, title=conversation.title),
     )
 
@@ -101,7 +102,7 @@ def reply_final_html(
     return bubble_html(conversation=conversation, message=message, oob=True) + status
 
 
-def title_html(*, conversation_id: UUID, title: str) -> str:
+def title_html(*, conversation_id: UUID, title: str) -> SafeString:
     """Return the conversation's title wherever the page shows it (heading and sidebar entry), out of band.
 
     Built in Python, as it goes with every send's bubbles (`messages_added_html`).

@@ -11,9 +11,10 @@ Three entry points, all returning ``SafeString``:
 - ``render_plain_text``: escape text, for deltas while a reply streams and
   for alerts. Line breaks are kept by CSS (``white-space: pre-wrap``).
 
-And two builders of the fragments the site writes in Python rather than in
+And the builders of the fragments the site writes in Python rather than in
 a template (a message's bubble, `bubbles.py`): ``html_format``, which
-escapes every value put into an HTML template, and ``html_join``.
+escapes every value put into an HTML template, ``html_join`` and
+``html_literal``.
 
 Safety comes in two layers:
 
@@ -45,10 +46,10 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from html import escape as escape_text
+from typing import cast
 
 import nh3
 from django.conf import settings
-from django.utils.html import escape
 from django.utils.safestring import SafeData, SafeString, mark_safe
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml, unescapeAll
@@ -287,7 +288,7 @@ def render_plain_text(text: str) -> SafeString:
         The escaped text; newlines are left as they are, for CSS
         (``white-space: pre-wrap``) to show.
     """
-    return escape(text)
+    return SafeString(escape_text(text))
 
 
 def html_format(template: str, *values: object) -> SafeString:
@@ -296,8 +297,14 @@ def html_format(template: str, *values: object) -> SafeString:
     What Django's ``format_html`` does, without the lazy-string wrappers it
     puts around each escape and ``mark_safe``: they took 60 % of a bubble's
     CPU (bench/README.md, the eleventh round). A value is escaped as
-    ``render_plain_text`` escapes.
+    ``render_plain_text`` escapes; unlike ``conditional_escape``, only a
+    ``SafeData`` value passes as it is (another with ``__html__`` is escaped).
+
+    Raises:
+        TypeError: no values (a literal is ``html_literal``'s, as Django 5.0 has ``format_html`` refuse it).
     """
+    if not values:
+        raise TypeError("html_format() needs values to put in its template; for markup alone, html_literal().")
     return SafeString(template.format(*(_escaped(value) for value in values)))
 
 
@@ -306,8 +313,14 @@ def html_join(parts: Iterable[object]) -> SafeString:
     return SafeString("".join(_escaped(part) for part in parts))
 
 
+def html_literal(markup: str) -> SafeString:
+    """Return `markup`, HTML written in the source (never data), as safe to output."""
+    return SafeString(markup)
+
+
 def _escaped(value: object) -> str:
-    return value if isinstance(value, SafeData) else escape_text(str(value))  # type: ignore[return-value]
+    """Return `value` escaped for HTML text and quoted attributes, or as it is when it is marked safe."""
+    return cast(str, value) if isinstance(value, SafeData) else escape_text(str(value))
 
 
 def sanitize_html(html: str) -> SafeString:

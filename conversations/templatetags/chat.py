@@ -17,5 +17,5 @@ register.filter("message_body_dom_id", dom.message_body_dom_id)
 
 @register.simple_tag
 def bubble(message, conversation):
-    """Output the bubble of `message` in `conversation` (`bubbles.bubble_html`)."""
-    return bubbles.bubble_html(message, conversation)
+    """Output the bubble of `message` in `conversation` (`bubbles.render_bubble`)."""
+    return bubbles.render_bubble(message, conversation)

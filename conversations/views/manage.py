@@ -109,12 +109,9 @@ def _rename_form(request: AuthenticatedHttpRequest, context: dict, status: int =
 
 
 def _renamed(request: HtmxHttpRequest, conversation: Conversation, place: str) -> HttpResponse:
-    context = {
-        "conversation": conversation,
-        "place": place,
-        "current_id": _current_id(request, conversation),
-        "title_html": fragments.title_html(conversation_id=conversation.public_id, title=conversation.title),
-    }
+    context = {"conversation": conversation, "place": place, "current_id": _current_id(request, conversation)}
+    if place == "header":  # The sidebar's entry shows its own title.
+        context["title_html"] = fragments.title_html(conversation_id=conversation.public_id, title=conversation.title)
     return render(request, "conversations/partials/renamed.html", context)
 
 

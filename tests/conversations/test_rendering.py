@@ -277,8 +277,11 @@ def test_html_format_and_html_join_keep_what_is_marked_safe_and_escape_the_rest(
     assert bold == "<b>&lt;i&gt;</b>"
     assert rendering.html_format("<p>{}{}{}</p>", bold, "<i>", 3) == "<p><b>&lt;i&gt;</b>&lt;i&gt;3</p>"
     assert rendering.html_join([bold, "\"'&", 3]) == "<b>&lt;i&gt;</b>&quot;&#x27;&amp;3"
-    assert hasattr(rendering.html_format("x"), "__html__")
     assert hasattr(rendering.html_join([]), "__html__")
+    assert rendering.html_literal("<hr>") == "<hr>"
+    assert hasattr(rendering.html_literal("<hr>"), "__html__")
+    with pytest.raises(TypeError):
+        rendering.html_format("<p>{}</p>")  # A template without values is html_literal's, as Django refuses it.
 
 
 # --- benign Markdown still renders ----------------------------------------
