@@ -81,7 +81,7 @@ def _body_html(message: Message) -> SafeString:
 def _attachments_html(attachments: list[Attachment]) -> SafeString:
     """Return the list of a user message's files (`attachments.Attachment`), empty without any."""
     if not attachments:
-        return html_join(())
+        return html_literal("")
     items = []
     for attachment in attachments:
         file_url = reverse("attachments:attachment-file", args=[attachment.public_id])
@@ -207,15 +207,16 @@ def _figures(message: Message) -> SafeString:
     parts = []
     tokens = message.completion_tokens
     if tokens is not None:
-        counted = (
-            ngettext("about %(tokens)s token (estimated)", "about %(tokens)s tokens (estimated)", tokens)
-            if message.tokens_estimated
-            else ngettext("%(tokens)s token", "%(tokens)s tokens", tokens)
-        ) % {"tokens": tokens}
+        counted: str
         if message.tokens_estimated:
             counted = html_format(
-                '<span title="{}">{}</span>', _("The provider reported no usage: the site estimated it."), counted
+                '<span title="{}">{}</span>',
+                _("The provider reported no usage: the site estimated it."),
+                ngettext("about %(tokens)s token (estimated)", "about %(tokens)s tokens (estimated)", tokens)
+                % {"tokens": tokens},
             )
+        else:
+            counted = ngettext("%(tokens)s token", "%(tokens)s tokens", tokens) % {"tokens": tokens}
         parts.append(html_format(" · {}", counted))
     if message.ttft_ms is not None:
         parts.append(html_format(" · {}", _("first token %(ms)s ms") % {"ms": message.ttft_ms}))

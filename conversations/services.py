@@ -489,12 +489,12 @@ def _messages_broadcast(*, conversation: Conversation) -> None:
 
 def _messages_changed(*, conversation: Conversation, added: list[Message] | None = None) -> events.MessagesChanged:
     """Return the event showing the bubbles `added`, or else the whole shown conversation again."""
+    html: str
     if added is not None:
-        return {
-            "type": "messages.changed",
-            "html": fragments.messages_added_html(conversation=conversation, messages=added),
-        }
-    return {"type": "messages.changed", "html": fragments.message_list_html(conversation=conversation)}
+        html = fragments.messages_added_html(conversation=conversation, messages=added)
+    else:
+        html = fragments.message_list_html(conversation=conversation)
+    return {"type": "messages.changed", "html": html}
 
 
 def _last_current(conversation: Conversation) -> Message | None:
