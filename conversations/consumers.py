@@ -10,6 +10,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.utils import translation
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
@@ -201,6 +202,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
                         "attachments": attachments or [],
                         "on_request": early.open,
                     },
+                    translation.get_language(),
                 )
             )
         except _SignedOut:
@@ -412,25 +414,34 @@ class _SignedOut(Exception):
 
 
 def _requests_if_signed_in(
-    asked: list[tuple[SignInCheck, dict]],
+    asked: list[tuple[SignInCheck, dict, str]],
 ) -> list[services.RequestedReply | Exception]:
     """Check each sign-in (`SignInCheck`), then `services.replies_request` for those still signed in, in one hop.
 
     `asked`: (the socket's sign-in check, `reply_request`'s keyword
-    arguments) of each send queued meanwhile (`_request_if_signed_in`). A send
-    waits for the ORM thread anyway: a second hop for the check, on other
-    threads, had a class's sends all check first and contend for the
-    interpreter while the first requests waited (bench/load.py).
+    arguments, the language of its page) of each send queued meanwhile
+    (`_request_if_signed_in`). A send waits for the ORM thread anyway: a
+    second hop for the check, on other threads, had a class's sends all check
+    first and contend for the interpreter while the first requests waited
+    (bench/load.py). The sends of each language are requested together in
+    it, so that every bubble and refusal is in the language of the page it
+    goes to (in arrival order within a language; the hop runs in the context
+    of whichever send started it).
 
     Returns, for each: the requested reply, `_SignedOut` (logged out, password
     changed or deactivated since the socket opened; nothing saved), or what
     `services.reply_request` raises.
     """
-    signed_in = [sign_in.signed_in() for sign_in, _request in asked]
-    requested = iter(
-        services.replies_request([request for (_, request), ok in zip(asked, signed_in, strict=True) if ok])
-    )
-    return [next(requested) if ok else _SignedOut() for ok in signed_in]
+    signed_in = [sign_in.signed_in() for sign_in, _request, _language in asked]
+    outcomes: list[services.RequestedReply | Exception] = [_SignedOut() for _ in asked]
+    for language in dict.fromkeys(language for _sign_in, _request, language in asked):
+        requested = [i for i, (_, _, other) in enumerate(asked) if other == language and signed_in[i]]
+        if not requested:
+            continue
+        with translation.override(language):
+            for i, outcome in zip(requested, services.replies_request([asked[i][1] for i in requested]), strict=True):
+                outcomes[i] = outcome
+    return outcomes
 
 
 # The most sends one hop takes: a send early in a batch waits for the batch's commit; 32 against 16: bench/README.md
@@ -457,5 +468,5 @@ async def _replies_handed_over(outcomes: Sequence[services.RequestedReply | Exce
     )
 
 
-# `await _request_if_signed_in((sign_in, request))`: a send's request, with the others queued meanwhile.
+# `await _request_if_signed_in((sign_in, request, language))`: a send's request, with the others queued meanwhile.
 _request_if_signed_in = HopBatcher(_requests_if_signed_in, max_size=SEND_BATCH_MAX, settle=_replies_handed_over)

@@ -11,6 +11,7 @@ from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
 
 import llm
+from accounts.models import Preference
 from conversations import coalescing, consumers, generation, services, titles
 from conversations.models import Conversation, Message
 from tests.conftest import streamed_requests
@@ -204,6 +205,43 @@ async def test_sends_that_come_while_a_send_is_saved_are_saved_together_in_one_h
     for i, chat in enumerate(chats):
         question = await Message.objects.filter(conversation=chat, role="user").aget()
         assert question.content == f"q{i}"
+
+
+async def test_sends_saved_together_are_each_shown_and_refused_in_their_own_page_language(
+    alice, bob, make_persona, open_socket, monkeypatch, settings
+):
+    """A hop of a class's sends renders each one's bubbles and refusals in the language of the page it came from."""
+    first_hop, release = threading.Event(), threading.Event()
+    save = services.replies_request
+
+    def held(requests):
+        if not first_hop.is_set():
+            first_hop.set()
+            assert release.wait(5)
+        return save(requests)
+
+    monkeypatch.setattr(services, "replies_request", held)
+    settings.CHAT_MAX_MESSAGE_CHARS = 10
+    await Preference.objects.acreate(user=bob, language="zh-hans")
+    owners = [alice, alice, bob, bob]
+    chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
+    sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
+    await sockets[0].send("q0")
+    await async_wait_until(first_hop.is_set, timeout_s=5, message="the first send's hop did not start")
+    await sockets[1].send("q1")
+    await sockets[2].send("q2")
+    await sockets[3].send("far too long for the limit")
+    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
+    await async_wait_until(lambda: len(queue.waiting) == 3, timeout_s=5, message="the sends did not queue")
+    release.set()
+    english = "".join(await sockets[1].receive_until('data-role="user"'))
+    chinese = "".join(await sockets[2].receive_until('data-role="user"'))
+    assert ">Edit</button>" in english and "编辑" not in english
+    assert ">编辑</button>" in chinese and ">Edit</button>" not in chinese
+    refusal = "".join(await sockets[3].receive_until("composer-alert"))
+    assert "上限为 10" in refusal, refusal
+    for socket in sockets[:3]:
+        await socket.receive_final("complete")
 
 
 async def test_the_next_hop_waits_until_the_replies_of_the_last_one_have_handed_their_requests_over(
