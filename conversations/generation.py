@@ -35,6 +35,7 @@ from django.utils import translation
 
 import llm
 from conversations import coalescing, events, fragments, services, titles
+from conversations.batching import HopBatcher
 from conversations.models import Message
 from conversations.upstream import ReplyJob
 
@@ -350,7 +351,7 @@ class ReplyGenerator:
             if chars == saved_chars and loop.time() - saved_at < settings.CHAT_HEARTBEAT_S:
                 continue
             try:
-                await database_sync_to_async(_checkpoint)(job=self.job, content=self.deltas.text)
+                await _checkpoint_hop((self.job, self.deltas.text))
             except Exception:  # A failed checkpoint must not end the reply; the final write still comes.
                 logger.warning("Checkpoint of reply %s failed", self.message_id, exc_info=True)
             saved_chars, saved_at = chars, loop.time()
@@ -476,12 +477,23 @@ def _store(*, job: ReplyJob, **fields) -> tuple[Message, str]:
     return message, fragments.reply_final_html(conversation=message.conversation, message=message, history=history)
 
 
-def _checkpoint(*, job: ReplyJob, content: str) -> None:
-    """Save a stored reply's text so far with its heartbeat; for one not stored, the heartbeat alone."""
-    if job.message is not None:
-        services.reply_checkpoint(message=job.message, content=content)
-    elif job.unstored is not None:
-        services.reply_unstored_heartbeat(reply=job.unstored)
+def _checkpoints_write(checkpoints: list[tuple[ReplyJob, str]]) -> list[None]:
+    """Save stored replies' text so far with their heartbeat, in one statement; for those not stored, the heartbeat.
+
+    checkpoints: (a streaming reply's job, its text so far) of each reply checking in meanwhile (`_checkpoint_hop`).
+    """
+    services.replies_checkpoint(
+        checkpoints=[(job.message, text) for job, text in checkpoints if job.message is not None]
+    )
+    for job, _text in checkpoints:
+        if job.message is None and job.unstored is not None:
+            services.reply_unstored_heartbeat(reply=job.unstored)
+    return [None] * len(checkpoints)
+
+
+# `await _checkpoint_hop((job, text))`: a reply's checkpoint, with those of the replies checking in meanwhile. The
+# replies a class started together check in together, every CHAT_CHECKPOINT_S: one statement for them all.
+_checkpoint_hop = HopBatcher(_checkpoints_write, max_size=500)
 
 
 def _store_usage(*, job: ReplyJob, end: ReplyEnd, content: str) -> ReplyEnd:

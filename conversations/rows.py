@@ -8,14 +8,20 @@ transaction, and a quarter of the CPU of a class's batch of sends
 ORM prepares them.
 """
 
+from collections.abc import Mapping
+
 from django.db import connection
 from django.db.models import Field, Model
 
 
-def rows_update(model: type[Model], field_names: list[str], rows: list[tuple]) -> int:
+def rows_update(
+    model: type[Model], field_names: list[str], rows: list[tuple], *, where: Mapping[str, object] | None = None
+) -> int:
     """Set `field_names` of many rows of `model`: `rows` are (pk, value, ...) in the order of the names.
 
-    Return how many rows were updated: fewer than `rows` when some are gone.
+    where: {field name: value} each row must also have to be updated (`WHERE pk = %s AND ...`), e.g. a status.
+
+    Return how many rows were updated: fewer than `rows` when some are gone or do not match `where`.
 
     Raises:
         ValueError: a name is not a field with a column of its own (the far end of a relation).
@@ -24,12 +30,15 @@ def rows_update(model: type[Model], field_names: list[str], rows: list[tuple]) -
     if not rows:
         return 0
     targets = [_concrete_field(model, name) for name in field_names]
+    conditions = [(_concrete_field(model, name), value) for name, value in (where or {}).items()]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(column)} = %s" for column, _field in targets)
-    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s"
+    matches = "".join(f" AND {quote(column)} = %s" for (column, _field), _value in conditions)
+    sql = f"UPDATE {quote(model._meta.db_table)} SET {assignments} WHERE {quote(model._meta.pk.column)} = %s{matches}"
+    matched = [field.get_db_prep_value(value, connection) for (_column, field), value in conditions]
     params = [
         [field.get_db_prep_value(value, connection) for (_column, field), value in zip(targets, values, strict=True)]
-        + [pk]
+        + [pk, *matched]
         for pk, *values in rows
     ]
     with connection.cursor() as cursor:

@@ -653,13 +653,16 @@ def conversation_set_archived(*, conversation: Conversation, archived: bool) -> 
     return conversation
 
 
-def reply_checkpoint(*, message: Message, content: str) -> bool:
-    """Save a streaming reply's text so far and its heartbeat (one write); False once it is no longer streaming."""
-    return bool(
-        Message.objects.filter(pk=message.pk, status=Message.Status.STREAMING).update(
-            content=storable_text(content), heartbeat_at=timezone.now()
-        )
-    )
+def replies_checkpoint(*, checkpoints: Sequence[tuple[Message, str]]) -> None:
+    """Save streaming replies' text so far and their heartbeat: `checkpoints` are (reply, text), one statement for all.
+
+    A reply that is no longer streaming (finished, stopped or marked interrupted meanwhile) is left as it is.
+    The replies streaming in a process check in together (`generation._checkpoint_hop`): one write
+    instead of one each.
+    """
+    now = timezone.now()
+    rows = [(message.pk, storable_text(content), now) for message, content in checkpoints]
+    rows_update(Message, ["content", "heartbeat_at"], rows, where={"status": Message.Status.STREAMING})
 
 
 def replies_streaming_live(*, conversation: Conversation) -> list[Message]:

@@ -136,19 +136,27 @@ async def replies_ended(grace_s: float = 5) -> None:
 
 @pytest.fixture
 def write_counter():
-    """Record every INSERT/UPDATE/DELETE run on any thread's connection as (sql, params)."""
+    """Record every INSERT/UPDATE/DELETE run on any thread's connection as (sql, params); many rows at once, once."""
     from django.db.backends.utils import CursorWrapper
 
     writes: list[tuple[str, tuple]] = []
-    original = CursorWrapper.execute
+    original, original_many = CursorWrapper.execute, CursorWrapper.executemany
 
-    def execute(self, sql, params=None):
+    def record(sql, params) -> None:
         if sql.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
             writes.append((sql.lstrip(), tuple(params or ())))
+
+    def execute(self, sql, params=None):
+        record(sql, params)
         return original(self, sql, params)
 
-    CursorWrapper.execute = execute
+    def executemany(self, sql, param_list):
+        param_list = list(param_list)
+        record(sql, param_list)
+        return original_many(self, sql, param_list)
+
+    CursorWrapper.execute, CursorWrapper.executemany = execute, executemany
     try:
         yield writes
     finally:
-        CursorWrapper.execute = original
+        CursorWrapper.execute, CursorWrapper.executemany = original, original_many

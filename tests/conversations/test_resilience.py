@@ -1,14 +1,17 @@
 """Generation that survives: checkpoints, heartbeats, interrupted replies, resync on reconnect, signed-out sockets."""
 
+import asyncio
 import json
+import threading
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.sessions.backends.db import SessionStore
 from django.utils import timezone
 
-from conversations import services
+from conversations import generation, services
 from conversations.models import Message
 from tests.sockets import start_chat, wait_for_reply
 from tests.waiting import async_wait_until
@@ -40,6 +43,44 @@ async def test_a_slow_reply_is_checkpointed_while_it_streams(alice, make_persona
     checkpoints = [sql for sql, params in write_counter if sql.startswith("UPDATE") and "heartbeat_at" in sql]
     # One per interval, not one per delta: 40 deltas over ~1.6 s at 0.3 s.
     assert 2 <= len(checkpoints) <= 8, len(checkpoints)
+
+
+async def test_replies_checking_in_during_a_checkpoint_write_are_written_together_next(alice, persona, monkeypatch):
+    """A class's replies check in at once, every CHAT_CHECKPOINT_S: one statement for those that queued meanwhile."""
+    written: list[list[str]] = []
+    first_write, release = threading.Event(), threading.Event()
+    save = services.replies_checkpoint
+
+    def recorded(*, checkpoints):
+        written.append([text for _reply, text in checkpoints])
+        if len(written) == 1:
+            first_write.set()
+            assert release.wait(5)
+        save(checkpoints=checkpoints)
+
+    monkeypatch.setattr(services, "replies_checkpoint", recorded)
+    replies = [
+        (await sync_to_async(services.message_send)(conversation=conversation, text="q")).assistant_message
+        for conversation in [await sync_to_async(services.conversation_create)(owner=alice, persona=persona)] * 1
+        + [await sync_to_async(services.conversation_create)(owner=alice, persona=persona) for _ in range(2)]
+    ]
+    unstored = await sync_to_async(services.reply_unstored_start)(user=alice)
+    beat = unstored.heartbeat_at
+    jobs = [SimpleNamespace(message=reply, unstored=None) for reply in replies]
+    hop = generation._checkpoint_hop
+    checking = [asyncio.create_task(hop((jobs[0], "first")))]
+    await async_wait_until(first_write.is_set, timeout_s=5, message="the first checkpoint was not written")
+    checking += [asyncio.create_task(hop((job, f"text {i}"))) for i, job in enumerate(jobs[1:], start=1)]
+    checking.append(asyncio.create_task(hop((SimpleNamespace(message=None, unstored=unstored), ""))))
+    queue = hop._queues[asyncio.get_running_loop()]
+    await async_wait_until(lambda: len(queue.waiting) == 3, timeout_s=5, message="the checkpoints did not queue")
+    release.set()
+    await asyncio.gather(*checking)
+    assert written == [["first"], ["text 1", "text 2"]]
+    saved = {m.pk: m.content async for m in Message.objects.filter(pk__in=[r.pk for r in replies])}
+    assert [saved[r.pk] for r in replies] == ["first", "text 1", "text 2"]
+    await unstored.arefresh_from_db()
+    assert unstored.heartbeat_at > beat
 
 
 async def test_a_stalled_model_still_beats(alice, make_persona, open_socket, settings):

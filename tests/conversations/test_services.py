@@ -1,5 +1,5 @@
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -235,12 +235,35 @@ def test_a_reply_whose_asker_was_deleted_while_it_streamed_is_stored_and_charged
     assert not DailyUsage.objects.exists()
 
 
+def test_the_checkpoints_of_many_replies_are_one_statement_and_spare_a_reply_no_longer_streaming(alice, bob, persona):
+    """The replies streaming in a process check in together (`generation._checkpoint_hop`): one write for all."""
+    replies = [
+        services.message_send(
+            conversation=services.conversation_create(owner=owner, persona=persona), text="q"
+        ).assistant_message
+        for owner in (alice, bob, alice)
+    ]
+    services.reply_finish(message=replies[2], content="Done.", status="complete")
+    beats = dict(Message.objects.filter(pk__in=[r.pk for r in replies]).values_list("pk", "heartbeat_at"))
+    with CaptureQueriesContext(connection) as queries:
+        services.replies_checkpoint(checkpoints=[(reply, f"so far {i}") for i, reply in enumerate(replies)])
+    assert len(queries.captured_queries) == 1
+    saved = {m.pk: m for m in Message.objects.filter(pk__in=[r.pk for r in replies])}
+    assert [saved[r.pk].content for r in replies] == ["so far 0", "so far 1", "Done."]
+    assert [saved[r.pk].status for r in replies] == ["streaming", "streaming", "complete"]
+    assert [saved[r.pk].heartbeat_at > (beats[r.pk] or datetime.min.replace(tzinfo=UTC)) for r in replies] == [
+        True,
+        True,
+        False,
+    ]
+
+
 def test_nul_characters_never_reach_the_database(conversation):
     # PostgreSQL text cannot hold U+0000 (SQLite can): both store U+FFFD instead.
     text = services.message_text_clean(text="java\x00script")
     assert text == "java\ufffdscript"
     sent = services.message_send(conversation=conversation, text=text)
-    services.reply_checkpoint(message=sent.assistant_message, content="half\x00")
+    services.replies_checkpoint(checkpoints=[(sent.assistant_message, "half\x00")])
     reply = services.reply_finish(message=sent.assistant_message, content="out\x00put", status="complete")
     reply.refresh_from_db()
     assert reply.content == "out\ufffdput"
