@@ -13,19 +13,15 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import (
-    BigIntegerField,
     Case,
-    DateTimeField,
-    F,
     IntegerField,
     Q,
     QuerySet,
     Value,
     When,
-    Window,
     prefetch_related_objects,
 )
-from django.db.models.functions import RowNumber
+from django.db.models.query import RawQuerySet
 from django.utils import timezone
 
 from conversations.models import Conversation, DailyUsage, Folder, Message, UnstoredReply, Versions
@@ -91,7 +87,7 @@ def folder_get_for_user(*, user: User, public_id: UUID | str) -> Folder:
         raise Folder.DoesNotExist from None
 
 
-def conversation_organized_for_user(*, user: User, per_group: int) -> QuerySet[Conversation]:
+def conversation_organized_for_user(*, user: User, per_group: int) -> "RawQuerySet[Conversation]":
     """Return at most `per_group` of `user`'s pinned conversations and as many of each folder's, all unarchived.
 
     Pinned first (newest pin first), then each folder's unpinned ones, newest
@@ -100,19 +96,34 @@ def conversation_organized_for_user(*, user: User, per_group: int) -> QuerySet[C
     from `conversation_pinned_for_user` and `conversation_list_for_user(folder=...)`,
     in the same orders). Walks the partial index `conversation_organized`;
     the cap is a window function (ROW_NUMBER per group: the pins, then each folder).
+    Each has `public_id`, `title`, `archived`, `updated_at`, `pinned_at` and `folder_id`.
+    In SQL: the ORM took 4.7 ms to build the statement (the SQL itself runs in 0.1 ms), on
+    every page with the sidebar (bench/README.md, the twelfth round).
     """
-    group = Case(When(pinned_at__isnull=False, then=Value(0)), default=F("folder_id"), output_field=BigIntegerField())
-    # Pins by pin time, filed ones by activity; the public id breaks ties, as the pages' keysets do.
-    activity_if_unpinned = Case(When(pinned_at__isnull=True, then=F("updated_at")), output_field=DateTimeField())
-    order = [F("pinned_at").desc(nulls_last=True), activity_if_unpinned.desc(), F("public_id").desc()]
-    return (
-        Conversation.objects.filter(owner=user, archived=False)
-        .filter(Q(pinned_at__isnull=False) | Q(folder__isnull=False))
-        .annotate(group_rank=Window(RowNumber(), partition_by=[group], order_by=order))
-        .filter(group_rank__lte=max(per_group, 1))
-        .only("public_id", "title", "archived", "updated_at", "pinned_at", "folder_id")
-        .order_by(*order)
+    return Conversation.objects.raw(_ORGANIZED_SQL, [user.pk, max(per_group, 1)])
+
+
+_CONVERSATION_COLUMNS = {f.name: connection.ops.quote_name(f.column) for f in Conversation._meta.concrete_fields}
+# Pins by pin time, filed ones by activity; the public id breaks ties, as the pages' keysets do.
+_ORGANIZED_ORDER = (
+    f"{_CONVERSATION_COLUMNS['pinned_at']} DESC NULLS LAST, "
+    f"CASE WHEN {_CONVERSATION_COLUMNS['pinned_at']} IS NULL THEN {_CONVERSATION_COLUMNS['updated_at']} END DESC, "
+    f"{_CONVERSATION_COLUMNS['public_id']} DESC"
+)
+# A user's pinned and filed conversations (their id, how many of each group), the first of each group by ROW_NUMBER.
+_ORGANIZED_SQL = (
+    "SELECT * FROM (SELECT "
+    + ", ".join(
+        _CONVERSATION_COLUMNS[name]
+        for name in ("id", "public_id", "title", "archived", "updated_at", "pinned_at", "folder")
     )
+    + f", ROW_NUMBER() OVER (PARTITION BY CASE WHEN {_CONVERSATION_COLUMNS['pinned_at']} IS NOT NULL THEN 0 "
+    f"ELSE {_CONVERSATION_COLUMNS['folder']} END ORDER BY {_ORGANIZED_ORDER}) AS group_rank "
+    f"FROM {connection.ops.quote_name(Conversation._meta.db_table)} "
+    f"WHERE {_CONVERSATION_COLUMNS['owner']} = %s AND NOT {_CONVERSATION_COLUMNS['archived']} "
+    f"AND ({_CONVERSATION_COLUMNS['pinned_at']} IS NOT NULL OR {_CONVERSATION_COLUMNS['folder']} IS NOT NULL)"
+    f") AS organized WHERE group_rank <= %s ORDER BY {_ORGANIZED_ORDER}"
+)
 
 
 def conversation_pinned_for_user(
