@@ -72,16 +72,19 @@ def _setup(conversations: int, messages: int):
     big = services.conversation_create(owner=user, persona=persona)
     Conversation.objects.filter(pk=big.pk).update(title="A long conversation", updated_at=now + timedelta(seconds=1))
     reply_html = rendering.render_markdown(REPLY)
+    texts = [f"Question {i}: how do I compute a mean?" if i % 2 == 0 else REPLY for i in range(messages)]
     rows = Message.objects.bulk_create(
         [
             Message(
                 conversation=big,
                 role="user" if i % 2 == 0 else "assistant",
-                content=f"Question {i}: how do I compute a mean?" if i % 2 == 0 else REPLY,
+                content=text,
                 content_html="" if i % 2 == 0 else reply_html,
                 model_id="" if i % 2 == 0 else "bench-model",
+                # What each message costs in a prompt, as the site stores it when it saves one.
+                **services.content_tokens(text, model_id=model.model_id),
             )
-            for i in range(messages)
+            for i, text in enumerate(texts)
         ],
         batch_size=500,
     )
