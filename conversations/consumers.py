@@ -425,22 +425,29 @@ def _requests_if_signed_in(
     first and contend for the interpreter while the first requests waited
     (bench/load.py). The sends of each language are requested together in
     it, so that every bubble and refusal is in the language of the page it
-    goes to (in arrival order within a language; the hop runs in the context
-    of whichever send started it).
+    goes to (the hop runs in the context of whichever send started it): in
+    arrival order within a language, each language in a transaction of its
+    own, whose failure is its sends' alone. With several languages in a hop
+    none opens its upstream request early: only a send alone in its hop does
+    (`services.replies_request`).
 
     Returns, for each: the requested reply, `_SignedOut` (logged out, password
     changed or deactivated since the socket opened; nothing saved), or what
-    `services.reply_request` raises.
+    `services.reply_request` raises (or `services.replies_request`, for all of its language).
     """
     signed_in = [sign_in.signed_in() for sign_in, _request, _language in asked]
     outcomes: list[services.RequestedReply | Exception] = [_SignedOut() for _ in asked]
-    for language in dict.fromkeys(language for _sign_in, _request, language in asked):
+    languages = dict.fromkeys(language for (_, _, language), ok in zip(asked, signed_in, strict=True) if ok)
+    for language in languages:
         requested = [i for i, (_, _, other) in enumerate(asked) if other == language and signed_in[i]]
-        if not requested:
-            continue
-        with translation.override(language):
-            for i, outcome in zip(requested, services.replies_request([asked[i][1] for i in requested]), strict=True):
-                outcomes[i] = outcome
+        requests = [asked[i][1] if len(languages) == 1 else {**asked[i][1], "on_request": None} for i in requested]
+        try:
+            with translation.override(language):
+                done: Sequence[services.RequestedReply | Exception] = services.replies_request(requests)
+        except Exception as exc:  # That language's transaction; the others' stand.
+            done = [exc] * len(requested)
+        for i, outcome in zip(requested, done, strict=True):
+            outcomes[i] = outcome
     return outcomes
 
 

@@ -2,9 +2,9 @@
 
 Built in Python rather than by a template, as a message's bubble is
 (`bubbles.py`): a page with the sidebar shows up to SIDEBAR_PAGE_SIZE dated
-entries plus the pinned and filed ones, and the template, with its three URL
-reversals per entry, took about a third of the server time of a conversation
-page (bench/README.md, the twelfth round). Every value is escaped
+entries plus the pinned and filed ones, and the template, with its three or
+four URL reversals per entry, took about a quarter of the server time of a
+conversation page (bench/README.md, the twelfth round). Every value is escaped
 (`rendering.html_format`). Templates put entries in place with the
 `conversation_rows`, `conversation_entries` and `conversation_entry` tags
 (`templatetags/chat.py`).
@@ -28,7 +28,7 @@ class _Urls:
     """The URLs of one list's conversations: each view's reversed once, then filled in with each public id.
 
     Django's `reverse` costs tens of microseconds a call and an entry needs
-    two or three. `<uuid:public_id>` writes a UUID as `str(uuid)`
+    three or four. `<uuid:public_id>` writes a UUID as `str(uuid)`
     (`django.urls.converters.UUIDConverter.to_url`), so putting a
     conversation's id where the placeholder's was gives what `reverse` would.
     """

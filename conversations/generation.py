@@ -482,12 +482,12 @@ def _checkpoints_write(checkpoints: list[tuple[ReplyJob, str]]) -> list[None]:
 
     checkpoints: (a streaming reply's job, its text so far) of each reply checking in meanwhile (`_checkpoint_hop`).
     """
-    services.replies_checkpoint(
-        checkpoints=[(job.message, text) for job, text in checkpoints if job.message is not None]
-    )
     for job, _text in checkpoints:
         if job.message is None and job.unstored is not None:
             services.reply_unstored_heartbeat(reply=job.unstored)
+    services.replies_checkpoint(
+        checkpoints=[(job.message, text) for job, text in checkpoints if job.message is not None]
+    )
     return [None] * len(checkpoints)
 
 

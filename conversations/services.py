@@ -347,7 +347,7 @@ def reply_unstored_start(*, user: User) -> UnstoredReply:
 
 
 def reply_unstored_heartbeat(*, reply: UnstoredReply) -> None:
-    """Record that the worker generating `reply` is alive (one write), as `reply_checkpoint` does for a stored one."""
+    """Record that the worker generating `reply` is alive (one write), as `replies_checkpoint` does for stored ones."""
     UnstoredReply.objects.filter(pk=reply.pk).update(heartbeat_at=timezone.now())
 
 
@@ -662,7 +662,8 @@ def replies_checkpoint(*, checkpoints: Sequence[tuple[Message, str]]) -> None:
     """
     now = timezone.now()
     rows = [(message.pk, storable_text(content), now) for message, content in checkpoints]
-    rows_update(Message, ["content", "heartbeat_at"], rows, where={"status": Message.Status.STREAMING})
+    with transaction.atomic():  # One commit: in autocommit, SQLite would commit each row of the statement.
+        rows_update(Message, ["content", "heartbeat_at"], rows, where={"status": Message.Status.STREAMING})
 
 
 def replies_streaming_live(*, conversation: Conversation) -> list[Message]:

@@ -9,6 +9,8 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
+from django.db import OperationalError
+from django.utils import translation
 
 import llm
 from accounts.models import Preference
@@ -242,6 +244,43 @@ async def test_sends_saved_together_are_each_shown_and_refused_in_their_own_page
     assert "上限为 10" in refusal, refusal
     for socket in sockets[:3]:
         await socket.receive_final("complete")
+
+
+async def test_a_failed_transaction_of_one_language_in_a_hop_leaves_the_other_languages_sends_saved(
+    alice, bob, make_persona, open_socket, monkeypatch
+):
+    """Each language's sends of a hop are a transaction of their own: one failing fails its sends only."""
+    first_hop, release = threading.Event(), threading.Event()
+    save = services.replies_request
+    calls: list[tuple[list[str], bool]] = []
+
+    def failing_in_chinese(requests):
+        calls.append(([r["text"] for r in requests], any(r.get("on_request") for r in requests)))
+        if not first_hop.is_set():
+            first_hop.set()
+            assert release.wait(5)
+        if translation.get_language() == "zh-hans":
+            raise OperationalError("database is locked")
+        return save(requests)
+
+    monkeypatch.setattr(services, "replies_request", failing_in_chinese)
+    await Preference.objects.acreate(user=bob, language="zh-hans")
+    owners = [alice, bob, alice]
+    chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
+    sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
+    await sockets[0].send("q0")
+    await async_wait_until(first_hop.is_set, timeout_s=5, message="the first send's hop did not start")
+    await sockets[1].send("q1")
+    await sockets[2].send("q2")
+    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
+    await async_wait_until(lambda: len(queue.waiting) == 2, timeout_s=5, message="the sends did not queue")
+    release.set()
+    await sockets[0].receive_final("complete")
+    await sockets[2].receive_final("complete")
+    # A hop of several languages opens no request early: only a send alone in its hop does.
+    assert calls == [(["q0"], True), (["q1"], False), (["q2"], False)]
+    questions = await sync_to_async(list)(Message.objects.filter(role="user").values_list("content", flat=True))
+    assert sorted(questions) == ["q0", "q2"]
 
 
 async def test_the_next_hop_waits_until_the_replies_of_the_last_one_have_handed_their_requests_over(

@@ -9,6 +9,7 @@ Django's `reverse` gives, under a script prefix too (entries fill in one
 reversal per view, `entries._Urls`).
 """
 
+import re
 import uuid
 
 import pytest
@@ -160,3 +161,32 @@ def test_an_entry_speaks_the_language_of_the_page():
         assert [e.get("title") for e in elements if e.get("class") == "item-action item-rename"] == [rename]
         assert _texts(markup, "link-button") == [unarchive]
         assert _texts(markup, "item-action danger") == [delete]
+
+
+@pytest.mark.django_db
+def test_the_archive_page_posts_each_unarchive_form_with_the_requests_csrf_token(client, alice, conversation):
+    Conversation.objects.filter(pk=conversation.pk).update(archived=True)
+    client.force_login(alice)
+    page = client.get(reverse("conversations:conversation-archived-list")).content.decode()
+    entry = page[page.index(f'<div id="archived-{conversation.public_id}"') :]
+    entry = entry[: entry.index("</div>")]
+    tokens = [e.get("value") for e in _parse(entry).elements if e.get("name") == "csrfmiddlewaretoken"]
+    assert len(tokens) == 1 and len(tokens[0] or "") == 64  # A masked token (django.middleware.csrf).
+
+
+@pytest.mark.django_db
+def test_a_renamed_entry_is_marked_current_only_on_the_page_of_its_conversation(client, alice, conversation):
+    client.force_login(alice)
+    rename = reverse("conversations:conversation-rename", args=[conversation.public_id])
+    entry_class = re.compile(rf'id="conversation-{conversation.public_id}" class="([^"]*)"')
+    for page_url, expected in (
+        (conversation.get_absolute_url(), "conversation-item current"),
+        ("/", "conversation-item"),
+    ):
+        answer = client.post(
+            rename,
+            {"title": "Renamed", "place": "sidebar"},
+            HTTP_HX_REQUEST="true",
+            HTTP_HX_CURRENT_URL=f"http://testserver{page_url}",
+        ).content.decode()
+        assert entry_class.findall(answer) == [expected]
