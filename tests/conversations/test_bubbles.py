@@ -81,14 +81,20 @@ def _texts(markup: str, wanted: str) -> list[str]:
     return parser.texts
 
 
+def own_elements(markup: str, allowed: dict[str, set[str]]) -> list:
+    """Return the elements of `markup` after checking each is in `allowed` ({tag: attributes}), attributes and all."""
+    elements = _parse(markup).elements
+    for element in elements:
+        assert element.tag in allowed, f"<{element.tag}> in {markup!r}"
+        names = [name for name, _value in element.attrs]
+        assert set(names) <= allowed[element.tag], f"{names} on <{element.tag}> in {markup!r}"
+    return elements
+
+
 def _checked(markup: str) -> list:
     """Return the elements of `markup`, a bubble, after checking each is the bubble's own, attributes and all."""
-    elements = _parse(markup).elements
+    elements = own_elements(markup, BUBBLE_ATTRIBUTES)
     assert elements[0].tag == "article"
-    for element in elements:
-        assert element.tag in BUBBLE_ATTRIBUTES, f"<{element.tag}> in {markup!r}"
-        names = [name for name, _value in element.attrs]
-        assert set(names) <= BUBBLE_ATTRIBUTES[element.tag], f"{names} on <{element.tag}> in {markup!r}"
     return elements
 
 

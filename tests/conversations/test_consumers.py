@@ -209,12 +209,12 @@ async def test_sends_that_come_while_a_send_is_saved_are_saved_together_in_one_h
         assert question.content == f"q{i}"
 
 
-async def test_sends_saved_together_are_each_shown_and_refused_in_their_own_page_language(
-    alice, bob, make_persona, open_socket, monkeypatch, settings
-):
-    """A hop of a class's sends renders each one's bubbles and refusals in the language of the page it came from."""
+def _first_hop_held(monkeypatch, save) -> tuple[threading.Event, threading.Event]:
+    """Make `services.replies_request` run `save`, its first hop held until released; return (first hop, release).
+
+    The sends that come while the first hop is held queue, and go together in the next.
+    """
     first_hop, release = threading.Event(), threading.Event()
-    save = services.replies_request
 
     def held(requests):
         if not first_hop.is_set():
@@ -223,6 +223,14 @@ async def test_sends_saved_together_are_each_shown_and_refused_in_their_own_page
         return save(requests)
 
     monkeypatch.setattr(services, "replies_request", held)
+    return first_hop, release
+
+
+async def test_sends_saved_together_are_each_shown_and_refused_in_their_own_page_language(
+    alice, bob, make_persona, open_socket, monkeypatch, settings
+):
+    """A hop of a class's sends renders each one's bubbles and refusals in the language of the page it came from."""
+    first_hop, release = _first_hop_held(monkeypatch, services.replies_request)
     settings.CHAT_MAX_MESSAGE_CHARS = 10
     await Preference.objects.acreate(user=bob, language="zh-hans")
     owners = [alice, alice, bob, bob]
@@ -250,20 +258,16 @@ async def test_a_failed_transaction_of_one_language_in_a_hop_leaves_the_other_la
     alice, bob, make_persona, open_socket, monkeypatch
 ):
     """Each language's sends of a hop are a transaction of their own: one failing fails its sends only."""
-    first_hop, release = threading.Event(), threading.Event()
     save = services.replies_request
     calls: list[tuple[list[str], bool]] = []
 
     def failing_in_chinese(requests):
         calls.append(([r["text"] for r in requests], any(r.get("on_request") for r in requests)))
-        if not first_hop.is_set():
-            first_hop.set()
-            assert release.wait(5)
         if translation.get_language() == "zh-hans":
             raise OperationalError("database is locked")
         return save(requests)
 
-    monkeypatch.setattr(services, "replies_request", failing_in_chinese)
+    first_hop, release = _first_hop_held(monkeypatch, failing_in_chinese)
     await Preference.objects.acreate(user=bob, language="zh-hans")
     owners = [alice, bob, alice]
     chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]

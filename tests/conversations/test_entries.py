@@ -19,7 +19,7 @@ from django.utils import translation
 from conversations import entries
 from conversations.models import Conversation
 from conversations.sidebar import Row
-from tests.conversations.test_bubbles import _texts
+from tests.conversations.test_bubbles import _texts, own_elements
 from tests.conversations.test_rendering import CORPUS, _corpus_path, _parse
 
 # The entries' own elements and attributes; anything else came from a payload.
@@ -34,16 +34,6 @@ ENTRY_ATTRIBUTES = {
 }
 
 
-def _checked(markup: str) -> list:
-    """Return the elements of `markup`, entries, after checking each is an entry's own, attributes and all."""
-    elements = _parse(markup).elements
-    for element in elements:
-        assert element.tag in ENTRY_ATTRIBUTES, f"<{element.tag}> in {markup!r}"
-        names = [name for name, _value in element.attrs]
-        assert set(names) <= ENTRY_ATTRIBUTES[element.tag], f"{names} on <{element.tag}> in {markup!r}"
-    return elements
-
-
 @pytest.mark.parametrize("payload", CORPUS)
 def test_a_payload_in_a_title_stays_text_in_every_list(payload):
     assert payload is not None, f"XSS corpus not found at {_corpus_path()}; set CHAT_FIXTURES_DIR"
@@ -55,7 +45,7 @@ def test_a_payload_in_a_title_stays_text_in_every_list(payload):
         (entries.render_rows([Row(archived, "")], current_id=None, csrf_token="token"), archived),
     ]
     for markup, conversation in shown:
-        elements = _checked(markup)
+        elements = own_elements(markup, ENTRY_ATTRIBUTES)
         assert [e.get("id") for e in elements if e.tag == "span"] == [f"conversation-{conversation.public_id}-title"]
         assert _texts(markup, "conversation-link") == [payload]
 
