@@ -310,6 +310,8 @@ def test_the_worker_takes_up_waiting_and_orphaned_jobs_oldest_first_one_at_a_tim
     worker = import_jobs.import_worker_start()  # as when the process starts: nobody created these jobs here
     assert worker.daemon and import_jobs.import_worker_start() is worker  # one worker per process
     wait_until(lambda: ImportJob.objects.filter(status="done").count() == 3, timeout_s=60, message="jobs not done")
+    # The last job is marked done inside import_job_process, just before its "end" is recorded.
+    wait_until(lambda: len(events) == 6, timeout_s=10, message="the last job's end not recorded")
 
     order = [orphaned.pk, *(job.pk for job in waiting)]
     assert events == [(step, pk) for pk in order for step in ("start", "end")]
