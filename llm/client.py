@@ -180,23 +180,36 @@ async def stream_chat(
             stream_options={"include_usage": True},
             **params,
         ) as response:  # Closes the HTTP response on stop (cancellation) or error.
-            async for data in sse_data(response.iter_bytes()):
-                if loop.time() > deadline:
-                    raise TimeoutError
-                if data.startswith("[DONE]"):
+            # Each async generator between the socket and this loop costs every chunk a resumption
+            # (bench/README.md, the thirteenth round): the HTTP response's raw bytes unless they are
+            # content-encoded (the SDK's `iter_bytes` wraps `aiter_bytes`, which wraps `aiter_raw` to
+            # decode them), and a decoder called in this loop rather than a generator around the body.
+            http_response = response.http_response
+            encoded = http_response.headers.get("content-encoding", "identity") != "identity"
+            bodies = http_response.aiter_bytes() if encoded else http_response.aiter_raw()
+            events = SSEDecoder()
+            while True:
+                body = await anext(bodies, None)
+                for data in events.feed(body) if body is not None else events.end():
+                    if loop.time() > deadline:
+                        raise TimeoutError
+                    if data.startswith("[DONE]"):
+                        body = None
+                        break
+                    chunk = _chunk(data, response.http_request)
+                    usage = _chunk_usage(chunk) or usage
+                    model = chunk.get("model") or model
+                    for choice in chunk.get("choices") or ():
+                        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                            continue
+                        text = _delta_text(choice.get("delta"))
+                        if text:
+                            started = True
+                            yield Delta(text)
+                        if choice.get("finish_reason"):
+                            finish_reason = str(choice["finish_reason"])
+                if body is None:
                     break
-                chunk = _chunk(data, response.http_request)
-                usage = _chunk_usage(chunk) or usage
-                model = chunk.get("model") or model
-                for choice in chunk.get("choices") or ():
-                    if not isinstance(choice, Mapping) or choice.get("index", 0) != 0:
-                        continue
-                    text = _delta_text(choice.get("delta"))
-                    if text:
-                        started = True
-                        yield Delta(text)
-                    if choice.get("finish_reason"):
-                        finish_reason = str(choice["finish_reason"])
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
         raise map_error(exc, config=config, model=request.model, started=started) from exc
     finally:
@@ -214,8 +227,8 @@ async def stream_chat(
     )
 
 
-async def sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[str]:
-    """Yield the data of each server-sent event in `body` (the response body's chunks, UTF-8).
+class SSEDecoder:
+    """Split a response body, fed chunk by chunk (UTF-8 bytes), into the data of its server-sent events.
 
     The event stream format of the WHATWG HTML standard, "Server-sent
     events" §9.2.6: lines end at CRLF, LF or CR, and only there (httpx's
@@ -225,28 +238,47 @@ async def sse_data(body: AsyncIterator[bytes]) -> AsyncIterator[str]:
     other fields are ignored. An event cut off by the end of the body (no
     blank line after it) is not dispatched, as the standard says and the
     openai SDK does.
+
+    A plain object, not an async generator over the body: the caller's loop
+    over the body calls it, which spares every chunk a generator's resumption.
     """
-    data: list[str] = []
-    pending = b""
-    ended = False
-    while not ended:
-        chunk = await anext(body, None)
-        ended = chunk is None
-        buffer = pending + (chunk or b"")
-        # A CR closing the buffer may be half of a CRLF split across chunks: it waits for the next one,
-        # except at the end of the body, where it ends its line.
-        held = b"\r" if buffer.endswith(b"\r") and not ended else b""
-        lines = _LINE_END.split(buffer[: len(buffer) - len(held)])
-        pending = lines.pop() + held
-        for raw in lines:
-            line = raw.decode("utf-8", errors="replace")
+
+    def __init__(self) -> None:
+        self._data: list[str] = []
+        self._pending = b""  # The start of a line whose end has not come yet.
+
+    def feed(self, chunk: bytes) -> list[str]:
+        """Return the data of the events that `chunk` completes, oldest first."""
+        buffer = self._pending + chunk if self._pending else chunk
+        if b"\r" in buffer:
+            # A CR closing the buffer may be half of a CRLF split across chunks: it waits for the next one.
+            held = b"\r" if buffer.endswith(b"\r") else b""
+            lines = _LINE_END.split(buffer[: len(buffer) - len(held)])
+            self._pending = lines.pop() + held
+        else:  # Most bodies: LF only, split without the expression.
+            lines = buffer.split(b"\n")
+            self._pending = lines.pop()
+        return self._events(lines)
+
+    def end(self) -> list[str]:
+        """Return the data of the events that the end of the body completes: a CR closing it ends its line."""
+        lines = _LINE_END.split(self._pending)
+        self._pending = b""
+        lines.pop()  # A line the body ended inside is dropped.
+        return self._events(lines)
+
+    def _events(self, lines: list[bytes]) -> list[str]:
+        events = []
+        data = self._data
+        for line in lines:
             if not line:
                 if data:
-                    yield "\n".join(data)
-                    data = []
-            elif line.startswith("data:"):
-                value = line[5:]
-                data.append(value[1:] if value.startswith(" ") else value)
+                    events.append("\n".join(data))
+                    data.clear()
+            elif line.startswith(b"data:"):
+                # ASCII up to here: the value decodes as the whole line would.
+                data.append(line[6 if line.startswith(b"data: ") else 5 :].decode("utf-8", errors="replace"))
+        return events
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -264,11 +296,11 @@ def _chunk(data: str, http_request: httpx2.Request) -> Mapping[str, Any]:
         chunk = json.loads(data)
     except ValueError:
         chunk = None
-    if not isinstance(chunk, Mapping):
+    if not isinstance(chunk, dict):
         raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
     error = chunk.get("error")
     if error:
-        message = error.get("message") if isinstance(error, Mapping) else None
+        message = error.get("message") if isinstance(error, dict) else None
         raise openai.APIError(
             message if isinstance(message, str) and message else "An error occurred during streaming",
             request=http_request,
@@ -325,13 +357,13 @@ def _model_label(model: Any) -> str:
 
 def _delta_text(delta: object) -> str:
     """Return the visible text of a delta or message object: content (a string or text parts) and refusal."""
-    if not isinstance(delta, Mapping):
+    if not isinstance(delta, dict):
         return ""  # Azure sends chunks without a delta.
     content = delta.get("content")
     if isinstance(content, list):
         # Mistral's Magistral sends [{"type": "thinking", ...}, {"type": "text", "text": ...}].
         content = "".join(
-            part.get("text", "") for part in content if isinstance(part, Mapping) and part.get("type") == "text"
+            part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"
         )
     refusal = delta.get("refusal")
     return (content if isinstance(content, str) else "") + (refusal if isinstance(refusal, str) else "")
@@ -340,10 +372,10 @@ def _delta_text(delta: object) -> str:
 def _chunk_usage(chunk: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """Return the usage a chunk carries; later usages replace earlier ones (never summed)."""
     usage = chunk.get("usage")
-    if isinstance(usage, Mapping):
+    if isinstance(usage, dict):
         return usage
     x_groq = chunk.get("x_groq")
-    if isinstance(x_groq, Mapping) and isinstance(x_groq.get("usage"), Mapping):
+    if isinstance(x_groq, dict) and isinstance(x_groq.get("usage"), dict):
         return x_groq["usage"]
     return None
 

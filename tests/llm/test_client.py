@@ -1,24 +1,21 @@
 """`llm.client`: the event stream reader, and the requests' messages (against the fake upstream)."""
 
-import asyncio
+import gzip
 
 import openai.resources.chat.completions.completions as sdk_completions
 import pytest
+from aiohttp import web
 
 import llm
 from llm import client as llm_client
-from llm.client import sse_data
+from llm.client import SSEDecoder
+from tests.fakes.loopback import LoopbackServer
+from tests.fakes.openai_server import fixtures_dir
 
 
 def events(*chunks: bytes) -> list[str]:
-    async def read() -> list[str]:
-        async def body():
-            for chunk in chunks:
-                yield chunk
-
-        return [data async for data in sse_data(body())]
-
-    return asyncio.run(read())
+    decoder = SSEDecoder()
+    return [data for chunk in chunks for data in decoder.feed(chunk)] + decoder.end()
 
 
 def test_each_event_ends_at_a_blank_line():
@@ -43,6 +40,7 @@ def test_lines_end_at_crlf_lf_or_cr_wherever_the_chunks_split():
     assert events(body) == ["a", "b", "c"]
     assert events(*(body[i : i + 1] for i in range(len(body)))) == ["a", "b", "c"]  # A CRLF split in two.
     assert events(b"data: a\r", b"\r") == ["a"]  # A CR at the very end ends its line.
+    assert events(b"data: a\n\ndata: b", b"\r\rdata: c\n", b"\n") == ["a", "b", "c"]  # LF only, then CRs.
 
 
 def test_unicode_line_separators_inside_the_json_do_not_split_it():
@@ -54,6 +52,56 @@ def test_unicode_line_separators_inside_the_json_do_not_split_it():
 def test_a_character_split_across_chunks_arrives_whole():
     body = "data: 你好\n\n".encode()
     assert events(body[:8], body[8:]) == ["你好"]
+
+
+class _FixedBody(LoopbackServer):
+    """Answers every chat completion with `body`, as one event stream, with `headers` besides."""
+
+    def __init__(self, body: bytes, headers: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.body = body
+        self.headers = headers or {}
+
+    def make_app(self) -> web.Application:
+        async def answer(_request: web.Request) -> web.Response:
+            return web.Response(body=self.body, content_type="text/event-stream", headers=self.headers)
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", answer)
+        return app
+
+
+async def test_a_stream_that_ends_without_done_is_read_to_its_end_a_closing_cr_ending_its_last_line():
+    # A real OpenAI stream without its `data: [DONE]`, its lines ended by CRs: the usage event,
+    # the last, is complete only once the body ends (its second CR could have been half a CRLF).
+    recorded = (fixtures_dir() / "openai_stream_basic_usage.sse").read_bytes()
+    body = recorded.replace(b"data: [DONE]\n\n", b"").replace(b"\n", b"\r")
+    with _FixedBody(body) as server:
+        config = llm.UpstreamConfig(base_url=server.url("/v1"), api_key="k")
+        request = llm.ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "Weather?"}])
+        streamed = [event async for event in llm.stream_chat(config, request)]
+
+    assert "".join(e.text for e in streamed if isinstance(e, llm.Delta)) == (
+        "I'm unable to provide real-time weather updates. To get the current weather in San Francisco,"
+        " I recommend checking a reliable weather website or a weather app."
+    )
+    assert streamed[-1] == llm.Finish(
+        finish_reason="stop", model="gpt-4o-2024-08-06", prompt_tokens=14, completion_tokens=30
+    )
+
+
+async def test_a_compressed_stream_is_decompressed():
+    # The body is read raw (one generator fewer a chunk) only when it is not content-encoded.
+    recorded = (fixtures_dir() / "openai_stream_refusal.sse").read_bytes()
+    with _FixedBody(gzip.compress(recorded), {"Content-Encoding": "gzip"}) as server:
+        config = llm.UpstreamConfig(base_url=server.url("/v1"), api_key="k")
+        request = llm.ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+        streamed = [event async for event in llm.stream_chat(config, request)]
+    with _FixedBody(recorded) as server:
+        config = llm.UpstreamConfig(base_url=server.url("/v1"), api_key="k")
+        plain = [event async for event in llm.stream_chat(config, request)]
+
+    assert streamed == plain and len(plain) > 2 and isinstance(plain[-1], llm.Finish)
 
 
 async def test_the_messages_reach_the_upstream_as_given_without_the_sdks_walk_over_them(upstream, monkeypatch):
