@@ -1,0 +1,114 @@
+"""Measure the CPU of reading streamed replies: `llm.stream_chat` against the openai SDK's own chunk objects.
+
+N streams at once, in this process, from the fake upstream in a process of
+its own (`tests/fakes/openai_server.py`), paced like gpt-4o's deltas
+(`long:230+delay:16`: 230 content chunks, 16 ms apart; no wait for the
+headers, which costs no CPU). Each round reads the N streams through
+`llm.stream_chat` (the site's reader: the SDK sends the request, the site
+decodes the events) and, alternating, through the SDK's typed stream
+(`chat.completions.create(stream=True)`, a pydantic object per chunk) on
+the same HTTP client, the baseline; every stream's text is checked against
+the upstream's. Prints the CPU time of this process per stream, median and
+range over `--rounds`, and the ratio of the medians. Asserts nothing.
+Usage (from the repository root):
+
+    .venv/bin/python bench/stream_read.py [--streams 50] [--rounds 6] [--model long:230+delay:16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+
+from bench.environment import bench_site
+
+
+async def _site(config, model: str) -> str:
+    import llm
+
+    request = llm.ChatRequest(model=model, messages=[{"role": "user", "content": "Hi"}])
+    return "".join([event.text async for event in llm.stream_chat(config, request) if isinstance(event, llm.Delta)])
+
+
+async def _sdk(config, model: str) -> str:
+    from llm import client as llm_client
+
+    stream = await llm_client._client(config).chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Hi"}], stream=True
+    )
+    texts = []
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            texts.append(chunk.choices[0].delta.content)
+    return "".join(texts)
+
+
+async def _rounds(base_url: str, args: argparse.Namespace) -> dict[str, list[float]]:
+    """Return the CPU ms per stream of each round, per reader."""
+    import llm
+
+    config = llm.UpstreamConfig(base_url=base_url, api_key="bench")
+    expected = "".join(f"w{i} " for i in range(int(re.search(r"long:(\d+)", args.model).group(1))))
+    readers = {"llm.stream_chat": _site, "SDK chunk objects": _sdk}
+    cpu: dict[str, list[float]] = {name: [] for name in readers}
+    for read in readers.values():  # Warm: the connection pool, the SDK client, the imports.
+        assert await read(config, args.model) == expected
+    for _ in range(args.rounds):
+        for name, read in readers.items():
+            started = time.process_time()
+            texts = await asyncio.gather(*(read(config, args.model) for _ in range(args.streams)))
+            cpu[name].append((time.process_time() - started) * 1000 / args.streams)
+            assert texts == [expected] * args.streams, f"{name} read another text"
+    return cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=50, help="streams read at once (default 50)")
+    parser.add_argument("--rounds", type=int, default=6, help="rounds, each reader once a round (default 6)")
+    parser.add_argument("--model", default="long:230+delay:16", help="the fake's model string (long:N needed)")
+    args = parser.parse_args()
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    upstream = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port)],
+        cwd=BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,  # Its access log.
+    )
+    try:
+        with bench_site("chat-bench-read-"):
+            for _ in range(100):  # Until the fake listens.
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            cpu = asyncio.run(_rounds(f"http://127.0.0.1:{port}/v1", args))
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=10)
+
+    print(f"Reading {args.streams} streams at once, {args.model!r}, {args.rounds} rounds; CPU of this process a stream")
+    medians = {}
+    for name, figures in cpu.items():
+        medians[name] = statistics.median(figures)
+        print(f"  {name:18} median {medians[name]:6.2f} ms  (range {min(figures):.2f} to {max(figures):.2f})")
+    site, sdk = medians.values()
+    print(f"  llm.stream_chat / SDK chunk objects: {site / sdk:.2f}")
+
+
+if __name__ == "__main__":
+    main()
