@@ -164,7 +164,8 @@ async def stream_chat(
     usage: Mapping[str, Any] | None = None
     started = False
     loop = asyncio.get_running_loop()
-    # The read timeout bounds each wait for a chunk; the total bound is checked per chunk.
+    # The read timeout bounds each wait for a chunk; the total bound is checked as each chunk comes
+    # (a stream of keep-alive comments alone, which never completes an event, ends there too).
     deadline = loop.time() + config.total_timeout_s
     client = _client(config)
     _on_sending.set(on_sending)
@@ -190,9 +191,9 @@ async def stream_chat(
             events = SSEDecoder()
             while True:
                 body = await anext(bodies, None)
+                if loop.time() > deadline:
+                    raise TimeoutError
                 for data in events.feed(body) if body is not None else events.end():
-                    if loop.time() > deadline:
-                        raise TimeoutError
                     if data.startswith("[DONE]"):
                         body = None
                         break

@@ -1,5 +1,7 @@
 """`llm.client`: the event stream reader, and the requests' messages (against the fake upstream)."""
 
+import asyncio
+import contextlib
 import gzip
 
 import openai.resources.chat.completions.completions as sdk_completions
@@ -102,6 +104,38 @@ async def test_a_compressed_stream_is_decompressed():
         plain = [event async for event in llm.stream_chat(config, request)]
 
     assert streamed == plain and len(plain) > 2 and isinstance(plain[-1], llm.Finish)
+
+
+class _KeepAliveOnly(LoopbackServer):
+    """Answers every chat completion with a stream of keep-alive comments, one every 20 ms, that never ends."""
+
+    def make_app(self) -> web.Application:
+        async def answer(request: web.Request) -> web.StreamResponse:
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await response.prepare(request)
+            with contextlib.suppress(ConnectionResetError):
+                while True:
+                    await response.write(b": keep-alive\n\n")
+                    await asyncio.sleep(0.02)
+
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", answer)
+        return app
+
+
+async def test_a_stream_of_keep_alive_comments_alone_ends_at_the_total_timeout():
+    # No chunk completes an event and none waits past the read timeout: only the total bound ends it.
+    with _KeepAliveOnly() as server:
+        config = llm.UpstreamConfig(base_url=server.url("/v1"), api_key="k", read_timeout_s=5, total_timeout_s=0.3)
+        request = llm.ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+        with pytest.raises(llm.LLMError) as raised:
+            await asyncio.wait_for(_drained(llm.stream_chat(config, request)), timeout=10)
+    assert raised.value.kind == llm.ErrorKind.TIMEOUT
+    assert "longer than 0.3 s in all" in str(raised.value)
+
+
+async def _drained(stream) -> list:
+    return [event async for event in stream]
 
 
 async def test_the_messages_reach_the_upstream_as_given_without_the_sdks_walk_over_them(upstream, monkeypatch):
