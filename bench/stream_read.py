@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.environment import bench_site
+from tests.servers import free_port
 
 
 async def _site(config, model: str) -> str:
@@ -82,23 +82,17 @@ def main() -> None:
     parser.add_argument("--model", default="long:230+delay:16", help="the fake's model string (long:N needed)")
     args = parser.parse_args()
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     upstream = subprocess.Popen(
         [sys.executable, "-m", "tests.fakes.openai_server", "--port", str(port)],
         cwd=BASE_DIR,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # Its access log.
     )
+    assert upstream.stdout is not None
+    upstream.stdout.readline()  # "fake OpenAI server on ...": listening
     try:
         with bench_site("chat-bench-read-"):
-            for _ in range(100):  # Until the fake listens.
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.05)
             cpu = asyncio.run(_rounds(f"http://127.0.0.1:{port}/v1", args))
     finally:
         upstream.terminate()
