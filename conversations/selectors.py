@@ -389,20 +389,22 @@ def message_versions(*, conversation: Conversation, messages: list[Message]) -> 
     """Return the versions of each of `messages` (of `conversation`), keyed by message pk, in one query.
 
     Versions are siblings: the same parent and role (a regenerated reply, an edited question).
+    In SQL: the ORM took about 1 ms to build the statement, on every finished reply's bubble
+    (bench/README.md, the fourteenth round); SQLite runs it in 0.04.
     """
+    if not messages:
+        return {}
     parent_ids = {m.parent_id for m in messages}
-    same_parent = Q(parent_id__in=parent_ids - {None})
+    known = sorted(pid for pid in parent_ids if pid is not None)
+    same_parent = [f"{_MESSAGE_COLUMNS['parent']} IN ({', '.join(['%s'] * len(known))})"] if known else []
     if None in parent_ids:
-        same_parent |= Q(parent__isnull=True)
-    siblings = (
-        Message.objects.filter(conversation=conversation)
-        .filter(same_parent)
-        .order_by("created_at", "id")
-        .values_list("pk", "public_id", "parent_id", "role")
-    )
+        same_parent.append(f"{_MESSAGE_COLUMNS['parent']} IS NULL")
+    with connection.cursor() as cursor:
+        cursor.execute(_SIBLINGS_SQL.format(same_parent=" OR ".join(same_parent)), [conversation.pk, *known])
+        siblings = cursor.fetchall()
     groups: dict[tuple, list[tuple[int, UUID]]] = {}
     for pk, public_id, parent_id, role in siblings:
-        groups.setdefault((parent_id, role), []).append((pk, public_id))
+        groups.setdefault((parent_id, role), []).append((pk, _PUBLIC_ID.to_python(public_id)))
     versions = {}
     for message in messages:
         group = groups.get((message.parent_id, message.role), [])
@@ -417,6 +419,18 @@ def message_versions(*, conversation: Conversation, messages: list[Message]) -> 
             next=group[i + 1][1] if i + 1 < len(group) else None,
         )
     return versions
+
+
+# A conversation's messages under some parents (its id, the parents' ids), oldest first: `{same_parent}` is
+# filled with the parents' condition, `%s` placeholders. The public id as the database gives it (`_PUBLIC_ID`).
+_SIBLINGS_SQL = (
+    "SELECT "
+    + ", ".join(_MESSAGE_COLUMNS[name] for name in ("id", "public_id", "parent", "role"))
+    + f" FROM {connection.ops.quote_name(Message._meta.db_table)} "
+    f"WHERE {_MESSAGE_COLUMNS['conversation']} = %s AND ({{same_parent}}) "
+    f"ORDER BY {_MESSAGE_COLUMNS['created_at']}, {_MESSAGE_COLUMNS['id']}"
+)
+_PUBLIC_ID = Message._meta.get_field("public_id")
 
 
 def message_get_for_user(*, user: User, conversation: Conversation, public_id: UUID | str) -> Message:
