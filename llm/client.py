@@ -25,7 +25,7 @@ import httpx2
 import openai
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam, ChatCompletionUserMessageParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionUserMessageParam
 
 from llm.errors import ErrorKind, LLMError, map_error
 from llm.types import ChatRequest, Content, Delta, Finish, UpstreamConfig
@@ -318,7 +318,8 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
     """
     client = _client(config)
     try:
-        completion = await client.chat.completions.create(
+        # The raw body, read as JSON here, not the SDK's pydantic object: a new chat's title is one of these.
+        response = await client.chat.completions.with_raw_response.create(
             model=request.model,
             messages=[],
             extra_body=_messages_body(request.messages),
@@ -326,11 +327,16 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
         )
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
         raise map_error(exc, config=config, model=request.model, started=False) from exc
-    if not isinstance(completion, ChatCompletion):  # The SDK hands back the text of a body that is not JSON.
+    try:
+        completion = json.loads(response.content)
+    except ValueError:
+        completion = None
+    if not isinstance(completion, dict):
         raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
-    if not completion.choices:
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider's answer had no choices."))
-    return _delta_text(completion.choices[0].message.model_dump())
+    return _delta_text(choices[0].get("message"))
 
 
 async def list_models(config: UpstreamConfig) -> dict[str, str]:

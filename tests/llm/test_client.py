@@ -57,16 +57,19 @@ def test_a_character_split_across_chunks_arrives_whole():
 
 
 class _FixedBody(LoopbackServer):
-    """Answers every chat completion with `body`, as one event stream, with `headers` besides."""
+    """Answers every chat completion with `body`, an event stream unless `content_type` says, with `headers` besides."""
 
-    def __init__(self, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, body: bytes, headers: dict[str, str] | None = None, *, content_type: str = "text/event-stream"
+    ) -> None:
         super().__init__()
         self.body = body
         self.headers = headers or {}
+        self.content_type = content_type
 
     def make_app(self) -> web.Application:
         async def answer(_request: web.Request) -> web.Response:
-            return web.Response(body=self.body, content_type="text/event-stream", headers=self.headers)
+            return web.Response(body=self.body, content_type=self.content_type, headers=self.headers)
 
         app = web.Application()
         app.router.add_post("/v1/chat/completions", answer)
@@ -104,6 +107,33 @@ async def test_a_compressed_stream_is_decompressed():
         plain = [event async for event in llm.stream_chat(config, request)]
 
     assert streamed == plain and len(plain) > 2 and isinstance(plain[-1], llm.Finish)
+
+
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        (b'{"choices": [{"index": 0, "message": {"role": "assistant", "content": "A title"}}]}', "A title"),
+        (b'{"choices": [{"message": {"content": [{"type": "text", "text": "Parts"}]}}]}', "Parts"),
+        (b'{"choices": [{"message": {"content": null, "refusal": "No."}}]}', "No."),
+        (b'{"choices": [{"finish_reason": "stop"}]}', ""),
+        (b"<html>502 Bad Gateway</html>", "could not be read"),
+        (b"[1, 2]", "could not be read"),
+        (b'{"choices": []}', "had no choices"),
+        (b'{"choices": "none"}', "had no choices"),
+        (b'{"choices": [null]}', "had no choices"),
+    ],
+)
+async def test_a_completion_is_read_from_its_json_body(body, expected):
+    # Read as JSON, not as the SDK's pydantic object: any other body is a clear error, never a crash.
+    with _FixedBody(body, content_type="application/json") as server:
+        config = llm.UpstreamConfig(base_url=server.url("/v1"), api_key="k")
+        request = llm.ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], max_tokens=8)
+        try:
+            text = await llm.complete_once(config, request)
+        except llm.LLMError as exc:
+            assert exc.kind == llm.ErrorKind.BAD_RESPONSE and expected in str(exc)
+        else:
+            assert text == expected
 
 
 class _KeepAliveOnly(LoopbackServer):
