@@ -86,7 +86,7 @@ class DeltaCoalescer:
             self._timer.cancel()
             self._timer = None
         await self.flush()
-        if self._first is not None and not self._first.done():
+        if self._first is not None:
             await asyncio.wait([self._first])
         async with self._lock:  # The sends of earlier flushes, still under way, have ended.
             pass
@@ -100,12 +100,8 @@ class DeltaCoalescer:
         return self.seq, text
 
     async def _send_in_turn(self, seq: int, text: str) -> None:
-        first = self._first
-        # Its task may not have started yet: it still goes first. Once it is done, no wait: `asyncio.wait`
-        # on a done task still goes round the event loop, which cost every delta a turn of the loop
-        # (1.3 % of the replies' CPU at N = 50, bench/README.md, the fourteenth round).
-        if seq > 1 and first is not None and not first.done():
-            await asyncio.wait([first])
+        if seq > 1 and self._first is not None:  # Its task may not have started yet: it still goes first.
+            await asyncio.wait([self._first])
         async with self._lock:
             await self._send(seq, text)
 
