@@ -293,12 +293,7 @@ def _chunk(data: str, http_request: httpx2.Request) -> Mapping[str, Any]:
             (as the SDK raises it).
         LLMError: the event is not a JSON object (kind BAD_RESPONSE).
     """
-    try:
-        chunk = json.loads(data)
-    except ValueError:
-        chunk = None
-    if not isinstance(chunk, dict):
-        raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+    chunk = _json_object(data)
     error = chunk.get("error")
     if error:
         message = error.get("message") if isinstance(error, dict) else None
@@ -308,6 +303,21 @@ def _chunk(data: str, http_request: httpx2.Request) -> Mapping[str, Any]:
             body=error,
         )
     return chunk
+
+
+def _json_object(data: str | bytes) -> dict[str, Any]:
+    """Return `data` parsed as a JSON object.
+
+    Raises:
+        LLMError: it is not JSON, or not an object (kind BAD_RESPONSE).
+    """
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
+    return parsed
 
 
 async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
@@ -327,13 +337,7 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
         )
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
         raise map_error(exc, config=config, model=request.model, started=False) from exc
-    try:
-        completion = json.loads(response.content)
-    except ValueError:
-        completion = None
-    if not isinstance(completion, dict):
-        raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider sent a response that could not be read."))
-    choices = completion.get("choices")
+    choices = _json_object(response.content).get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise LLMError(ErrorKind.BAD_RESPONSE, _("The provider's answer had no choices."))
     return _delta_text(choices[0].get("message"))
