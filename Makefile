@@ -49,7 +49,7 @@ run: $(VENV)/.installed-runtime $(VAR_DIR)/secret_key
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 	$(PY) manage.py seed
-	exec $(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
+	exec $(PY) -m chatsite.serve -b $(HOST) -p $(PORT) chatsite.asgi:application
 
 # One shell for the whole recipe, so the trap stops the fake server however daphne ends
 # (background jobs of a non-interactive shell ignore Ctrl-C, hence the explicit kill).
@@ -65,7 +65,7 @@ demo: $(VENV)/.installed-test $(DEMO_VAR_DIR)/secret_key
 	$(PY) -m tests.fakes.openai_server --port $(DEMO_UPSTREAM_PORT) & upstream=$$!; \
 	trap 'kill $$upstream 2>/dev/null' EXIT; trap 'exit 130' INT TERM; \
 	echo "Demo on http://$(HOST):$(PORT)/ (fake upstream on port $(DEMO_UPSTREAM_PORT)); Ctrl-C stops both."; \
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
+	$(PY) -m chatsite.serve -b $(HOST) -p $(PORT) chatsite.asgi:application
 
 test: $(VENV)/.installed-test $(VENV)/.installed-client $(VAR_DIR)/secret_key
 	$(PY) -m pytest $(PYTEST_ARGS)

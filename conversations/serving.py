@@ -19,14 +19,18 @@ from pathlib import Path
 def serves_site(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> bool:
     """Return whether the process run as `argv` with `environ` serves the site (default: this process's own).
 
-    Serving means run as daphne (`daphne ...` or `python -m daphne ...`) or as
-    the process of `manage.py runserver` that serves (the autoreloader's
-    child, `RUN_MAIN=true`, or `--noreload`).
+    Serving means run as daphne (`python -m chatsite.serve ...`, `daphne ...`
+    or `python -m daphne ...`) or as the process of `manage.py runserver` that
+    serves (the autoreloader's child, `RUN_MAIN=true`, or `--noreload`).
     """
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ
     program = Path(argv[0]) if argv else Path()
-    daphne = program.name == "daphne" or (program.name == "__main__.py" and program.parent.name == "daphne")
+    daphne = (
+        program.name == "daphne"
+        or (program.name == "__main__.py" and program.parent.name == "daphne")
+        or (program.name == "serve.py" and program.parent.name == "chatsite")
+    )
     runserver = len(argv) > 1 and argv[1] == "runserver" and (environ.get("RUN_MAIN") == "true" or "--noreload" in argv)
     return daphne or runserver
 

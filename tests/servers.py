@@ -1,7 +1,8 @@
 """Run the site in real daphne processes, for tests and benchmarks that need a socket.
 
-`DaphneServer` starts `python -m daphne chatsite.asgi:application` on
-loopback with the database of the running test, so a test marked
+`DaphneServer` starts `python -m chatsite.serve chatsite.asgi:application`
+(daphne on uvloop, as `make run` serves the site) on loopback with the
+database of the running test, so a test marked
 `django_db(transaction=True)` (committed rows) and the server see the same
 data: the SQLite test database is a file (settings' `TEST NAME`), and for
 PostgreSQL the server connects to the test database pytest-django created.
@@ -192,7 +193,16 @@ class DaphneServer:
                 "w+", prefix="daphne-", suffix=".log", delete=False
             )
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "chatsite.asgi:application"],
+                [
+                    sys.executable,
+                    "-m",
+                    "chatsite.serve",
+                    "-b",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "chatsite.asgi:application",
+                ],
                 cwd=BASE_DIR,
                 env=env,
                 stdout=self._log_file,
