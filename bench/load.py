@@ -1,7 +1,8 @@
 """A class pressing Enter at once: N people each send one message at the same moment; what each of them sees.
 
-The site runs as `make run` serves it: daphne on a fresh SQLite database in a
-temporary CHAT_VAR_DIR, the in-memory channel layer, per-user limits lifted
+The site runs as `make run` serves it: daphne on uvloop (`python -m
+chatsite.serve`) on a fresh SQLite database in a temporary CHAT_VAR_DIR,
+the in-memory channel layer, per-user limits lifted
 (`bench/environment.py`); `--database-url` and `--redis` switch to
 PostgreSQL and channels-redis, `--workers 2` starts two daphne processes and
 gives each person one of them in turn. The upstream is the fake OpenAI server
