@@ -9,10 +9,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
-from conversations import serving
-
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Runs chatsite.serve as `python -m` does, with a stand-in for daphne's command line that imports
@@ -58,21 +54,3 @@ def test_it_refuses_to_start_when_daphne_made_its_loop_already():
     assert probe.returncode != 0
     assert "RuntimeError: daphne.server was imported before chatsite.serve" in probe.stderr
     assert probe.stdout == ""
-
-
-@pytest.mark.parametrize(
-    ("argv", "environ", "serves"),
-    [
-        (["/srv/chat/chatsite/serve.py", "-b", "0.0.0.0", "chatsite.asgi:application"], {}, True),
-        (["/srv/chat/.venv/bin/daphne", "chatsite.asgi:application"], {}, True),
-        (["/srv/chat/.venv/lib/python3.11/site-packages/daphne/__main__.py", "chatsite.asgi:application"], {}, True),
-        (["manage.py", "runserver"], {"RUN_MAIN": "true"}, True),
-        (["manage.py", "runserver", "--noreload"], {}, True),
-        (["manage.py", "runserver"], {}, False),  # The autoreloader's parent: its child serves.
-        (["/srv/chat/other/serve.py"], {}, False),
-        (["manage.py", "migrate"], {}, False),
-        (["/srv/chat/.venv/bin/pytest"], {}, False),
-    ],
-)
-def test_the_serving_process_is_told_by_its_command(argv, environ, serves):
-    assert serving.serves_site(argv, environ) is serves

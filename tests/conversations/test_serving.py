@@ -26,3 +26,21 @@ def test_frozen_start_up_objects_are_left_out_of_full_collections():
         assert len(gc.get_objects(generation=2)) < frozen
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "serves"),
+    [
+        (["/srv/chat/chatsite/serve.py", "-b", "0.0.0.0", "chatsite.asgi:application"], {}, True),
+        (["/srv/chat/.venv/bin/daphne", "chatsite.asgi:application"], {}, True),
+        (["/srv/chat/.venv/lib/python3.11/site-packages/daphne/__main__.py", "chatsite.asgi:application"], {}, True),
+        (["manage.py", "runserver"], {"RUN_MAIN": "true"}, True),
+        (["manage.py", "runserver", "--noreload"], {}, True),
+        (["manage.py", "runserver"], {}, False),  # The autoreloader's parent: its child serves.
+        (["/srv/chat/other/serve.py"], {}, False),
+        (["manage.py", "migrate"], {}, False),
+        (["/srv/chat/.venv/bin/pytest"], {}, False),
+    ],
+)
+def test_the_serving_process_is_told_by_its_command(argv, environ, serves):
+    assert serving.serves_site(argv, environ) is serves
