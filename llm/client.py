@@ -110,17 +110,31 @@ def _message_params(messages: list[dict[str, Any]]) -> list[ChatCompletionMessag
     return [_message_param(message["role"], message["content"]) for message in messages]
 
 
-def _messages_body(messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return the request's `messages` (see `_message_params`) for the SDK's `extra_body`, which it sends as is.
+def _completion_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+    """Return the JSON body of a Chat Completions create request for `request` (OpenAI API reference).
 
-    The SDK's `create(messages=...)` first walks every message against its
-    TypedDict annotations, to rename and reformat fields, and hands back these
-    messages unchanged (they are in the wire format already): 0.5 ms of the
-    event loop for 3 messages, 5.7 ms for 41, on every send and title
-    (bench/README.md). `create` is then called with `messages=[]`, which this
-    replaces (the SDK merges `extra_body` over the body it built).
+    Built here and sent through the SDK's `post`, not its `chat.completions.create`:
+    `create` walks all of its forty-odd parameters against their TypedDict
+    annotations (`async_maybe_transform`), to rename and reformat fields of a
+    body already in the wire format, and wraps the call for its streamed
+    response; with the messages' walk skipped too, that was still 0.6 of the
+    2.1 ms of CPU a stream cost to open and read (50 at once,
+    bench/README.md, the sixteenth round). Parameters left as None are not
+    sent: the provider's defaults apply. A stream asks for the usage chunk
+    (`stream_options.include_usage`).
+
+    Raises:
+        ValueError: a message has a role the site never sends, or content parts outside a user message.
     """
-    return {"messages": _message_params(messages)}
+    body: dict[str, Any] = {"model": request.model, "messages": _message_params(request.messages)}
+    for name in ("temperature", "top_p", "max_tokens"):
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    if stream:
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body
 
 
 def _message_param(role: str, content: Content) -> ChatCompletionMessageParam:
@@ -152,13 +166,6 @@ async def stream_chat(
         LLMError: for every upstream failure, before or during the stream; a
             stream that ends without a finish reason raises kind INCOMPLETE.
     """
-    params: dict[str, Any] = {}
-    if request.temperature is not None:
-        params["temperature"] = request.temperature
-    if request.top_p is not None:
-        params["top_p"] = request.top_p
-    if request.max_tokens is not None:
-        params["max_tokens"] = request.max_tokens
     finish_reason = ""
     model = request.model
     usage: Mapping[str, Any] | None = None
@@ -167,25 +174,20 @@ async def stream_chat(
     # The read timeout bounds each wait for a chunk; the total bound is checked as each chunk comes
     # (a stream of keep-alive comments alone, which never completes an event, ends there too).
     deadline = loop.time() + config.total_timeout_s
+    json_body = _completion_body(request, stream=True)
     client = _client(config)
     _on_sending.set(on_sending)
     try:
         # The raw event stream, not the SDK's chunk objects: building a pydantic model per chunk
         # was a third of the server's CPU under load (bench/load.py). The SDK still sends the
-        # request, applies the timeouts and raises its status errors.
-        async with client.chat.completions.with_streaming_response.create(
-            model=request.model,
-            messages=[],
-            extra_body=_messages_body(request.messages),
-            stream=True,
-            stream_options={"include_usage": True},
-            **params,
-        ) as response:  # Closes the HTTP response on stop (cancellation) or error.
+        # request, applies the timeouts and raises its status errors; with `httpx2.Response` to
+        # cast to, it hands back the response with its body unread.
+        http_response = await client.post("/chat/completions", cast_to=httpx2.Response, body=json_body, stream=True)
+        try:
             # Each async generator between the socket and this loop costs every chunk a resumption
             # (bench/README.md, the thirteenth round): the HTTP response's raw bytes unless they are
             # content-encoded (the SDK's `iter_bytes` wraps `aiter_bytes`, which wraps `aiter_raw` to
             # decode them), and a decoder called in this loop rather than a generator around the body.
-            http_response = response.http_response
             encoded = http_response.headers.get("content-encoding", "identity") != "identity"
             bodies = http_response.aiter_bytes() if encoded else http_response.aiter_raw()
             events = SSEDecoder()
@@ -197,7 +199,7 @@ async def stream_chat(
                     if data.startswith("[DONE]"):
                         body = None
                         break
-                    chunk = _chunk(data, response.http_request)
+                    chunk = _chunk(data, http_response.request)
                     usage = _chunk_usage(chunk) or usage
                     model = chunk.get("model") or model
                     for choice in chunk.get("choices") or ():
@@ -211,6 +213,8 @@ async def stream_chat(
                             finish_reason = str(choice["finish_reason"])
                 if body is None:
                     break
+        finally:  # On stop (cancellation) or error too.
+            await http_response.aclose()
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
         raise map_error(exc, config=config, model=request.model, started=started) from exc
     finally:
@@ -326,15 +330,11 @@ async def complete_once(config: UpstreamConfig, request: ChatRequest) -> str:
     Raises:
         LLMError: as `stream_chat`.
     """
+    json_body = _completion_body(request, stream=False)
     client = _client(config)
     try:
         # The raw body, read as JSON here, not the SDK's pydantic object: a new chat's title is one of these.
-        response = await client.chat.completions.with_raw_response.create(
-            model=request.model,
-            messages=[],
-            extra_body=_messages_body(request.messages),
-            max_tokens=request.max_tokens,
-        )
+        response = await client.post("/chat/completions", cast_to=httpx2.Response, body=json_body)
     except (openai.APIError, httpx2.HTTPError, TimeoutError) as exc:
         raise map_error(exc, config=config, model=request.model, started=False) from exc
     choices = _json_object(response.content).get("choices")
