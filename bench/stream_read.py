@@ -13,6 +13,7 @@ per stream, median and range over `--rounds`, and the ratio of the medians.
 Usage (from the repository root):
 
     .venv/bin/python bench/stream_read.py [--streams 50] [--rounds 6] [--model long:230+delay:16]
+    .venv/bin/python bench/stream_read.py --model long:2+delay:16 --rounds 16   # mostly opening the streams
 """
 
 from __future__ import annotations

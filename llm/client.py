@@ -113,14 +113,16 @@ def _message_params(messages: list[dict[str, Any]]) -> list[ChatCompletionMessag
 def _completion_body(request: ChatRequest, *, stream: bool) -> dict[str, Any]:
     """Return the JSON body of a Chat Completions create request for `request` (OpenAI API reference).
 
-    Built here and sent through the SDK's `post`, not its `chat.completions.create`:
-    `create` walks all of its forty-odd parameters against their TypedDict
-    annotations (`async_maybe_transform`), to rename and reformat fields of a
-    body already in the wire format, and wraps the call for its streamed
-    response; with the messages' walk skipped too, that was still 0.6 of the
-    2.1 ms of CPU a stream cost to open and read (50 at once,
-    bench/README.md, the sixteenth round). Parameters left as None are not
-    sent: the provider's defaults apply. A stream asks for the usage chunk
+    Built here and sent through the SDK's `post` (its way to call any
+    endpoint: it still adds the key and the SDK's headers, applies the
+    timeouts and raises its status errors), not its `chat.completions.create`,
+    which walks all of its forty-odd parameters against their TypedDict
+    annotations (`async_maybe_transform`) to rename and reformat fields of a
+    body already in the wire format: opening and reading a stream of two
+    chunks took 2.16 ms of CPU through `create`, 1.70 through `post`
+    (`bench/stream_read.py --model long:2+delay:16`, bench/README.md, the
+    sixteenth round). Parameters left as None are not sent: the provider's
+    defaults apply. A stream asks for the usage chunk
     (`stream_options.include_usage`).
 
     Raises:
