@@ -49,6 +49,10 @@ _running: set[asyncio.Task] = set()
 _streaming: set["ReplyGenerator"] = set()
 # Who waits for a reply's upstream request to be handed over (`requests_handed_over`), by the reply's public id.
 _handover_waiters: dict[str, asyncio.Future[None]] = {}
+# The turn of the generation that asked last to open its upstream stream (`_opening_turn`).
+_last_opening: asyncio.Future[None] | None = None
+# How long a generation waits for the one before it to hand its request over: a build takes 1 to 2 ms.
+OPENING_TURN_WAIT_MAX_S = 0.1
 
 
 def start_detached(coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task:
@@ -211,6 +215,38 @@ def _handed_over(message_id: str) -> None:
         waiter.set_result(None)
 
 
+async def _opening_turn() -> asyncio.Future[None]:
+    """Wait until the generation that asked before this one has handed its request over; return this one's turn.
+
+    Set the turn's result once this generation's request is handed over, or it
+    failed or stopped before (`_turn_done`); the next one waits on it, at most
+    OPENING_TURN_WAIT_MAX_S. Opening a stream costs the event loop about 1 ms
+    of CPU (the SDK's `post`, httpx2, aiohttp) before the request reaches the
+    HTTP transport, which on Python 3.11 writes it in a task of its own (3.12
+    starts that task eagerly): a hop's 49 replies, started together, built all
+    49 requests before the first was written, and all reached the upstream
+    together after the last build. In turn, each is written while the next is
+    built: at N = 50 the median send's first token came about 30 ms sooner and
+    the CPU a reply did not rise (bench/README.md, the seventeenth round).
+    """
+    global _last_opening
+    loop = asyncio.get_running_loop()
+    previous, turn = _last_opening, loop.create_future()
+    _last_opening = turn
+    try:
+        if previous is not None and not previous.done() and previous.get_loop() is loop:
+            await asyncio.wait([previous], timeout=OPENING_TURN_WAIT_MAX_S)
+    except BaseException:  # Stopped while waiting: the next one need not wait for this one.
+        _turn_done(turn)
+        raise
+    return turn
+
+
+def _turn_done(turn: asyncio.Future[None]) -> None:
+    if not turn.done():
+        turn.set_result(None)
+
+
 def start_reply(
     job: ReplyJob, *, listener: ReplyListener | None = None, early: EarlyStream | None = None
 ) -> "ReplyGenerator":
@@ -304,13 +340,13 @@ class ReplyGenerator:
     async def _consume(self) -> "_Outcome":
         self.started = self.early.opened_at if self.early is not None else asyncio.get_running_loop().time()
         for attempt in range(settings.CHAT_UPSTREAM_RETRIES + 1):
-            stream = (
-                self.early.events()
-                if attempt == 0 and self.early is not None
-                else llm.stream_chat(
-                    self.job.config, self.job.request, on_sending=partial(_handed_over, self.message_id)
-                )
-            )
+            turn: asyncio.Future[None] | None = None
+            retry_in_s = 0.0
+            if attempt == 0 and self.early is not None:
+                stream = self.early.events()
+            else:
+                turn = await _opening_turn()
+                stream = llm.stream_chat(self.job.config, self.job.request, on_sending=partial(self._sending, turn))
             try:
                 async for event in stream:
                     if isinstance(event, llm.Finish):
@@ -333,8 +369,23 @@ class ReplyGenerator:
                         status=Message.Status.ERROR, error=exc, ttft_ms=self.ttft_ms, duration_ms=self._elapsed_ms()
                     )
                 logger.info("Retrying reply %s in %.1f s after %s", self.message_id, wait_s, exc.kind)
-                await asyncio.sleep(wait_s)
+                retry_in_s = wait_s
+            finally:
+                if turn is not None:  # Failed or stopped before its request was handed over.
+                    _turn_done(turn)
+            await asyncio.sleep(retry_in_s)
         raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover
+
+    def _sending(self, turn: asyncio.Future[None]) -> None:
+        """The upstream request is handed to the HTTP transport: the next generation may open its own.
+
+        Its turn passes in a callback of its own, so that the generations
+        started with this one are waiting for it when it passes, and the
+        transport's task that writes this request runs before the next one
+        builds its own (`_opening_turn`).
+        """
+        asyncio.get_running_loop().call_soon(_turn_done, turn)
+        _handed_over(self.message_id)
 
     async def _checkpoints(self) -> None:
         """Save the text so far every CHAT_CHECKPOINT_S while it grows, else a heartbeat every CHAT_HEARTBEAT_S.
