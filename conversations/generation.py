@@ -51,7 +51,7 @@ _streaming: set["ReplyGenerator"] = set()
 _handover_waiters: dict[str, asyncio.Future[None]] = {}
 # The turn of the generation that asked last to open its upstream stream (`_opening_turn`).
 _last_opening: asyncio.Future[None] | None = None
-# How long a generation waits for the one before it to hand its request over: a build takes 1 to 2 ms.
+# How long a generation waits for the one before it to hand its request over: a build takes about 1 ms.
 OPENING_TURN_WAIT_MAX_S = 0.1
 
 
@@ -371,7 +371,7 @@ class ReplyGenerator:
                 logger.info("Retrying reply %s in %.1f s after %s", self.message_id, wait_s, exc.kind)
                 retry_in_s = wait_s
             finally:
-                if turn is not None:  # Failed or stopped before its request was handed over.
+                if turn is not None:  # A no-op once handed over; else it failed or was stopped before.
                     _turn_done(turn)
             await asyncio.sleep(retry_in_s)
         raise AssertionError("unreachable: the last attempt returns")  # pragma: no cover

@@ -97,3 +97,16 @@ async def test_a_build_that_hangs_holds_the_next_one_only_up_to_the_bound(person
     hung.set()
     await ended(generators)
     assert log[2:] == ["build q0", "write q0"]
+
+
+async def test_a_reply_stopped_while_waiting_for_its_turn_passes_it_at_once(persona, modelled, log, monkeypatch):
+    monkeypatch.setattr(generation, "OPENING_TURN_WAIT_MAX_S", 30)  # Longer than the test waits.
+    modelled["q0"] = hung = asyncio.Event()
+    generators = await start_together(persona, ["q0", "q1", "q2"])
+    await asyncio.sleep(0.05)  # q1 waits for q0's turn, q2 for q1's.
+    generators[1].stop()
+    await asyncio.wait_for(generators[2].task, 5)
+    assert log == ["build q2", "write q2"]
+    hung.set()
+    await ended(generators)
+    assert log[2:] == ["build q0", "write q0"]
