@@ -73,7 +73,8 @@ def map_error(exc: BaseException, *, config: UpstreamConfig, model: str, started
         return _timeout_error(exc, config)
     if isinstance(exc, openai.APIStatusError):
         return _map_status_error(exc, detail=detail, model=model)
-    if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
+    # aiohttp's errors come unmapped from a stream's body, which is read from aiohttp directly (client.py).
+    if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError, aiohttp.ClientPayloadError)):
         if started:
             return LLMError(
                 ErrorKind.CONNECTION_DROPPED,
@@ -144,7 +145,7 @@ def _timeout_error(exc: BaseException, config: UpstreamConfig) -> LLMError:
             "Check that it is up; an admin can raise the connect timeout."
         )
         seconds = config.connect_timeout_s
-    elif isinstance(cause, httpx2.TimeoutException):
+    elif isinstance(cause, (httpx2.TimeoutException, aiohttp.SocketTimeoutError)):  # The latter: a stream's body.
         message = _("The provider stopped sending for %(seconds)g s. Try again; an admin can raise the idle timeout.")
         seconds = config.read_timeout_s
     else:

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gzip
 
+import httpx2
 import openai.resources.chat.completions.completions as sdk_completions
 import pytest
 from aiohttp import web
@@ -96,7 +97,7 @@ async def test_a_stream_that_ends_without_done_is_read_to_its_end_a_closing_cr_e
 
 
 async def test_a_compressed_stream_is_decompressed():
-    # The body is read raw (one generator fewer a chunk) only when it is not content-encoded.
+    # The body is read from aiohttp directly (three generators fewer a chunk) only when it is not content-encoded.
     recorded = (fixtures_dir() / "openai_stream_refusal.sse").read_bytes()
     with _FixedBody(gzip.compress(recorded), {"Content-Encoding": "gzip"}) as server:
         config = llm.UpstreamConfig(base_url=server.url("/v1"), api_key="k")
@@ -107,6 +108,23 @@ async def test_a_compressed_stream_is_decompressed():
         plain = [event async for event in llm.stream_chat(config, request)]
 
     assert streamed == plain and len(plain) > 2 and isinstance(plain[-1], llm.Finish)
+
+
+async def test_a_plain_stream_is_read_from_aiohttp_not_through_httpx_generators(monkeypatch):
+    # Fails if the SDK's vendored transport no longer holds the aiohttp response where `_aiohttp_body` looks.
+    def through_httpx(*_args, **_kwargs):
+        raise AssertionError("read through httpx's generators")
+
+    monkeypatch.setattr(httpx2.Response, "aiter_raw", through_httpx)
+    monkeypatch.setattr(httpx2.Response, "aiter_bytes", through_httpx)
+    recorded = (fixtures_dir() / "openai_stream_refusal.sse").read_bytes()
+    with _FixedBody(recorded) as server:
+        config = llm.UpstreamConfig(base_url=server.url("/v1"), api_key="k")
+        request = llm.ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
+        streamed = [event async for event in llm.stream_chat(config, request)]
+
+    assert isinstance(streamed[-1], llm.Finish) and streamed[-1].finish_reason == "stop"
+    assert "".join(e.text for e in streamed if isinstance(e, llm.Delta))
 
 
 @pytest.mark.parametrize(
