@@ -79,7 +79,7 @@ class UserLanguageMiddleware:
 
 
 def language_for_websocket(scope: dict) -> str:
-    """Return the language for a websocket whose scope has passed Channels' AuthMiddlewareStack.
+    """Return the language for a websocket whose scope has passed `WebsocketAuthMiddlewareStack`.
 
     The user's saved language, else Django's pick from the handshake's
     language cookie and Accept-Language header, as for a page.
@@ -98,7 +98,7 @@ def language_for_websocket(scope: dict) -> str:
 class WebsocketLanguageMiddleware:
     """Channels middleware: run the consumer (and the tasks it starts) in the page's language.
 
-    Goes inside AuthMiddlewareStack. The language is chosen once, at the
+    Goes inside WebsocketAuthMiddlewareStack. The language is chosen once, at the
     handshake; a page that changes it reloads and so reconnects.
     """
 

@@ -8,11 +8,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 # Build Django first: it populates the app registry that the consumers import.
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from accounts.locale import WebsocketLanguageMiddleware  # noqa: E402
+from chatsite.websocket_sessions import WebsocketAuthMiddlewareStack  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -21,7 +21,7 @@ application = ProtocolTypeRouter(
         # types-channels wants a list of its check-only _ExtendedURLPattern, which path() never returns
         # (a list is invariant; python/typeshed#15080 loosens it).
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(WebsocketLanguageMiddleware(URLRouter(websocket_urlpatterns)))  # type: ignore[arg-type]
+            WebsocketAuthMiddlewareStack(WebsocketLanguageMiddleware(URLRouter(websocket_urlpatterns)))  # type: ignore[arg-type]
         ),
     }
 )

@@ -46,7 +46,7 @@ class ConversationConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         # Accept first: a close before accept is an HTTP 403 and loses the code.
         await self.accept()
-        # AuthMiddlewareStack's user is a lazy proxy (typed as a bare AbstractBaseUser); isinstance sees what
+        # The auth stack's user is a lazy proxy (typed as a bare AbstractBaseUser); isinstance sees what
         # it wraps: a user of the user model, or AnonymousUser.
         user: object = self.scope.get("user")
         if not isinstance(user, get_user_model()) or not user.is_authenticated:

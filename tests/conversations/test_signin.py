@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def check_for(user) -> SignInCheck:
-    """The check of a socket opened with a fresh session of `user` (as `AuthMiddlewareStack` fills its scope)."""
+    """The check of a socket opened with a fresh session of `user` (as the websockets' auth stack fills its scope)."""
     key = session_cookie(user).split("=", 1)[1]
     return SignInCheck({"session": SessionStore(key), "user": user})
 

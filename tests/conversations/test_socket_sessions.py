@@ -4,6 +4,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings as django_settings
+from django.contrib.sessions.backends.base import SessionBase
 from django.test import Client
 
 from chatsite.asgi import application
@@ -90,3 +91,17 @@ async def test_a_password_change_or_deactivation_closes_the_users_sockets(alice,
     assert await closed_with(socket) == 4401
     assert await still_open(bobs)
     await bobs.disconnect()
+
+
+async def test_the_frames_a_socket_sends_do_not_read_its_session(alice, make_persona, open_socket, monkeypatch):
+    # Channels' own session middleware reads the session for every frame sent, to save it on HTTP responses only.
+    reads = []
+    is_empty = SessionBase.is_empty
+    monkeypatch.setattr(SessionBase, "is_empty", lambda session: reads.append(session) or is_empty(session))
+    conversation = await start_chat(alice, make_persona, "long:20")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("hello")
+    frames = await socket.receive_final()
+
+    assert len(frames) > 3 and "w19" in frames[-1]
+    assert reads == []
