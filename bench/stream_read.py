@@ -12,7 +12,7 @@ the upstream's (the only assertion). Prints the CPU time of this process
 per stream, median and range over `--rounds`, and the ratio of the medians.
 Usage (from the repository root):
 
-    .venv/bin/python bench/stream_read.py [--streams 50] [--rounds 6] [--model long:230+delay:16]
+    .venv/bin/python bench/stream_read.py [--streams 50] [--rounds 6] [--model long:230+delay:16] [--uvloop]
     .venv/bin/python bench/stream_read.py --model long:2+delay:16 --rounds 16   # mostly opening the streams
 """
 
@@ -26,6 +26,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import uvloop
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=50, help="streams read at once (default 50)")
     parser.add_argument("--rounds", type=int, default=6, help="rounds, each reader once a round (default 6)")
     parser.add_argument("--model", default="long:230+delay:16", help="the fake's model string (long:N needed)")
+    parser.add_argument("--uvloop", action="store_true", help="on uvloop's event loop, as the site's server runs")
     args = parser.parse_args()
 
     port = free_port()
@@ -94,12 +97,17 @@ def main() -> None:
     upstream.stdout.readline()  # "fake OpenAI server on ...": listening
     try:
         with bench_site("chat-bench-read-"):
-            cpu = asyncio.run(_rounds(f"http://127.0.0.1:{port}/v1", args))
+            run = uvloop.run if args.uvloop else asyncio.run
+            cpu = run(_rounds(f"http://127.0.0.1:{port}/v1", args))
     finally:
         upstream.terminate()
         upstream.wait(timeout=10)
 
-    print(f"Reading {args.streams} streams at once, {args.model!r}, {args.rounds} rounds; CPU of this process a stream")
+    loop = "uvloop's" if args.uvloop else "asyncio's"
+    print(
+        f"Reading {args.streams} streams at once, {args.model!r}, {args.rounds} rounds, on {loop} event loop;"
+        " CPU of this process a stream"
+    )
     medians = {}
     for name, figures in cpu.items():
         medians[name] = statistics.median(figures)
