@@ -242,15 +242,15 @@ def _aiohttp_body(response: httpx2.Response) -> aiohttp.StreamReader | None:
     """Return the aiohttp reader of `response`'s body, or None when the SDK's aiohttp transport did not answer it.
 
     Read directly, a 16 ms chunk of a stream wakes one coroutine, not the
-    three async generators in between (httpx's `aiter_raw`, its
+    three async generators in between as well (httpx's `aiter_raw`, its
     `BoundAsyncStream`, the transport's `AiohttpResponseStream`): 50 streams
     of 230 chunks at once read for 12.1 ms of CPU a stream instead of 15.3
-    on uvloop (bench/README.md, the eighteenth round). The reader yields the body's raw
-    bytes (the transport asks aiohttp not to decompress) and raises aiohttp's
-    own errors, which `map_error` knows. It sits in private attributes of the
-    SDK's vendored transport (openai/_vendor/httpx_aiohttp): if they move, this
-    returns None and streams are read through httpx again, which
-    tests/llm/test_client.py notices.
+    on uvloop (bench/README.md, the eighteenth round). The reader yields the
+    body's raw bytes (the transport asks aiohttp not to decompress) and
+    raises aiohttp's own errors, which `map_error` knows. It sits in private
+    attributes of the SDK's vendored transport (openai/_vendor/httpx_aiohttp):
+    if they move, this returns None and streams are read through httpx
+    again, which tests/llm/test_client.py notices.
     """
     stream = getattr(response.stream, "_stream", None)
     aiohttp_response = getattr(stream, "_aiohttp_response", None)
