@@ -100,9 +100,7 @@ class DeltaCoalescer:
         return self.seq, text
 
     async def _send_in_turn(self, seq: int, text: str) -> None:
-        # Its task may not have started yet: it still goes first. Once it is done, no wait: `asyncio.wait`
-        # would cost every later delta a turn of the event loop.
-        if seq > 1 and self._first is not None and not self._first.done():
+        if seq > 1 and self._first is not None:  # Its task may not have started yet: it still goes first.
             await asyncio.wait([self._first])
         async with self._lock:
             await self._send(seq, text)
