@@ -17,8 +17,10 @@ from typing import Any, Generic, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Field, Model, QuerySet
+from django.db.models import Model, QuerySet
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]  # ModelIterable's own.
+
+from conversations.rows import concrete_field
 
 M = TypeVar("M", bound=Model)
 
@@ -28,7 +30,7 @@ class _Statement:
     """The SQL of the select for some number of values, and what the compiler knew of its columns."""
 
     sql: str
-    klass_info: dict[str, Any]
+    own_columns: slice  # The row's columns of the model itself; the related models' follow.
     converters: dict[int, tuple[list[Any], Any]]
     init_list: list[str]
     populators: list[Any]
@@ -48,10 +50,7 @@ class SelectIn(Generic[M]):
             raise ValueError("SelectIn takes a queryset without annotations, ordering or slicing")
         self._queryset = queryset.order_by()
         self._field_name = field_name
-        field = queryset.model._meta.get_field(field_name)
-        if not isinstance(field, Field) or field.column is None:
-            raise ValueError(f"{queryset.model.__name__}.{field_name} has no column of its own")
-        self._field = field
+        _column, self._field = concrete_field(queryset.model, field_name)
         self._statements: dict[tuple[str, int], _Statement] = {}
 
     def __call__(self, values: Iterable[object]) -> list[M]:
@@ -72,11 +71,10 @@ class SelectIn(Generic[M]):
         if statement.converters:
             # The converters only read the settings of the connection they were found for: any thread's serves.
             rows = self._queryset.query.get_compiler(connection=db).apply_converters(rows, statement.converters)
-        start, end = statement.klass_info["select_fields"][0], statement.klass_info["select_fields"][-1] + 1
         model = self._queryset.model
         found = []
         for row in rows:
-            instance = model.from_db(db.alias, statement.init_list, row[start:end])
+            instance = model.from_db(db.alias, statement.init_list, row[statement.own_columns])
             for populator in statement.populators:
                 populator.populate(row, instance)
             found.append(instance)
@@ -89,14 +87,14 @@ class SelectIn(Generic[M]):
         # The values are the only parameters, in their order: then the SQL serves any values of that number.
         if list(params) != [self._field.get_db_prep_value(value, db) for value in distinct]:
             raise ValueError("SelectIn takes a queryset whose filters have no parameters of their own")
-        klass_info = compiler.klass_info
-        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        select_fields = compiler.klass_info["select_fields"]
+        own_columns = slice(select_fields[0], select_fields[-1] + 1)
         statement = _Statement(
             sql=sql,
-            klass_info=klass_info,
+            own_columns=own_columns,
             converters=compiler.get_converters([column[0] for column in compiler.select[: compiler.col_count]]),
-            init_list=[column[0].target.attname for column in compiler.select[start:end]],
-            populators=get_related_populators(klass_info, compiler.select, db.alias),
+            init_list=[column[0].target.attname for column in compiler.select[own_columns]],
+            populators=get_related_populators(compiler.klass_info, compiler.select, db.alias),
         )
         self._statements[(db.vendor, len(distinct))] = statement
         return statement

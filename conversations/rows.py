@@ -29,8 +29,8 @@ def rows_update(
     """
     if not rows:
         return 0
-    targets = [_concrete_field(model, name) for name in field_names]
-    conditions = [(_concrete_field(model, name), value) for name, value in (where or {}).items()]
+    targets = [concrete_field(model, name) for name in field_names]
+    conditions = [(concrete_field(model, name), value) for name, value in (where or {}).items()]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(column)} = %s" for column, _field in targets)
     matches = "".join(f" AND {quote(column)} = %s" for (column, _field), _value in conditions)
@@ -46,7 +46,7 @@ def rows_update(
         return cursor.rowcount  # The sum over the rows, for sqlite3 and psycopg alike.
 
 
-def _concrete_field(model: type[Model], name: str) -> tuple[str, Field]:
+def concrete_field(model: type[Model], name: str) -> tuple[str, Field]:
     """Return the column and the field `name` of `model`, a field with a column (not the far end of a relation)."""
     field = model._meta.get_field(name)
     if not isinstance(field, Field) or field.column is None:
