@@ -15,7 +15,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
 from conversations import events, fragments, generation, selectors, services
-from conversations.batching import HopBatcher
+from conversations.batching import Hop, HopBatcher
 from conversations.models import Conversation
 from conversations.signin import SignInCheck
 
@@ -414,13 +414,14 @@ class _SignedOut(Exception):
 
 
 def _requests_if_signed_in(
-    asked: list[tuple[SignInCheck, dict, str]],
+    hop: Hop[tuple[SignInCheck, dict, str], services.RequestedReply],
 ) -> list[services.RequestedReply | Exception]:
     """Check each sign-in (`SignInCheck`), then `services.replies_request` for those still signed in, in one hop.
 
-    `asked`: (the socket's sign-in check, `reply_request`'s keyword
+    `hop.items`: (the socket's sign-in check, `reply_request`'s keyword
     arguments, the language of its page) of each send queued meanwhile
-    (`_request_if_signed_in`). A send waits for the ORM thread anyway: a
+    (`_request_if_signed_in`), and of those that come while the checks run
+    (`Hop.more`), checked in turn. A send waits for the ORM thread anyway: a
     second hop for the check, on other threads, had a class's sends all check
     first and contend for the interpreter while the first requests waited
     (bench/load.py). The sends of each language are requested together in
@@ -435,7 +436,13 @@ def _requests_if_signed_in(
     changed or deactivated since the socket opened; nothing saved), or what
     `services.reply_request` raises (or `services.replies_request`, for all of its language).
     """
-    signed_in = [sign_in.signed_in() for sign_in, _request, _language in asked]
+    asked: list[tuple[SignInCheck, dict, str]] = []
+    signed_in: list[bool] = []
+    late = hop.items
+    while late:
+        asked += late
+        signed_in += [sign_in.signed_in() for sign_in, _request, _language in late]
+        late = hop.more()
     outcomes: list[services.RequestedReply | Exception] = [_SignedOut() for _ in asked]
     languages = dict.fromkeys(language for (_, _, language), ok in zip(asked, signed_in, strict=True) if ok)
     for language in languages:

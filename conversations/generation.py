@@ -35,7 +35,7 @@ from django.utils import translation
 
 import llm
 from conversations import coalescing, events, fragments, services, titles
-from conversations.batching import HopBatcher
+from conversations.batching import Hop, HopBatcher
 from conversations.models import Message
 from conversations.upstream import ReplyJob
 
@@ -528,11 +528,12 @@ def _store(*, job: ReplyJob, **fields) -> tuple[Message, str]:
     return message, fragments.reply_final_html(conversation=message.conversation, message=message, history=history)
 
 
-def _checkpoints_write(checkpoints: list[tuple[ReplyJob, str]]) -> list[None]:
+def _checkpoints_write(hop: Hop[tuple[ReplyJob, str], None]) -> list[None]:
     """Save stored replies' text so far with their heartbeat, in one statement; for those not stored, the heartbeat.
 
-    checkpoints: (a streaming reply's job, its text so far) of each reply checking in meanwhile (`_checkpoint_hop`).
+    hop.items: (a streaming reply's job, its text so far) of each reply checking in meanwhile (`_checkpoint_hop`).
     """
+    checkpoints = hop.items
     for job, _text in checkpoints:
         if job.message is None and job.unstored is not None:
             services.reply_unstored_heartbeat(reply=job.unstored)

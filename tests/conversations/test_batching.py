@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from conversations.batching import HopBatcher
+from conversations.batching import Hop, HopBatcher
 from tests.waiting import async_wait_until
 
 # Each hop runs on the ORM thread, which checks its connection first (`database_sync_to_async`).
@@ -18,8 +18,9 @@ class Recorder:
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def __call__(self, items: list[object]) -> list[object]:
-        self.hops.append(list(items))
+    def __call__(self, hop: Hop) -> list[object]:
+        items = hop.items
+        self.hops.append(items)
         self.started.set()
         assert self.release.wait(5)
         return [ValueError(item) if item == "bad" else f"done {item}" for item in items]
@@ -67,10 +68,10 @@ async def test_an_outcome_that_is_an_exception_is_raised_to_its_caller_only():
 async def test_an_exception_of_the_hop_is_raised_to_each_of_its_calls_and_the_next_hop_runs():
     failing = True
 
-    def handle(items: list[str]) -> list[str]:
+    def handle(hop: Hop) -> list[str]:
         if failing:
             raise RuntimeError("database is locked")
-        return [item.upper() for item in items]
+        return [item.upper() for item in hop.items]
 
     batcher = HopBatcher(handle, max_size=10)
     results = await asyncio.gather(batcher("a"), batcher("b"), return_exceptions=True)
@@ -134,3 +135,47 @@ async def test_a_settle_that_fails_is_logged_and_the_next_hop_still_runs(caplog)
     recorder.release.set()
     assert (await first, await asyncio.wait_for(queued, 5)) == ("done a", "done b")
     assert "Settling a hop's outcomes failed" in caplog.text
+
+
+async def test_a_hop_takes_the_calls_queued_since_it_began_when_its_handle_asks_for_more():
+    """Up to max_size in all, in the order they came; the rest go in the next hop."""
+    began, queued = threading.Event(), threading.Event()
+    hops: list[tuple[list[object], list[object]]] = []
+
+    def handle(hop: Hop) -> list[object]:
+        first = hop.items
+        if not hops:
+            began.set()
+            assert queued.wait(5)
+        late = hop.more()
+        hops.append((first, late))
+        assert hop.items == first + late and hop.more() == []
+        return [f"done {item}" for item in hop.items]
+
+    batcher = HopBatcher(handle, max_size=3)
+    first = asyncio.create_task(batcher("a"))
+    await async_wait_until(began.is_set, timeout_s=5, message="the first hop did not start")
+    others = [asyncio.create_task(batcher(item)) for item in ("b", "c", "d")]
+    await asyncio.sleep(0.01)
+    queued.set()
+    assert await asyncio.gather(first, *others) == ["done a", "done b", "done c", "done d"]
+    assert hops == [(["a"], ["b", "c"]), (["d"], [])]
+
+
+async def test_an_exception_of_the_hop_is_raised_to_the_calls_it_took_late_too():
+    began, queued = threading.Event(), threading.Event()
+
+    def handle(hop: Hop) -> list[object]:
+        began.set()
+        assert queued.wait(5)
+        hop.more()
+        raise RuntimeError("database is locked")
+
+    batcher = HopBatcher(handle, max_size=10)
+    first = asyncio.create_task(batcher("a"))
+    await async_wait_until(began.is_set, timeout_s=5, message="the hop did not start")
+    late = asyncio.create_task(batcher("b"))
+    await asyncio.sleep(0.01)
+    queued.set()
+    results = await asyncio.gather(first, late, return_exceptions=True)
+    assert [type(r) for r in results] == [RuntimeError, RuntimeError]

@@ -16,6 +16,7 @@ import llm
 from accounts.models import Preference
 from conversations import coalescing, consumers, generation, services, titles
 from conversations.models import Conversation, Message
+from conversations.signin import SignInCheck
 from tests.conftest import streamed_requests
 from tests.sockets import start_chat, wait_for_reply
 from tests.waiting import async_wait_until, wait_until
@@ -207,6 +208,53 @@ async def test_sends_that_come_while_a_send_is_saved_are_saved_together_in_one_h
     for i, chat in enumerate(chats):
         question = await Message.objects.filter(conversation=chat, role="user").aget()
         assert question.content == f"q{i}"
+
+
+async def test_sends_that_come_while_a_hop_checks_its_sign_ins_go_in_that_hop_each_checked(
+    alice, bob, make_persona, open_socket, monkeypatch
+):
+    """Not in the next hop, after this one and the starts of its replies (`Hop.more`): a class's sends trickle in."""
+    armed, checking, release = threading.Event(), threading.Event(), threading.Event()
+    signed_in = SignInCheck.signed_in
+    checked: list[str] = []  # The user of each check once armed.
+
+    def held(self):
+        if armed.is_set():
+            checked.append(self.scope["user"].username)
+        if armed.is_set() and not checking.is_set():
+            checking.set()
+            assert release.wait(5)
+        return signed_in(self)
+
+    hops: list[list[str]] = []
+    save = services.replies_request
+
+    def recorded(requests):
+        hops.append([request["text"] for request in requests])
+        return save(requests)
+
+    monkeypatch.setattr(SignInCheck, "signed_in", held)
+    monkeypatch.setattr(services, "replies_request", recorded)
+    owners = [alice, alice, bob]
+    chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
+    sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
+    for socket in sockets:  # Answered once the socket has opened, and checked its sign-in.
+        await socket.communicator.send_json_to({"action": "sync", "streaming": [], "full": True})
+        assert 'id="messages"' in await socket.receive()
+    armed.set()
+    await sockets[0].send("q0")
+    await async_wait_until(checking.is_set, timeout_s=5, message="the first send's hop did not start")
+    await sockets[1].send("q1")
+    await sockets[2].send("q2")
+    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
+    await async_wait_until(lambda: len(queue.waiting) == 2, timeout_s=5, message="the sends did not queue")
+    release.set()
+    for socket in sockets:
+        await socket.receive_final("complete")
+    assert hops == [["q0", "q1", "q2"]]
+    assert checked == [alice.username, alice.username, bob.username]  # Each send's sign-in, the late ones too.
+    questions = await sync_to_async(list)(Message.objects.filter(role="user").values_list("content", flat=True))
+    assert sorted(questions) == ["q0", "q1", "q2"]
 
 
 def _first_hop_held(monkeypatch, save) -> tuple[threading.Event, threading.Event]:
