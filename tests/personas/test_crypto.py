@@ -1,4 +1,5 @@
 import pytest
+from cryptography.fernet import MultiFernet
 
 from personas import crypto
 
@@ -28,6 +29,26 @@ def test_decrypt_fails_after_the_secret_key_changes(settings):
 
     with pytest.raises(crypto.DecryptionError):
         crypto.decrypt(token)
+
+
+def test_a_token_decrypted_before_the_secret_key_changed_fails_after_it_too(settings):
+    token = crypto.encrypt(KEY)
+    assert crypto.decrypt(token) == KEY
+    settings.SECRET_KEY = "a-new-secret-key-after-rotation"
+    settings.SECRET_KEY_FALLBACKS = []
+
+    with pytest.raises(crypto.DecryptionError):
+        crypto.decrypt(token)
+
+
+def test_a_token_is_decrypted_once_for_the_same_keys(settings, monkeypatch):
+    token = crypto.encrypt(KEY)
+    decrypted: list[bytes] = []
+    decrypt = MultiFernet.decrypt
+    monkeypatch.setattr(MultiFernet, "decrypt", lambda self, data: decrypted.append(data) or decrypt(self, data))
+
+    assert [crypto.decrypt(token) for _ in range(3)] == [KEY] * 3
+    assert decrypted == [token.encode()]
 
 
 def test_decrypt_works_with_the_old_key_in_the_fallbacks(settings):
