@@ -1,4 +1,4 @@
-"""A select by a list of values whose SQL is compiled once, then run again with other values.
+"""Statements whose SQL is compiled once, then run again with other values: a select by a list of values, an insert.
 
 Django compiles a queryset's SQL every time it runs it. For the read that
 starts every send, the conversations with their persona, models and
@@ -9,16 +9,21 @@ of its way there on an idle site (bench/README.md, the nineteenth round).
 Here the SQL and the compiler's column layout are kept for each number of
 values, and the rows become instances as `QuerySet` makes them
 (`ModelIterable`: the same converters and related populators).
+
+So for the inserts of a class's sends, their questions and replies
+(`services.replies_request`): compiling them was a fifth of the CPU of a
+hop of 50 sends, 11.6 ms of it (bench/README.md, the twentieth round).
 """
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Model, QuerySet
+from django.db.models import AutoField, Model, QuerySet
 from django.db.models.query import get_related_populators  # type: ignore[attr-defined]  # ModelIterable's own.
+from django.db.models.sql import InsertQuery
 
 from conversations.rows import concrete_field
 
@@ -98,3 +103,97 @@ class SelectIn(Generic[M]):
         )
         self._statements[(db.vendor, len(distinct))] = statement
         return statement
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """The SQL of the insert of some number of rows, and how its parameters are laid out."""
+
+    sql: str
+    by_column: bool  # One array of each column's values (PostgreSQL's UNNEST), not each row's values in turn.
+    converters: dict[int, tuple[list[Any], Any]]  # Of the returned columns.
+
+
+class InsertMany(Generic[M]):
+    """`Model.objects.bulk_create(instances)`: the rows written and their keys set, the SQL compiled once per row count.
+
+    For a model of one table whose key the database gives (an `AutoField`),
+    and instances without a key that hold plain values (no expressions). Each
+    value is prepared as the ORM's insert prepares it (`pre_save(add=True)`,
+    then `get_db_prep_save`), in as many statements as `bulk_create` runs
+    (`bulk_batch_size`), and the returned columns set as it sets them; no
+    signals are sent, as by `bulk_create`. The statements are kept per database
+    vendor and number of rows, for the life of the process.
+    """
+
+    def __init__(self, model: type[M]) -> None:
+        opts = model._meta
+        if opts.parents or not isinstance(opts.pk, AutoField):
+            raise ValueError("InsertMany takes a model of one table whose key the database gives")
+        self._model = model
+        self._fields = [f for f in opts.concrete_fields if not f.generated and f is not opts.pk]
+        self._returning = opts.db_returning_fields
+        self._statements: dict[tuple[str, int], _Insert] = {}
+
+    def __call__(self, instances: list[M]) -> list[M]:
+        """Insert `instances`, set their keys (and other returned columns) and return them.
+
+        Raises:
+            ValueError: an instance has a key already, or an unsaved related object (as `bulk_create`).
+            NotSupportedError: the database does not return the keys of rows inserted together.
+            DatabaseError: the insert failed (an integrity error among them).
+        """
+        db = connections[DEFAULT_DB_ALIAS]
+        if not db.features.can_return_rows_from_bulk_insert:
+            raise NotSupportedError("InsertMany needs the keys of rows inserted together")
+        for instance in instances:
+            if instance.pk is not None:
+                raise ValueError("InsertMany inserts instances without a key")
+            instance._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
+        size = max(db.ops.bulk_batch_size(self._fields, instances), 1)
+        for start in range(0, len(instances), size):
+            chunk = instances[start : start + size]
+            rows = [[f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in self._fields] for obj in chunk]
+            statement = self._statements.get((db.vendor, len(chunk))) or self._compile(db, chunk, rows)
+            with db.cursor() as cursor:
+                cursor.execute(statement.sql, _by_column(rows) if statement.by_column else _by_row(rows))
+                # Every backend that returns the rows of a bulk insert has it (`can_return_rows_from_bulk_insert`).
+                returned = db.ops.fetch_returned_insert_rows(cursor)  # type: ignore[attr-defined]
+            if statement.converters:
+                compiler = InsertQuery(self._model).get_compiler(connection=db)
+                returned = list(compiler.apply_converters(returned, statement.converters))
+            for instance, values in zip(chunk, returned, strict=True):
+                for field, value in zip(self._returning, values, strict=True):
+                    setattr(instance, field.attname, value)
+                instance._state.adding = False
+                instance._state.db = db.alias
+        return instances
+
+    def _compile(self, db: BaseDatabaseWrapper, chunk: list[M], rows: list[list[Any]]) -> _Insert:
+        """Compile the insert of as many rows as `chunk` on `db`, keep it and return it."""
+        query = InsertQuery(self._model)
+        # Raw: the values as they are now, `pre_save` having run for `rows` (a second run would take another time).
+        objs: list[Model] = [*chunk]
+        query.insert_values(self._fields, objs, raw=True)
+        compiler = query.get_compiler(connection=db)
+        compiler.returning_fields = self._returning
+        [(sql, params)] = compiler.as_sql()
+        # The values are the only parameters, in one of the two layouts: then the SQL serves any rows of that number.
+        if list(params) == _by_row(rows):
+            by_column = False
+        elif list(params) == _by_column(rows):
+            by_column = True
+        else:
+            raise ValueError("InsertMany takes instances whose values are plain, each one parameter")
+        columns = [field.get_col(self._model._meta.db_table) for field in self._returning]
+        statement = _Insert(sql=sql, by_column=by_column, converters=compiler.get_converters(columns))
+        self._statements[(db.vendor, len(chunk))] = statement
+        return statement
+
+
+def _by_row(rows: list[list[Any]]) -> list[Any]:
+    return [value for row in rows for value in row]
+
+
+def _by_column(rows: list[list[Any]]) -> list[list[Any]]:
+    return [list(column) for column in zip(*rows, strict=True)]

@@ -25,6 +25,7 @@ from accounts.selectors import Limits, custom_instructions_texts
 from attachments.models import Attachment
 from attachments.services import attachments_attach, attachments_copy
 from conversations import events, fragments, quotas, rendering, selectors, upstream
+from conversations.compiled import InsertMany
 from conversations.models import Conversation, DailyUsage, Message, UnstoredReply
 from conversations.rows import rows_update
 from llm.tokens import count_tokens, counter_name
@@ -1082,10 +1083,15 @@ def _question_job(
     )
 
 
+# `_messages_insert(messages)`: `Message.objects.bulk_create(messages)`, its SQL compiled once per number of rows.
+_messages_insert = InsertMany(Message)
+
+
 def _sends_write(prepared: dict[int, _PreparedSend]) -> dict[int, _Written]:
     """Write the sends `prepared` for a batch by their index in it, one statement per kind for them all.
 
-    Their questions in one insert, their replies in another, and their conversations' activity times
+    Their questions in one insert, their replies in another (each compiled once per number of rows:
+    `compiled.InsertMany`), and their conversations' activity times
     and titles (`_conversation_asked`) in a prepared update or two: a batch of 32 sends ran 0.41 statements a
     send instead of 7.25, each send's three writes in a savepoint having taken 44 % of its CPU
     (bench/README.md, the tenth round). Return what each request of them writes (`_reply_write`).
@@ -1096,8 +1102,8 @@ def _sends_write(prepared: dict[int, _PreparedSend]) -> dict[int, _Written]:
         Either way, call it in a savepoint: what it wrote is to be undone.
     """
     sends = list(prepared.values())
-    questions = Message.objects.bulk_create([send.question for send in sends])
-    replies = Message.objects.bulk_create(
+    questions = _messages_insert([send.question for send in sends])
+    replies = _messages_insert(
         [
             _reply_unsaved(conversation=send.conversation, question=question, asked_by_id=question.asked_by_id)
             for send, question in zip(sends, questions, strict=True)

@@ -1,13 +1,14 @@
-"""A select by a list of values, compiled once (conversations/compiled.py): the ORM's instances, compiled once."""
+"""Statements compiled once (conversations/compiled.py): a select by a list of values, the insert of many rows."""
 
 from unittest import mock
 
 import pytest
-from django.db.models.sql.compiler import SQLCompiler
+from django.db import IntegrityError, connection, transaction
+from django.db.models.sql.compiler import SQLCompiler, SQLInsertCompiler
 
 from conversations import services
-from conversations.compiled import SelectIn
-from conversations.models import Conversation
+from conversations.compiled import InsertMany, SelectIn
+from conversations.models import Conversation, Message
 from personas.models import ChatModel
 
 pytestmark = pytest.mark.django_db
@@ -75,3 +76,67 @@ def test_it_refuses_a_queryset_whose_sql_would_not_serve_other_values(alice):
     select = SelectIn(Conversation.objects.filter(owner=alice), "public_id")
     with pytest.raises(ValueError, match="parameters of their own"):
         select([services.conversation_create(owner=alice, persona=None).public_id])
+
+
+def _messages(conversation: Conversation, count: int, **fields) -> list[Message]:
+    return [
+        Message(conversation=conversation, role=Message.Role.USER, content=f"Frage {i} 问题 ✓", **fields)
+        for i in range(count)
+    ]
+
+
+def test_its_rows_are_bulk_creates_with_the_keys_set(alice, persona):
+    chat = services.conversation_create(owner=alice, persona=persona)
+    parent = Message.objects.create(conversation=chat, role=Message.Role.ASSISTANT, content="Hello!")
+    ours = _messages(chat, 3, parent=parent, asked_by=alice, content_tokens=7, tokens_estimated=True)
+    theirs = _messages(chat, 3, parent=parent, asked_by=alice, content_tokens=7, tokens_estimated=True)
+
+    assert InsertMany(Message)(ours) == ours
+    Message.objects.bulk_create(theirs)
+
+    assert all(m.pk is not None and not m._state.adding and m._state.db == "default" for m in ours)
+    assert all(m.created_at is not None for m in ours)  # Set as it was written (`auto_now_add`).
+    varying = {"id", "public_id", "created_at"}
+    for mine, bulk in zip(ours, theirs, strict=True):
+        stored = Message.objects.get(pk=mine.pk)
+        assert (stored.public_id, stored.created_at) == (mine.public_id, mine.created_at)
+        assert {k: v for k, v in _fields(stored).items() if k not in varying} == {
+            k: v for k, v in _fields(Message.objects.get(pk=bulk.pk)).items() if k not in varying
+        }
+
+
+def test_the_insert_compiles_once_for_each_number_of_rows_in_as_many_statements_as_bulk_create(
+    alice, persona, monkeypatch, django_assert_num_queries
+):
+    chat = services.conversation_create(owner=alice, persona=persona)
+    insert = InsertMany(Message)
+    compiled = []
+    as_sql = SQLInsertCompiler.as_sql
+
+    def counted(compiler, *args, **kwargs):
+        compiled.append(len(compiler.query.objs))
+        return as_sql(compiler, *args, **kwargs)
+
+    monkeypatch.setattr(SQLInsertCompiler, "as_sql", counted)
+    monkeypatch.setattr(connection.ops, "bulk_batch_size", lambda fields, objs: 2)
+    with django_assert_num_queries(3):
+        five = insert(_messages(chat, 5))
+    insert(_messages(chat, 2))
+    insert(_messages(chat, 1))
+    assert compiled == [2, 1]  # Two statements of two rows and one of one row, then none compiled again.
+    assert len({m.pk for m in five}) == 5
+    assert Message.objects.filter(pk__in=[m.pk for m in five]).count() == 5
+
+
+def test_the_insert_refuses_instances_with_a_key_or_an_unsaved_related_object_and_raises_integrity_errors(
+    alice, persona
+):
+    chat = services.conversation_create(owner=alice, persona=persona)
+    insert = InsertMany(Message)
+    saved = Message.objects.create(conversation=chat, role=Message.Role.USER, content="saved")
+    with pytest.raises(ValueError, match="without a key"):
+        insert([saved])
+    with pytest.raises(ValueError, match="unsaved related object"):
+        insert([Message(conversation=Conversation(owner=alice), role=Message.Role.USER)])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert(_messages(chat, 2, idempotency_key="same", asked_by=alice))
