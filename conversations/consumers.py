@@ -1,6 +1,7 @@
 """The websocket of one conversation page: frames in, HTML fragments out (protocol in events.py)."""
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 
@@ -442,6 +443,8 @@ def _requests_if_signed_in(
     while late:
         asked += late
         signed_in += [sign_in.signed_in() for sign_in, _request, _language in late]
+        if len(asked) > 1:  # A class's sends: the event loop reads the frames that came meanwhile, then take them.
+            time.sleep(SEND_GATHER_PAUSE_S)
         late = hop.more()
     outcomes: list[services.RequestedReply | Exception] = [_SignedOut() for _ in asked]
     languages = dict.fromkeys(language for (_, _, language), ok in zip(asked, signed_in, strict=True) if ok)
@@ -462,6 +465,11 @@ def _requests_if_signed_in(
 # the hops before its own. 32 against 16: bench/README.md, the sixth and ninth rounds; 64 against 32, the twelfth
 # (at N = 50 own message p99 144 against 306 ms, first token p50 about 25 ms later).
 SEND_BATCH_MAX = 64
+# How long a hop of several sends lets the event loop read more of them before it takes them (`Hop.more`), each
+# time it took some: the interpreter lock is the hop's while it checks, and a class's frames then came in after
+# it had stopped taking, to wait for it and the starts of its replies (bench/README.md, the twentieth round).
+# A send alone in its hop does not wait.
+SEND_GATHER_PAUSE_S = 0.001
 # The longest the next hop waits for the last hop's replies to hand their requests over (`_replies_handed_over`).
 SEND_HANDOVER_WAIT_MAX_S = 0.2
 

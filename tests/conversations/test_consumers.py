@@ -4,7 +4,9 @@ import asyncio
 import json
 import re
 import threading
+import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -255,6 +257,30 @@ async def test_sends_that_come_while_a_hop_checks_its_sign_ins_go_in_that_hop_ea
     assert checked == [alice.username, alice.username, bob.username]  # Each send's sign-in, the late ones too.
     questions = await sync_to_async(list)(Message.objects.filter(role="user").values_list("content", flat=True))
     assert sorted(questions) == ["q0", "q1", "q2"]
+
+
+async def test_a_hop_of_several_sends_lets_the_event_loop_read_more_before_it_takes_them_and_a_lone_send_does_not(
+    alice, bob, make_persona, open_socket, monkeypatch
+):
+    """The interpreter lock is the hop's while it checks: frames that came meanwhile wait unread (`Hop.more`)."""
+    paused: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(consumers, "time", SimpleNamespace(sleep=lambda s: paused.append(s) or real_sleep(s)))
+    first_hop, release = _first_hop_held(monkeypatch, services.replies_request)
+    owners = [alice, alice, bob]
+    chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
+    sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
+    await sockets[0].send("q0")
+    await async_wait_until(first_hop.is_set, timeout_s=5, message="the first send's hop did not start")
+    assert paused == []  # Alone in its hop.
+    await sockets[1].send("q1")
+    await sockets[2].send("q2")
+    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
+    await async_wait_until(lambda: len(queue.waiting) == 2, timeout_s=5, message="the sends did not queue")
+    release.set()
+    for socket in sockets:
+        await socket.receive_final("complete")
+    assert paused == [consumers.SEND_GATHER_PAUSE_S]  # Once, before the take that found no more.
 
 
 def _first_hop_held(monkeypatch, save) -> tuple[threading.Event, threading.Event]:
