@@ -178,6 +178,17 @@ async def test_send_streams_deltas_in_order_then_the_rendered_reply(alice, make_
     assert saved == [("assistant", "complete"), ("user", "complete"), ("assistant", "complete")]
 
 
+async def _sent_behind_the_first(sockets, texts: list[str], first_hop: threading.Event) -> None:
+    """Send `texts[0]` on `sockets[0]`, wait until its hop has started (`first_hop` set), then send each other text
+    on its socket and wait until they all queue for the next hop."""
+    await sockets[0].send(texts[0])
+    await async_wait_until(first_hop.is_set, timeout_s=5, message="the first send's hop did not start")
+    for socket, text in zip(sockets[1:], texts[1:], strict=True):
+        await socket.send(text)
+    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
+    await async_wait_until(lambda: len(queue.waiting) == len(texts) - 1, timeout_s=5, message="the sends did not queue")
+
+
 async def test_sends_that_come_while_a_send_is_saved_are_saved_together_in_one_hop(
     alice, bob, make_persona, open_socket, monkeypatch
 ):
@@ -197,12 +208,7 @@ async def test_sends_that_come_while_a_send_is_saved_are_saved_together_in_one_h
     owners = [alice, alice, bob, bob]
     chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
     sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
-    await sockets[0].send("q0")
-    await async_wait_until(first_hop.is_set, timeout_s=5, message="the first send's hop did not start")
-    for i, socket in enumerate(sockets[1:], start=1):
-        await socket.send(f"q{i}")
-    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
-    await async_wait_until(lambda: len(queue.waiting) == 3, timeout_s=5, message="the sends did not queue")
+    await _sent_behind_the_first(sockets, ["q0", "q1", "q2", "q3"], first_hop)
     release.set()
     for socket in sockets:
         await socket.receive_final("complete")
@@ -244,12 +250,7 @@ async def test_sends_that_come_while_a_hop_checks_its_sign_ins_go_in_that_hop_ea
         await socket.communicator.send_json_to({"action": "sync", "streaming": [], "full": True})
         assert 'id="messages"' in await socket.receive()
     armed.set()
-    await sockets[0].send("q0")
-    await async_wait_until(checking.is_set, timeout_s=5, message="the first send's hop did not start")
-    await sockets[1].send("q1")
-    await sockets[2].send("q2")
-    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
-    await async_wait_until(lambda: len(queue.waiting) == 2, timeout_s=5, message="the sends did not queue")
+    await _sent_behind_the_first(sockets, ["q0", "q1", "q2"], checking)
     release.set()
     for socket in sockets:
         await socket.receive_final("complete")
@@ -270,13 +271,8 @@ async def test_a_hop_of_several_sends_lets_the_event_loop_read_more_before_it_ta
     owners = [alice, alice, bob]
     chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
     sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
-    await sockets[0].send("q0")
-    await async_wait_until(first_hop.is_set, timeout_s=5, message="the first send's hop did not start")
-    assert paused == []  # Alone in its hop.
-    await sockets[1].send("q1")
-    await sockets[2].send("q2")
-    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
-    await async_wait_until(lambda: len(queue.waiting) == 2, timeout_s=5, message="the sends did not queue")
+    await _sent_behind_the_first(sockets, ["q0", "q1", "q2"], first_hop)
+    assert paused == []  # The first hop, held, had its send alone; the next has not begun.
     release.set()
     for socket in sockets:
         await socket.receive_final("complete")
@@ -310,13 +306,7 @@ async def test_sends_saved_together_are_each_shown_and_refused_in_their_own_page
     owners = [alice, alice, bob, bob]
     chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
     sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
-    await sockets[0].send("q0")
-    await async_wait_until(first_hop.is_set, timeout_s=5, message="the first send's hop did not start")
-    await sockets[1].send("q1")
-    await sockets[2].send("q2")
-    await sockets[3].send("far too long for the limit")
-    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
-    await async_wait_until(lambda: len(queue.waiting) == 3, timeout_s=5, message="the sends did not queue")
+    await _sent_behind_the_first(sockets, ["q0", "q1", "q2", "far too long for the limit"], first_hop)
     release.set()
     english = "".join(await sockets[1].receive_until('data-role="user"'))
     chinese = "".join(await sockets[2].receive_until('data-role="user"'))
@@ -346,12 +336,7 @@ async def test_a_failed_transaction_of_one_language_in_a_hop_leaves_the_other_la
     owners = [alice, bob, alice]
     chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
     sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
-    await sockets[0].send("q0")
-    await async_wait_until(first_hop.is_set, timeout_s=5, message="the first send's hop did not start")
-    await sockets[1].send("q1")
-    await sockets[2].send("q2")
-    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
-    await async_wait_until(lambda: len(queue.waiting) == 2, timeout_s=5, message="the sends did not queue")
+    await _sent_behind_the_first(sockets, ["q0", "q1", "q2"], first_hop)
     release.set()
     await sockets[0].receive_final("complete")
     await sockets[2].receive_final("complete")
@@ -399,16 +384,12 @@ async def test_the_next_hop_waits_until_the_replies_of_the_last_one_have_handed_
     owners = [alice, alice, bob, bob]
     chats = [await start_chat(owner, make_persona, "long:3") for owner in owners]
     sockets = [await open_socket(owner, chat.public_id) for owner, chat in zip(owners, chats, strict=True)]
-    queue = consumers._request_if_signed_in._queues
-    await sockets[0].send("q0")
-    await async_wait_until(hop_started[0].is_set, timeout_s=5, message="the first send's hop did not start")
-    await sockets[1].send("q1")
-    await sockets[2].send("q2")
-    await async_wait_until(lambda: len(queue[asyncio.get_running_loop()].waiting) == 2, timeout_s=5)
+    await _sent_behind_the_first(sockets[:3], ["q0", "q1", "q2"], hop_started[0])
     release[0].set()
     await async_wait_until(hop_started[1].is_set, timeout_s=5, message="the second hop did not start")
     await sockets[3].send("q3")
-    await async_wait_until(lambda: len(queue[asyncio.get_running_loop()].waiting) == 1, timeout_s=5)
+    queue = consumers._request_if_signed_in._queues[asyncio.get_running_loop()]
+    await async_wait_until(lambda: len(queue.waiting) == 1, timeout_s=5)
     release[1].set()
     for socket in sockets:
         await socket.receive_final("complete")
