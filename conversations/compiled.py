@@ -114,6 +114,15 @@ class _Insert:
     converters: dict[int, tuple[list[Any], Any]]  # Of the returned columns.
 
 
+@dataclass(frozen=True)
+class PreparedRows(Generic[M]):
+    """Instances and their values prepared for `InsertMany.insert`: each row's values in field order, its
+    foreign keys' left as None until the insert (their objects may be saved in between)."""
+
+    instances: list[M]
+    rows: list[list[Any]]
+
+
 class InsertMany(Generic[M]):
     """`Model.objects.bulk_create(instances)`: the rows written and their keys set, the SQL compiled once per row count.
 
@@ -124,39 +133,78 @@ class InsertMany(Generic[M]):
     (`bulk_batch_size`), and the returned columns set as it sets them; no
     signals are sent, as by `bulk_create`. The statements are kept per database
     vendor and number of rows, for the life of the process.
+
+    `as_set`: names of fields written as the instances hold them where the
+    ORM would stamp the time of the insert (`auto_now_add`), e.g. the times
+    of imported messages.
+
+    The values can be prepared before a transaction begins (`prepare`) and
+    written in it (`insert`): an import's batch holds the database's writer
+    for the statements alone (`transfer.jobs`).
     """
 
-    def __init__(self, model: type[M]) -> None:
+    def __init__(self, model: type[M], *, as_set: Iterable[str] = ()) -> None:
         opts = model._meta
         if opts.parents or not isinstance(opts.pk, AutoField):
             raise ValueError("InsertMany takes a model of one table whose key the database gives")
         self._model = model
         self._fields = [f for f in opts.concrete_fields if not f.generated and f is not opts.pk]
+        as_set_fields = {concrete_field(model, name)[1] for name in as_set}
+        # (position, field, whether it is written as set) of the values `prepare` prepares.
+        self._plain = [(i, f, f in as_set_fields) for i, f in enumerate(self._fields) if not f.is_relation]
+        # (position, field) of the foreign keys, whose values are taken at the insert.
+        self._related = [(i, f) for i, f in enumerate(self._fields) if f.is_relation]
         self._returning = opts.db_returning_fields
         self._statements: dict[tuple[str, int], _Insert] = {}
 
     def __call__(self, instances: list[M]) -> list[M]:
-        """Insert `instances`, set their keys (and other returned columns) and return them.
+        """Insert `instances`, set their keys (and other returned columns) and return them (`prepare`, `insert`).
 
         Raises:
-            ValueError: an instance has a key already, or an unsaved related object (as `bulk_create`).
+            As `prepare` and `insert`.
+        """
+        return self.insert(self.prepare(instances))
+
+    def prepare(self, instances: list[M]) -> PreparedRows[M]:
+        """Prepare the values of `instances` but their foreign keys, for `insert`; run no statement.
+
+        Raises:
+            ValueError: an instance has a key already.
+        """
+        db = connections[DEFAULT_DB_ALIAS]
+        rows = []
+        for instance in instances:
+            if instance.pk is not None:
+                raise ValueError("InsertMany inserts instances without a key")
+            row: list[Any] = [None] * len(self._fields)
+            for i, field, as_set in self._plain:
+                value = getattr(instance, field.attname) if as_set else field.pre_save(instance, add=True)
+                row[i] = field.get_db_prep_save(value, db)
+            rows.append(row)
+        return PreparedRows(instances=instances, rows=rows)
+
+    def insert(self, prepared: PreparedRows[M]) -> list[M]:
+        """Insert `prepared`'s rows with their foreign keys as they are now, set the keys and return the instances.
+
+        Raises:
+            ValueError: an instance has an unsaved related object (as `bulk_create`).
             NotSupportedError: the database does not return the keys of rows inserted together.
             DatabaseError: the insert failed (an integrity error among them).
         """
         db = connections[DEFAULT_DB_ALIAS]
         if not db.features.can_return_rows_from_bulk_insert:
             raise NotSupportedError("InsertMany needs the keys of rows inserted together")
-        for instance in instances:
-            if instance.pk is not None:
-                raise ValueError("InsertMany inserts instances without a key")
+        instances, rows = prepared.instances, prepared.rows
+        for instance, row in zip(instances, rows, strict=True):
             instance._prepare_related_fields_for_save(operation_name="bulk_create")  # type: ignore[attr-defined]
+            for i, field in self._related:
+                row[i] = field.get_db_prep_save(getattr(instance, field.attname), db)
         size = max(db.ops.bulk_batch_size(self._fields, instances), 1)
         for start in range(0, len(instances), size):
-            chunk = instances[start : start + size]
-            rows = [[f.get_db_prep_save(f.pre_save(obj, add=True), db) for f in self._fields] for obj in chunk]
-            statement = self._statements.get((db.vendor, len(chunk))) or self._compile(db, chunk, rows)
+            chunk, chunk_rows = instances[start : start + size], rows[start : start + size]
+            statement = self._statements.get((db.vendor, len(chunk))) or self._compile(db, chunk, chunk_rows)
             with db.cursor() as cursor:
-                cursor.execute(statement.sql, _by_column(rows) if statement.by_column else _by_row(rows))
+                cursor.execute(statement.sql, _by_column(chunk_rows) if statement.by_column else _by_row(chunk_rows))
                 # Every backend that returns the rows of a bulk insert has it (`can_return_rows_from_bulk_insert`).
                 returned = db.ops.fetch_returned_insert_rows(cursor)  # type: ignore[attr-defined]
             if statement.converters:

@@ -45,6 +45,7 @@ and takes its place.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import subprocess
@@ -68,6 +69,7 @@ from django.utils.translation import ngettext
 
 from attachments.services import attachment_restore
 from conversations import serving
+from conversations.compiled import InsertMany
 from conversations.models import Conversation, Message
 from conversations.organizing import folder_get_or_create
 from conversations.rows import rows_update
@@ -92,8 +94,6 @@ UNFINISHED = (ImportJob.Status.PENDING, ImportJob.Status.RUNNING)
 # of its own. About 10 ms of SQLite writes on a small machine, and all that one batch holds in memory.
 BATCH_ROWS = 100
 BATCH_CHARS = 125_000
-# Rows per INSERT statement.
-BULK_BATCH_SIZE = 500
 # Seconds between heartbeats while one large batch is being rendered (a batch written is one too).
 HEARTBEAT_EVERY_S = 5.0
 # A running job without a heartbeat for this long was left by a process that died: it is taken up again.
@@ -404,41 +404,43 @@ def _files_restore(
 
 
 def _batch_write(batch: list[_Prepared], on_batch: Callable[[int], object] | None, done: int) -> int:
-    """Write `batch` in one transaction; return its number of conversations. The writes are bulk: one
-    INSERT per `BULK_BATCH_SIZE` rows, then one prepared UPDATE run for all rows of a table."""
+    """Write `batch` in one transaction; return its number of conversations.
+
+    The rows' values are prepared before the transaction begins, so it holds
+    the database's writer (all of it, on SQLite) for the statements alone:
+    the conversations' INSERT, the messages' INSERT (each compiled once per
+    row count, `compiled.InsertMany`) and one prepared UPDATE of the
+    messages' parents, whose keys the INSERT gives. Preparing inside took
+    two thirds of a transaction's time, and other users' writes waited for
+    it (bench/README.md, the twenty-first round).
+    """
+    conversations = _conversations_insert.prepare([item.conversation for item in batch])
+    messages = _messages_insert.prepare([message for item in batch for message in item.messages])
     with transaction.atomic():
         if on_batch is not None:
             on_batch(done)  # First: on PostgreSQL it locks the job's row, which a takeover waits for.
-        Conversation.objects.bulk_create([item.conversation for item in batch], batch_size=BULK_BATCH_SIZE)
-        Message.objects.bulk_create(
-            [message for item in batch for message, _ in item.messages], batch_size=BULK_BATCH_SIZE
-        )
-        # bulk_create stamps auto_now_add fields with the current time, and a
-        # message's parent has no pk before its insert: both are set afterwards.
-        rows_update(
-            Conversation,
-            ["created_at", "updated_at"],
-            [(item.conversation.pk, item.created, item.updated) for item in batch],
-        )
-        links: list[tuple[int, int | None, datetime]] = []
+        _conversations_insert.insert(conversations)
+        _messages_insert.insert(messages)
+        links: list[tuple[int, int]] = []
         for item in batch:
-            parent_id: int | None = None
-            for message, created in item.messages:
-                message.parent_id, message.created_at = parent_id, created
-                links.append((message.pk, parent_id, created))
-                parent_id = message.pk
-        rows_update(Message, ["parent", "created_at"], links)
+            for parent, message in itertools.pairwise(item.messages):
+                message.parent_id = parent.pk
+                links.append((message.pk, parent.pk))
+        rows_update(Message, ["parent"], links)
     return len(batch)
+
+
+# The inserts of an import's batches, with the times the export gives (not the time of the insert).
+_conversations_insert = InsertMany(Conversation, as_set=("created_at", "updated_at"))
+_messages_insert = InsertMany(Message, as_set=("created_at",))
 
 
 @dataclass(slots=True)
 class _Prepared:
-    """An unsaved conversation and its unsaved messages, with the times to give them after insert."""
+    """An unsaved conversation and its unsaved messages, in order, their times set."""
 
     conversation: Conversation
-    created: datetime
-    updated: datetime
-    messages: list[tuple[Message, datetime]]
+    messages: list[Message]
     # The files listed with each message that has some, restored after the batch commits.
     attachments: list[tuple[Message, tuple[ParsedAttachment, ...]]] = field(default_factory=list)
 
@@ -455,6 +457,8 @@ def _prepare(
     conversation = Conversation(
         owner=owner,
         persona=persona,
+        created_at=created,
+        updated_at=updated,
         title=storable_text(title),
         title_source=Conversation.TitleSource.USER,
         archived=parsed.archived,
@@ -481,11 +485,12 @@ def _prepare(
             prompt_tokens=message.prompt_tokens,
             completion_tokens=message.completion_tokens,
             tokens_estimated=message.tokens_estimated,
+            created_at=message.created or created,
         )
-        messages.append((row, message.created or created))
+        messages.append(row)
         if message.attachments:
             attachments.append((row, message.attachments))
-    return _Prepared(conversation, created, updated, messages, attachments)
+    return _Prepared(conversation, messages, attachments)
 
 
 def _read_source(job: ImportJob) -> bytes:

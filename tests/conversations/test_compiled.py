@@ -1,5 +1,6 @@
 """Statements compiled once (conversations/compiled.py): a select by a list of values, the insert of many rows."""
 
+from datetime import UTC, datetime
 from unittest import mock
 
 import pytest
@@ -103,6 +104,27 @@ def test_its_rows_are_bulk_creates_with_the_keys_set(alice, persona):
         assert {k: v for k, v in _fields(stored).items() if k not in varying} == {
             k: v for k, v in _fields(Message.objects.get(pk=bulk.pk)).items() if k not in varying
         }
+
+
+def test_the_values_are_prepared_without_a_query_and_the_foreign_keys_taken_at_the_insert(
+    alice, persona, django_assert_num_queries
+):
+    then = datetime(2021, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
+    chat = Conversation(owner=alice, persona=persona, title="Not saved yet")
+    stamped, kept = _messages(chat, 2, created_at=then), _messages(chat, 2, created_at=then)
+
+    with django_assert_num_queries(0):
+        prepared = InsertMany(Message).prepare(stamped)
+        prepared_as_set = InsertMany(Message, as_set=("created_at",)).prepare(kept)
+    chat.save()  # After the values were prepared: the insert takes its key.
+    InsertMany(Message).insert(prepared)
+    InsertMany(Message, as_set=("created_at",)).insert(prepared_as_set)
+
+    stored = {m.pk: m for m in Message.objects.filter(conversation=chat)}
+    assert set(stored) == {m.pk for m in stamped + kept}
+    assert {stored[m.pk].created_at for m in kept} == {then}  # as the instances held it
+    assert all(stored[m.pk].created_at > then for m in stamped)  # the time of `prepare` (`auto_now_add`)
+    assert [stored[m.pk].content for m in stamped + kept] == [m.content for m in stamped + kept]
 
 
 def test_the_insert_compiles_once_for_each_number_of_rows_in_as_many_statements_as_bulk_create(
