@@ -1,9 +1,10 @@
 """`manage.py import_job_run ID`: take up import job ID and import its file, in this process.
 
 The import worker of a serving process (transfer/jobs.py) runs each job so,
-in a child process of its own, with `--niceness` CHAT_IMPORT_NICENESS. By
-hand, it imports a job that is waiting, or one left running by a process
-that died (after `jobs.ORPHANED_AFTER`).
+in a child process of its own whose CPU priority it lowers by
+CHAT_IMPORT_NICENESS as it starts it. By hand, it imports a job that is
+waiting, or one left running by a process that died (after
+`jobs.ORPHANED_AFTER`); `--niceness` lowers its priority first.
 """
 
 import os
