@@ -45,8 +45,9 @@ Then two black-box scenarios (`--scenarios`, both by default; `none` skips them)
 - import: one user uploads a ChatGPT export of `--import-mb` MB (47,
   synthetic: conversations of 4 to 40 messages of Markdown) through the
   data page while 10 other users keep sending messages and renaming their
-  conversations: their own-message and rename latencies, any failure, the
-  import's duration and daphne's memory.
+  conversations: their own-message and rename latencies before the upload
+  (after a round that warms the site up) and during the import, any
+  failure, the import's duration and daphne's memory.
 
 Asserts nothing; prints figures. Usage (from the repository root):
 
@@ -545,8 +546,19 @@ async def _rename(http, site: DaphneServer, public_id: str, cookie: str, title: 
         return (time.perf_counter() - started) * 1000, response.status
 
 
+# Rounds of the import scenario's ten users measured before the upload, after one that warms the site up.
+ALONE_ROUNDS = 3
+
+
 def run_import(sites, persona, people, importer, megabytes: float, timeout_s: float) -> None:
-    """Print other users' write latencies while one user imports a large ChatGPT export."""
+    """Print other users' write latencies while one user imports a large ChatGPT export, and before it.
+
+    Ten users each send a message, wait for its reply, rename their
+    conversation, and again. Their first round warms the site (its first
+    HTTP requests import and build what later ones reuse: 300 to 480 ms on
+    this machine, with no import); the next `ALONE_ROUNDS` are measured
+    before the upload, as the baseline; the rest while the import runs.
+    """
     import aiohttp
     from websockets.asyncio.client import connect
 
@@ -555,8 +567,10 @@ def run_import(sites, persona, people, importer, megabytes: float, timeout_s: fl
     data = chatgpt_export(megabytes)
     site = sites[0]
     victims = _new_conversations(persona, people[:10])
-    sends: list[float] = []
-    renames: list[float] = []
+    sends: dict[str, list[float]] = {"alone": [], "import": []}
+    renames: dict[str, list[float]] = {"alone": [], "import": []}
+    rounds = [0] * len(victims)
+    importing = asyncio.Event()
     failures: list[str] = []
     pid = site.process.pid
     rss_before = proc_status(pid)["VmRSS"].strip()
@@ -567,28 +581,32 @@ def run_import(sites, persona, people, importer, megabytes: float, timeout_s: fl
             aiohttp.ClientSession() as http,
             connect(url, origin=site.origin, additional_headers={"Cookie": cookie}, max_size=None) as ws,
         ):
-            n = 0
             while not done.is_set():
+                n = rounds[i]
+                phase = "warm" if n == 0 else "import" if importing.is_set() else "alone"
                 reading = Reading(tag=f"imp{i}-{n}")
                 await _send(ws, reading, "Still there?")
                 try:
                     await asyncio.wait_for(_read_reply(ws, reading), timeout_s)
                 except TimeoutError:
                     failures.append(f"{reading.tag}: no final bubble in {timeout_s:g} s")
-                if reading.own_message_at is not None:
-                    sends.append((reading.own_message_at - reading.started) * 1000)
+                if reading.own_message_at is not None and phase in sends:
+                    sends[phase].append((reading.own_message_at - reading.started) * 1000)
                 if reading.refused or reading.final_status not in ("complete", ""):
                     failures.append(f"{reading.tag}: {reading.refused or reading.final_status}")
                 elapsed, status = await _rename(http, site, public_id, cookie, f"Renamed {n}")
-                renames.append(elapsed)
+                if phase in renames:
+                    renames[phase].append(elapsed)
                 if status not in (200, 302):
                     failures.append(f"rename {public_id}: HTTP {status}")
-                n += 1
+                rounds[i] = n + 1
 
     async def scenario() -> tuple[float, str]:
         done = asyncio.Event()
         tasks = [asyncio.create_task(victim(i, p, c, done)) for i, (p, c) in enumerate(victims)]
-        await asyncio.sleep(1)
+        while min(rounds) < 1 + ALONE_ROUNDS and not all(task.done() for task in tasks):
+            await asyncio.sleep(0.05)
+        importing.set()
         started = time.perf_counter()
         status = await _import_upload(site, importer[1], data)
         job_status = f"upload answered {status}"
@@ -610,14 +628,13 @@ def run_import(sites, persona, people, importer, megabytes: float, timeout_s: fl
     status = proc_status(pid)
     print(f"Import: one user uploads a {len(data) / 1e6:.0f} MB ChatGPT export while 10 others send and rename")
     print(f"  the import: {job_status} in {elapsed:.1f} s (upload included)")
-    print(
-        f"  others' own message shown: {_percentiles(sends)} ms p50 / p99, "
-        f"max {max(sends, default=0):.0f} ms (n={len(sends)})"
-    )
-    print(
-        f"  others' renames (HTTP):    {_percentiles(renames)} ms p50 / p99, "
-        f"max {max(renames, default=0):.0f} ms (n={len(renames)})"
-    )
+    for label, samples in (("own message shown", sends), ("renames (HTTP)", renames)):
+        for phase, during in (("alone", "before it"), ("import", "during it")):
+            values = samples[phase]
+            print(
+                f"  others' {label:<17} {during}: {_percentiles(values)} ms p50 / p99, "
+                f"max {max(values, default=0):.0f} ms (n={len(values)})"
+            )
     print(f"  failures: {len(failures)}" + (f"; first: {failures[0]}" if failures else ""))
     print(
         f"  daphne memory: RSS {rss_before} before, {status['VmRSS'].strip()} after, "
