@@ -637,10 +637,10 @@ def _child_run(command: list[str]) -> int:
     exit code.
 
     On a small machine the child competes with the server for the cores. Its
-    priority is lowered as soon as it is started, from here: the child's own
-    start (the interpreter, Django's setup) took 2.6 s of a core and, at the
-    server's priority, held other users' renames up to 171 ms
-    (bench/README.md, the twenty-first round).
+    priority is lowered as soon as it is started, from here, so that its own
+    start (the interpreter, Django's setup: 2.6 s of a core on the bench
+    machine) yields too; lowered by the child's command, it ran at the
+    server's priority (bench/README.md, the twenty-first round).
     """
     niceness = min(os.getpriority(os.PRIO_PROCESS, 0) + settings.CHAT_IMPORT_NICENESS, 19)
     child = subprocess.Popen(command, cwd=settings.BASE_DIR)

@@ -323,8 +323,8 @@ def test_the_worker_runs_each_job_in_a_child_process_whose_cpu_priority_it_lower
     alice, settings, monkeypatch, niceness, lowered
 ):
     # On a small machine the child competes with the server for the cores: others' sends waited up to
-    # 267 ms during a 47 MB import at the same priority, at most 183 ms at niceness 10, and the child's
-    # own start (Django's setup, before its command ran) held renames up to 171 ms (bench/load.py).
+    # 267 ms during a 47 MB import at the same priority, at most 183 ms at niceness 10 (bench/load.py).
+    # Lowered as it starts: its own start (Django's setup, before its command runs) yields too.
     settings.CHAT_IMPORT_SUBPROCESS = True
     settings.CHAT_IMPORT_NICENESS = niceness
     job = make_job(alice, conversations_titled("Later"))
