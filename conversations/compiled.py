@@ -117,7 +117,7 @@ class _Insert:
 @dataclass(frozen=True)
 class PreparedRows(Generic[M]):
     """Instances and their values prepared for `InsertMany.insert`: each row's values in field order, its
-    foreign keys' left as None until the insert (their objects may be saved in between)."""
+    foreign keys left as None until the insert (their objects may be saved in between)."""
 
     instances: list[M]
     rows: list[list[Any]]
