@@ -61,7 +61,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def env_database(name: str, default: dict) -> dict:
-    """Return a Django DATABASES entry from the URL in `name` (dj-database-url).
+    """Return a Django DATABASES entry from the URL in `name` (dj-database-url); sqlite:// gets `chatsite.sqlite`.
 
     Raises:
         ImproperlyConfigured: the URL cannot be parsed or names an unsupported engine.
@@ -75,12 +75,13 @@ def env_database(name: str, default: dict) -> dict:
         config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
-    if config.get("ENGINE") not in {
-        "django.db.backends.postgresql",
-        "django.db.backends.sqlite3",
-    }:
+    engine = {
+        "django.db.backends.postgresql": "django.db.backends.postgresql",
+        "django.db.backends.sqlite3": "chatsite.sqlite",  # Django's, its writers taking turns (chatsite/sqlite).
+    }.get(config.get("ENGINE", ""))
+    if engine is None:
         raise ImproperlyConfigured(f"{name} must be a postgres:// or sqlite:// URL.")
-    return dict(config)  # A plain dict like `default`: dj-database-url types its result as a TypedDict.
+    return {**config, "ENGINE": engine}  # A plain dict like `default`: dj-database-url types its result as a TypedDict.
 
 
 # The schemes of DJANGO_EMAIL_URL (django-environ's names) and their port when the URL names none.

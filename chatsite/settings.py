@@ -145,7 +145,7 @@ DATABASES = {
     "default": env_database(
         "DATABASE_URL",
         {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "chatsite.sqlite",  # Django's, its writers taking turns (chatsite/sqlite/base.py).
             "NAME": VAR_DIR / "db.sqlite3",
             "OPTIONS": {
                 # WAL lets daphne read while a reply is being saved; IMMEDIATE

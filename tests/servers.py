@@ -63,7 +63,7 @@ def database_url(settings_dict: Mapping[str, Any] | None = None) -> str:
     name = str(settings_dict["NAME"])
     options = {k: v for k, v in (settings_dict.get("OPTIONS") or {}).items() if isinstance(v, (str, int))}
     query = f"?{urlencode(options)}" if options else ""
-    if engine == "django.db.backends.sqlite3":
+    if engine == "chatsite.sqlite":
         if name == ":memory:" or "mode=memory" in name:
             raise ValueError("An in-memory SQLite test database cannot be shared with a daphne process.")
         return f"sqlite:///{Path(name).resolve()}{query}"

@@ -16,7 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from chatsite.env import env_bool, env_database, env_email, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-SQLITE_DEFAULT = {"ENGINE": "django.db.backends.sqlite3", "NAME": "default.sqlite3"}
+SQLITE_DEFAULT = {"ENGINE": "chatsite.sqlite", "NAME": "default.sqlite3"}
 
 
 # env_str
@@ -154,12 +154,12 @@ def test_env_database_reads_a_postgres_url(monkeypatch):
     assert config["CONN_MAX_AGE"] == 60 and config["CONN_HEALTH_CHECKS"] is True
 
 
-def test_env_database_reads_a_sqlite_url_with_options(monkeypatch):
+def test_env_database_reads_a_sqlite_url_with_options_for_the_sites_sqlite_backend(monkeypatch):
     monkeypatch.setenv("CHAT_TEST_DB", "sqlite:////srv/chat/db.sqlite3?timeout=20")
 
     config = env_database("CHAT_TEST_DB", SQLITE_DEFAULT)
 
-    assert config["ENGINE"] == "django.db.backends.sqlite3"
+    assert config["ENGINE"] == "chatsite.sqlite"
     assert config["NAME"] == "/srv/chat/db.sqlite3"
     assert config["OPTIONS"] == {"timeout": 20}
 
@@ -252,7 +252,7 @@ def _settings_json(tmp_path: Path, **env: str) -> dict:
 def test_defaults_need_no_configuration_but_a_secret_key(tmp_path):
     values = _settings_json(tmp_path, DJANGO_SECRET_KEY="k" * 50)
 
-    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["engine"] == "chatsite.sqlite"
     assert values["db_name"] == str(tmp_path / "db.sqlite3")
     assert values["layer"] == "chatsite.channel_layers.LocalChannelLayer"
     assert values["debug"] is False

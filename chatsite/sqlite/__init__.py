@@ -1,0 +1,1 @@
+"""The site's SQLite database backend: Django's, with writers that take turns (`base.py`)."""
