@@ -39,6 +39,10 @@ class DeltaCoalescer:
         time to first token), text is gathered for this many seconds before
         the next delta goes out: a function, asked as each window starts.
 
+    A caller that reads its upstream once a window (`llm.stream_chat`'s
+    `pace_s`) asks `pace` before each wait instead: its text goes out then,
+    with no timer of the coalescer's own.
+
     `seq` and `sent_text` always describe the same deltas (they change
     together, before any await), so a snapshot taken between awaits is consistent.
     `push` never waits for `send`, which runs in tasks of its own: the caller
@@ -56,6 +60,8 @@ class DeltaCoalescer:
         self._lock = asyncio.Lock()
         self._timer: asyncio.Task | None = None
         self._first: asyncio.Task | None = None  # The first delta's send, started by `push`.
+        self._paced: asyncio.Task | None = None  # The last delta's send started by `pace`.
+        self._reader_paces = False  # `pace` was asked: `push` sets no timer.
 
     @property
     def sent_text(self) -> str:
@@ -72,8 +78,25 @@ class DeltaCoalescer:
         self._pending.append(text)
         if self.seq == 0:
             self._first = asyncio.create_task(self._send_in_turn(*self._take()))
-        elif self._timer is None:
+        elif self._timer is None and not self._reader_paces:
             self._timer = asyncio.create_task(self._flush_later())
+
+    def pace(self) -> float:
+        """Start sending the pending text as one delta, and return the window: for a reader about to wait that long.
+
+        The text a reader pushed since it last asked goes out at once, and
+        from now on `push` leaves the timing to the reader (no timer): a
+        window's chunks, read together after the wait, cost the loop one
+        wake-up rather than the reader's and a timer's (bench/README.md, the
+        twenty-third round).
+        """
+        self._reader_paces = True
+        if self._timer is not None:  # Set by text pushed before the reader first asked.
+            self._timer.cancel()
+            self._timer = None
+        if self._pending:
+            self._paced = asyncio.create_task(self._send_in_turn(*self._take()))
+        return self.window_s()
 
     async def flush(self) -> None:
         """Send what is pending now, as one delta (nothing when nothing is pending)."""
@@ -85,6 +108,8 @@ class DeltaCoalescer:
         if self._timer is not None:  # Still waiting (it clears `_timer` before it flushes): its text goes now.
             self._timer.cancel()
             self._timer = None
+        if self._paced is not None:  # It may not have started, so not queued for the lock yet.
+            await asyncio.wait([self._paced])
         await self.flush()
         if self._first is not None:
             await asyncio.wait([self._first])

@@ -4,7 +4,8 @@ The generation belongs to the conversation, not to a socket: `start_reply`
 runs it as its own asyncio task, so closing the tab that sent the message does
 not cancel it. Deltas go to the conversation's channel layer group, batched by
 `coalescing.DeltaCoalescer` (the first at once, later ones over
-`settings.CHAT_COALESCE_MS`). While it streams, the text so far is saved every
+`settings.CHAT_COALESCE_MS`), and the upstream is read once a window, not
+once a chunk (`llm.stream_chat`'s `pace_s`). While it streams, the text so far is saved every
 `CHAT_CHECKPOINT_S` (a heartbeat every `CHAT_HEARTBEAT_S` when nothing new
 came); when it ends it is stored and rendered once (`services.reply_finish`),
 and the final event carries the whole bubble, so a tab that missed deltas still ends right.
@@ -24,7 +25,7 @@ import asyncio
 import collections
 import contextvars
 import logging
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -124,6 +125,8 @@ class EarlyStream:
         self._error: Exception | None = None
         self._taken = False
         self._closed = False
+        # The pace of the generation that took the stream (`events`); until then it is read as it comes.
+        self._pace_s: Callable[[], float] | None = None
         # The loop's time when the request was opened: the reply's time to first token counts from it.
         self.opened_at = 0.0
 
@@ -134,10 +137,13 @@ class EarlyStream:
     def _start(self, config: llm.UpstreamConfig, request: llm.ChatRequest) -> None:
         if self._closed:  # The send's socket went away before the loop got here.
             return
-        self._stream = llm.stream_chat(config, request)
+        self._stream = llm.stream_chat(config, request, pace_s=self._pace)
         self.opened_at = self._loop.time()
         with translation.override(self._language):  # The stream's errors are in the page's language.
             self._reading = start_detached(self._read_ahead(self._stream))
+
+    def _pace(self) -> float:
+        return self._pace_s() if self._pace_s is not None else 0.0
 
     async def _read_ahead(self, stream: AsyncIterator[llm.Delta | llm.Finish]) -> None:
         """Read `stream` into the buffer until the generation takes it, then stop after the event awaited then."""
@@ -154,10 +160,14 @@ class EarlyStream:
         """Whether the request was opened and not closed since."""
         return self._reading is not None and not self._closed
 
-    async def events(self) -> AsyncIterator[llm.Delta | llm.Finish]:
-        """Yield the stream's events from the first, as `llm.stream_chat` does; raise what it raises."""
+    async def events(self, *, pace_s: Callable[[], float] | None = None) -> AsyncIterator[llm.Delta | llm.Finish]:
+        """Yield the stream's events from the first, as `llm.stream_chat` does; raise what it raises.
+
+        pace_s: from now on, the stream's `pace_s` (`llm.stream_chat`).
+        """
         assert self._stream is not None and self._reading is not None, "read only once opened"
         self._taken = True
+        self._pace_s = pace_s
         try:
             while self._read:
                 yield self._read.popleft()
@@ -342,11 +352,15 @@ class ReplyGenerator:
         for attempt in range(settings.CHAT_UPSTREAM_RETRIES + 1):
             turn: asyncio.Future[None] | None = None
             retry_in_s = 0.0
+            # A listener gets each upstream delta as it comes; otherwise the upstream is read once a window.
+            pace_s = self.deltas.pace if self.listener is None else None
             if attempt == 0 and self.early is not None:
-                stream = self.early.events()
+                stream = self.early.events(pace_s=pace_s)
             else:
                 turn = await _opening_turn()
-                stream = llm.stream_chat(self.job.config, self.job.request, on_sending=partial(self._sending, turn))
+                stream = llm.stream_chat(
+                    self.job.config, self.job.request, on_sending=partial(self._sending, turn), pace_s=pace_s
+                )
             try:
                 async for event in stream:
                     if isinstance(event, llm.Finish):

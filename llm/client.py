@@ -155,7 +155,11 @@ def _message_param(role: str, content: Content) -> ChatCompletionMessageParam:
 
 
 async def stream_chat(
-    config: UpstreamConfig, request: ChatRequest, *, on_sending: Callable[[], None] | None = None
+    config: UpstreamConfig,
+    request: ChatRequest,
+    *,
+    on_sending: Callable[[], None] | None = None,
+    pace_s: Callable[[], float] | None = None,
 ) -> AsyncIterator[Delta | Finish]:
     """Stream one chat completion: yield `Delta`s, then exactly one `Finish`.
 
@@ -165,6 +169,14 @@ async def stream_chat(
     connect and send: the CPU of opening the stream is spent (about 1 ms of
     the event loop, bench/README.md, the ninth round); not called if the
     request fails before.
+
+    pace_s: once text has come, called before each further read of the body;
+        for the seconds it returns (at most half the read timeout), the
+        connection is left unread (`_unread_for`), so the chunks that come
+        meanwhile are read together: one wake-up of this loop for a
+        window's chunks rather than one a chunk (bench/README.md, the
+        twenty-third round). Their deltas then come one after another. Not
+        called for a content-encoded body, which is read as it comes.
 
     Raises:
         LLMError: for every upstream failure, before or during the stream; a
@@ -193,11 +205,16 @@ async def stream_chat(
             # unless the body is content-encoded (httpx's `aiter_bytes` decodes it), and a decoder
             # called in this loop rather than a generator around the body.
             encoded = http_response.headers.get("content-encoding", "identity") != "identity"
-            reader = None if encoded else _aiohttp_body(http_response)
+            aiohttp_response = None if encoded else _aiohttp_response(http_response)
             # The next piece of the body, b"" once it has ended.
-            read = reader.readany if reader is not None else partial(anext, http_response.aiter_bytes(), b"")
+            if aiohttp_response is not None:
+                read = aiohttp_response.content.readany
+            else:
+                read = partial(anext, http_response.aiter_bytes(), b"")
             events = SSEDecoder()
             while True:
+                if started and pace_s is not None and aiohttp_response is not None:
+                    await _unread_for(aiohttp_response, min(pace_s(), config.read_timeout_s / 2))
                 body = await read()
                 if loop.time() > deadline:
                     raise TimeoutError
@@ -238,11 +255,12 @@ async def stream_chat(
     )
 
 
-def _aiohttp_body(response: httpx2.Response) -> aiohttp.StreamReader | None:
-    """Return the aiohttp reader of `response`'s body, or None when the SDK's aiohttp transport did not answer it.
+def _aiohttp_response(response: httpx2.Response) -> aiohttp.ClientResponse | None:
+    """Return the aiohttp response under `response`, or None when the SDK's aiohttp transport did not answer it.
 
-    Read directly, a 16 ms chunk of a stream wakes one coroutine, not the
-    three async generators in between as well (httpx's `aiter_raw`, its
+    Its body is read directly (`content`, an `aiohttp.StreamReader`): a 16 ms
+    chunk of a stream then wakes one coroutine, not the three async
+    generators in between as well (httpx's `aiter_raw`, its
     `BoundAsyncStream`, the transport's `AiohttpResponseStream`): 50 streams
     of 230 chunks at once read for 12.1 ms of CPU a stream instead of 15.3
     on uvloop (bench/README.md, the eighteenth round). The reader yields the
@@ -254,8 +272,33 @@ def _aiohttp_body(response: httpx2.Response) -> aiohttp.StreamReader | None:
     """
     stream = getattr(response.stream, "_stream", None)
     aiohttp_response = getattr(stream, "_aiohttp_response", None)
-    reader = getattr(aiohttp_response, "content", None)
-    return reader if isinstance(reader, aiohttp.StreamReader) else None
+    return aiohttp_response if isinstance(aiohttp_response, aiohttp.ClientResponse) else None
+
+
+async def _unread_for(response: aiohttp.ClientResponse, seconds: float) -> None:
+    """Leave the connection of `response` unread for `seconds`: what comes meanwhile waits in the socket's buffer.
+
+    The transport's reading is paused (asyncio's flow control,
+    `Transport.pause_reading`), not the body's reader: aiohttp's reader
+    raises a connection's error before the data it holds
+    (`StreamReader.readany`), while the socket gives its data before the
+    end of the connection, so a provider that closes its connection right
+    after some text still has that text read. A connection reset during the
+    pause may drop what the socket (or a TLS layer) held then, text no page
+    was shown yet. Call it with the body's reader drained (after `readany`),
+    when aiohttp's own flow control holds nothing. Nothing waits when the
+    connection was released (the whole body has come) or is paused already.
+    """
+    connection = response.connection
+    transport = connection.transport if connection is not None else None
+    if seconds <= 0 or transport is None or not transport.is_reading():
+        return
+    transport.pause_reading()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        if not transport.is_closing():
+            transport.resume_reading()
 
 
 class SSEDecoder:

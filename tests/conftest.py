@@ -1,6 +1,7 @@
 """Shared fixtures: the cast (alice, bob, admin), the fake upstream and personas on it."""
 
 import pytest
+from aiohttp import client_proto
 from channels.layers import channel_layers
 from django.utils import translation
 
@@ -31,6 +32,30 @@ def upstream(fake_upstream):
 def streamed_requests(server: FakeOpenAIServer) -> list:
     """Return the streaming chat completion requests `server` received (replies, not titles or tests)."""
     return [r for r in server.requests if r.path.endswith("/chat/completions") and (r.body or {}).get("stream")]
+
+
+class UpstreamReads:
+    """Counts the reads of upstream connections (aiohttp's `ResponseHandler.data_received`), and those while paused."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.while_paused = 0
+
+
+@pytest.fixture
+def upstream_reads(monkeypatch) -> UpstreamReads:
+    """Count this process's reads of upstream connections from here on."""
+    reads = UpstreamReads()
+    data_received = client_proto.ResponseHandler.data_received
+
+    def counted(protocol, data: bytes) -> None:
+        if data:
+            reads.count += 1
+            reads.while_paused += not protocol.transport.is_reading()
+        data_received(protocol, data)
+
+    monkeypatch.setattr(client_proto.ResponseHandler, "data_received", counted)
+    return reads
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -3,6 +3,7 @@
 import pytest
 from asgiref.sync import sync_to_async
 
+import llm
 from accounts.models import UsageLimit
 from api.chat import ChatDelta, ChatFailed, ChatFinished, ChatMessage, ChatParams, ChatStarted, chat_completion
 from api.errors import ApiError, ApiErrorKind
@@ -38,6 +39,22 @@ async def test_a_stored_completion_streams_the_upstream_text_and_saves_a_titled_
     assert reply.content == "w0 w1 w2 w3 w4 " and reply.status == "complete"
     sent = streamed_requests(upstream)[0].body
     assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+async def test_the_upstream_of_an_api_reply_is_read_as_it_comes(alice, make_persona, upstream, monkeypatch):
+    # The caller gets each upstream delta as it comes, not once a window as a page does.
+    paces: list = []
+    stream_chat = llm.stream_chat
+
+    def recording(config, request, **kwargs):
+        paces.append(kwargs.get("pace_s"))
+        return stream_chat(config, request, **kwargs)
+
+    monkeypatch.setattr(llm, "stream_chat", recording)
+    await sync_to_async(make_persona)("long:5", slug="helper")
+    events = await collect(user=alice, model="helper", messages=[ChatMessage("user", "Hello there")])
+
+    assert text_of(events) == "w0 w1 w2 w3 w4 " and paces == [None]
 
 
 async def test_store_false_writes_no_conversation_but_counts_the_tokens(alice, make_persona, upstream):

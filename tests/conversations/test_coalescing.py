@@ -152,6 +152,36 @@ async def test_each_window_asks_how_long_it_is():
     assert send.sent[-1] == (3, "c")
 
 
+async def test_a_reader_that_paces_itself_gets_its_text_sent_when_it_asks_and_no_timer():
+    send = Recorder()
+    windows = iter([60, 0, 0])  # After the first `pace`, a window of 0 would flush a timer's text at once.
+    deltas = DeltaCoalescer(send, window_s=lambda: next(windows))
+    deltas.push("a")  # Delta 1, at once.
+    deltas.push("b")  # Read with "a", before the reader first asked: a timer of 60 s.
+    deltas.push("c")
+    assert deltas.pace() == 60  # The reader waits that long before its next read; "bc" goes now.
+    await asyncio.sleep(0.01)
+    assert send.sent == [(1, "a"), (2, "bc")]
+    deltas.push("d")
+    await asyncio.sleep(0.01)
+    assert send.sent == [(1, "a"), (2, "bc")]  # No timer: "d" waits for the reader's next `pace`.
+    assert deltas.pace() == 0
+    deltas.push("e")
+    await deltas.close()
+    assert send.sent == [(1, "a"), (2, "bc"), (3, "d"), (4, "e")]
+
+
+async def test_close_right_after_pace_still_sends_in_order():
+    send = Recorder(delay_s=0.05)
+    deltas = DeltaCoalescer(send, window_s=lambda: 60)
+    deltas.push("a")
+    deltas.push("b")
+    deltas.pace()  # Its send's task has not started yet, nor has the first one's.
+    deltas.push("c")
+    await deltas.close()
+    assert send.sent == [(1, "a"), (2, "b"), (3, "c")] and send.most_in_flight == 1
+
+
 @pytest.mark.parametrize(
     ("base_ms", "widest_ms", "streaming", "window_ms"),
     [

@@ -20,7 +20,7 @@ from conversations import coalescing, consumers, generation, services, titles
 from conversations.models import Conversation, Message
 from conversations.signin import SignInCheck
 from tests.conftest import streamed_requests
-from tests.sockets import start_chat, wait_for_reply
+from tests.sockets import replies_settled, start_chat, wait_for_reply
 from tests.waiting import async_wait_until, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -176,6 +176,40 @@ async def test_send_streams_deltas_in_order_then_the_rendered_reply(alice, make_
     assert reply.ttft_ms is not None and reply.duration_ms >= reply.ttft_ms
     saved = await sync_to_async(list)(Message.objects.filter(conversation=conversation).values_list("role", "status"))
     assert saved == [("assistant", "complete"), ("user", "complete"), ("assistant", "complete")]
+
+
+COUNTED = "".join(f"w{i} " for i in range(30))
+
+
+async def test_a_replys_upstream_is_read_once_a_window_not_once_a_chunk(
+    alice, make_persona, open_socket, upstream_reads, settings
+):
+    settings.CHAT_COALESCE_MS = 100
+    conversation = await start_chat(alice, make_persona, "long:30+delay:20")
+    socket = await open_socket(alice, conversation.public_id)
+    await socket.send("Count for me")  # Alone in its hop: its request is opened early (generation.EarlyStream).
+    frames = await socket.receive_final("complete")
+    await replies_settled()  # The title's request too.
+
+    assert "".join(delta_texts(frames)) == COUNTED and (await wait_for_reply()).content == COUNTED
+    assert upstream_reads.while_paused == 0
+    # The headers and the first delta, then 32 events 20 ms apart, read about every 100 ms; the title's answer.
+    assert upstream_reads.count <= 15
+
+
+async def test_replies_started_together_read_their_upstream_once_a_window(
+    alice, make_persona, upstream_reads, settings
+):
+    settings.CHAT_COALESCE_MS = 100
+    conversation = await start_chat(alice, make_persona, "long:30+delay:20")
+    requested = await sync_to_async(services.replies_request)(
+        [{"user": alice, "public_id": conversation.public_id, "action": "send", "text": "Count for me"}]
+    )
+    await generation.start_reply(requested[0].job).task  # Not opened early: the generation opens it.
+    await replies_settled()
+
+    assert (await wait_for_reply()).content == COUNTED
+    assert upstream_reads.while_paused == 0 and upstream_reads.count <= 15
 
 
 async def _sent_behind_the_first(sockets, texts: list[str], first_hop: threading.Event) -> None:
@@ -366,7 +400,7 @@ async def test_the_next_hop_waits_until_the_replies_of_the_last_one_have_handed_
 
     stream_chat = llm.stream_chat
 
-    async def recording(config, request, *, on_sending=None):
+    async def recording(config, request, *, on_sending=None, pace_s=None):
         question = request.messages[-1]["content"]
         if question in ("q1", "q2"):
             await asyncio.sleep(0.05)  # A slow start: the next hop still waits for it, within the bound.
@@ -376,7 +410,7 @@ async def test_the_next_hop_waits_until_the_replies_of_the_last_one_have_handed_
             if on_sending is not None:
                 on_sending()
 
-        async for event in stream_chat(config, request, on_sending=sending):
+        async for event in stream_chat(config, request, on_sending=sending, pace_s=pace_s):
             yield event
 
     monkeypatch.setattr(services, "replies_request", recorded)

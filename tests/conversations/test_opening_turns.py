@@ -33,7 +33,7 @@ def modelled(monkeypatch, log):
     async def written(question: str) -> None:
         log.append(f"write {question}")
 
-    async def stream_chat(config, request, *, on_sending=None):
+    async def stream_chat(config, request, *, on_sending=None, pace_s=None):
         question = request.messages[-1]["content"]
         hold = before_build.get(question)
         if isinstance(hold, asyncio.Event):

@@ -99,19 +99,21 @@ async def test_a_stream_that_ends_without_done_is_read_to_its_end_a_closing_cr_e
 async def test_a_compressed_stream_is_decompressed():
     # The body is read from aiohttp directly (three generators fewer a chunk) only when it is not content-encoded.
     recorded = (fixtures_dir() / "openai_stream_refusal.sse").read_bytes()
+    asked: list[float] = []
     with _FixedBody(gzip.compress(recorded), {"Content-Encoding": "gzip"}) as server:
         config = llm.UpstreamConfig(base_url=server.url("/v1"), api_key="k")
         request = llm.ChatRequest(model="gpt-4o", messages=[{"role": "user", "content": "Hi"}])
-        streamed = [event async for event in llm.stream_chat(config, request)]
+        streamed = [event async for event in llm.stream_chat(config, request, pace_s=lambda: asked.append(1) or 1)]
     with _FixedBody(recorded) as server:
         config = llm.UpstreamConfig(base_url=server.url("/v1"), api_key="k")
         plain = [event async for event in llm.stream_chat(config, request)]
 
     assert streamed == plain and len(plain) > 2 and isinstance(plain[-1], llm.Finish)
+    assert asked == []  # A decoded body is read as it comes: never paced.
 
 
 async def test_a_plain_stream_is_read_from_aiohttp_not_through_httpx_generators(monkeypatch):
-    # Fails if the SDK's vendored transport no longer holds the aiohttp response where `_aiohttp_body` looks.
+    # Fails if the SDK's vendored transport no longer holds the aiohttp response where `_aiohttp_response` looks.
     def through_httpx(*_args, **_kwargs):
         raise AssertionError("read through httpx's generators")
 
@@ -125,6 +127,54 @@ async def test_a_plain_stream_is_read_from_aiohttp_not_through_httpx_generators(
 
     assert isinstance(streamed[-1], llm.Finish) and streamed[-1].finish_reason == "stop"
     assert "".join(e.text for e in streamed if isinstance(e, llm.Delta))
+
+
+def _texts(events: list) -> str:
+    return "".join(event.text for event in events if isinstance(event, llm.Delta))
+
+
+async def test_a_paced_stream_leaves_its_connection_unread_between_reads_and_reads_a_windows_chunks_together(
+    upstream, upstream_reads
+):
+    config = llm.UpstreamConfig(base_url=upstream.base_url, api_key="k")
+    request = llm.ChatRequest(model="long:20+delay:20", messages=[{"role": "user", "content": "Hi"}])
+    events: list = []
+    asked: list[int] = []  # The deltas streamed so far, each time the reader asks how long to wait.
+
+    def pace_s() -> float:
+        asked.append(len(events))
+        return 0.1
+
+    async for event in llm.stream_chat(config, request, pace_s=pace_s):
+        events.append(event)
+
+    assert _texts(events) == "".join(f"w{i} " for i in range(20)) and isinstance(events[-1], llm.Finish)
+    assert len(asked) >= 2 and asked[0] >= 1  # Asked once text has come, before each read after.
+    assert upstream_reads.while_paused == 0
+    # The headers, the first delta, then 22 events 20 ms apart read about every 100 ms (each alone without pace_s).
+    assert upstream_reads.count <= 12
+
+
+async def test_text_sent_before_the_connection_closed_during_a_pause_is_still_read(upstream):
+    # aiohttp's reader raises a connection's error before the data it holds; the socket gives its data first.
+    config = llm.UpstreamConfig(base_url=upstream.base_url, api_key="k")
+    request = llm.ChatRequest(model="long:20+delay:10+cut:12", messages=[{"role": "user", "content": "Hi"}])
+    events: list = []
+    with pytest.raises(llm.LLMError) as raised:
+        async for event in llm.stream_chat(config, request, pace_s=lambda: 0.1):
+            events.append(event)
+
+    assert raised.value.kind == llm.ErrorKind.CONNECTION_DROPPED
+    assert _texts(events) == "".join(f"w{i} " for i in range(12))
+
+
+async def test_a_pause_lasts_at_most_half_the_read_timeout(upstream):
+    # Longer, and aiohttp's read timeout, counting from the last data, would end the stream during the pause.
+    config = llm.UpstreamConfig(base_url=upstream.base_url, api_key="k", read_timeout_s=0.2)
+    request = llm.ChatRequest(model="long:5+delay:10", messages=[{"role": "user", "content": "Hi"}])
+    events = [event async for event in llm.stream_chat(config, request, pace_s=lambda: 5.0)]
+
+    assert _texts(events) == "w0 w1 w2 w3 w4 " and isinstance(events[-1], llm.Finish)
 
 
 @pytest.mark.parametrize(
