@@ -7,12 +7,16 @@ headers, which costs no CPU). Each round reads the N streams through
 `llm.stream_chat` (the site's reader: the SDK sends the request, the site
 decodes the events) and, alternating, through the SDK's typed stream
 (`chat.completions.create(stream=True)`, a pydantic object per chunk) on
-the same HTTP client, the baseline; every stream's text is checked against
-the upstream's (the only assertion). Prints the CPU time of this process
-per stream, median and range over `--rounds`, and the ratio of the medians.
+the same HTTP client, the baseline; and through `llm.stream_chat` paced as a
+page's reply reads it (`pace_s`: the connection left unread `--pace-ms`
+between reads, 80 ms being the coalescing window with 50 replies
+streaming). Every stream's text is checked against the upstream's (the only
+assertion). Prints the CPU time of this process per stream, median and
+range over `--rounds`, and the ratios of the medians to the baseline's.
 Usage (from the repository root):
 
     .venv/bin/python bench/stream_read.py [--streams 50] [--rounds 6] [--model long:230+delay:16] [--uvloop]
+        [--pace-ms 80]
     .venv/bin/python bench/stream_read.py --model long:2+delay:16 --rounds 16   # mostly opening the streams
 """
 
@@ -25,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import uvloop
@@ -36,11 +41,12 @@ from bench.environment import bench_site
 from tests.servers import free_port
 
 
-async def _site(config, model: str) -> str:
+async def _site(config, model: str, pace_s: float | None = None) -> str:
     import llm
 
     request = llm.ChatRequest(model=model, messages=[{"role": "user", "content": "Hi"}])
-    return "".join([event.text async for event in llm.stream_chat(config, request) if isinstance(event, llm.Delta)])
+    stream = llm.stream_chat(config, request, pace_s=(lambda: pace_s) if pace_s is not None else None)
+    return "".join([event.text async for event in stream if isinstance(event, llm.Delta)])
 
 
 async def _sdk(config, model: str) -> str:
@@ -65,7 +71,8 @@ async def _rounds(base_url: str, args: argparse.Namespace) -> dict[str, list[flo
 
     config = llm.UpstreamConfig(base_url=base_url, api_key="bench")
     expected = "".join(f"w{i} " for i in range(int(re.search(r"long:(\d+)", args.model).group(1))))
-    readers = {"llm.stream_chat": _site, "SDK chunk objects": _sdk}
+    paced = partial(_site, pace_s=args.pace_ms / 1000)
+    readers = {"SDK chunk objects": _sdk, "llm.stream_chat": _site, f"paced, {args.pace_ms:g} ms": paced}
     cpu: dict[str, list[float]] = {name: [] for name in readers}
     for read in readers.values():  # Warm: the connection pool, the SDK client, the imports.
         assert await read(config, args.model) == expected
@@ -84,6 +91,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6, help="rounds, each reader once a round (default 6)")
     parser.add_argument("--model", default="long:230+delay:16", help="the fake's model string (long:N needed)")
     parser.add_argument("--uvloop", action="store_true", help="on uvloop's event loop, as the site's server runs")
+    parser.add_argument("--pace-ms", type=float, default=80, help="the paced reader's wait between reads (default 80)")
     args = parser.parse_args()
 
     port = free_port()
@@ -112,8 +120,9 @@ def main() -> None:
     for name, figures in cpu.items():
         medians[name] = statistics.median(figures)
         print(f"  {name:18} median {medians[name]:6.2f} ms  (range {min(figures):.2f} to {max(figures):.2f})")
-    site, sdk = medians.values()
-    print(f"  llm.stream_chat / SDK chunk objects: {site / sdk:.2f}")
+    sdk = medians.pop("SDK chunk objects")
+    for name, median in medians.items():
+        print(f"  {name} / SDK chunk objects: {median / sdk:.2f}")
 
 
 if __name__ == "__main__":
