@@ -5,10 +5,11 @@ runs it as its own asyncio task, so closing the tab that sent the message does
 not cancel it. Deltas go to the conversation's channel layer group, batched by
 `coalescing.DeltaCoalescer` (the first at once, later ones over
 `settings.CHAT_COALESCE_MS`), and the upstream is read once a window, not
-once a chunk (`llm.stream_chat`'s `pace_s`). While it streams, the text so far is saved every
-`CHAT_CHECKPOINT_S` (a heartbeat every `CHAT_HEARTBEAT_S` when nothing new
-came); when it ends it is stored and rendered once (`services.reply_finish`),
-and the final event carries the whole bubble, so a tab that missed deltas still ends right.
+once a chunk (`llm.stream_chat`'s `pace_s`). While it streams, the text so
+far is saved every `CHAT_CHECKPOINT_S` (a heartbeat every `CHAT_HEARTBEAT_S`
+when nothing new came); when it ends it is stored and rendered once
+(`services.reply_finish`), and the final event carries the whole bubble, so
+a tab that missed deltas still ends right.
 
 A running generator listens on the conversation's control group for
 `reply.stop` (from any tab, on any worker) and `reply.sync` (a tab that joined
