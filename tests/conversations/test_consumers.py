@@ -193,8 +193,9 @@ async def test_a_replys_upstream_is_read_once_a_window_not_once_a_chunk(
 
     assert "".join(delta_texts(frames)) == COUNTED and (await wait_for_reply()).content == COUNTED
     assert upstream_reads.while_paused == 0
-    # The headers and the first delta, then 32 events 20 ms apart, read about every 100 ms; the title's answer.
-    assert upstream_reads.count <= 15
+    # The headers and the first delta, then 32 events 20 ms apart, read about every 100 ms (each alone before the
+    # generation took the early stream); the title's answer. Read as it comes: about 35.
+    assert upstream_reads.count <= 18
 
 
 async def test_replies_started_together_read_their_upstream_once_a_window(
@@ -209,7 +210,7 @@ async def test_replies_started_together_read_their_upstream_once_a_window(
     await replies_settled()
 
     assert (await wait_for_reply()).content == COUNTED
-    assert upstream_reads.while_paused == 0 and upstream_reads.count <= 15
+    assert upstream_reads.while_paused == 0 and upstream_reads.count <= 18
 
 
 async def _sent_behind_the_first(sockets, texts: list[str], first_hop: threading.Event) -> None:
