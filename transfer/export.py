@@ -30,6 +30,7 @@ from typing import Any
 
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from isal import isal_zlib
 
 FORMAT = "chatsite.conversations"
 VERSION = 1
@@ -40,9 +41,11 @@ FILENAME_TITLE_MAX_CHARS = 60
 FILENAME_FALLBACK = "conversation"
 # A streamed ZIP goes out in pieces of about this size (bytes).
 ZIP_CHUNK_BYTES = 64 * 1024
-# zlib's fastest level: about three times the speed of the default (6) for
-# about a quarter more bytes on chat text. Exporting is CPU work on a server
-# that also streams replies; the download is cheap next to it.
+# ISA-L's level 1 (of 0 to 3): on chat text, the size zlib's fastest level
+# (1) gives, in a third of its time (bench/README.md, export_all.py); zlib's
+# level 1 took a third of its default's (6) time for about a quarter more
+# bytes. Exporting is CPU work on a server that also streams replies; the
+# download is cheap next to it.
 ZIP_COMPRESSLEVEL = 1
 
 # The message attributes the Markdown and text documents read (a query for them alone reads less).
@@ -246,10 +249,9 @@ def zip_stream(entries: Iterable[ZipEntry], *, chunk_bytes: int = ZIP_CHUNK_BYTE
         for entry in entries:
             info = zipfile.ZipInfo(entry.name, date_time=_zip_time(entry.modified))
             info.compress_type = zipfile.ZIP_DEFLATED
-            # No public setter before Python 3.13 (compress_level); typeshed declares only that public one.
-            info._compresslevel = ZIP_COMPRESSLEVEL  # type: ignore[attr-defined]
             info.external_attr = 0o644 << 16  # rw-r--r-- when unzipped on Unix
             with archive.open(info, "w", force_zip64=entry.large) as member:
+                member._compressor = _deflater()  # type: ignore[attr-defined]
                 for chunk in entry.chunks:
                     member.write(chunk)
                     if pipe.size >= chunk_bytes:
@@ -296,6 +298,18 @@ def archive_chunks(
         for conversation, messages in markdown_pairs
     )
     return zip_stream(itertools.chain([json_entry], markdown_entries, files))
+
+
+def _deflater() -> Any:
+    """Return a raw deflate compressor (no zlib header: a ZIP entry's data, APPNOTE 4.4.5) from ISA-L.
+
+    zipfile has no hook for its compressor: an entry opened for writing
+    calls ``_compressor.compress`` on each piece and ``_compressor.flush`` at
+    its end, the methods of zlib's compressor objects, which isal_zlib's
+    have too (isal_zlib mirrors zlib's module, with levels 0 to 3). Deflate
+    was most of an export's time with zlib's.
+    """
+    return isal_zlib.compressobj(ZIP_COMPRESSLEVEL, isal_zlib.DEFLATED, -isal_zlib.MAX_WBITS)
 
 
 class _Pipe:

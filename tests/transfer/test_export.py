@@ -3,14 +3,17 @@
 import io
 import json
 import random
+import struct
 import uuid
 import zipfile
+import zlib
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from isal import isal_zlib
 
 from conversations import selectors, services
 from conversations.models import Conversation, Message
@@ -240,6 +243,29 @@ def test_zip_stream_makes_an_archive_zipfile_opens():
     assert archive.testzip() is None
     assert archive.read("a.json") == b'{"a": 1}' and archive.read("dir/b.md").decode() == "héllo"
     assert archive.getinfo("dir/b.md").date_time == (2025, 3, 1, 9, 30, 14)  # ZIP times have 2-second steps
+
+
+def _raw_entry_data(data: bytes, info: zipfile.ZipInfo) -> bytes:
+    """The compressed bytes of an entry as the archive holds them, after its local header (APPNOTE 4.3.7)."""
+    name_length, extra_length = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
+    start = info.header_offset + 30 + name_length + extra_length
+    return data[start : start + info.compress_size]
+
+
+def test_zip_stream_deflates_every_entry_with_isa_l_at_the_export_level():
+    """Each entry's deflate stream is what ISA-L writes from its pieces, which zlib's fastest level does not."""
+    text = " ".join(random.Random(1).choice(["token", "stream", "reply", "旅行", "persona"]) for _ in range(40_000))
+    pieces = [text[:90_000].encode(), text[90_000:].encode()]
+    data = b"".join(export.zip_stream([export.ZipEntry("a.md", START, pieces), export.ZipEntry("b.md", START, [])]))
+    archive = zipfile.ZipFile(io.BytesIO(data))
+
+    isa_l = isal_zlib.compressobj(export.ZIP_COMPRESSLEVEL, isal_zlib.DEFLATED, -15)
+    expected = b"".join(isa_l.compress(piece) for piece in pieces) + isa_l.flush()
+    zlib_fastest = zlib.compressobj(1, zlib.DEFLATED, -15)
+    assert expected != b"".join(zlib_fastest.compress(piece) for piece in pieces) + zlib_fastest.flush()
+    assert _raw_entry_data(data, archive.getinfo("a.md")) == expected
+    assert archive.read("a.md") == b"".join(pieces) and archive.read("b.md") == b""
+    assert archive.getinfo("a.md").compress_type == zipfile.ZIP_DEFLATED and archive.testzip() is None
 
 
 def test_zip_stream_sends_pieces_before_it_has_read_every_entry():
