@@ -171,6 +171,9 @@ class Message(models.Model):
             models.Index(fields=["asked_by", "created_at"], name="message_asked_by_created"),
             # The quota's replies streaming: one user's few, not their history (selectors.user_usage).
             models.Index(fields=["asked_by"], condition=Q(status="streaming"), name="message_asked_by_streaming"),
+            # The conversations one user asked in (an export's IM group chats, selectors.conversation_iter_for_export):
+            # read from the index alone, not from each of the user's messages (10 ms for 10,000 messages on SQLite).
+            models.Index(fields=["asked_by", "conversation"], name="message_asked_by_conversation"),
             # A conversation's streaming replies, checked on every send (services.replies_streaming_live):
             # the few streaming rows, however long the conversation.
             models.Index(

@@ -340,6 +340,20 @@ def test_a_users_export_holds_their_part_of_an_im_group_chat_and_nothing_other_m
     assert "Group chat: only your messages and the replies to them" in markdown and "bob" not in markdown
 
 
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's query plan")
+def test_finding_the_group_chats_a_user_asked_in_reads_an_index_not_their_messages(alice, persona):
+    """The conversations of others in which a user asked come from the (asker, conversation) index alone."""
+    make_conversation(alice, persona, title="Mine")
+    with CaptureQueriesContext(connection) as queries:
+        list(selectors.conversation_iter_for_export(user=alice))
+    [sql] = [query["sql"] for query in queries.captured_queries if 'FROM "conversations_conversation"' in query["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN QUERY PLAN " + sql)
+        plan = [row[-1] for row in cursor.fetchall()]
+    messages = [step for step in plan if step.startswith("SEARCH U0 ")]  # U0: the subquery's messages
+    assert messages and all("COVERING INDEX message_asked_by_conversation (asked_by_id=?)" in m for m in messages), plan
+
+
 def test_export_reads_take_one_query_per_batch_of_conversations(alice, persona, django_assert_num_queries):
     for i in range(5):
         make_conversation(alice, persona, title=f"C{i}")
