@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from conversations.compiled import SelectIn
 from conversations.models import Conversation, DailyUsage, Folder, Message, UnstoredReply, Versions
+from personas.models import Persona
 
 SIDEBAR_PAGE_SIZE = 50
 
@@ -470,21 +471,34 @@ def conversation_iter_for_export(*, user: User, chunk_size: int = EXPORT_ROWS_PE
     With them, the conversations of other accounts in which `user` asked
     something (IM group chats, whose conversation belongs to the group's own
     account: bots), each with `export_part_of` set to `user.pk` (None on the
-    user's own) and no title (the group's came from whoever spoke first):
-    `message_iter_for_export` gives only `user`'s part of them, their
-    questions and the replies to them. Rows come `chunk_size` at a time from
-    one query (a server-side cursor on PostgreSQL), never as one list.
+    user's own), no title (the group's came from whoever spoke first) and no
+    folder (the group account's, not the user's): `message_iter_for_export`
+    gives only `user`'s part of them, their questions and the replies to
+    them. Rows come `chunk_size` at a time from one query (a server-side
+    cursor on PostgreSQL), never as one list.
+
+    The personas (with their models) and the user's folders are read once,
+    before the conversations, and given to each: joined to every
+    conversation's row, each persona and its system prompt were read and
+    built again for each of its conversations. One added meanwhile loads
+    when asked for.
     """
     asked_elsewhere = Message.objects.filter(asked_by=user).exclude(conversation__owner=user).values("conversation_id")
     conversations = (
         Conversation.objects.filter(Q(owner=user) | Q(pk__in=asked_elsewhere))
         .annotate(export_part_of=Case(When(owner=user, then=None), default=Value(user.pk), output_field=IntegerField()))
-        .select_related("persona__model", "folder")
         .order_by("id")
     )
+    personas = Persona.objects.select_related("model").in_bulk()
+    folders = Folder.objects.filter(owner=user).in_bulk()
     for conversation in conversations.iterator(chunk_size=chunk_size):
         if conversation.export_part_of is not None:
             conversation.title = ""
+            conversation.folder = None
+        if (persona := personas.get(conversation.persona_id)) is not None:
+            conversation.persona = persona
+        if (folder := folders.get(conversation.folder_id)) is not None:
+            conversation.folder = folder
         yield conversation
 
 

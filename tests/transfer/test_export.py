@@ -15,8 +15,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from isal import isal_zlib
 
-from conversations import selectors, services
-from conversations.models import Conversation, Message
+from conversations import organizing, selectors, services
+from conversations.models import Conversation, Folder, Message
 from tests.conversations.history import START, make_conversation
 from transfer import export
 
@@ -326,6 +326,8 @@ def test_a_users_export_holds_their_part_of_an_im_group_chat_and_nothing_other_m
     for asker, text in ((bob, "bob speaks first"), (alice, "alice asks"), (bob, "bob again")):
         sent = services.message_send(conversation=group_chat, text=text, asked_by=asker)
         services.reply_finish(message=sent.assistant_message, content=f"answer to {text}", status="complete")
+    group_chat.folder = Folder.objects.create(owner=group_chat.owner, name="the group account's")
+    group_chat.save(update_fields=["folder"])
     own = make_conversation(alice, persona, title="Alice's own")
 
     pairs = list(selectors.message_iter_for_export(conversations=selectors.conversation_iter_for_export(user=alice)))
@@ -335,6 +337,7 @@ def test_a_users_export_holds_their_part_of_an_im_group_chat_and_nothing_other_m
     group, mine = records
     assert [m["content"] for m in group["messages"]] == ["alice asks", "answer to alice asks"]
     assert group["group_chat"] is True and "group_chat" not in mine
+    assert group["folder"] is None  # the group account's folders are not the user's
     assert len(mine["messages"]) == len(shown(own))
     markdown = export.conversation_markdown(pairs[0][0], pairs[0][1])
     assert "Group chat: only your messages and the replies to them" in markdown and "bob" not in markdown
@@ -357,11 +360,17 @@ def test_finding_the_group_chats_a_user_asked_in_reads_an_index_not_their_messag
 def test_export_reads_take_one_query_per_batch_of_conversations(alice, persona, django_assert_num_queries):
     for i in range(5):
         make_conversation(alice, persona, title=f"C{i}")
+    folder = organizing.folder_get_or_create(owner=alice, name="Trips")
+    organizing.conversation_move(conversation=Conversation.objects.filter(owner=alice).order_by("pk")[0], folder=folder)
     conversations = selectors.conversation_iter_for_export(user=alice)
-    with django_assert_num_queries(1 + 3):  # the conversations, then messages for 2 + 2 + 1 of them
+    # The personas and the folders once, the conversations, then messages for 2 + 2 + 1 of them.
+    with django_assert_num_queries(3 + 3) as queries:
         pairs = list(selectors.message_iter_for_export(conversations=conversations, per_query=2))
         for conversation, _ in pairs:
-            assert conversation.persona.model.model_id  # loaded with the conversation
+            assert conversation.persona.model.model_id  # loaded before the conversations
+        assert pairs[0][0].folder.name == "Trips"
+    [sql] = [query["sql"] for query in queries.captured_queries if 'FROM "conversations_conversation"' in query["sql"]]
+    assert "personas_persona" not in sql and "conversations_folder" not in sql  # not read again for each row
 
 
 def test_export_reads_use_chunked_iterators(alice, persona, monkeypatch):

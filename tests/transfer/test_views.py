@@ -190,9 +190,9 @@ def test_export_all_query_count_does_not_grow_with_conversations(client, alice, 
     for i in range(5):
         make_conversation(alice, persona, title=f"C{i}")
     client.force_login(alice)
-    # Session, user and the attachments sent, then per pass (JSON, Markdown): the conversations and one
-    # query for their messages.
-    with django_assert_num_queries(3 + 2 * 2):
+    # Session, user and the attachments sent, then per pass (JSON, Markdown): the personas, the user's
+    # folders, the conversations and one query for their messages.
+    with django_assert_num_queries(3 + 2 * 4):
         b"".join(client.get(reverse("transfer:export-all")).streaming_content)
 
 
