@@ -17,6 +17,7 @@ import reads only conversations.json, whose keys never change.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import json.encoder
@@ -72,7 +73,9 @@ def iso_utc(moment: datetime | None) -> str | None:
     """Return `moment` as ISO 8601 in UTC with a ``Z`` suffix, or None for None."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:  # Rows from the database are in UTC already (Django's USE_TZ).
+        moment = moment.astimezone(UTC)
+    return moment.isoformat()[:-6] + "Z"  # "+00:00" is the last six characters of UTC's isoformat.
 
 
 def conversation_record(conversation: Any, messages: Iterable[Any]) -> dict[str, Any]:
@@ -382,10 +385,10 @@ def _message_json(message: Any, attachments: list[dict[str, Any]] | None = None)
         record = json.loads(_message_json(message))
         return json.dumps({**record, "attachments": attachments}, ensure_ascii=False)
     return (
-        f'{{"id": "{message.public_id}", "role": {_json_str(message.role)}, '
+        f'{{"id": "{message.public_id}", "role": {_json_word(message.role)}, '
         f'"content": {_json_str(message.content)}, "created": {_json_time(message.created_at)}, '
-        f'"model": {_json_str(message.model_id)}, "status": {_json_str(message.status)}, '
-        f'"finish_reason": {_json_str(message.finish_reason)}, '
+        f'"model": {_json_word(message.model_id)}, "status": {_json_word(message.status)}, '
+        f'"finish_reason": {_json_word(message.finish_reason)}, '
         f'"prompt_tokens": {_json_int(message.prompt_tokens)}, '
         f'"completion_tokens": {_json_int(message.completion_tokens)}, '
         f'"tokens_estimated": {"true" if message.tokens_estimated else "false"}, '
@@ -410,6 +413,10 @@ def _json_str(text: str) -> str:
     if text.isascii() and "\x7f" not in text:
         return _encode_json_ascii(text)
     return _encode_json(text)
+
+
+# The same, remembered for the words most messages share (roles, statuses, model ids, finish reasons).
+_json_word = functools.lru_cache(maxsize=256)(_json_str)
 
 
 def _json_document_chunks(record_texts: Iterable[str], exported_at: datetime) -> Iterator[bytes]:

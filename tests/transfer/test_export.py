@@ -7,8 +7,9 @@ import struct
 import uuid
 import zipfile
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import connection
@@ -153,6 +154,21 @@ def test_record_json_is_what_json_dumps_writes(text):
     conversation.persona = None
     expected = json.dumps(export.conversation_record(conversation, []), ensure_ascii=False)
     assert export.conversation_record_json(conversation, []) == expected
+
+
+@pytest.mark.parametrize(
+    "moment, expected",
+    [
+        (None, None),
+        (datetime(2025, 3, 1, 9, 30, 15, 123456, tzinfo=UTC), "2025-03-01T09:30:15.123456Z"),
+        (datetime(2025, 3, 1, 9, 30, 15, tzinfo=UTC), "2025-03-01T09:30:15Z"),
+        (datetime(2025, 3, 1, 17, 30, 15, 1, tzinfo=ZoneInfo("Asia/Shanghai")), "2025-03-01T09:30:15.000001Z"),
+        (datetime(2025, 3, 1, 9, 30, 15, tzinfo=ZoneInfo("UTC")), "2025-03-01T09:30:15Z"),
+        (datetime(2025, 3, 1, 4, 0, tzinfo=timezone(timedelta(hours=-5, minutes=-30))), "2025-03-01T09:30:00Z"),
+    ],
+)
+def test_times_are_written_in_utc_with_a_z(moment, expected):
+    assert export.iso_utc(moment) == expected
 
 
 # Markdown and text
