@@ -73,7 +73,7 @@ def iso_utc(moment: datetime | None) -> str | None:
     """Return `moment` as ISO 8601 in UTC with a ``Z`` suffix, or None for None."""
     if moment is None:
         return None
-    if moment.tzinfo is not UTC:  # Rows from the database are in UTC already (Django's USE_TZ).
+    if moment.tzinfo is not UTC:  # Django's SQLite rows carry this very tzinfo (USE_TZ); others are converted.
         moment = moment.astimezone(UTC)
     return moment.isoformat()[:-6] + "Z"  # "+00:00" is the last six characters of UTC's isoformat.
 
