@@ -192,7 +192,6 @@ async def test_a_replys_upstream_is_read_once_a_window_not_once_a_chunk(
     await replies_settled()  # The title's request too.
 
     assert "".join(delta_texts(frames)) == COUNTED and (await wait_for_reply()).content == COUNTED
-    assert upstream_reads.while_paused == 0
     # The headers and the first delta, then 32 events 20 ms apart, read about every 100 ms (each alone before the
     # generation took the early stream); the title's answer. Read as it comes: about 35.
     assert upstream_reads.count <= 18
@@ -210,7 +209,7 @@ async def test_replies_started_together_read_their_upstream_once_a_window(
     await replies_settled()
 
     assert (await wait_for_reply()).content == COUNTED
-    assert upstream_reads.while_paused == 0 and upstream_reads.count <= 18
+    assert upstream_reads.count <= 18
 
 
 async def _sent_behind_the_first(sockets, texts: list[str], first_hop: threading.Event) -> None:
